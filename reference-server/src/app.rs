@@ -1,0 +1,103 @@
+//! The HTTP surface: every route of the hub in one place.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::{Hub, ISSUER_PATH};
+use crate::{authorize, control, metadata, registration, resource, token};
+
+/// Largest request body the hub reads: registrations and forms are small.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(hub: Arc<Hub>) -> Router {
+    let oauth = Router::new()
+        .route("/authorize", get(authorize::authorize))
+        .route("/login", get(authorize::login_form).post(authorize::login_submit))
+        .route("/consent", get(authorize::consent_form).post(authorize::consent_submit))
+        .route("/token", post(token::token))
+        .route("/register", post(registration::register))
+        .route("/jwks.json", get(metadata::jwks))
+        .route("/.well-known/openid-configuration", get(metadata::authorization_server_metadata));
+
+    let mut app = Router::new()
+        .route("/", get(index))
+        .route(
+            &format!("/.well-known/oauth-authorization-server{ISSUER_PATH}"),
+            get(metadata::authorization_server_metadata),
+        )
+        .route(
+            &format!("/.well-known/openid-configuration{ISSUER_PATH}"),
+            get(metadata::authorization_server_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*path}",
+            get(metadata::protected_resource_metadata),
+        )
+        .nest(ISSUER_PATH, oauth)
+        .fallback(fallback);
+
+    if hub.config.test_mode {
+        let control = Router::new()
+            .route("/audit", get(control::audit))
+            .route("/clock", get(control::clock).post(control::advance_clock))
+            .route("/authorizations/{request}/decision", post(control::decide))
+            .route("/clients", post(control::create_client))
+            .route("/users", post(control::create_user))
+            .layer(middleware::from_fn_with_state(hub.clone(), control::require_control_token));
+        app = app.nest("/control", control);
+    }
+
+    app.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Spans carry the path only: query strings can hold request handles.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(hub)
+}
+
+/// Anything else: an MCP server path is the demo MCP endpoint, the rest is 404.
+async fn fallback(
+    state: State<Arc<Hub>>,
+    peer: axum::extract::ConnectInfo<std::net::SocketAddr>,
+    uri: axum::http::Uri,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if method == axum::http::Method::POST || method == axum::http::Method::GET {
+        match state.store.mcp_server_by_path(uri.path()).await {
+            Ok(Some(_)) => {
+                return resource::mcp_endpoint(state, peer, uri, headers, body)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+            Ok(None) => {}
+            Err(err) => return crate::error::OAuthError::from(err).into_response(),
+        }
+    }
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "error_description": "no such endpoint"}))).into_response()
+}
+
+async fn index(State(hub): State<Arc<Hub>>) -> Response {
+    let servers = hub.store.mcp_servers().await.unwrap_or_default();
+    let items: String = servers
+        .iter()
+        .map(|s| format!("<li>{} — <code>{}</code></li>", s.name, hub.resource_url(s)))
+        .collect();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><title>Agentic identity hub</title><body>\
+         <h1>Agentic identity hub</h1><p>Issuer: <code>{issuer}</code></p>\
+         <p>Metadata: <a href=\"/.well-known/oauth-authorization-server{ISSUER_PATH}\">RFC 8414</a></p>\
+         <h2>Protected MCP servers</h2><ul>{items}</ul></body></html>",
+        issuer = hub.issuer
+    ))
+    .into_response()
+}

@@ -1,0 +1,133 @@
+//! The audit trail: one [`AuditEvent`] per security-relevant action.
+//!
+//! Events never carry secrets: no token, code, verifier, password or client
+//! secret is ever passed to [`AuditEvent`]. Writing is part of the action: a
+//! failed audit write fails the request (no token is issued unaudited).
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the event schema below; bump it with any field change.
+pub const AUDIT_SCHEMA_VERSION: &str = "1";
+
+/// Who performed the action.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Actor {
+    /// `user`, `client`, `agent`, `admin` or `anonymous`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+/// One audited action and its outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: String,
+    /// Seconds since the Unix epoch, on the hub's clock.
+    pub time: i64,
+    /// e.g. `client.registered`, `user.login`, `consent.granted`, `token.issued`, `token.refused`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    pub actor: Actor,
+    /// The user acted for, if any.
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub resource: Option<String>,
+    pub scopes_requested: Vec<String>,
+    pub scopes_granted: Vec<String>,
+    /// Why a refusal happened, in words an operator can act on.
+    pub reason: Option<String>,
+    /// Ties the events of one flow together (one authorization request, one token request).
+    pub correlation_id: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(event_type: &str, outcome: Outcome) -> Self {
+        AuditEvent {
+            id: crate::random::id("evt"),
+            time: 0,
+            event_type: event_type.to_owned(),
+            outcome: outcome.as_str().to_owned(),
+            actor: Actor {
+                kind: "anonymous".to_owned(),
+                id: None,
+            },
+            user: None,
+            tenant: None,
+            client_id: None,
+            resource: None,
+            scopes_requested: Vec::new(),
+            scopes_granted: Vec::new(),
+            reason: None,
+            correlation_id: None,
+            source_ip: None,
+        }
+    }
+
+    pub fn actor(mut self, kind: &str, id: impl Into<Option<String>>) -> Self {
+        self.actor = Actor {
+            kind: kind.to_owned(),
+            id: id.into(),
+        };
+        self
+    }
+
+    pub fn user(mut self, user: impl Into<Option<String>>) -> Self {
+        self.user = user.into();
+        self
+    }
+
+    pub fn tenant(mut self, tenant: impl Into<Option<String>>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+
+    pub fn client(mut self, client_id: impl Into<Option<String>>) -> Self {
+        self.client_id = client_id.into();
+        self
+    }
+
+    pub fn resource(mut self, resource: impl Into<Option<String>>) -> Self {
+        self.resource = resource.into();
+        self
+    }
+
+    pub fn scopes(mut self, requested: &[String], granted: &[String]) -> Self {
+        self.scopes_requested = requested.to_vec();
+        self.scopes_granted = granted.to_vec();
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn correlation(mut self, correlation_id: impl Into<Option<String>>) -> Self {
+        self.correlation_id = correlation_id.into();
+        self
+    }
+
+    pub fn source_ip(mut self, ip: impl Into<Option<String>>) -> Self {
+        self.source_ip = ip.into();
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}

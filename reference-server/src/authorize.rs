@@ -1,0 +1,460 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OAuth 2.1 §4.1) and the login
+//! and consent pages that stand between the request and the redirect back.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use url::Url;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::{HubError, OAuthError};
+use crate::fault::Fault;
+use crate::model::Client;
+use crate::pages::render;
+use crate::params::{split_scopes, Params};
+use crate::state::Hub;
+use crate::store::{AuthorizationCode, AuthorizationRequest};
+
+type Peer = ConnectInfo<std::net::SocketAddr>;
+
+/// An error shown to the user on the hub's own page: used whenever the client
+/// or redirect URI cannot be trusted, so the browser is never sent anywhere.
+fn error_page(hub: &Hub, err: &OAuthError) -> Response {
+    let status = if matches!(err, OAuthError::ServerError) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    render(
+        &hub.pages,
+        status,
+        "error.html",
+        context! { error => err.code(), description => err.description() },
+    )
+    .unwrap_or_else(|e| OAuthError::from(e).into_response())
+}
+
+/// Sends the user back to the client with the outcome in the query (RFC 6749 §4.1.2, RFC 9207 §2).
+fn redirect_back(hub: &Hub, redirect_uri: &str, state: Option<&str>, outcome: &[(&str, &str)]) -> Response {
+    let Ok(mut url) = Url::parse(redirect_uri) else {
+        return error_page(hub, &OAuthError::InvalidRequest("the redirect URI is not valid".into()));
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in outcome {
+            query.append_pair(k, v);
+        }
+        if let Some(state) = state.filter(|_| !hub.faults.on(Fault::DropState)) {
+            query.append_pair("state", state);
+        }
+        if !hub.faults.on(Fault::OmitIssInResponse) {
+            query.append_pair("iss", &hub.issuer);
+        }
+    }
+    let mut response = Redirect::to(url.as_str()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
+
+fn redirect_error(hub: &Hub, redirect_uri: &str, state: Option<&str>, err: &OAuthError) -> Response {
+    redirect_back(
+        hub,
+        redirect_uri,
+        state,
+        &[("error", err.code()), ("error_description", err.description())],
+    )
+}
+
+/// Exact string comparison (OAuth 2.1 §2.3.1); the fault swaps in a prefix match.
+fn redirect_matches(hub: &Hub, registered: &str, presented: &str) -> bool {
+    if hub.faults.on(Fault::LooseRedirectMatch) {
+        presented.starts_with(registered)
+    } else {
+        registered == presented
+    }
+}
+
+/// A `code_challenge` must be 43 to 128 unreserved characters (RFC 7636 §4.2).
+fn valid_challenge(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// `GET /authorize`.
+pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
+    match authorize_inner(&hub, &peer, &uri).await {
+        Ok(response) => response,
+        Err(err) => error_page(&hub, &err),
+    }
+}
+
+async fn authorize_inner(hub: &Hub, peer: &std::net::SocketAddr, uri: &Uri) -> Result<Response, OAuthError> {
+    let params = Params::from_query(uri.query())?;
+    let refuse = |client: Option<&Client>, reason: String| {
+        AuditEvent::new("authorization.refused", Outcome::Failure)
+            .actor("client", client.map(|c| c.client_id.clone()))
+            .client(client.map(|c| c.client_id.clone()))
+            .reason(reason)
+            .source_ip(peer.ip().to_string())
+    };
+
+    // Until client and redirect URI are established, errors stay on the hub (RFC 6749 §4.1.2.1).
+    let client_id = params.require("client_id")?;
+    let Some(client) = hub.store.client(client_id).await? else {
+        hub.audit(refuse(None, format!("unknown client_id `{client_id}`"))).await?;
+        return Err(OAuthError::InvalidRequest("the client_id is not registered".into()));
+    };
+    let redirect_uri = match params.get("redirect_uri")? {
+        Some(presented) => {
+            if !client.redirect_uris.iter().any(|r| redirect_matches(hub, r, presented)) {
+                hub.audit(refuse(Some(&client), "redirect_uri does not match a registered one".into()))
+                    .await?;
+                return Err(OAuthError::InvalidRequest(
+                    "the redirect_uri does not exactly match a registered redirect URI".into(),
+                ));
+            }
+            presented.to_owned()
+        }
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => {
+            return Err(OAuthError::InvalidRequest(
+                "redirect_uri is required when several are registered".into(),
+            ))
+        }
+    };
+    let state = params.get("state").ok().flatten();
+
+    match check_request(hub, &client, &params).await {
+        Ok((resource, scopes, code_challenge)) => {
+            let now = hub.clock.now();
+            let request = AuthorizationRequest {
+                id: crate::random::secret(),
+                client_id: client.client_id.clone(),
+                redirect_uri,
+                resource,
+                scopes,
+                state: state.map(str::to_owned),
+                code_challenge,
+                correlation_id: crate::random::id("flow"),
+                user_id: None,
+                expires_at: now + i64::from(hub.config.request_ttl),
+                completed: false,
+            };
+            hub.store.insert_authorization_request(&request, now).await?;
+            Ok(Redirect::to(&format!("{}?request={}", hub.endpoint("/login"), request.id)).into_response())
+        }
+        Err(err) => {
+            hub.audit(refuse(Some(&client), err.to_string())).await?;
+            Ok(redirect_error(hub, &redirect_uri, state, &err))
+        }
+    }
+}
+
+/// The checks whose failures are reported to the client by redirect.
+async fn check_request(
+    hub: &Hub,
+    client: &Client,
+    params: &Params,
+) -> Result<(String, Vec<String>, Option<String>), OAuthError> {
+    match params.require("response_type")? {
+        "code" => {}
+        other => {
+            return Err(OAuthError::UnsupportedResponseType(format!(
+                "response_type `{other}` is not supported; use `code`"
+            )))
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client is not registered for the authorization_code grant".into(),
+        ));
+    }
+    let challenge = params.get("code_challenge")?;
+    let method = params.get("code_challenge_method")?;
+    let code_challenge = match (challenge, method) {
+        (None, _) if hub.faults.on(Fault::AllowMissingPkce) => None,
+        (None, _) => return Err(OAuthError::InvalidRequest("code_challenge is required (PKCE)".into())),
+        (Some(c), Some("S256")) if valid_challenge(c) => Some(c.to_owned()),
+        (Some(c), Some("plain") | None) if hub.faults.on(Fault::AcceptPlainPkce) => Some(c.to_owned()),
+        (Some(_), Some("S256")) => {
+            return Err(OAuthError::InvalidRequest(
+                "code_challenge must be 43 to 128 unreserved characters".into(),
+            ))
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::InvalidRequest(
+                "code_challenge_method must be S256; plain is not accepted".into(),
+            ))
+        }
+    };
+
+    let resource = params
+        .get("resource")?
+        .ok_or_else(|| OAuthError::InvalidTarget("the resource parameter is required (RFC 8707)".into()))?;
+    let requested = split_scopes(params.get("scope")?);
+    let server = hub.server_for_resource(resource).await?;
+    let scopes = match server {
+        Some(server) => {
+            if let Some(unknown) = requested.iter().find(|s| !server.scopes.contains(s)) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope `{unknown}` is not offered by {}",
+                    server.name
+                )));
+            }
+            if requested.is_empty() {
+                server.scopes.clone()
+            } else {
+                requested
+            }
+        }
+        None if hub.faults.on(Fault::AcceptUnknownResource) => requested,
+        None => {
+            return Err(OAuthError::InvalidTarget(format!(
+                "`{resource}` is not a resource protected by this authorization server"
+            )))
+        }
+    };
+    Ok((resource.to_owned(), scopes, code_challenge))
+}
+
+/// Loads a pending request that is still open, or explains why it cannot continue.
+async fn open_request(hub: &Hub, params: &Params) -> Result<(AuthorizationRequest, Client), OAuthError> {
+    let id = params.require("request")?;
+    let request = hub
+        .store
+        .authorization_request(id)
+        .await?
+        .filter(|r| !r.completed && r.expires_at > hub.clock.now())
+        .ok_or_else(|| OAuthError::InvalidRequest("this authorization request is unknown, finished or expired".into()))?;
+    let client = hub
+        .store
+        .client(&request.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("the client no longer exists".into()))?;
+    Ok((request, client))
+}
+
+async fn resource_name(hub: &Hub, resource: &str) -> Result<String, HubError> {
+    Ok(hub
+        .server_for_resource(resource)
+        .await?
+        .map(|s| s.name)
+        .unwrap_or_else(|| resource.to_owned()))
+}
+
+fn login_page(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    resource_name: &str,
+    error: Option<&str>,
+) -> Result<Response, HubError> {
+    render(
+        &hub.pages,
+        if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK },
+        "login.html",
+        context! {
+            action => hub.endpoint("/login"),
+            request_id => request.id,
+            client_name => client.name,
+            resource_name => resource_name,
+            error => error,
+        },
+    )
+}
+
+/// `GET /login?request=…`.
+pub async fn login_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
+    let result = async {
+        let params = Params::from_query(uri.query())?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let name = resource_name(&hub, &request.resource).await?;
+        Ok::<_, OAuthError>(login_page(&hub, &request, &client, &name, None)?)
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub, &err))
+}
+
+/// `POST /login`: checks the password and moves the request on to consent.
+pub async fn login_submit(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, body: Bytes) -> Response {
+    let result = async {
+        let params = Params::parse(&body)?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let username = params.get("username")?.unwrap_or_default();
+        let password = params.get("password")?.unwrap_or_default();
+        let user = hub.store.user_by_username(username).await?;
+        let verified = match &user {
+            Some(user) => crate::credentials::verify_secret(password, &user.password_hash).await?,
+            None => false,
+        };
+        let event = AuditEvent::new("user.login", Outcome::Success)
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string());
+        match user.filter(|_| verified) {
+            Some(user) => {
+                hub.audit(
+                    event
+                        .actor("user", user.id.clone())
+                        .user(user.id.clone())
+                        .tenant(user.primary_tenant().map(str::to_owned)),
+                )
+                .await?;
+                hub.store.set_request_user(&request.id, &user.id).await?;
+                Ok(Redirect::to(&format!("{}?request={}", hub.endpoint("/consent"), request.id)).into_response())
+            }
+            None => {
+                hub.audit(
+                    AuditEvent {
+                        outcome: Outcome::Failure.as_str().into(),
+                        ..event
+                    }
+                    .actor("anonymous", None)
+                    .reason("wrong username or password"),
+                )
+                .await?;
+                let name = resource_name(&hub, &request.resource).await?;
+                Ok::<_, OAuthError>(login_page(
+                    &hub,
+                    &request,
+                    &client,
+                    &name,
+                    Some("Wrong username or password."),
+                )?)
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub, &err))
+}
+
+/// `GET /consent?request=…`: one checkbox per requested scope.
+pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
+    let result = async {
+        let params = Params::from_query(uri.query())?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let user_id = request
+            .user_id
+            .clone()
+            .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
+        let user = hub
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
+        let redirect_host = Url::parse(&request.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let name = resource_name(&hub, &request.resource).await?;
+        Ok::<_, OAuthError>(render(
+            &hub.pages,
+            StatusCode::OK,
+            "consent.html",
+            context! {
+                action => hub.endpoint("/consent"),
+                request_id => request.id,
+                client_name => client.name,
+                trust_level => client.trust_level.as_str(),
+                user_name => user.name,
+                resource => request.resource,
+                resource_name => name,
+                redirect_host => redirect_host,
+                scopes => request.scopes,
+            },
+        )?)
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub, &err))
+}
+
+/// `POST /consent`: issues the code for the approved scopes, or `access_denied`.
+pub async fn consent_submit(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, body: Bytes) -> Response {
+    let result = async {
+        let params = Params::parse(&body)?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let user_id = request
+            .user_id
+            .clone()
+            .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
+        let approve = match params.require("decision")? {
+            "approve" => true,
+            "deny" => false,
+            _ => return Err(OAuthError::InvalidRequest("decision must be approve or deny".into())),
+        };
+        let checked = params.all("scope");
+        let granted: Vec<String> = if approve {
+            request.scopes.iter().filter(|s| checked.contains(&s.as_str())).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        decide(&hub, &request, &client, &user_id, &granted, &peer).await
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub, &err))
+}
+
+/// Records the user's decision and sends them back to the client.
+/// Shared by the consent page and the control API.
+pub async fn decide(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    granted: &[String],
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    if !hub.store.complete_request(&request.id).await? {
+        return Err(OAuthError::InvalidRequest("this authorization request was already decided".into()));
+    }
+    let user = hub.store.user_by_id(user_id).await?;
+    let tenant = user.as_ref().and_then(|u| u.primary_tenant().map(str::to_owned));
+    let event = |kind: &str, outcome| {
+        AuditEvent::new(kind, outcome)
+            .actor("user", user_id.to_owned())
+            .user(user_id.to_owned())
+            .tenant(tenant.clone())
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, granted)
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+    };
+    if granted.is_empty() {
+        hub.audit(event("consent.denied", Outcome::Failure).reason("the user granted no scope"))
+            .await?;
+        let err = OAuthError::AccessDenied("the user denied the request".into());
+        return Ok(redirect_error(hub, &request.redirect_uri, request.state.as_deref(), &err));
+    }
+    let now = hub.clock.now();
+    hub.store
+        .record_consent(user_id, &client.client_id, &request.resource, granted, now)
+        .await?;
+    let code = crate::random::secret();
+    let ttl = hub.config.code_ttl.min(crate::config::MAX_CODE_TTL);
+    hub.store
+        .insert_code(&AuthorizationCode {
+            code_hash: crate::random::sha256_b64url(&code),
+            client_id: client.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            resource: request.resource.clone(),
+            scopes: granted.to_vec(),
+            code_challenge: request.code_challenge.clone(),
+            user_id: user_id.to_owned(),
+            tenant: tenant.clone(),
+            correlation_id: request.correlation_id.clone(),
+            expires_at: now + i64::from(ttl),
+        })
+        .await?;
+    hub.audit(event("consent.granted", Outcome::Success)).await?;
+    Ok(redirect_back(hub, &request.redirect_uri, request.state.as_deref(), &[("code", &code)]))
+}

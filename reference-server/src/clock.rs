@@ -1,0 +1,33 @@
+//! Time, injectable: the control API can move a test clock forward so that
+//! expiry is tested without sleeping.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock seconds plus an offset that only the test-mode control API changes.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Seconds since the Unix epoch, as the hub sees them.
+    pub fn now(&self) -> i64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        wall + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves the hub's notion of time forward (never backward: expiry must stay monotonic).
+    pub fn advance(&self, seconds: u32) -> i64 {
+        self.offset.fetch_add(i64::from(seconds), Ordering::Relaxed);
+        self.now()
+    }
+
+    pub fn offset(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,48 @@
+//! Run-time configuration of a hub instance.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::fault::Faults;
+use crate::store::Database;
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Public origin (scheme://host:port) if the hub sits behind a proxy; defaults to the bound address.
+    pub public_url: Option<String>,
+    pub database: Database,
+    /// Directory of seed TOML files (tenants, users, MCP servers, clients) applied at start.
+    pub seed_dir: Option<PathBuf>,
+    /// Access token lifetime in seconds.
+    pub access_token_ttl: u32,
+    /// Authorization code lifetime in seconds; capped at 60.
+    pub code_ttl: u32,
+    /// How long a user has to log in and consent, in seconds.
+    pub request_ttl: u32,
+    /// Enables the control API (`/control/*`), protected by `control_token`.
+    pub test_mode: bool,
+    pub control_token: Option<String>,
+    pub faults: Faults,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            database: Database::File(PathBuf::from("hub.sqlite")),
+            seed_dir: None,
+            access_token_ttl: 300,
+            code_ttl: 60,
+            request_ttl: 600,
+            test_mode: false,
+            control_token: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// The most an authorization code may live, whatever the configuration says.
+pub const MAX_CODE_TTL: u32 = 60;

@@ -1,0 +1,263 @@
+//! The control API: what no standard endpoint covers, for test harnesses and
+//! demos. Mounted only with `--test-mode`, and every call needs the control
+//! token as a bearer credential. Documented in `docs/control-api.md`.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::OAuthError;
+use crate::model::{AuthMethod, Client, TrustLevel, User};
+use crate::state::Hub;
+
+/// Refuses any call without the control token.
+pub async fn require_control_token(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let expected = hub.config.control_token.as_deref();
+    // Compare digests so the comparison time does not depend on the secret's bytes.
+    let ok = match (presented, expected) {
+        (Some(p), Some(e)) => crate::random::sha256_b64url(p) == crate::random::sha256_b64url(e),
+        _ => false,
+    };
+    if ok {
+        next.run(request).await
+    } else {
+        OAuthError::InvalidToken("the control API needs the control token".into()).into_response()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    after: Option<i64>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    correlation_id: Option<String>,
+    client_id: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /control/audit`: events oldest first, paged by `after` (a sequence number).
+pub async fn audit(State(hub): State<Arc<Hub>>, Query(q): Query<AuditQuery>) -> Result<Response, OAuthError> {
+    let limit = q.limit.unwrap_or(500).clamp(1, 1000);
+    let events = hub
+        .store
+        .audit_events(
+            q.after.unwrap_or(0),
+            q.event_type.as_deref(),
+            q.correlation_id.as_deref(),
+            q.client_id.as_deref(),
+            limit,
+        )
+        .await?;
+    let next = events.last().map(|(seq, _)| *seq);
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|(seq, e)| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["seq"] = json!(seq);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "schema_version": crate::audit::AUDIT_SCHEMA_VERSION,
+        "events": events,
+        "next_after": next,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockAdvance {
+    advance_seconds: u32,
+}
+
+pub async fn clock(State(hub): State<Arc<Hub>>) -> Response {
+    Json(json!({"now": hub.clock.now(), "offset_seconds": hub.clock.offset()})).into_response()
+}
+
+/// `POST /control/clock`: moves the hub's clock forward.
+pub async fn advance_clock(State(hub): State<Arc<Hub>>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
+    let req: ClockAdvance = parse_json(&body)?;
+    let now = hub.clock.advance(req.advance_seconds);
+    Ok(Json(json!({"now": now, "offset_seconds": hub.clock.offset()})).into_response())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OAuthError> {
+    serde_json::from_slice(body).map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    username: String,
+    /// `approve` or `deny`.
+    decision: String,
+    /// Scopes to approve; all requested scopes when absent.
+    scopes: Option<Vec<String>>,
+}
+
+/// `POST /control/authorizations/{request}/decision`: logs a user in and decides
+/// consent for a pending request, answering with where the browser would go.
+pub async fn decide(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(request_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let decision: Decision = parse_json(&body)?;
+    let request = hub
+        .store
+        .authorization_request(&request_id)
+        .await?
+        .filter(|r| !r.completed && r.expires_at > hub.clock.now())
+        .ok_or_else(|| OAuthError::InvalidRequest("no open authorization request with that id".into()))?;
+    let client = hub
+        .store
+        .client(&request.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("the client no longer exists".into()))?;
+    let user = hub
+        .store
+        .user_by_username(&decision.username)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("unknown username".into()))?;
+    hub.audit(
+        AuditEvent::new("user.login", Outcome::Success)
+            .actor("user", user.id.clone())
+            .user(user.id.clone())
+            .tenant(user.primary_tenant().map(str::to_owned))
+            .client(client.client_id.clone())
+            .correlation(request.correlation_id.clone())
+            .reason("signed in through the control API")
+            .source_ip(peer.ip().to_string()),
+    )
+    .await?;
+    hub.store.set_request_user(&request.id, &user.id).await?;
+    let granted: Vec<String> = match decision.decision.as_str() {
+        "approve" => match &decision.scopes {
+            Some(approved) => request.scopes.iter().filter(|s| approved.contains(s)).cloned().collect(),
+            None => request.scopes.clone(),
+        },
+        "deny" => Vec::new(),
+        _ => return Err(OAuthError::InvalidRequest("decision must be approve or deny".into())),
+    };
+    let response = crate::authorize::decide(&hub, &request, &client, &user.id, &granted, &peer).await?;
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Json(json!({"redirect_to": location})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    client_id: Option<String>,
+    name: String,
+    secret: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    grant_types: Vec<String>,
+    #[serde(default)]
+    allowed_resources: Vec<String>,
+    #[serde(default)]
+    allowed_scopes: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    tenant: Option<String>,
+}
+
+/// `POST /control/clients`: provisions a client (confidential when a secret is given).
+pub async fn create_client(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let _ = headers;
+    let new: NewClient = parse_json(&body)?;
+    let secret_hash = new.secret.as_deref().map(crate::credentials::hash_secret).transpose()?;
+    let method = if secret_hash.is_some() {
+        AuthMethod::ClientSecretBasic
+    } else {
+        AuthMethod::None
+    };
+    let client = Client {
+        client_id: new.client_id.unwrap_or_else(|| crate::random::id("client")),
+        metadata: json!({"client_name": new.name, "redirect_uris": new.redirect_uris, "grant_types": new.grant_types}),
+        name: new.name,
+        trust_level: TrustLevel::Manual,
+        secret_hash,
+        token_endpoint_auth_method: method,
+        redirect_uris: new.redirect_uris,
+        grant_types: new.grant_types,
+        allowed_resources: new.allowed_resources,
+        allowed_scopes: new.allowed_scopes,
+        tags: new.tags,
+        tenant: new.tenant,
+        created_at: hub.clock.now(),
+    };
+    hub.store.upsert_client(&client).await?;
+    hub.audit(
+        AuditEvent::new("client.registered", Outcome::Success)
+            .actor("admin", None)
+            .client(client.client_id.clone())
+            .tenant(client.tenant.clone())
+            .reason("provisioned through the control API"),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({"client_id": client.client_id}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    username: String,
+    password: String,
+    name: Option<String>,
+    #[serde(default)]
+    tenants: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+/// `POST /control/users`: provisions a user.
+pub async fn create_user(State(hub): State<Arc<Hub>>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
+    let new: NewUser = parse_json(&body)?;
+    let user = User {
+        id: crate::random::id("user"),
+        name: new.name.unwrap_or_else(|| new.username.clone()),
+        username: new.username,
+        email: None,
+        password_hash: crate::credentials::hash_secret(&new.password)?,
+        tenants: new.tenants,
+        roles: new.roles,
+        permissions: new.permissions,
+        claims: Default::default(),
+    };
+    hub.store.upsert_user(&user).await?;
+    hub.audit(
+        AuditEvent::new("user.created", Outcome::Success)
+            .actor("admin", None)
+            .user(user.id.clone())
+            .reason("provisioned through the control API"),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": user.id}))).into_response())
+}

@@ -1,0 +1,36 @@
+//! The one door the `conform` harness may use into this crate: start a hub
+//! in-process on an ephemeral loopback port and learn its URLs. Everything
+//! else the harness does goes over HTTP.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::fault::{Fault, Faults};
+use crate::state::RunningHub;
+use crate::store::Database;
+
+/// Every fault name the hub accepts, with its one-line description.
+pub fn fault_catalogue() -> Vec<(&'static str, &'static str)> {
+    Fault::ALL.iter().map(|f| (f.name(), f.description())).collect()
+}
+
+/// Starts a hub on 127.0.0.1 port 0 with an in-memory database, the seed
+/// directory given, test mode on with `control_token`, and the named faults.
+pub async fn start(seed_dir: &Path, faults: &[String], control_token: &str) -> Result<RunningHub, HubError> {
+    let faults = faults
+        .iter()
+        .map(|name| name.parse::<Fault>().map_err(|e| HubError::Config(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::state::spawn(HubConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database: Database::Memory,
+        seed_dir: Some(seed_dir.to_path_buf()),
+        test_mode: true,
+        control_token: Some(control_token.to_owned()),
+        faults: Faults::new(faults),
+        ..HubConfig::default()
+    })
+    .await
+}

@@ -1,0 +1,130 @@
+//! Named faults: deliberate, narrowly scoped breakages of one requirement each.
+//!
+//! They exist so the conformance suite can prove every check is able to fail
+//! (the sensitivity test). A fault is never on unless named on the command line
+//! or in [`crate::HubConfig::faults`]; each one breaks exactly the requirement
+//! its doc comment names and nothing else.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! faults {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )*) => {
+        /// One deliberate deviation from the specifications.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Fault {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Fault {
+            /// Every fault the hub knows, in declaration order.
+            pub const ALL: &'static [Fault] = &[$(Fault::$variant,)*];
+
+            /// The stable kebab-case name used on the command line and in scenario files.
+            pub fn name(self) -> &'static str {
+                match self { $(Fault::$variant => $name,)* }
+            }
+
+            /// The one-line description taken from the doc comment.
+            pub fn description(self) -> &'static str {
+                match self { $(Fault::$variant => concat!($($doc),*).trim_ascii(),)* }
+            }
+        }
+    };
+}
+
+faults! {
+    /// Metadata advertises an issuer that differs from the one used to build its URL (RFC 8414 §3.3).
+    WrongIssuerInMetadata => "wrong-issuer-in-metadata",
+    /// Metadata omits code_challenge_methods_supported (MCP authorization, RFC 8414 §2).
+    OmitPkceMethodsInMetadata => "omit-pkce-methods-in-metadata",
+    /// The 401 challenge from a protected MCP endpoint has no resource_metadata parameter (RFC 9728 §5.1).
+    NoResourceMetadataInChallenge => "no-resource-metadata-in-challenge",
+    /// Protected Resource Metadata names a resource other than the one it describes (RFC 9728 §3.3).
+    WrongResourceInPrm => "wrong-resource-in-prm",
+    /// The demo MCP endpoint runs a tool without checking the token carries the tool's scope (RFC 6750 §3.1).
+    SkipToolScopeCheck => "skip-tool-scope-check",
+    /// The demo MCP endpoint accepts tokens issued for another resource (RFC 8707 §2, MCP token audience validation).
+    RsSkipAudCheck => "rs-skip-aud-check",
+    /// DCR responses leave out registered metadata (RFC 7591 §3.2.1).
+    DcrOmitRegisteredMetadata => "dcr-omit-registered-metadata",
+    /// DCR accepts plain-http redirect URIs on non-loopback hosts (OAuth 2.1 §2.3.1, MCP authorization).
+    AcceptHttpRedirect => "accept-http-redirect",
+    /// DCR accepts redirect URIs with a fragment (RFC 6749 §3.1.2).
+    AcceptFragmentRedirect => "accept-fragment-redirect",
+    /// The authorization response leaves out `iss` (RFC 9207 §2).
+    OmitIssInResponse => "omit-iss-in-response",
+    /// The authorization response drops `state` (RFC 6749 §4.1.2).
+    DropState => "drop-state",
+    /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).
+    PlainJwtTyp => "plain-jwt-typ",
+    /// Token responses are sent without `Cache-Control: no-store` (RFC 6749 §5.1).
+    CacheableTokenResponse => "cacheable-token-response",
+    /// Authorization requests without a code_challenge are accepted (OAuth 2.1 §4.1.1).
+    AllowMissingPkce => "allow-missing-pkce",
+    /// `code_challenge_method=plain` is accepted (MCP authorization, OAuth 2.1 §4.1.1).
+    AcceptPlainPkce => "accept-plain-pkce",
+    /// The code_verifier is not checked against the code_challenge (RFC 7636 §4.6).
+    SkipPkceVerify => "skip-pkce-verify",
+    /// An authorization code can be redeemed more than once (OAuth 2.1 §4.1.3).
+    AllowCodeReplay => "allow-code-replay",
+    /// Redirect URIs are matched by prefix instead of exact string comparison (OAuth 2.1 §2.3.1).
+    LooseRedirectMatch => "loose-redirect-match",
+    /// A code can be redeemed by a client other than the one it was issued to (RFC 6749 §4.1.3).
+    SkipCodeClientBinding => "skip-code-client-binding",
+    /// A code can be redeemed with a redirect_uri other than the one it was issued for (RFC 6749 §4.1.3).
+    SkipCodeRedirectBinding => "skip-code-redirect-binding",
+    /// The `resource` parameter is ignored: tokens are valid for every MCP server (RFC 8707 §2).
+    IgnoreResource => "ignore-resource",
+    /// Unknown `resource` values are accepted instead of refused with invalid_target (RFC 8707 §2).
+    AcceptUnknownResource => "accept-unknown-resource",
+    /// client_credentials grants any scope of the resource, not only the client's configured ones (RFC 6749 §3.3).
+    SkipClientScopeLimit => "skip-client-scope-limit",
+    /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
+    SkipClientSecretVerify => "skip-client-secret-verify",
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The fault name was not one the hub knows.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown fault `{0}`; known faults: {known}", known = Fault::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
+pub struct UnknownFault(pub String);
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFault(s.to_owned()))
+    }
+}
+
+/// The set of faults a running hub has switched on.
+#[derive(Debug, Clone, Default)]
+pub struct Faults(BTreeSet<Fault>);
+
+impl Faults {
+    pub fn new(faults: impl IntoIterator<Item = Fault>) -> Self {
+        Faults(faults.into_iter().collect())
+    }
+
+    pub fn on(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
+        self.0.iter().copied()
+    }
+}

@@ -1,0 +1,32 @@
+//! The reference agentic identity hub.
+//!
+//! An OAuth 2.1 authorization server for MCP servers and agents. See
+//! `ARCHITECTURE.md` at the repository root for the map of this crate.
+
+pub mod app;
+pub mod audit;
+pub mod authorize;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod credentials;
+pub mod embedded;
+pub mod error;
+pub mod fault;
+pub mod keys;
+pub mod metadata;
+pub mod model;
+pub mod pages;
+pub mod params;
+pub mod random;
+pub mod registration;
+pub mod resource;
+pub mod seed;
+pub mod state;
+pub mod store;
+pub mod token;
+pub mod tokens;
+
+pub use config::HubConfig;
+pub use fault::{Fault, Faults};
+pub use state::{spawn, RunningHub};

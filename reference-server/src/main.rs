@@ -1,0 +1,103 @@
+//! `hub`: serve the reference agentic identity hub.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use reference_server::store::Database;
+use reference_server::{Fault, Faults, HubConfig};
+
+/// The reference agentic identity hub: an OAuth 2.1 authorization server for MCP servers and agents.
+#[derive(Debug, Parser)]
+#[command(name = "hub", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Public origin if behind a proxy (e.g. https://hub.example); defaults to http://<bind>.
+    #[arg(long, env = "HUB_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// SQLite database file, or `:memory:` for a throwaway in-memory database.
+    #[arg(long, env = "HUB_DATABASE", default_value = "hub.sqlite")]
+    database: Database,
+    /// Directory of seed TOML files applied at start.
+    #[arg(long, env = "HUB_SEED_DIR", default_value = "fixtures/hub")]
+    seed_dir: PathBuf,
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "HUB_ACCESS_TOKEN_TTL", default_value_t = 300)]
+    access_token_ttl: u32,
+    /// Authorization code lifetime, in seconds (60 at most).
+    #[arg(long, env = "HUB_CODE_TTL", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=60))]
+    code_ttl: u32,
+    /// Enable the control API under /control (never in production).
+    #[arg(long, env = "HUB_TEST_MODE")]
+    test_mode: bool,
+    /// Bearer token the control API requires.
+    #[arg(long, env = "HUB_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
+    /// Switch on a named fault (repeatable); see --list-faults.
+    #[arg(long = "fault", env = "HUB_FAULTS", value_delimiter = ',')]
+    faults: Vec<Fault>,
+    /// Print the known faults and exit.
+    #[arg(long)]
+    list_faults: bool,
+    /// Read a password or client secret from stdin, print its argon2 hash for a seed file, and exit.
+    #[arg(long)]
+    hash_secret: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.hash_secret {
+        let mut secret = String::new();
+        std::io::stdin().read_line(&mut secret).context("reading the secret from stdin")?;
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!secret.is_empty(), "no secret on stdin");
+        println!("{}", reference_server::credentials::hash_secret(secret)?);
+        return Ok(());
+    }
+    if args.list_faults {
+        for fault in Fault::ALL {
+            println!("{:<34} {}", fault.name(), fault.description());
+        }
+        return Ok(());
+    }
+    let config = HubConfig {
+        bind: args.bind,
+        public_url: args.public_url,
+        database: args.database,
+        seed_dir: Some(args.seed_dir),
+        access_token_ttl: args.access_token_ttl,
+        code_ttl: args.code_ttl,
+        test_mode: args.test_mode,
+        control_token: args.control_token,
+        faults: Faults::new(args.faults),
+        ..HubConfig::default()
+    };
+    let faults: Vec<_> = config.faults.iter().map(|f| f.name()).collect();
+    let test_mode = config.test_mode;
+    let hub = reference_server::spawn(config).await.context("starting the hub")?;
+    tracing::info!(issuer = %hub.issuer, "hub listening on {}", hub.local_addr);
+    for (id, url) in &hub.resources {
+        tracing::info!(mcp_server = %id, resource = %url, "protected MCP server");
+    }
+    if test_mode {
+        tracing::warn!("test mode: the control API is enabled under /control");
+    }
+    if !faults.is_empty() {
+        tracing::warn!(?faults, "faults switched on: this hub deliberately violates the specs");
+    }
+    tokio::select! {
+        result = hub.wait() => result.context("serving")?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Domain types shared by the stores and the endpoints.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+}
+
+/// A human who logs in and consents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// PHC-format argon2 hash; the plaintext never reaches the hub's storage.
+    pub password_hash: String,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl User {
+    /// The tenant a token is issued under: the user's first tenant.
+    pub fn primary_tenant(&self) -> Option<&str> {
+        self.tenants.first().map(String::as_str)
+    }
+}
+
+/// A tool on an MCP server and the scope it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub scope: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// An MCP server the hub protects: a resource with a canonical URL and scopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct McpServer {
+    pub id: String,
+    pub name: String,
+    /// Path on the hub's public origin; the canonical resource URL is origin + path.
+    pub path: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub tools: Vec<Tool>,
+}
+
+/// How far the hub trusts a client's identity, used by policies later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustLevel {
+    /// Dynamically registered (RFC 7591): anyone could have made it.
+    Dcr,
+    /// Identified by a Client ID Metadata Document URL.
+    Cimd,
+    /// Registered by an administrator.
+    Manual,
+    /// Registered by an administrator and vetted.
+    Verified,
+}
+
+impl TrustLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustLevel::Dcr => "dcr",
+            TrustLevel::Cimd => "cimd",
+            TrustLevel::Manual => "manual",
+            TrustLevel::Verified => "verified",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "dcr" => Some(TrustLevel::Dcr),
+            "cimd" => Some(TrustLevel::Cimd),
+            "manual" => Some(TrustLevel::Manual),
+            "verified" => Some(TrustLevel::Verified),
+            _ => None,
+        }
+    }
+}
+
+/// Token endpoint client authentication methods the hub supports (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(AuthMethod::None),
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth client: an MCP client, an agent, or a dynamically registered app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub trust_level: TrustLevel,
+    /// PHC-format argon2 hash of the client secret, for confidential clients.
+    pub secret_hash: Option<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// MCP server ids this client may get tokens for (client_credentials).
+    pub allowed_resources: Vec<String>,
+    /// Scopes the client's own configuration allows (client_credentials).
+    pub allowed_scopes: Vec<String>,
+    pub tags: Vec<String>,
+    pub tenant: Option<String>,
+    /// The registration metadata as accepted, echoed back by DCR.
+    pub metadata: serde_json::Value,
+    pub created_at: i64,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}

@@ -1,0 +1,41 @@
+//! Server-rendered HTML pages (login, consent, errors). They work without
+//! JavaScript; minijinja escapes every value because the names end in `.html`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+
+use crate::error::HubError;
+
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../templates/base.html")),
+        ("login.html", include_str!("../templates/login.html")),
+        ("consent.html", include_str!("../templates/consent.html")),
+        ("error.html", include_str!("../templates/error.html")),
+    ] {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));
+    }
+    env
+}
+
+/// Renders a page; pages are never cached because they carry request handles.
+pub fn render(
+    env: &Environment<'static>,
+    status: StatusCode,
+    name: &str,
+    context: minijinja::Value,
+) -> Result<Response, HubError> {
+    let html = env.get_template(name)?.render(context)?;
+    Ok((
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("x-frame-options"), "DENY"),
+        ],
+        Html(html),
+    )
+        .into_response())
+}

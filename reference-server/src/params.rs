@@ -1,0 +1,56 @@
+//! Form and query parameters with the RFC 6749 §3.1 rules applied: a repeated
+//! parameter is an error, and a parameter without a value counts as absent.
+//! axum's `Form` rejects bad input with a plain-text 422; OAuth needs an
+//! OAuth error body, so endpoints parse with this instead.
+
+use crate::error::OAuthError;
+
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Result<Params, OAuthError> {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(raw)
+            .map(Params)
+            .map_err(|_| OAuthError::InvalidRequest("the request parameters are not valid form encoding".into()))
+    }
+
+    pub fn from_query(query: Option<&str>) -> Result<Params, OAuthError> {
+        Params::parse(query.unwrap_or_default().as_bytes())
+    }
+
+    /// The single value of `name`, if present and non-empty.
+    pub fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut values = self.0.iter().filter(|(k, v)| k == name && !v.is_empty());
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(OAuthError::InvalidRequest(format!("parameter `{name}` is repeated")));
+        }
+        Ok(first)
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)?
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter `{name}` is required")))
+    }
+
+    /// Every value of a repeatable field (HTML checkboxes).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Splits a space-delimited `scope` value (RFC 6749 §3.3), dropping duplicates but keeping order.
+pub fn split_scopes(scope: Option<&str>) -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for s in scope.unwrap_or_default().split_ascii_whitespace() {
+        if !scopes.iter().any(|have| have == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    scopes
+}

@@ -1,0 +1,190 @@
+//! Dynamic Client Registration (RFC 7591) for public MCP clients.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use url::{Host, Url};
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::OAuthError;
+use crate::fault::Fault;
+use crate::model::{AuthMethod, Client, TrustLevel};
+use crate::state::Hub;
+
+/// How many redirect URIs one registration may carry.
+const MAX_REDIRECT_URIS: usize = 10;
+
+/// Is `host` a loopback host, for which plain http is allowed (OAuth 2.1 §8.4.2, RFC 8252 §7.3)?
+pub fn is_loopback(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Redirect URI rules: absolute, https or loopback http, no fragment (RFC 6749 §3.1.2, OAuth 2.1 §2.3.1).
+pub fn validate_redirect_uri(hub: &Hub, raw: &str) -> Result<(), OAuthError> {
+    let bad = |why: &str| OAuthError::InvalidRedirectUri(format!("redirect URI `{raw}` {why}"));
+    let url = Url::parse(raw).map_err(|_| bad("is not an absolute URL"))?;
+    if url.fragment().is_some() && !hub.faults.on(Fault::AcceptFragmentRedirect) {
+        return Err(bad("must not contain a fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url.host()) || hub.faults.on(Fault::AcceptHttpRedirect) => Ok(()),
+        "http" => Err(bad("uses plain http on a host that is not loopback")),
+        _ => Err(bad("must use https, or http on a loopback host")),
+    }
+}
+
+fn string_list(meta: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, OAuthError> {
+    match meta.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| OAuthError::InvalidClientMetadata(format!("`{key}` must be an array of strings")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(OAuthError::InvalidClientMetadata(format!("`{key}` must be an array of strings"))),
+    }
+}
+
+fn optional_string(meta: &Map<String, Value>, key: &str) -> Result<Option<String>, OAuthError> {
+    match meta.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(OAuthError::InvalidClientMetadata(format!("`{key}` must be a string"))),
+    }
+}
+
+/// Validates a registration request and builds the client it describes.
+async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
+    let meta: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|_| OAuthError::InvalidClientMetadata("the body must be a JSON object".into()))?;
+
+    let method = match optional_string(&meta, "token_endpoint_auth_method")? {
+        // RFC 7591 §2 defaults to client_secret_basic; this endpoint registers public
+        // clients only, and §3.2.1 lets the server replace the value it will use.
+        None => AuthMethod::None,
+        Some(m) if m == "none" => AuthMethod::None,
+        Some(m) => {
+            return Err(OAuthError::InvalidClientMetadata(format!(
+                "token_endpoint_auth_method `{m}` is not supported for dynamic registration; use `none`"
+            )))
+        }
+    };
+    let grant_types = string_list(&meta, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(g) = grant_types.iter().find(|g| g.as_str() != "authorization_code") {
+        return Err(OAuthError::InvalidClientMetadata(format!("grant type `{g}` is not supported")));
+    }
+    let response_types = string_list(&meta, "response_types")?.unwrap_or_else(|| vec!["code".into()]);
+    if response_types.iter().any(|r| r != "code") {
+        return Err(OAuthError::InvalidClientMetadata("only the `code` response type is supported".into()));
+    }
+    let redirect_uris = string_list(&meta, "redirect_uris")?.unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::InvalidRedirectUri(
+            "at least one redirect URI is required for the authorization_code grant".into(),
+        ));
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::InvalidRedirectUri(format!(
+            "at most {MAX_REDIRECT_URIS} redirect URIs may be registered"
+        )));
+    }
+    for uri in &redirect_uris {
+        validate_redirect_uri(hub, uri)?;
+    }
+    let name = optional_string(&meta, "client_name")?.unwrap_or_else(|| "Unnamed MCP client".into());
+    if name.chars().count() > 200 {
+        return Err(OAuthError::InvalidClientMetadata("client_name is longer than 200 characters".into()));
+    }
+    if let Some(scope) = optional_string(&meta, "scope")? {
+        let servers = hub.store.mcp_servers().await?;
+        if let Some(unknown) = scope
+            .split_ascii_whitespace()
+            .find(|s| !servers.iter().any(|srv| srv.scopes.iter().any(|k| k == s)))
+        {
+            return Err(OAuthError::InvalidClientMetadata(format!("scope `{unknown}` is unknown")));
+        }
+    }
+
+    let now = hub.clock.now();
+    let client_id = crate::random::id("dcr");
+    let mut registered = meta.clone();
+    registered.insert("client_id".into(), json!(client_id));
+    registered.insert("client_id_issued_at".into(), json!(now));
+    registered.insert("client_name".into(), json!(name));
+    registered.insert("redirect_uris".into(), json!(redirect_uris));
+    registered.insert("grant_types".into(), json!(grant_types));
+    registered.insert("response_types".into(), json!(response_types));
+    registered.insert("token_endpoint_auth_method".into(), json!(method.as_str()));
+    Ok(Client {
+        client_id,
+        name,
+        trust_level: TrustLevel::Dcr,
+        secret_hash: None,
+        token_endpoint_auth_method: method,
+        redirect_uris,
+        grant_types,
+        allowed_resources: Vec::new(),
+        allowed_scopes: Vec::new(),
+        tags: Vec::new(),
+        tenant: None,
+        metadata: Value::Object(registered),
+        created_at: now,
+    })
+}
+
+/// RFC 7591 §3: `POST /register`.
+pub async fn register(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let event = AuditEvent::new("client.registered", Outcome::Success)
+        .actor("anonymous", None)
+        .source_ip(peer.ip().to_string());
+    let client = match build_client(&hub, &body).await {
+        Ok(client) => client,
+        Err(err) => {
+            hub.audit(
+                AuditEvent {
+                    outcome: Outcome::Failure.as_str().into(),
+                    ..event
+                }
+                .reason(err.to_string()),
+            )
+            .await?;
+            return Err(err);
+        }
+    };
+    hub.store.upsert_client(&client).await?;
+    hub.audit(
+        event
+            .client(client.client_id.clone())
+            .reason(format!("dynamic registration of `{}`", client.name)),
+    )
+    .await?;
+    let mut response = client.metadata.clone();
+    if hub.faults.on(Fault::DcrOmitRegisteredMetadata) {
+        if let Some(obj) = response.as_object_mut() {
+            obj.remove("redirect_uris");
+            obj.remove("grant_types");
+            obj.remove("token_endpoint_auth_method");
+        }
+    }
+    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(response)).into_response())
+}

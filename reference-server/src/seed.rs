@@ -1,0 +1,128 @@
+//! Seed fixtures: tenants, users, MCP servers and pre-registered clients,
+//! read from every `*.toml` file of a directory and upserted at start, so a
+//! restart re-applies the seed without losing runtime state.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::HubError;
+use crate::model::{AuthMethod, Client, McpServer, Tenant, TrustLevel, User};
+use crate::store::Store;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub mcp_servers: Vec<McpServer>,
+    #[serde(default)]
+    pub clients: Vec<SeedClient>,
+}
+
+/// A pre-registered client as written in a seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedClient {
+    pub client_id: String,
+    pub name: String,
+    #[serde(default = "manual")]
+    pub trust_level: TrustLevel,
+    /// argon2 PHC hash of the secret; confidential clients only.
+    pub secret_hash: Option<String>,
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub allowed_resources: Vec<String>,
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub tenant: Option<String>,
+}
+
+fn manual() -> TrustLevel {
+    TrustLevel::Manual
+}
+
+impl Seed {
+    pub fn load_dir(dir: &Path) -> Result<Seed, HubError> {
+        let err = |message: String| HubError::Seed {
+            path: dir.display().to_string(),
+            message,
+        };
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| err(e.to_string()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        files.sort();
+        let mut seed = Seed::default();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| err(e.to_string()))?;
+            let part: Seed = toml::from_str(&text).map_err(|e| HubError::Seed {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+            seed.tenants.extend(part.tenants);
+            seed.users.extend(part.users);
+            seed.mcp_servers.extend(part.mcp_servers);
+            seed.clients.extend(part.clients);
+        }
+        Ok(seed)
+    }
+
+    pub async fn apply(self, store: &Store, now: i64) -> Result<(), HubError> {
+        for tenant in &self.tenants {
+            store.upsert_tenant(tenant).await?;
+        }
+        for user in &self.users {
+            store.upsert_user(user).await?;
+        }
+        for server in &self.mcp_servers {
+            if !server.path.starts_with('/') {
+                return Err(HubError::Seed {
+                    path: server.id.clone(),
+                    message: "an MCP server path must start with /".into(),
+                });
+            }
+            store.upsert_mcp_server(server).await?;
+        }
+        for c in self.clients {
+            let method = c.token_endpoint_auth_method.unwrap_or(if c.secret_hash.is_some() {
+                AuthMethod::ClientSecretBasic
+            } else {
+                AuthMethod::None
+            });
+            let client = Client {
+                metadata: serde_json::json!({
+                    "client_name": c.name,
+                    "redirect_uris": c.redirect_uris,
+                    "grant_types": c.grant_types,
+                    "token_endpoint_auth_method": method.as_str(),
+                }),
+                client_id: c.client_id,
+                name: c.name,
+                trust_level: c.trust_level,
+                secret_hash: c.secret_hash,
+                token_endpoint_auth_method: method,
+                redirect_uris: c.redirect_uris,
+                grant_types: c.grant_types,
+                allowed_resources: c.allowed_resources,
+                allowed_scopes: c.allowed_scopes,
+                tags: c.tags,
+                tenant: c.tenant,
+                created_at: now,
+            };
+            store.upsert_client(&client).await?;
+        }
+        Ok(())
+    }
+}

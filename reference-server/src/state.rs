@@ -1,0 +1,158 @@
+//! The running hub: configuration, storage, keys and clock shared by every endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{oneshot, RwLock};
+use tokio::task::JoinHandle;
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::fault::Faults;
+use crate::keys::SigningKeys;
+use crate::model::McpServer;
+use crate::seed::Seed;
+use crate::store::Store;
+
+/// Path of the issuer under the public origin. The issuer has a path so that
+/// RFC 8414 path insertion is exercised for real.
+pub const ISSUER_PATH: &str = "/oauth";
+
+pub struct Hub {
+    pub config: HubConfig,
+    pub store: Store,
+    pub clock: Clock,
+    pub keys: RwLock<SigningKeys>,
+    pub faults: Faults,
+    /// Public origin without a trailing slash, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    /// Issuer identifier, byte-exact as advertised (RFC 8414 §2).
+    pub issuer: String,
+    pub pages: minijinja::Environment<'static>,
+}
+
+impl Hub {
+    /// The canonical resource URL of an MCP server (RFC 8707 §2, RFC 9728 §1.2).
+    pub fn resource_url(&self, server: &McpServer) -> String {
+        format!("{}{}", self.base_url, server.path)
+    }
+
+    /// An endpoint under the issuer, e.g. `endpoint("/token")`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Finds the MCP server whose canonical URL is exactly `resource`.
+    pub async fn server_for_resource(&self, resource: &str) -> Result<Option<McpServer>, HubError> {
+        match resource.strip_prefix(&self.base_url) {
+            Some(path) if path.starts_with('/') => self.store.mcp_server_by_path(path).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Records an audit event; the caller's action fails if this fails.
+    pub async fn audit(&self, mut event: AuditEvent) -> Result<(), HubError> {
+        event.time = self.clock.now();
+        self.store.append_audit(&event).await
+    }
+}
+
+/// A hub serving in the background, as returned by [`spawn`].
+pub struct RunningHub {
+    pub local_addr: SocketAddr,
+    pub base_url: String,
+    pub issuer: String,
+    /// `(MCP server id, canonical resource URL)` for every protected MCP server.
+    pub resources: Vec<(String, String)>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl RunningHub {
+    /// Serves until the task ends (for the `hub` binary).
+    pub async fn wait(mut self) -> Result<(), std::io::Error> {
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Stops serving and waits for in-flight requests to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let _ = task.await;
+    }
+}
+
+impl Drop for RunningHub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Opens storage, applies the seed, binds the listener and serves in the background.
+pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
+    if config.test_mode && config.control_token.as_deref().is_none_or(str::is_empty) {
+        return Err(HubError::Config(
+            "--test-mode needs a control token (--control-token or HUB_CONTROL_TOKEN)".into(),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| HubError::Config(format!("cannot listen on {}: {e}", config.bind)))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| HubError::Config(e.to_string()))?;
+    let base_url = config
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{local_addr}"));
+    let issuer = format!("{base_url}{ISSUER_PATH}");
+
+    let clock = Clock::default();
+    let store = Store::open(&config.database).await?;
+    if let Some(dir) = &config.seed_dir {
+        Seed::load_dir(dir)?.apply(&store, clock.now()).await?;
+    }
+    let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
+    let hub = Arc::new(Hub {
+        faults: config.faults.clone(),
+        config,
+        store,
+        clock,
+        keys: RwLock::new(keys),
+        base_url: base_url.clone(),
+        issuer: issuer.clone(),
+        pages: crate::pages::environment(),
+    });
+    let resources = hub
+        .store
+        .mcp_servers()
+        .await?
+        .iter()
+        .map(|s| (s.id.clone(), hub.resource_url(s)))
+        .collect();
+    let router = crate::app::router(hub);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningHub {
+        local_addr,
+        base_url,
+        issuer,
+        resources,
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,528 @@
+//! Durable state in SQLite through sqlx. Every query lives here so the
+//! endpoints speak in domain types and the schema can change in one place.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::Row;
+
+use crate::audit::AuditEvent;
+use crate::error::HubError;
+use crate::model::{AuthMethod, Client, McpServer, Tenant, TrustLevel, User};
+
+/// Where the hub keeps its state.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A SQLite file, created on first start; state survives restarts.
+    File(PathBuf),
+    /// A private in-memory database, gone when the hub stops.
+    Memory,
+}
+
+impl FromStr for Database {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            ":memory:" | "memory" => Database::Memory,
+            path => Database::File(PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(path))),
+        })
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn from_json<T: DeserializeOwned + Default>(row: &SqliteRow, column: &str) -> Result<T, HubError> {
+    let raw: String = row.try_get(column)?;
+    Ok(serde_json::from_str(&raw)?)
+}
+
+/// A pending authorization request, between `/authorize` and the redirect back.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub resource: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub correlation_id: String,
+    pub user_id: Option<String>,
+    pub expires_at: i64,
+    pub completed: bool,
+}
+
+/// An issued authorization code, as stored (the code itself only as a digest).
+#[derive(Debug, Clone)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub resource: String,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<String>,
+    pub user_id: String,
+    pub tenant: Option<String>,
+    pub correlation_id: String,
+    pub expires_at: i64,
+}
+
+/// A persisted signing key.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub private_pem: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    pub async fn open(database: &Database) -> Result<Store, HubError> {
+        let pool = match database {
+            Database::File(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true);
+                SqlitePoolOptions::new().max_connections(4).connect_with(options).await?
+            }
+            // One connection: every new in-memory connection would be a new, empty database.
+            Database::Memory => {
+                let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    // ---- seed objects -------------------------------------------------
+
+    pub async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), HubError> {
+        sqlx::query("INSERT INTO tenants (id, name) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn upsert_user(&self, user: &User) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO users (id, username, name, email, password_hash, tenants, roles, permissions, claims)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name,
+               email = excluded.email, password_hash = excluded.password_hash, tenants = excluded.tenants,
+               roles = excluded.roles, permissions = excluded.permissions, claims = excluded.claims",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(to_json(&user.tenants))
+        .bind(to_json(&user.roles))
+        .bind(to_json(&user.permissions))
+        .bind(to_json(&user.claims))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn user_from_row(row: &SqliteRow) -> Result<User, HubError> {
+        Ok(User {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            password_hash: row.try_get("password_hash")?,
+            tenants: from_json(row, "tenants")?,
+            roles: from_json(row, "roles")?,
+            permissions: from_json(row, "permissions")?,
+            claims: from_json(row, "claims")?,
+        })
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, HubError> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, HubError> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    pub async fn upsert_mcp_server(&self, server: &McpServer) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO mcp_servers (id, name, path, scopes, tools) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, path = excluded.path,
+               scopes = excluded.scopes, tools = excluded.tools",
+        )
+        .bind(&server.id)
+        .bind(&server.name)
+        .bind(&server.path)
+        .bind(to_json(&server.scopes))
+        .bind(to_json(&server.tools))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn server_from_row(row: &SqliteRow) -> Result<McpServer, HubError> {
+        Ok(McpServer {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            path: row.try_get("path")?,
+            scopes: from_json(row, "scopes")?,
+            tools: from_json(row, "tools")?,
+        })
+    }
+
+    pub async fn mcp_servers(&self) -> Result<Vec<McpServer>, HubError> {
+        let rows = sqlx::query("SELECT * FROM mcp_servers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::server_from_row).collect()
+    }
+
+    pub async fn mcp_server_by_path(&self, path: &str) -> Result<Option<McpServer>, HubError> {
+        let row = sqlx::query("SELECT * FROM mcp_servers WHERE path = ?")
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::server_from_row).transpose()
+    }
+
+    pub async fn upsert_client(&self, client: &Client) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, name, trust_level, secret_hash, token_endpoint_auth_method,
+               redirect_uris, grant_types, allowed_resources, allowed_scopes, tags, tenant, metadata, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(client_id) DO UPDATE SET name = excluded.name, trust_level = excluded.trust_level,
+               secret_hash = excluded.secret_hash, token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+               redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,
+               allowed_resources = excluded.allowed_resources, allowed_scopes = excluded.allowed_scopes,
+               tags = excluded.tags, tenant = excluded.tenant, metadata = excluded.metadata",
+        )
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(client.trust_level.as_str())
+        .bind(&client.secret_hash)
+        .bind(client.token_endpoint_auth_method.as_str())
+        .bind(to_json(&client.redirect_uris))
+        .bind(to_json(&client.grant_types))
+        .bind(to_json(&client.allowed_resources))
+        .bind(to_json(&client.allowed_scopes))
+        .bind(to_json(&client.tags))
+        .bind(&client.tenant)
+        .bind(to_json(&client.metadata))
+        .bind(client.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, HubError> {
+        let Some(row) = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let trust: String = row.try_get("trust_level")?;
+        let method: String = row.try_get("token_endpoint_auth_method")?;
+        Ok(Some(Client {
+            client_id: row.try_get("client_id")?,
+            name: row.try_get("name")?,
+            trust_level: TrustLevel::parse(&trust)
+                .ok_or_else(|| HubError::Config(format!("stored trust level `{trust}`")))?,
+            secret_hash: row.try_get("secret_hash")?,
+            token_endpoint_auth_method: AuthMethod::parse(&method)
+                .ok_or_else(|| HubError::Config(format!("stored auth method `{method}`")))?,
+            redirect_uris: from_json(&row, "redirect_uris")?,
+            grant_types: from_json(&row, "grant_types")?,
+            allowed_resources: from_json(&row, "allowed_resources")?,
+            allowed_scopes: from_json(&row, "allowed_scopes")?,
+            tags: from_json(&row, "tags")?,
+            tenant: row.try_get("tenant")?,
+            metadata: from_json(&row, "metadata")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    // ---- authorization requests and codes ------------------------------
+
+    pub async fn insert_authorization_request(
+        &self,
+        request: &AuthorizationRequest,
+        now: i64,
+    ) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO authorization_requests (id, client_id, redirect_uri, resource, scopes, state,
+               code_challenge, correlation_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&request.id)
+        .bind(&request.client_id)
+        .bind(&request.redirect_uri)
+        .bind(&request.resource)
+        .bind(to_json(&request.scopes))
+        .bind(&request.state)
+        .bind(&request.code_challenge)
+        .bind(&request.correlation_id)
+        .bind(now)
+        .bind(request.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn authorization_request(&self, id: &str) -> Result<Option<AuthorizationRequest>, HubError> {
+        let Some(row) = sqlx::query("SELECT * FROM authorization_requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(AuthorizationRequest {
+            id: row.try_get("id")?,
+            client_id: row.try_get("client_id")?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            resource: row.try_get("resource")?,
+            scopes: from_json(&row, "scopes")?,
+            state: row.try_get("state")?,
+            code_challenge: row.try_get("code_challenge")?,
+            correlation_id: row.try_get("correlation_id")?,
+            user_id: row.try_get("user_id")?,
+            expires_at: row.try_get("expires_at")?,
+            completed: row.try_get::<i64, _>("completed")? != 0,
+        }))
+    }
+
+    pub async fn set_request_user(&self, id: &str, user_id: &str) -> Result<(), HubError> {
+        sqlx::query("UPDATE authorization_requests SET user_id = ? WHERE id = ? AND completed = 0")
+            .bind(user_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a request decided; false when it already was (a double submit).
+    pub async fn complete_request(&self, id: &str) -> Result<bool, HubError> {
+        let done = sqlx::query("UPDATE authorization_requests SET completed = 1 WHERE id = ? AND completed = 0")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, resource, scopes,
+               code_challenge, user_id, tenant, correlation_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&code.code_hash)
+        .bind(&code.client_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.resource)
+        .bind(to_json(&code.scopes))
+        .bind(&code.code_challenge)
+        .bind(&code.user_id)
+        .bind(&code.tenant)
+        .bind(&code.correlation_id)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Looks a code up by digest and reports whether it had already been redeemed.
+    /// Marking it redeemed is atomic, so two concurrent redemptions cannot both win.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<(AuthorizationCode, bool)>, HubError> {
+        let Some(row) = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = ?")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let first_use = sqlx::query(
+            "UPDATE authorization_codes SET redeemed_at = ? WHERE code_hash = ? AND redeemed_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        let code = AuthorizationCode {
+            code_hash: row.try_get("code_hash")?,
+            client_id: row.try_get("client_id")?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            resource: row.try_get("resource")?,
+            scopes: from_json(&row, "scopes")?,
+            code_challenge: row.try_get("code_challenge")?,
+            user_id: row.try_get("user_id")?,
+            tenant: row.try_get("tenant")?,
+            correlation_id: row.try_get("correlation_id")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok(Some((code, !first_use)))
+    }
+
+    pub async fn record_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(to_json(scopes))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- signing keys ---------------------------------------------------
+
+    pub async fn active_signing_keys(&self) -> Result<Vec<SigningKeyRow>, HubError> {
+        let rows = sqlx::query(
+            "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKeyRow {
+                    kid: row.try_get("kid")?,
+                    private_pem: row.try_get("private_pem")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_signing_key(&self, kid: &str, pem: &str, now: i64) -> Result<(), HubError> {
+        sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_pem, created_at) VALUES (?, 'ES256', ?, ?)")
+            .bind(kid)
+            .bind(pem)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- audit ----------------------------------------------------------
+
+    pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, time, type, outcome, actor_type, actor_id, user_id, tenant, client_id,
+               resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.id)
+        .bind(event.time)
+        .bind(&event.event_type)
+        .bind(&event.outcome)
+        .bind(&event.actor.kind)
+        .bind(&event.actor.id)
+        .bind(&event.user)
+        .bind(&event.tenant)
+        .bind(&event.client_id)
+        .bind(&event.resource)
+        .bind(to_json(&event.scopes_requested))
+        .bind(to_json(&event.scopes_granted))
+        .bind(&event.reason)
+        .bind(&event.correlation_id)
+        .bind(&event.source_ip)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Events after `after_seq`, oldest first, optionally of one type or one flow.
+    pub async fn audit_events(
+        &self,
+        after_seq: i64,
+        event_type: Option<&str>,
+        correlation_id: Option<&str>,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditEvent)>, HubError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events WHERE seq > ?
+               AND (? IS NULL OR type = ?) AND (? IS NULL OR correlation_id = ?) AND (? IS NULL OR client_id = ?)
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(after_seq)
+        .bind(event_type)
+        .bind(event_type)
+        .bind(correlation_id)
+        .bind(correlation_id)
+        .bind(client_id)
+        .bind(client_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let event = AuditEvent {
+                    id: row.try_get("id")?,
+                    time: row.try_get("time")?,
+                    event_type: row.try_get("type")?,
+                    outcome: row.try_get("outcome")?,
+                    actor: crate::audit::Actor {
+                        kind: row.try_get("actor_type")?,
+                        id: row.try_get("actor_id")?,
+                    },
+                    user: row.try_get("user_id")?,
+                    tenant: row.try_get("tenant")?,
+                    client_id: row.try_get("client_id")?,
+                    resource: row.try_get("resource")?,
+                    scopes_requested: from_json(row, "scopes_requested")?,
+                    scopes_granted: from_json(row, "scopes_granted")?,
+                    reason: row.try_get("reason")?,
+                    correlation_id: row.try_get("correlation_id")?,
+                    source_ip: row.try_get("source_ip")?,
+                };
+                Ok((row.try_get("seq")?, event))
+            })
+            .collect()
+    }
+}

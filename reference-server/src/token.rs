@@ -1,0 +1,330 @@
+//! The token endpoint (RFC 6749 §3.2): `authorization_code` with PKCE and
+//! `client_credentials` for confidential agents.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::json;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::OAuthError;
+use crate::fault::Fault;
+use crate::model::{AuthMethod, Client};
+use crate::params::{split_scopes, Params};
+use crate::state::Hub;
+use crate::tokens::TokenGrant;
+
+/// The client making a token request, and how sure we are of it.
+struct Caller {
+    client: Client,
+    /// True when a secret was verified (a confidential client).
+    authenticated: bool,
+}
+
+fn form_decode(s: &str) -> String {
+    // RFC 6749 §2.3.1: client id and secret are form-urlencoded inside Basic credentials.
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+        .ok()
+        .and_then(|mut v| v.pop())
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| s.to_owned())
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::InvalidClient("the Authorization header is not valid Basic credentials".into());
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+        return Err(bad());
+    };
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    Ok(Some((form_decode(id), form_decode(secret))))
+}
+
+/// Client authentication (RFC 6749 §2.3): Basic, body secret, or a public client's id alone.
+async fn authenticate(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Caller, OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let body_secret = params.get("client_secret")?;
+    if basic.is_some() && body_secret.is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "use exactly one client authentication method".into(),
+        ));
+    }
+    let (client_id, secret, method) = match (&basic, body_secret) {
+        (Some((id, secret)), None) => {
+            if params.get("client_id")?.is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::InvalidRequest("client_id does not match the credentials".into()));
+            }
+            (id.clone(), Some(secret.clone()), AuthMethod::ClientSecretBasic)
+        }
+        (None, Some(secret)) => (
+            params.require("client_id")?.to_owned(),
+            Some(secret.to_owned()),
+            AuthMethod::ClientSecretPost,
+        ),
+        _ => (params.require("client_id")?.to_owned(), None, AuthMethod::None),
+    };
+    let unknown = || OAuthError::InvalidClient("client authentication failed".into());
+    let client = hub.store.client(&client_id).await?.ok_or_else(unknown)?;
+    match (client.token_endpoint_auth_method, secret) {
+        (AuthMethod::None, None) => Ok(Caller {
+            client,
+            authenticated: false,
+        }),
+        (registered, Some(secret)) if registered == method => {
+            let ok = match &client.secret_hash {
+                _ if hub.faults.on(Fault::SkipClientSecretVerify) => true,
+                Some(hash) => crate::credentials::verify_secret(&secret, hash).await?,
+                None => false,
+            };
+            if ok {
+                Ok(Caller {
+                    client,
+                    authenticated: true,
+                })
+            } else {
+                Err(unknown())
+            }
+        }
+        _ => Err(unknown()),
+    }
+}
+
+/// `POST /token`.
+pub async fn token(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let correlation = crate::random::id("flow");
+    let base_event = |kind: &str, outcome| {
+        AuditEvent::new(kind, outcome)
+            .correlation(correlation.clone())
+            .source_ip(peer.ip().to_string())
+    };
+    let params = match Params::parse(&body) {
+        Ok(p) => p,
+        Err(err) => {
+            hub.audit(base_event("token.refused", Outcome::Failure).reason(err.to_string())).await?;
+            return Err(err);
+        }
+    };
+    let grant_type = params.get("grant_type").ok().flatten().unwrap_or_default().to_owned();
+    let client_hint = params.get("client_id").ok().flatten().map(str::to_owned);
+    let outcome = match grant_type.as_str() {
+        "authorization_code" => authorization_code(&hub, &headers, &params).await,
+        "client_credentials" => client_credentials(&hub, &headers, &params).await,
+        "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),
+        other => Err(OAuthError::UnsupportedGrantType(format!("grant_type `{other}` is not supported"))),
+    };
+    match outcome {
+        Ok(issued) => {
+            hub.audit(
+                base_event("token.issued", Outcome::Success)
+                    .actor(if issued.user.is_some() { "user" } else { "agent" }, issued.subject.clone())
+                    .user(issued.user.clone())
+                    .tenant(issued.tenant.clone())
+                    .client(issued.client_id.clone())
+                    .resource(issued.resource.clone())
+                    .scopes(&issued.requested, &issued.scopes)
+                    .correlation(issued.correlation_id.clone().unwrap_or(correlation.clone()))
+                    .reason(format!("grant {grant_type}")),
+            )
+            .await?;
+            let mut response = Json(json!({
+                "access_token": issued.token,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+                "scope": issued.scopes.join(" "),
+            }))
+            .into_response();
+            if !hub.faults.on(Fault::CacheableTokenResponse) {
+                let h = response.headers_mut();
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            Ok(response)
+        }
+        Err(err) => {
+            hub.audit(
+                base_event("token.refused", Outcome::Failure)
+                    .actor("client", client_hint.clone())
+                    .client(client_hint)
+                    .reason(format!("grant `{grant_type}`: {err}")),
+            )
+            .await?;
+            Err(err)
+        }
+    }
+}
+
+struct Issued {
+    token: String,
+    expires_in: i64,
+    subject: String,
+    user: Option<String>,
+    tenant: Option<String>,
+    client_id: String,
+    resource: String,
+    requested: Vec<String>,
+    scopes: Vec<String>,
+    correlation_id: Option<String>,
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6 and RFC 8707 §2.2.
+async fn authorization_code(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+    let caller = authenticate(hub, headers, params).await?;
+    let code = params.require("code")?;
+    let now = hub.clock.now();
+    let (stored, already_redeemed) = hub
+        .store
+        .redeem_code(&crate::random::sha256_b64url(code), now)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidGrant("the authorization code is unknown".into()))?;
+    if already_redeemed && !hub.faults.on(Fault::AllowCodeReplay) {
+        return Err(OAuthError::InvalidGrant("the authorization code was already used".into()));
+    }
+    if stored.expires_at <= now {
+        return Err(OAuthError::InvalidGrant("the authorization code has expired".into()));
+    }
+    if stored.client_id != caller.client.client_id && !hub.faults.on(Fault::SkipCodeClientBinding) {
+        return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()));
+    }
+    if caller.client.token_endpoint_auth_method != AuthMethod::None && !caller.authenticated {
+        return Err(OAuthError::InvalidClient("client authentication failed".into()));
+    }
+    let redirect_ok = params.get("redirect_uri")? == Some(stored.redirect_uri.as_str());
+    if !redirect_ok && !hub.faults.on(Fault::SkipCodeRedirectBinding) {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri must be identical to the one in the authorization request".into(),
+        ));
+    }
+    if let Some(challenge) = &stored.code_challenge {
+        let verifier = params
+            .get("code_verifier")?
+            .ok_or_else(|| OAuthError::InvalidRequest("code_verifier is required (PKCE)".into()))?;
+        let matches = crate::random::sha256_b64url(verifier) == *challenge
+            || (hub.faults.on(Fault::AcceptPlainPkce) && verifier == challenge);
+        if !matches && !hub.faults.on(Fault::SkipPkceVerify) {
+            return Err(OAuthError::InvalidGrant("the code_verifier does not match the code_challenge".into()));
+        }
+    }
+    if let Some(resource) = params.get("resource")? {
+        if resource != stored.resource && !hub.faults.on(Fault::IgnoreResource) {
+            return Err(OAuthError::InvalidTarget(
+                "the resource differs from the one that was authorized".into(),
+            ));
+        }
+    }
+    let minted = hub
+        .mint_access_token(TokenGrant {
+            subject: &stored.user_id,
+            client_id: &caller.client.client_id,
+            resource: &stored.resource,
+            scopes: &stored.scopes,
+            tenant: stored.tenant.as_deref(),
+        })
+        .await?;
+    Ok(Issued {
+        token: minted.token,
+        expires_in: minted.expires_in,
+        subject: stored.user_id.clone(),
+        user: Some(stored.user_id),
+        tenant: stored.tenant,
+        client_id: caller.client.client_id,
+        resource: stored.resource,
+        requested: stored.scopes.clone(),
+        scopes: stored.scopes,
+        correlation_id: Some(stored.correlation_id),
+    })
+}
+
+/// RFC 6749 §4.4. Policies never apply here: the client's own configuration
+/// (allowed resources and scopes) is the whole rule.
+async fn client_credentials(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+    let caller = authenticate(hub, headers, params).await?;
+    if !caller.authenticated {
+        return Err(OAuthError::InvalidClient(
+            "client_credentials requires a confidential client".into(),
+        ));
+    }
+    let client = caller.client;
+    if !client.allows_grant("client_credentials") {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client is not configured for client_credentials".into(),
+        ));
+    }
+    let servers = hub.store.mcp_servers().await?;
+    let allowed: Vec<_> = servers.iter().filter(|s| client.allowed_resources.contains(&s.id)).collect();
+    let server = match params.get("resource")? {
+        Some(resource) => allowed
+            .iter()
+            .find(|s| hub.resource_url(s) == resource)
+            .copied()
+            .ok_or_else(|| OAuthError::InvalidTarget(format!("this client may not get tokens for `{resource}`")))?,
+        None if allowed.len() == 1 => allowed[0],
+        None => {
+            return Err(OAuthError::InvalidTarget(
+                "resource is required: this client is configured for several resources".into(),
+            ))
+        }
+    };
+    let permitted: Vec<String> = if hub.faults.on(Fault::SkipClientScopeLimit) {
+        server.scopes.clone()
+    } else {
+        server
+            .scopes
+            .iter()
+            .filter(|s| client.allowed_scopes.contains(s))
+            .cloned()
+            .collect()
+    };
+    let requested = split_scopes(params.get("scope")?);
+    let scopes = if requested.is_empty() {
+        permitted.clone()
+    } else {
+        if let Some(beyond) = requested.iter().find(|s| !permitted.contains(s)) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope `{beyond}` is not in this client's configuration for {}",
+                server.name
+            )));
+        }
+        requested.clone()
+    };
+    if scopes.is_empty() {
+        return Err(OAuthError::InvalidScope("this client has no scopes on that resource".into()));
+    }
+    let resource = hub.resource_url(server);
+    let minted = hub
+        .mint_access_token(TokenGrant {
+            subject: &client.client_id,
+            client_id: &client.client_id,
+            resource: &resource,
+            scopes: &scopes,
+            tenant: client.tenant.as_deref(),
+        })
+        .await?;
+    Ok(Issued {
+        token: minted.token,
+        expires_in: minted.expires_in,
+        subject: client.client_id.clone(),
+        user: None,
+        tenant: client.tenant,
+        client_id: client.client_id,
+        resource,
+        requested,
+        scopes,
+        correlation_id: None,
+    })
+}
