@@ -1,0 +1,140 @@
+//! `conform`: a black-box conformance suite for agentic identity hubs.
+//!
+//! The harness plays every party but the hub (MCP client, user, autonomous
+//! agent, resource server) and talks to the target over HTTP only. See
+//! `ARCHITECTURE.md` for the map.
+
+pub mod baseline;
+pub mod challenge;
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod expect;
+pub mod http;
+pub mod profile;
+pub mod report;
+pub mod scenario;
+pub mod sensitivity;
+pub mod steps;
+pub mod user;
+pub mod verdict;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+
+use crate::baseline::Baseline;
+use crate::engine::{run_all, RunOptions};
+use crate::error::HarnessError;
+use crate::profile::Profile;
+use crate::report::{RunReport, Summary, TargetInfo};
+
+/// 128 random bits, base64url: for `state` values.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Which hub a run is against.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start the reference hub in-process, with these faults switched on.
+    Embedded { faults: Vec<String> },
+    /// A profile file describing any hub.
+    Profile(PathBuf),
+}
+
+/// Everything a run needs, from the command line or a test.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub target: Target,
+    pub scenarios_dir: PathBuf,
+    pub fixtures_dir: PathBuf,
+    pub glob: Option<String>,
+    pub strict: bool,
+    pub baseline: Option<PathBuf>,
+    pub out_dir: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// The embedded default with the repository's scenarios and fixtures.
+    pub fn embedded_default() -> RunConfig {
+        let root = embedded::repo_root();
+        RunConfig {
+            target: Target::Embedded { faults: Vec::new() },
+            scenarios_dir: root.join("scenarios"),
+            fixtures_dir: root.join("fixtures"),
+            glob: None,
+            strict: false,
+            baseline: None,
+            out_dir: None,
+        }
+    }
+}
+
+/// Loads and filters the scenarios of a run.
+pub fn load_scenarios(config: &RunConfig) -> Result<Vec<scenario::Scenario>, HarnessError> {
+    let all = scenario::load_dir(&config.scenarios_dir)?;
+    match &config.glob {
+        Some(glob) => scenario::filter(all, glob),
+        None => Ok(all),
+    }
+}
+
+/// Runs the suite once and writes the reports; the report says whether the gate passed.
+pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
+    let all = scenario::load_dir(&config.scenarios_dir)?;
+    let baseline = config.baseline.as_deref().map(Baseline::load).transpose()?;
+    if let (Some(b), Some(path)) = (&baseline, &config.baseline) {
+        if let Some(unknown) = b.expected_failures.iter().find(|id| !all.iter().any(|s| &s.id == *id)) {
+            return Err(HarnessError::Baseline {
+                path: path.clone(),
+                message: format!("`{unknown}` is not a scenario id"),
+            });
+        }
+    }
+    let scenarios = match &config.glob {
+        Some(glob) => scenario::filter(all, glob)?,
+        None => all,
+    };
+
+    let started = Instant::now();
+    let (profile, embedded) = match &config.target {
+        Target::Embedded { faults } => {
+            let target = embedded::start(&config.fixtures_dir, faults).await?;
+            (target.profile.clone(), Some(target))
+        }
+        Target::Profile(path) => (Profile::load(path, None)?, None),
+    };
+    let options = RunOptions { strict: config.strict };
+    let results = run_all(Arc::new(profile.clone()), &scenarios, &options).await;
+    if let Some(target) = embedded {
+        target.stop().await;
+    }
+
+    let outcome = baseline::compare(&results, &baseline.clone().unwrap_or_default());
+    let report = RunReport {
+        schema: report::REPORT_SCHEMA,
+        tool: concat!("conform ", env!("CARGO_PKG_VERSION")).to_owned(),
+        target: TargetInfo {
+            name: profile.name.clone(),
+            issuer: profile.issuer.clone(),
+            embedded: matches!(config.target, Target::Embedded { .. }),
+        },
+        strict: config.strict,
+        duration_ms: started.elapsed().as_millis() as u64,
+        summary: Summary::of(&results),
+        gate_passed: outcome.gate_passes(),
+        baseline: baseline.map(|_| outcome),
+        scenarios: results,
+    };
+    if let Some(dir) = &config.out_dir {
+        report::write_all(&report, dir)?;
+    }
+    Ok(report)
+}

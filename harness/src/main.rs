@@ -1,1 +1,123 @@
-fn main(){}
+//! `conform`: run the agentic identity conformance suite.
+//!
+//! Exit codes: 0 the gate passed; 1 a requirement failed (or the baseline
+//! did not match); 2 the command line, a profile, a scenario or a baseline
+//! is invalid.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use harness::{RunConfig, Target};
+
+/// Conformance suite for agentic identity hubs and MCP authorization servers.
+///
+/// With no --target, starts the reference hub in-process and runs every scenario against it.
+#[derive(Debug, Parser)]
+#[command(name = "conform", version)]
+struct Args {
+    /// Target profile (TOML) describing the hub under test.
+    #[arg(long)]
+    target: Option<PathBuf>,
+    /// Run only scenarios whose id matches this glob, e.g. 'pkce.*'.
+    #[arg(long = "scenario")]
+    glob: Option<String>,
+    /// List the scenarios (after --scenario filtering) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Treat SHOULD failures as failures.
+    #[arg(long)]
+    strict: bool,
+    /// Expected-failures baseline (TOML: expected_failures = [...]).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Directory for report.json, junit.xml and summary.md.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Directory of scenario files.
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+    /// Directory of fixtures (hub seed and profiles) for the embedded hub.
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// Embedded hub only: switch on a named fault (repeatable), to watch a check fail.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+    /// Run the sensitivity matrix (clean hub plus every fault) and write sensitivity.md/json.
+    #[arg(long, conflicts_with = "target")]
+    sensitivity: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("conform: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("conform: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = RunConfig::embedded_default();
+    if let Some(dir) = args.scenarios {
+        config.scenarios_dir = dir;
+    }
+    if let Some(dir) = args.fixtures {
+        config.fixtures_dir = dir;
+    }
+    config.glob = args.glob;
+    config.strict = args.strict;
+    config.baseline = args.baseline;
+    config.out_dir = Some(args.out.clone());
+    if let Some(path) = args.target {
+        anyhow::ensure!(args.faults.is_empty(), "--fault applies to the embedded hub only, not to --target");
+        config.target = Target::Profile(path);
+    } else {
+        let known = harness::embedded::faults();
+        if let Some(bad) = args.faults.iter().find(|f| !known.iter().any(|(k, _)| k == f)) {
+            anyhow::bail!("unknown fault `{bad}`; known: {}", known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "));
+        }
+        config.target = Target::Embedded { faults: args.faults };
+    }
+
+    if args.list {
+        for s in harness::load_scenarios(&config)? {
+            println!("{:<40} {:<6} {}", s.id, s.level.as_str(), s.title);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if args.sensitivity {
+        let scenarios = harness::load_scenarios(&config)?;
+        let matrix = harness::sensitivity::run(&config.fixtures_dir, &scenarios).await?;
+        std::fs::create_dir_all(&args.out)?;
+        std::fs::write(args.out.join("sensitivity.md"), matrix.markdown())?;
+        std::fs::write(args.out.join("sensitivity.json"), serde_json::to_string_pretty(&matrix)?)?;
+        print!("{}", matrix.markdown());
+        return Ok(if matrix.all_caught() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+
+    let report = harness::run(&config).await?;
+    print!("{}", harness::report::console_table(&report));
+    println!("reports written to {}", args.out.display());
+    Ok(if report.gate_passed && report.summary.error == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -59,6 +59,8 @@ faults! {
     DropState => "drop-state",
     /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).
     PlainJwtTyp => "plain-jwt-typ",
+    /// Access tokens are signed with a key the JWKS does not publish (RFC 9068 §4, RFC 8414 §2 `jwks_uri`).
+    SignWithUnpublishedKey => "sign-with-unpublished-key",
     /// Token responses are sent without `Cache-Control: no-store` (RFC 6749 §5.1).
     CacheableTokenResponse => "cacheable-token-response",
     /// Authorization requests without a code_challenge are accepted (OAuth 2.1 §4.1.1).

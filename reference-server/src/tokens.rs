@@ -87,7 +87,14 @@ impl Hub {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.to_owned());
         header.typ = Some(if self.faults.on(Fault::PlainJwtTyp) { "JWT" } else { "at+jwt" }.to_owned());
-        let token = encode(&header, &claims, key)?;
+        let token = if self.faults.on(Fault::SignWithUnpublishedKey) {
+            let rogue = p256::SecretKey::random(&mut rand::rngs::OsRng);
+            let pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&rogue, p256::pkcs8::LineEnding::LF)
+                .map_err(|e| HubError::Key(e.to_string()))?;
+            encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())?)?
+        } else {
+            encode(&header, &claims, key)?
+        };
         Ok(MintedToken {
             token,
             expires_in: ttl,

@@ -1,0 +1,188 @@
+//! Runs scenarios against a target and decides each one's status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::http::Exchange;
+use crate::profile::Profile;
+use crate::scenario::{Scenario, SpecRef};
+use crate::steps::{Run, StepError};
+use crate::verdict::{Level, Status};
+
+/// How long one scenario may take, whatever the target does.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Scenarios in flight at once.
+const CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// SHOULD failures fail instead of warn.
+    pub strict: bool,
+}
+
+/// The verdict on one scenario, with the evidence behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub id: String,
+    pub title: String,
+    pub level: Level,
+    pub refs: Vec<SpecRef>,
+    pub status: Status,
+    /// Why it did not pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_ms: u64,
+    pub steps: Vec<StepResult>,
+    /// Decoded claims of the access tokens the scenario obtained.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token_claims: Vec<Value>,
+    /// Faults of the reference hub this scenario is proven to catch.
+    pub catches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub index: usize,
+    pub action: String,
+    pub setup: bool,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+    /// The HTTP exchanges, kept for steps that did not pass; secrets redacted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exchanges: Vec<Exchange>,
+}
+
+fn action_name(step: &crate::scenario::Step) -> String {
+    serde_json::to_value(&step.action)
+        .ok()
+        .and_then(|v| v.get("do").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Runs one scenario to its verdict.
+pub async fn run_scenario(profile: &Profile, scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
+    let started = Instant::now();
+    let mut result = ScenarioResult {
+        id: scenario.id.clone(),
+        title: scenario.title.clone(),
+        level: scenario.level,
+        refs: scenario.refs.clone(),
+        status: Status::Pass,
+        reason: None,
+        duration_ms: 0,
+        steps: Vec::new(),
+        token_claims: Vec::new(),
+        catches: scenario.catches.clone(),
+    };
+    for capability in &scenario.requires {
+        match profile.capabilities.has(capability) {
+            Some(true) => {}
+            Some(false) => {
+                result.status = Status::Skip;
+                result.reason = Some(format!("the target does not declare the `{capability}` capability"));
+                return result;
+            }
+            None => {
+                result.status = Status::Error;
+                result.reason = Some(format!("unknown capability `{capability}` in the scenario"));
+                return result;
+            }
+        }
+    }
+
+    let mut run = Run::new(profile);
+    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, run_steps(&mut run, scenario, options, &mut result)).await;
+    if outcome.is_err() {
+        result.status = Status::Error;
+        result.reason = Some(format!("the scenario did not finish within {}s", SCENARIO_TIMEOUT.as_secs()));
+        let mut exchanges = run.http.take_transcript();
+        exchanges.iter_mut().for_each(|e| e.redact(&run.secrets));
+        result.steps.push(StepResult {
+            index: result.steps.len() + 1,
+            action: "timeout".into(),
+            setup: false,
+            status: Status::Error,
+            messages: vec!["timed out".into()],
+            exchanges,
+        });
+    }
+    // Redact now that every secret of the scenario is known.
+    for step in &mut result.steps {
+        step.exchanges.iter_mut().for_each(|e| e.redact(&run.secrets));
+    }
+    result.token_claims = run.token_claims.clone();
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+async fn run_steps(run: &mut Run<'_>, scenario: &Scenario, options: &RunOptions, result: &mut ScenarioResult) {
+    let violation = match (scenario.level, options.strict) {
+        (Level::Must, _) | (Level::Should, true) => Status::Fail,
+        (Level::Should, false) => Status::Warn,
+    };
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let facts = run.perform(&step.action).await;
+        let exchanges = run.http.take_transcript();
+        let (status, messages) = match facts {
+            Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
+            Err(e) => (Status::Error, vec![e.to_string()]),
+            Ok(facts) => match crate::expect::evaluate(&step.expect, &facts, &run.vars()) {
+                Err(e) => (Status::Error, vec![format!("scenario file: {e}")]),
+                Ok(unmet) if unmet.is_empty() => (Status::Pass, Vec::new()),
+                Ok(unmet) if step.setup => (Status::Error, unmet),
+                Ok(unmet) => (violation, unmet),
+            },
+        };
+        let passed = status == Status::Pass;
+        result.steps.push(StepResult {
+            index: i + 1,
+            action: action_name(step),
+            setup: step.setup,
+            status,
+            messages: messages.clone(),
+            exchanges: if passed { Vec::new() } else { exchanges },
+        });
+        if !passed {
+            result.status = status;
+            let what = if step.setup { "setup step" } else { "step" };
+            result.reason = Some(format!("{what} {} ({}): {}", i + 1, action_name(step), messages.join("; ")));
+            return;
+        }
+    }
+}
+
+/// Runs scenarios concurrently; results come back in the scenarios' order.
+pub async fn run_all(profile: Arc<Profile>, scenarios: &[Scenario], options: &RunOptions) -> Vec<ScenarioResult> {
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = Vec::new();
+    for scenario in scenarios.iter().cloned() {
+        let profile = profile.clone();
+        let options = options.clone();
+        let permits = permits.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            run_scenario(&profile, &scenario, &options).await
+        }));
+    }
+    let mut results = Vec::new();
+    for (task, scenario) in tasks.into_iter().zip(scenarios) {
+        results.push(task.await.unwrap_or_else(|e| ScenarioResult {
+            id: scenario.id.clone(),
+            title: scenario.title.clone(),
+            level: scenario.level,
+            refs: scenario.refs.clone(),
+            status: Status::Error,
+            reason: Some(format!("the harness crashed running this scenario: {e}")),
+            duration_ms: 0,
+            steps: Vec::new(),
+            token_claims: Vec::new(),
+            catches: scenario.catches.clone(),
+        }));
+    }
+    results
+}

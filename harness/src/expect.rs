@@ -1,0 +1,168 @@
+//! Facts, variables and expectations.
+//!
+//! Every action records its observations as a JSON object (the *facts*).
+//! Expectations from the scenario file are predicates over dotted paths into
+//! those facts; their string values may use `${…}` variables drawn from the
+//! target profile and the scenario's state.
+
+use serde_json::Value;
+
+use crate::scenario::Expect;
+
+/// Looks up a dotted path (`body.issuer`, `params.0`) in a JSON value.
+pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(value, |v, segment| match v {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// Replaces `${path}` with the variable's value; arrays become space-separated lists.
+pub fn interpolate(text: &str, vars: &Value) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed variable in `{text}`"))?;
+        let name = &after[..end];
+        let value = lookup(vars, name).ok_or_else(|| format!("unknown variable `${{{name}}}`"))?;
+        out.push_str(&render(value));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn render(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(render).collect::<Vec<_>>().join(" "),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// An expected value from the scenario file, with variables substituted at any depth.
+fn expected(value: &toml::Value, vars: &Value) -> Result<Value, String> {
+    match value {
+        toml::Value::String(s) => Ok(Value::String(interpolate(s, vars)?)),
+        toml::Value::Array(items) => items.iter().map(|v| expected(v, vars)).collect::<Result<_, _>>().map(Value::Array),
+        toml::Value::Table(table) => table
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), expected(v, vars)?)))
+            .collect::<Result<_, String>>()
+            .map(Value::Object),
+        other => serde_json::to_value(other).map_err(|e| e.to_string()),
+    }
+}
+
+fn show(value: Option<&Value>) -> String {
+    match value {
+        None => "nothing".into(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.len() > 200 {
+                format!("{}…", &s[..s.char_indices().nth(200).map(|(i, _)| i).unwrap_or(s.len())])
+            } else {
+                s
+            }
+        }
+    }
+}
+
+fn contains(haystack: Option<&Value>, needle: &Value) -> bool {
+    match (haystack, needle) {
+        (Some(Value::Array(items)), n) => items.contains(n),
+        (Some(Value::String(s)), Value::String(n)) => s.contains(n.as_str()),
+        _ => false,
+    }
+}
+
+/// Evaluates every expectation; returns one message per unmet expectation.
+pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<String>, String> {
+    let mut failures = Vec::new();
+    if let Some(status) = expect.status {
+        let got = lookup(facts, "status");
+        if got.and_then(Value::as_u64) != Some(u64::from(status)) {
+            failures.push(format!("expected HTTP status {status}, got {}", show(got)));
+        }
+    }
+    if let Some(error) = &expect.error {
+        let got = lookup(facts, "error");
+        if got.and_then(Value::as_str) != Some(error.as_str()) {
+            failures.push(format!("expected error `{error}`, got {}", show(got)));
+        }
+    }
+    if let Some(outcome) = &expect.outcome {
+        let got = lookup(facts, "outcome");
+        if got.and_then(Value::as_str) != Some(outcome.as_str()) {
+            failures.push(format!("expected outcome `{outcome}`, got {}", show(got)));
+        }
+    }
+    for path in &expect.present {
+        if lookup(facts, path).is_none_or(Value::is_null) {
+            failures.push(format!("expected `{path}` to be present"));
+        }
+    }
+    for path in &expect.absent {
+        if let Some(v) = lookup(facts, path).filter(|v| !v.is_null()) {
+            failures.push(format!("expected `{path}` to be absent, got {}", show(Some(v))));
+        }
+    }
+    for (path, value) in &expect.equals {
+        let want = expected(value, vars)?;
+        let got = lookup(facts, path);
+        if got != Some(&want) {
+            failures.push(format!("expected `{path}` = {want}, got {}", show(got)));
+        }
+    }
+    for (path, value) in &expect.not_equals {
+        let want = expected(value, vars)?;
+        let got = lookup(facts, path);
+        if got == Some(&want) {
+            failures.push(format!("expected `{path}` to differ from {want}"));
+        }
+    }
+    for (path, value) in &expect.contains {
+        let want = expected(value, vars)?;
+        let got = lookup(facts, path);
+        if !contains(got, &want) {
+            failures.push(format!("expected `{path}` to contain {want}, got {}", show(got)));
+        }
+    }
+    for (path, value) in &expect.not_contains {
+        let want = expected(value, vars)?;
+        let got = lookup(facts, path);
+        if contains(got, &want) {
+            failures.push(format!("expected `{path}` not to contain {want}, got {}", show(got)));
+        }
+    }
+    Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn interpolates_nested_paths_and_lists() {
+        let vars = json!({"a": {"b": "x", "list": ["p", "q"]}});
+        assert_eq!(interpolate("${a.b}/${a.list}", &vars).unwrap(), "x/p q");
+        assert!(interpolate("${nope}", &vars).is_err());
+    }
+
+    #[test]
+    fn reports_each_unmet_expectation() {
+        let expect: Expect = toml::from_str(
+            "status = 400\nerror = \"invalid_grant\"\ncontains = { \"body.list\" = \"S256\" }",
+        )
+        .unwrap();
+        let ok = json!({"status": 400, "error": "invalid_grant", "body": {"list": ["S256"]}});
+        assert!(evaluate(&expect, &ok, &json!({})).unwrap().is_empty());
+        let bad = json!({"status": 200, "body": {"list": ["plain"]}});
+        assert_eq!(evaluate(&expect, &bad, &json!({})).unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,285 @@
+//! Target profiles: how to reach and drive a hub under test.
+//!
+//! A profile is TOML. Every string may use `${base}`, replaced by the `base`
+//! value (or by the embedded hub's origin), so one file describes both the
+//! embedded hub and a separately started one. The format is documented in
+//! README.md and `fixtures/profiles/reference.toml` is a complete example.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::HarnessError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// A human name for reports.
+    pub name: String,
+    /// Origin substituted for `${base}`.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// The authorization server's issuer identifier, byte-exact.
+    pub issuer: String,
+    /// Protected MCP resources by role; scenarios use `primary` and `secondary`.
+    pub resources: BTreeMap<String, Resource>,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    pub user: UserDriver,
+    /// Pre-registered clients by role; scenarios use `agent`.
+    #[serde(default)]
+    pub clients: BTreeMap<String, PreRegisteredClient>,
+    /// The hub's control API, when it has one.
+    #[serde(default)]
+    pub control: Option<Control>,
+    /// Redirect URI the harness's MCP client registers. Never fetched.
+    #[serde(default = "default_callback")]
+    pub callback: String,
+    #[serde(default)]
+    pub http: HttpSettings,
+}
+
+fn default_callback() -> String {
+    "http://127.0.0.1:8976/conform/callback".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// Canonical resource URL (RFC 8707 §2).
+    pub url: String,
+    pub scopes: Vec<String>,
+    /// A tool whose scope a narrowly scoped token lacks, for the insufficient_scope check.
+    #[serde(default)]
+    pub scope_probe: Option<ScopeProbe>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeProbe {
+    /// The only scope the probing token is requested with.
+    pub token_scope: String,
+    /// A tool that needs another scope.
+    pub tool: String,
+    /// The scope that tool needs.
+    pub tool_scope: String,
+}
+
+/// Optional features a target may have; scenarios needing a missing one are skipped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    #[serde(default = "yes")]
+    pub dcr: bool,
+    #[serde(default = "yes")]
+    pub client_credentials: bool,
+    #[serde(default)]
+    pub control_api: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            dcr: true,
+            client_credentials: true,
+            control_api: false,
+        }
+    }
+}
+
+impl Capabilities {
+    pub fn has(&self, name: &str) -> Option<bool> {
+        match name {
+            "dcr" => Some(self.dcr),
+            "client_credentials" => Some(self.client_credentials),
+            "control_api" => Some(self.control_api),
+            _ => None,
+        }
+    }
+}
+
+/// How the harness plays the user who logs in and consents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDriver {
+    /// `form`: fill and submit the hub's HTML pages. `control`: decide through the control API.
+    pub mode: UserMode,
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// Form rules, tried in order against each page the browser would show.
+    #[serde(default)]
+    pub forms: Vec<FormRule>,
+    /// In `control` mode: the query parameter of the login page URL that carries the pending request id.
+    #[serde(default)]
+    pub request_param: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UserMode {
+    Form,
+    Control,
+}
+
+/// "On a page whose URL contains X, fill this form and press that button."
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormRule {
+    pub url_contains: String,
+    /// CSS selector of the form.
+    #[serde(default = "default_form")]
+    pub form: String,
+    /// Field values; `${user.username}` and `${user.password}` are substituted.
+    #[serde(default)]
+    pub fill: BTreeMap<String, String>,
+    /// Checkbox names whose boxes are all ticked (approve everything offered).
+    #[serde(default)]
+    pub check_all: Vec<String>,
+    /// The submit button to press.
+    #[serde(default)]
+    pub submit: Option<SubmitButton>,
+    /// The button to press instead when the scenario denies consent.
+    #[serde(default)]
+    pub deny: Option<SubmitButton>,
+}
+
+fn default_form() -> String {
+    "form".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitButton {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreRegisteredClient {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_secret_basic` or `client_secret_post`.
+    #[serde(default = "basic")]
+    pub auth_method: String,
+    /// Resource role this client is configured for.
+    pub resource: String,
+    /// Scopes the client's configuration allows on that resource.
+    pub allowed_scopes: Vec<String>,
+    /// Scopes the resource offers but the client's configuration does not allow.
+    #[serde(default)]
+    pub disallowed_scopes: Vec<String>,
+}
+
+fn basic() -> String {
+    "client_secret_basic".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    pub url: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Whole-request timeout, seconds.
+    #[serde(default = "ten")]
+    pub timeout_secs: u64,
+    #[serde(default = "three")]
+    pub connect_timeout_secs: u64,
+}
+
+fn ten() -> u64 {
+    10
+}
+fn three() -> u64 {
+    3
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout_secs: 10,
+            connect_timeout_secs: 3,
+        }
+    }
+}
+
+impl Profile {
+    /// Reads a profile; `base_override` replaces its `base` (the embedded hub's origin).
+    pub fn load(path: &Path, base_override: Option<&str>) -> Result<Profile, HarnessError> {
+        let text = std::fs::read_to_string(path).map_err(|source| HarnessError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Profile::parse(&text, base_override).map_err(|message| HarnessError::Profile {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str, base_override: Option<&str>) -> Result<Profile, String> {
+        let raw: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        let base = base_override
+            .map(str::to_owned)
+            .or_else(|| raw.get("base").and_then(|b| b.as_str()).map(str::to_owned));
+        let substituted = match &base {
+            Some(base) => substitute(raw, base.trim_end_matches('/')),
+            None => raw,
+        };
+        let mut profile: Profile = substituted.try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        profile.base = base;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.issuer.contains("${") {
+            return Err("`issuer` uses ${base} but no base is set".into());
+        }
+        url::Url::parse(&self.issuer).map_err(|e| format!("issuer `{}`: {e}", self.issuer))?;
+        for role in ["primary", "secondary"] {
+            if !self.resources.contains_key(role) {
+                return Err(format!("resources.{role} is required"));
+            }
+        }
+        for (role, r) in &self.resources {
+            url::Url::parse(&r.url).map_err(|e| format!("resources.{role}.url `{}`: {e}", r.url))?;
+        }
+        for (role, c) in &self.clients {
+            if !self.resources.contains_key(&c.resource) {
+                return Err(format!("clients.{role}.resource `{}` is not a resource role", c.resource));
+            }
+            if !matches!(c.auth_method.as_str(), "client_secret_basic" | "client_secret_post") {
+                return Err(format!("clients.{role}.auth_method must be client_secret_basic or client_secret_post"));
+            }
+        }
+        if self.user.mode == UserMode::Control && self.control.is_none() {
+            return Err("user.mode = \"control\" needs a [control] section".into());
+        }
+        if self.user.mode == UserMode::Form && self.user.forms.is_empty() {
+            return Err("user.mode = \"form\" needs at least one [[user.forms]] rule".into());
+        }
+        Ok(())
+    }
+}
+
+fn substitute(value: toml::Value, base: &str) -> toml::Value {
+    match value {
+        toml::Value::String(s) => toml::Value::String(s.replace("${base}", base)),
+        toml::Value::Array(items) => toml::Value::Array(items.into_iter().map(|v| substitute(v, base)).collect()),
+        toml::Value::Table(table) => {
+            toml::Value::Table(table.into_iter().map(|(k, v)| (k, substitute(v, base))).collect())
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,210 @@
+//! What a run writes: `report.json` (schema `conform-report/1`, documented in
+//! `reports/README.md`), `junit.xml` for CI, `summary.md` for people, and the
+//! table printed to the terminal.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde::Serialize;
+
+use crate::baseline::BaselineOutcome;
+use crate::engine::ScenarioResult;
+use crate::error::HarnessError;
+use crate::verdict::Status;
+
+pub const REPORT_SCHEMA: &str = "conform-report/1";
+
+/// Counts per status.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub total: usize,
+    pub pass: usize,
+    pub fail: usize,
+    pub warn: usize,
+    pub skip: usize,
+    pub error: usize,
+}
+
+impl Summary {
+    pub fn of(results: &[ScenarioResult]) -> Summary {
+        let mut s = Summary {
+            total: results.len(),
+            ..Summary::default()
+        };
+        for r in results {
+            match r.status {
+                Status::Pass => s.pass += 1,
+                Status::Fail => s.fail += 1,
+                Status::Warn => s.warn += 1,
+                Status::Skip => s.skip += 1,
+                Status::Error => s.error += 1,
+            }
+        }
+        s
+    }
+}
+
+/// The whole run, as written to report.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema: &'static str,
+    pub tool: String,
+    pub target: TargetInfo,
+    pub strict: bool,
+    pub duration_ms: u64,
+    pub summary: Summary,
+    pub baseline: Option<BaselineOutcome>,
+    /// True when the run should pass a CI gate (the exit code is 0).
+    pub gate_passed: bool,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    pub name: String,
+    pub issuer: String,
+    pub embedded: bool,
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), HarnessError> {
+    std::fs::write(path, contents).map_err(|e| HarnessError::Report {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes report.json, junit.xml and summary.md into `dir`.
+pub fn write_all(report: &RunReport, dir: &Path) -> Result<(), HarnessError> {
+    std::fs::create_dir_all(dir).map_err(|e| HarnessError::Report {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| HarnessError::Report {
+        path: dir.join("report.json"),
+        message: e.to_string(),
+    })?;
+    write(&dir.join("report.json"), &json)?;
+    write(&dir.join("junit.xml"), &junit(report)?)?;
+    write(&dir.join("summary.md"), &markdown(report))?;
+    Ok(())
+}
+
+/// JUnit XML: one suite per scenario group, one case per scenario. Warnings
+/// are passes with a message in system-out, so CI dashboards stay honest.
+pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
+    let mut junit = Report::new("conform");
+    let mut groups: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
+    for r in &report.scenarios {
+        groups.entry(r.id.split('.').next().unwrap_or(&r.id)).or_default().push(r);
+    }
+    for (group, results) in groups {
+        let mut suite = TestSuite::new(group);
+        for r in results {
+            let mut status = match r.status {
+                Status::Pass | Status::Warn => TestCaseStatus::success(),
+                Status::Skip => TestCaseStatus::skipped(),
+                Status::Fail => TestCaseStatus::non_success(NonSuccessKind::Failure),
+                Status::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+            };
+            if let Some(reason) = &r.reason {
+                status.set_message(reason.clone());
+            }
+            let refs: Vec<String> = r.refs.iter().map(|x| format!("{}: \"{}\" <{}>", x.id, x.quote, x.url)).collect();
+            if matches!(r.status, Status::Fail | Status::Error) {
+                status.set_description(format!("[{}] {}\n{}", r.level.as_str(), r.title, refs.join("\n")));
+            }
+            let mut case = TestCase::new(r.id.clone(), status);
+            case.set_classname(format!("conform.{group}"));
+            case.set_time(Duration::from_millis(r.duration_ms));
+            if r.status == Status::Warn {
+                case.set_system_out(format!("WARN (SHOULD): {}", r.reason.clone().unwrap_or_default()));
+            }
+            suite.add_test_case(case);
+        }
+        junit.add_test_suite(suite);
+    }
+    junit.to_string().map_err(|e| HarnessError::Report {
+        path: "junit.xml".into(),
+        message: e.to_string(),
+    })
+}
+
+/// summary.md: the table and, for each non-passing scenario, why.
+pub fn markdown(report: &RunReport) -> String {
+    let s = &report.summary;
+    let mut out = format!(
+        "# conform: {}\n\nIssuer: `{}`{}\n\n**{} scenarios: {} passed, {} failed, {} warned, {} skipped, {} errored.** Gate: {}.\n\n",
+        report.target.name,
+        report.target.issuer,
+        if report.strict { " (strict)" } else { "" },
+        s.total,
+        s.pass,
+        s.fail,
+        s.warn,
+        s.skip,
+        s.error,
+        if report.gate_passed { "passed" } else { "FAILED" },
+    );
+    out.push_str("| Status | Level | Scenario | Reference |\n|---|---|---|---|\n");
+    for r in &report.scenarios {
+        let refs: Vec<String> = r.refs.iter().map(|x| format!("[{}]({})", x.id, x.url)).collect();
+        out.push_str(&format!(
+            "| {} | {} | `{}` {} | {} |\n",
+            r.status.as_str().to_uppercase(),
+            r.level.as_str(),
+            r.id,
+            r.title.replace('|', "\\|"),
+            refs.join(", ")
+        ));
+    }
+    let problems: Vec<_> = report.scenarios.iter().filter(|r| r.status != Status::Pass).collect();
+    if !problems.is_empty() {
+        out.push_str("\n## Details\n");
+        for r in problems {
+            out.push_str(&format!(
+                "\n### `{}`: {}\n\n{}\n",
+                r.id,
+                r.status.as_str(),
+                r.reason.clone().unwrap_or_default()
+            ));
+            for x in &r.refs {
+                out.push_str(&format!("\n> {} — {}\n", x.id, x.quote));
+            }
+        }
+    }
+    if let Some(b) = &report.baseline {
+        out.push_str(&format!(
+            "\n## Baseline\n\nExpected failures still failing: {}. New failures: {}. Stale entries (now passing): {}.\n",
+            b.still_failing.len(),
+            b.new_failures.len(),
+            b.stale.len()
+        ));
+    }
+    out
+}
+
+/// The table printed after a run.
+pub fn console_table(report: &RunReport) -> String {
+    let width = report.scenarios.iter().map(|r| r.id.len()).max().unwrap_or(10).max(8);
+    let mut out = format!("{:<6} {:<6} {:<width$}  {}\n", "STATUS", "LEVEL", "SCENARIO", "REFERENCE");
+    for r in &report.scenarios {
+        out.push_str(&format!(
+            "{:<6} {:<6} {:<width$}  {}\n",
+            r.status.as_str().to_uppercase(),
+            r.level.as_str(),
+            r.id,
+            r.refs.first().map(|x| x.id.as_str()).unwrap_or_default()
+        ));
+        if let Some(reason) = r.reason.as_ref().filter(|_| r.status != Status::Pass) {
+            out.push_str(&format!("{:>14}{}\n", "↳ ", reason));
+        }
+    }
+    let s = &report.summary;
+    out.push_str(&format!(
+        "\n{} passed, {} failed, {} warned, {} skipped, {} errored of {} scenarios in {} ms\n",
+        s.pass, s.fail, s.warn, s.skip, s.error, s.total, report.duration_ms
+    ));
+    out
+}

@@ -1,0 +1,273 @@
+//! Scenario files: one requirement each, with its spec references, level,
+//! the steps that exercise it and the expectations that decide it.
+//! The format is documented in `scenarios/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::HarnessError;
+use crate::verdict::Level;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Stable id, `<group>.<name>`; the file lives at `scenarios/<group>/<name>.toml`.
+    pub id: String,
+    pub title: String,
+    pub level: Level,
+    /// Where the requirement comes from, quoted.
+    pub refs: Vec<SpecRef>,
+    /// Capabilities the target must have (see the profile's `[capabilities]`).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Reference-hub faults this scenario must catch (the sensitivity test proves it).
+    pub catches: Vec<String>,
+    pub steps: Vec<Step>,
+    /// Where the file was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecRef {
+    /// e.g. `RFC 7636 §4.6`.
+    pub id: String,
+    pub url: String,
+    /// The requirement, one line, verbatim.
+    pub quote: String,
+}
+
+/// One action by one of the parties the harness plays, and what must follow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub action: Action,
+    /// A setup step only prepares the check: its failure is an `error`, not a `fail`.
+    #[serde(default)]
+    pub setup: bool,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// What the harness does. Each action records facts (a JSON object) that
+/// expectations are evaluated against; the facts are listed in scenarios/README.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub enum Action {
+    /// MCP client: fetch Authorization Server Metadata by path insertion (RFC 8414 §3.1).
+    FetchAsMetadata,
+    /// MCP client: call a protected resource, with no token or with the last token.
+    CallResource {
+        #[serde(default = "primary")]
+        resource: String,
+        #[serde(default)]
+        with_token: bool,
+        /// Call this tool (JSON-RPC `tools/call`) instead of `initialize`.
+        #[serde(default)]
+        tool: Option<String>,
+    },
+    /// MCP client: fetch Protected Resource Metadata, from the last challenge's
+    /// `resource_metadata` or by path insertion (RFC 9728 §3.1).
+    FetchResourceMetadata {
+        #[serde(default = "primary")]
+        resource: String,
+    },
+    /// MCP client: register through DCR (RFC 7591). Extra fields are sent as metadata.
+    Register {
+        /// Name under which later steps refer to this client.
+        #[serde(default = "self_name", rename = "as")]
+        name: String,
+        #[serde(default)]
+        redirect_uris: Option<Vec<String>>,
+        #[serde(default)]
+        metadata: BTreeMap<String, toml::Value>,
+    },
+    /// MCP client and user: authorization request, login and consent.
+    Authorize {
+        #[serde(default = "self_name")]
+        client: String,
+        #[serde(default)]
+        pkce: Pkce,
+        /// Redirect URI to present; the registered one by default.
+        #[serde(default)]
+        redirect_uri: Option<String>,
+        /// Resource to request: a role name, a URL, or `omit`.
+        #[serde(default = "primary")]
+        resource: String,
+        #[serde(default)]
+        scope: Option<String>,
+        #[serde(default)]
+        deny: bool,
+        /// Build the request with the oauth2 crate (the happy path) instead of by hand.
+        #[serde(default)]
+        oauth2_crate: bool,
+    },
+    /// MCP client: redeem the last authorization code.
+    Token {
+        #[serde(default = "self_name")]
+        client: String,
+        #[serde(default)]
+        verifier: Verifier,
+        #[serde(default)]
+        redirect_uri: Option<String>,
+        /// Resource to name in the token request: a role, a URL, or `omit`.
+        #[serde(default = "primary")]
+        resource: String,
+        #[serde(default)]
+        oauth2_crate: bool,
+    },
+    /// Resource server: validate the last access token as an RFC 9068 JWT.
+    ValidateToken {
+        #[serde(default = "primary")]
+        resource: String,
+    },
+    /// Autonomous agent: client_credentials with a pre-registered client.
+    ClientCredentials {
+        #[serde(default = "agent")]
+        client: String,
+        #[serde(default)]
+        scope: Option<String>,
+        /// Send this secret instead of the configured one.
+        #[serde(default)]
+        wrong_secret: bool,
+    },
+}
+
+fn primary() -> String {
+    "primary".into()
+}
+fn self_name() -> String {
+    "self".into()
+}
+fn agent() -> String {
+    "agent".into()
+}
+
+/// How the authorization request carries PKCE.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Pkce {
+    #[default]
+    S256,
+    Plain,
+    None,
+}
+
+/// Which code_verifier the token request sends.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verifier {
+    #[default]
+    Correct,
+    Wrong,
+    Omit,
+}
+
+/// Predicates over the facts a step recorded. Paths are dotted (`body.issuer`,
+/// `www_authenticate.params.scope`); string values may use `${…}` variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The OAuth `error` code, wherever the action found it.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// For `authorize`: `code`, `error` (redirected with an error) or `not_redirected`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub present: Vec<String>,
+    #[serde(default)]
+    pub absent: Vec<String>,
+    #[serde(default)]
+    pub equals: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub not_equals: BTreeMap<String, toml::Value>,
+    /// The array at the path contains the value, or the string contains the substring.
+    #[serde(default)]
+    pub contains: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub not_contains: BTreeMap<String, toml::Value>,
+}
+
+impl Scenario {
+    pub fn group(&self) -> &str {
+        self.id.split('.').next().unwrap_or(&self.id)
+    }
+}
+
+/// Reads every `*.toml` under `dir/<group>/`, sorted by id.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, HarnessError> {
+    let mut scenarios = Vec::new();
+    let groups = std::fs::read_dir(dir).map_err(|source| HarnessError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for group in groups.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
+        let files = std::fs::read_dir(group.path()).map_err(|source| HarnessError::Read {
+            path: group.path(),
+            source,
+        })?;
+        for file in files.filter_map(Result::ok).map(|e| e.path()) {
+            if file.extension().is_some_and(|e| e == "toml") {
+                scenarios.push(load_file(&file)?);
+            }
+        }
+    }
+    scenarios.sort_by(|a, b| a.id.cmp(&b.id));
+    for pair in scenarios.windows(2) {
+        if pair[0].id == pair[1].id {
+            return Err(HarnessError::Scenario {
+                path: pair[1].path.clone(),
+                message: format!("duplicate scenario id `{}`", pair[1].id),
+            });
+        }
+    }
+    Ok(scenarios)
+}
+
+pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
+    let err = |message: String| HarnessError::Scenario {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| HarnessError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut scenario: Scenario = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    scenario.path = path.to_path_buf();
+    if scenario.refs.is_empty() {
+        return Err(err("a scenario needs at least one spec reference".into()));
+    }
+    if let Some(r) = scenario.refs.iter().find(|r| r.quote.trim().is_empty() || r.quote.contains('\n')) {
+        return Err(err(format!("reference `{}` needs a one-line quote", r.id)));
+    }
+    if scenario.steps.is_empty() {
+        return Err(err("a scenario needs at least one step".into()));
+    }
+    if scenario.steps.iter().all(|s| s.setup) {
+        return Err(err("a scenario needs at least one step that is not setup".into()));
+    }
+    if scenario.catches.is_empty() {
+        return Err(err("a scenario must name the reference-hub fault(s) it catches".into()));
+    }
+    Ok(scenario)
+}
+
+/// Keeps the scenarios whose id matches the glob.
+pub fn filter(scenarios: Vec<Scenario>, glob: &str) -> Result<Vec<Scenario>, HarnessError> {
+    let pattern = glob::Pattern::new(glob).map_err(|e| HarnessError::Glob {
+        glob: glob.to_owned(),
+        message: e.to_string(),
+    })?;
+    let kept: Vec<_> = scenarios.into_iter().filter(|s| pattern.matches(&s.id)).collect();
+    if kept.is_empty() {
+        return Err(HarnessError::NoMatch(glob.to_owned()));
+    }
+    Ok(kept)
+}

@@ -1,0 +1,752 @@
+//! The parties the harness plays, one action at a time. Each action talks to
+//! the target over HTTP and returns its *facts*, the JSON that expectations
+//! are evaluated against (documented per action in scenarios/README.md).
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse, TokenUrl,
+};
+use serde_json::{json, Map, Value};
+use url::Url;
+
+use crate::expect::interpolate;
+use crate::http::{Http, Response, TransportError};
+use crate::profile::Profile;
+use crate::scenario::{Action, Pkce, Verifier};
+use crate::user::{self, Move};
+
+/// Why an action could not produce facts at all.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    User(#[from] user::UserError),
+    /// A precondition the scenario or target did not meet (no code yet, no metadata).
+    #[error("{0}")]
+    Precondition(String),
+}
+
+fn precondition(message: impl Into<String>) -> StepError {
+    StepError::Precondition(message.into())
+}
+
+/// A client the harness registered during this scenario.
+#[derive(Debug, Clone)]
+struct Registered {
+    client_id: String,
+    redirect_uri: String,
+}
+
+/// An authorization code waiting to be redeemed.
+#[derive(Debug, Clone)]
+struct PendingCode {
+    code: String,
+    verifier: String,
+    redirect_uri: String,
+}
+
+/// The state of one scenario run: what the parties have learned so far.
+pub struct Run<'p> {
+    pub profile: &'p Profile,
+    pub http: Http,
+    metadata: Option<Value>,
+    registered: BTreeMap<String, Registered>,
+    resource_metadata_url: Option<String>,
+    pending: Option<PendingCode>,
+    last_token: Option<String>,
+    state_sent: Option<String>,
+    /// Every secret seen, for redaction of transcripts.
+    pub secrets: Vec<String>,
+    /// Decoded claims of every access token received, for reports and snapshots.
+    pub token_claims: Vec<Value>,
+}
+
+impl<'p> Run<'p> {
+    pub fn new(profile: &'p Profile) -> Run<'p> {
+        let mut secrets = vec![profile.user.password.clone()];
+        secrets.extend(profile.clients.values().map(|c| c.client_secret.clone()));
+        secrets.extend(profile.control.iter().map(|c| c.token.clone()));
+        Run {
+            profile,
+            http: Http::new(&profile.http),
+            metadata: None,
+            registered: BTreeMap::new(),
+            resource_metadata_url: None,
+            pending: None,
+            last_token: None,
+            state_sent: None,
+            secrets,
+            token_claims: Vec::new(),
+        }
+    }
+
+    /// Variables for `${…}` in scenario files: the profile (without secrets) and the run's state.
+    pub fn vars(&self) -> Value {
+        let mut profile = serde_json::to_value(self.profile).unwrap_or_default();
+        if let Some(clients) = profile.get_mut("clients").and_then(Value::as_object_mut) {
+            for client in clients.values_mut() {
+                client.as_object_mut().map(|c| c.remove("client_secret"));
+            }
+        }
+        profile.as_object_mut().map(|p| p.remove("control"));
+        let registered: Map<String, Value> = self
+            .registered
+            .iter()
+            .map(|(k, r)| (k.clone(), json!({"client_id": r.client_id, "redirect_uri": r.redirect_uri})))
+            .collect();
+        profile["registered"] = Value::Object(registered);
+        profile["state"] = json!(self.state_sent);
+        profile
+    }
+
+    fn text(&self, template: &str) -> Result<String, StepError> {
+        interpolate(template, &self.vars()).map_err(StepError::Precondition)
+    }
+
+    fn resource_url(&self, role_or_url: &str) -> Result<Option<String>, StepError> {
+        if role_or_url == "omit" {
+            return Ok(None);
+        }
+        if let Some(r) = self.profile.resources.get(role_or_url) {
+            return Ok(Some(r.url.clone()));
+        }
+        Ok(Some(self.text(role_or_url)?))
+    }
+
+    fn keep_secret(&mut self, secret: &str) {
+        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_owned());
+        }
+    }
+
+    pub async fn perform(&mut self, action: &Action) -> Result<Value, StepError> {
+        match action {
+            Action::FetchAsMetadata => self.fetch_as_metadata().await,
+            Action::CallResource {
+                resource,
+                with_token,
+                tool,
+            } => self.call_resource(resource, *with_token, tool.as_deref()).await,
+            Action::FetchResourceMetadata { resource } => self.fetch_resource_metadata(resource).await,
+            Action::Register {
+                name,
+                redirect_uris,
+                metadata,
+            } => self.register(name, redirect_uris.as_deref(), metadata).await,
+            Action::Authorize {
+                client,
+                pkce,
+                redirect_uri,
+                resource,
+                scope,
+                deny,
+                oauth2_crate,
+            } => {
+                self.authorize(client, *pkce, redirect_uri.as_deref(), resource, scope.as_deref(), *deny, *oauth2_crate)
+                    .await
+            }
+            Action::Token {
+                client,
+                verifier,
+                redirect_uri,
+                resource,
+                oauth2_crate,
+            } => self.token(client, *verifier, redirect_uri.as_deref(), resource, *oauth2_crate).await,
+            Action::ValidateToken { resource } => self.validate_token(resource).await,
+            Action::ClientCredentials {
+                client,
+                scope,
+                wrong_secret,
+            } => self.client_credentials(client, scope.as_deref(), *wrong_secret).await,
+        }
+    }
+
+    // ---- discovery ----------------------------------------------------------
+
+    /// The metadata URLs to try for the issuer, in the MCP authorization spec's order.
+    fn metadata_urls(&self) -> Result<Vec<String>, StepError> {
+        let issuer = Url::parse(&self.profile.issuer).map_err(|e| precondition(e.to_string()))?;
+        let origin = issuer.origin().ascii_serialization();
+        let path = issuer.path().trim_end_matches('/');
+        Ok(if path.is_empty() {
+            vec![
+                format!("{origin}/.well-known/oauth-authorization-server"),
+                format!("{origin}/.well-known/openid-configuration"),
+            ]
+        } else {
+            vec![
+                format!("{origin}/.well-known/oauth-authorization-server{path}"),
+                format!("{origin}/.well-known/openid-configuration{path}"),
+                format!("{origin}{path}/.well-known/openid-configuration"),
+            ]
+        })
+    }
+
+    async fn fetch_as_metadata(&mut self) -> Result<Value, StepError> {
+        let mut tried = Vec::new();
+        let mut last = None;
+        for url in self.metadata_urls()? {
+            let response = self.http.send(self.http.get(&url)).await?;
+            tried.push(json!({"url": url, "status": response.status}));
+            if response.status == 200 {
+                if let Some(body) = response.json().filter(Value::is_object) {
+                    self.metadata = Some(body.clone());
+                    return Ok(json!({"status": 200, "url": url, "body": body, "tried": tried}));
+                }
+            }
+            last = Some(response);
+        }
+        Ok(json!({
+            "status": last.map(|r| r.status),
+            "body": null,
+            "tried": tried,
+        }))
+    }
+
+    /// The AS metadata, discovered once per scenario.
+    async fn metadata(&mut self) -> Result<Value, StepError> {
+        if self.metadata.is_none() {
+            self.fetch_as_metadata().await?;
+        }
+        self.metadata
+            .clone()
+            .ok_or_else(|| precondition("the authorization server metadata could not be discovered"))
+    }
+
+    async fn endpoint(&mut self, name: &str) -> Result<String, StepError> {
+        self.metadata()
+            .await?
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| precondition(format!("the metadata has no `{name}`")))
+    }
+
+    async fn call_resource(&mut self, resource: &str, with_token: bool, tool: Option<&str>) -> Result<Value, StepError> {
+        let url = self
+            .resource_url(resource)?
+            .ok_or_else(|| precondition("call_resource needs a resource"))?;
+        let body = match tool {
+            Some(tool) => json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": self.text(tool)?, "arguments": {}}}),
+            None => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "conform", "version": env!("CARGO_PKG_VERSION")}
+            }}),
+        };
+        let mut request = self
+            .http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if with_token {
+            let token = self
+                .last_token
+                .clone()
+                .ok_or_else(|| precondition("no access token has been obtained yet"))?;
+            request = request.bearer_auth(token);
+        }
+        let response = self.http.send(request).await?;
+        let challenge = response.header("www-authenticate").map(crate::challenge::parse);
+        if let Some(url) = challenge
+            .as_ref()
+            .and_then(|c| c.pointer("/params/resource_metadata"))
+            .and_then(Value::as_str)
+        {
+            self.resource_metadata_url = Some(url.to_owned());
+        }
+        Ok(json!({
+            "status": response.status,
+            "www_authenticate": challenge,
+            "error": challenge.as_ref().and_then(|c| c.pointer("/params/error")).cloned(),
+            "body": response.json(),
+        }))
+    }
+
+    async fn fetch_resource_metadata(&mut self, resource: &str) -> Result<Value, StepError> {
+        let resource_url = self
+            .resource_url(resource)?
+            .ok_or_else(|| precondition("fetch_resource_metadata needs a resource"))?;
+        let (url, source) = match &self.resource_metadata_url {
+            Some(url) => (url.clone(), "challenge"),
+            None => {
+                let parsed = Url::parse(&resource_url).map_err(|e| precondition(e.to_string()))?;
+                let path = parsed.path().trim_end_matches('/');
+                (
+                    format!("{}/.well-known/oauth-protected-resource{path}", parsed.origin().ascii_serialization()),
+                    "well-known",
+                )
+            }
+        };
+        let response = self.http.send(self.http.get(&url)).await?;
+        Ok(json!({"status": response.status, "url": url, "source": source, "body": response.json()}))
+    }
+
+    // ---- MCP client -----------------------------------------------------------
+
+    async fn register(
+        &mut self,
+        name: &str,
+        redirect_uris: Option<&[String]>,
+        extra: &BTreeMap<String, toml::Value>,
+    ) -> Result<Value, StepError> {
+        let endpoint = self.endpoint("registration_endpoint").await?;
+        let redirect_uris = match redirect_uris {
+            Some(uris) => uris.iter().map(|u| self.text(u)).collect::<Result<Vec<_>, _>>()?,
+            None => vec![self.profile.callback.clone()],
+        };
+        let mut body = json!({
+            "client_name": format!("conform test client ({name})"),
+            "redirect_uris": redirect_uris,
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        for (key, value) in extra {
+            body[key] = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+        }
+        let response = self.http.send(self.http.post(&endpoint).json(&body)).await?;
+        let json = response.json();
+        if matches!(response.status, 200 | 201) {
+            if let Some(client_id) = json.as_ref().and_then(|b| b.get("client_id")).and_then(Value::as_str) {
+                self.registered.insert(
+                    name.to_owned(),
+                    Registered {
+                        client_id: client_id.to_owned(),
+                        redirect_uri: redirect_uris.first().cloned().unwrap_or_default(),
+                    },
+                );
+            }
+        }
+        Ok(json!({
+            "status": response.status,
+            "body": json,
+            "error": json.as_ref().and_then(|b| b.get("error")).cloned(),
+            "sent": body,
+        }))
+    }
+
+    fn registered(&self, name: &str) -> Result<Registered, StepError> {
+        self.registered
+            .get(name)
+            .cloned()
+            .ok_or_else(|| precondition(format!("no client registered as `{name}` in this scenario")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize(
+        &mut self,
+        client: &str,
+        pkce: Pkce,
+        redirect_uri: Option<&str>,
+        resource: &str,
+        scope: Option<&str>,
+        deny: bool,
+        oauth2_crate: bool,
+    ) -> Result<Value, StepError> {
+        let client = self.registered(client)?;
+        let endpoint = self.endpoint("authorization_endpoint").await?;
+        let presented_redirect = match redirect_uri {
+            Some(r) => self.text(r)?,
+            None => client.redirect_uri.clone(),
+        };
+        let resource_url = self.resource_url(resource)?;
+        let scope = match scope {
+            Some(s) => Some(self.text(s)?),
+            None => self.profile.resources.get(resource).map(|r| r.scopes.join(" ")),
+        };
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let verifier = verifier.secret().clone();
+        self.keep_secret(&verifier);
+        let state = crate::random_token();
+        self.state_sent = Some(state.clone());
+
+        let url = if oauth2_crate && pkce == Pkce::S256 {
+            let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+                .set_auth_uri(AuthUrl::new(endpoint.clone()).map_err(|e| precondition(e.to_string()))?)
+                .set_redirect_uri(RedirectUrl::new(presented_redirect.clone()).map_err(|e| precondition(e.to_string()))?);
+            let state_for_crate = state.clone();
+            let mut request = oauth
+                .authorize_url(move || CsrfToken::new(state_for_crate))
+                .set_pkce_challenge(challenge);
+            for s in scope.iter().flat_map(|s| s.split_ascii_whitespace()) {
+                request = request.add_scope(Scope::new(s.to_owned()));
+            }
+            if let Some(r) = &resource_url {
+                request = request.add_extra_param("resource", r.clone());
+            }
+            request.url().0
+        } else {
+            let mut url = Url::parse(&endpoint).map_err(|e| precondition(e.to_string()))?;
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("response_type", "code");
+                q.append_pair("client_id", &client.client_id);
+                q.append_pair("redirect_uri", &presented_redirect);
+                q.append_pair("state", &state);
+                match pkce {
+                    Pkce::S256 => {
+                        q.append_pair("code_challenge", challenge.as_str());
+                        q.append_pair("code_challenge_method", "S256");
+                    }
+                    Pkce::Plain => {
+                        q.append_pair("code_challenge", &verifier);
+                        q.append_pair("code_challenge_method", "plain");
+                    }
+                    Pkce::None => {}
+                }
+                if let Some(scope) = &scope {
+                    q.append_pair("scope", scope);
+                }
+                if let Some(r) = &resource_url {
+                    q.append_pair("resource", r);
+                }
+            }
+            url
+        };
+
+        let hub_origin = Url::parse(&endpoint).map_err(|e| precondition(e.to_string()))?.origin();
+        let vars = self.vars();
+        let mut current = url.to_string();
+        let mut response = self.http.send(self.http.get(&current)).await?;
+        for _ in 0..12 {
+            if let Some(location) = redirect_location(&response, &current) {
+                let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
+                if target.origin() != hub_origin || without_query(&target) == presented_redirect {
+                    return Ok(self.left_hub(&target, &presented_redirect, &verifier, &response));
+                }
+                current = location;
+                response = self.http.send(self.http.get(&current)).await?;
+                continue;
+            }
+            if response.status != 200 {
+                return Ok(json!({
+                    "outcome": "not_redirected",
+                    "status": response.status,
+                    "page": current,
+                    "error": response.json().and_then(|b| b.get("error").cloned()),
+                }));
+            }
+            match user::act(&self.http, self.profile, &vars, &current, &response, deny).await? {
+                Move::GoTo(location) => {
+                    let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
+                    if target.origin() != hub_origin || without_query(&target) == presented_redirect {
+                        return Ok(self.left_hub(&target, &presented_redirect, &verifier, &response));
+                    }
+                    current = location;
+                    response = self.http.send(self.http.get(&current)).await?;
+                }
+                Move::Submitted(next) => response = next,
+            }
+        }
+        Err(precondition("the authorization flow did not finish within 12 pages"))
+    }
+
+    /// The browser is leaving the hub: record where to and with what.
+    fn left_hub(&mut self, target: &Url, presented_redirect: &str, verifier: &str, response: &Response) -> Value {
+        let params: Map<String, Value> = target
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        let destination = without_query(target);
+        let code = params.get("code").and_then(Value::as_str).map(str::to_owned);
+        if let Some(code) = &code {
+            self.keep_secret(code);
+            self.pending = Some(PendingCode {
+                code: code.clone(),
+                verifier: verifier.to_owned(),
+                redirect_uri: presented_redirect.to_owned(),
+            });
+        }
+        let outcome = if code.is_some() {
+            "code"
+        } else if params.contains_key("error") {
+            "error"
+        } else {
+            "redirected"
+        };
+        json!({
+            "outcome": outcome,
+            "status": response.status,
+            "redirected_to": destination,
+            "to_presented_redirect_uri": destination == presented_redirect,
+            "params": params,
+            "error": params.get("error").cloned(),
+            "state_sent": self.state_sent,
+        })
+    }
+
+    async fn token(
+        &mut self,
+        client: &str,
+        verifier: Verifier,
+        redirect_uri: Option<&str>,
+        resource: &str,
+        oauth2_crate: bool,
+    ) -> Result<Value, StepError> {
+        let client = self.registered(client)?;
+        let pending = self
+            .pending
+            .clone()
+            .ok_or_else(|| precondition("no authorization code has been obtained yet"))?;
+        let endpoint = self.endpoint("token_endpoint").await?;
+        let redirect_uri = match redirect_uri {
+            Some(r) => self.text(r)?,
+            None => pending.redirect_uri.clone(),
+        };
+        let resource_url = self.resource_url(resource)?;
+        let verifier_value = match verifier {
+            Verifier::Correct => Some(pending.verifier.clone()),
+            Verifier::Wrong => {
+                let wrong = PkceCodeChallenge::new_random_sha256().1.secret().clone();
+                self.keep_secret(&wrong);
+                Some(wrong)
+            }
+            Verifier::Omit => None,
+        };
+
+        if oauth2_crate {
+            let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+                .set_token_uri(TokenUrl::new(endpoint).map_err(|e| precondition(e.to_string()))?)
+                .set_redirect_uri(RedirectUrl::new(redirect_uri).map_err(|e| precondition(e.to_string()))?);
+            let mut request = oauth.exchange_code(AuthorizationCode::new(pending.code.clone()));
+            if let Some(v) = verifier_value {
+                request = request.set_pkce_verifier(PkceCodeVerifier::new(v));
+            }
+            if let Some(r) = resource_url {
+                request = request.add_extra_param("resource", r);
+            }
+            let http = self.http.clone();
+            let call = move |req| {
+                let http = http.clone();
+                async move { http.oauth2_call(req).await }
+            };
+            return Ok(match request.request_async(&call).await {
+                Ok(token) => {
+                    let access_token = token.access_token().secret().clone();
+                    self.received_token(&access_token);
+                    json!({
+                        "status": 200,
+                        "body": {
+                            "token_type": token.token_type().as_ref(),
+                            "expires_in": token.expires_in().map(|d| d.as_secs()),
+                            "scope": token.scopes().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")),
+                            "access_token": "[redacted]",
+                        },
+                    })
+                }
+                Err(oauth2::RequestTokenError::ServerResponse(err)) => {
+                    json!({"status": null, "error": err.error().as_ref(), "body": {"error_description": err.error_description()}})
+                }
+                Err(oauth2::RequestTokenError::Request(e)) => return Err(StepError::Transport(e)),
+                Err(other) => json!({"status": null, "error": null, "crate_error": other.to_string()}),
+            });
+        }
+
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", pending.code.clone()),
+            ("redirect_uri", redirect_uri),
+            ("client_id", client.client_id.clone()),
+        ];
+        if let Some(v) = verifier_value {
+            form.push(("code_verifier", v));
+        }
+        if let Some(r) = resource_url {
+            form.push(("resource", r));
+        }
+        let response = self.http.send(self.http.post(&endpoint).form(&form)).await?;
+        Ok(self.token_facts(&response))
+    }
+
+    fn received_token(&mut self, token: &str) {
+        self.keep_secret(token);
+        self.last_token = Some(token.to_owned());
+        if let Some(claims) = unverified_claims(token) {
+            self.token_claims.push(claims);
+        }
+    }
+
+    fn token_facts(&mut self, response: &Response) -> Value {
+        let body = response.json();
+        if response.status == 200 {
+            if let Some(token) = body.as_ref().and_then(|b| b.get("access_token")).and_then(Value::as_str) {
+                self.received_token(token);
+            }
+        }
+        json!({
+            "status": response.status,
+            "headers": {
+                "cache_control": response.header("cache-control"),
+                "pragma": response.header("pragma"),
+                "content_type": response.header("content-type"),
+            },
+            "body": body,
+            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+        })
+    }
+
+    // ---- autonomous agent -----------------------------------------------------
+
+    async fn client_credentials(&mut self, role: &str, scope: Option<&str>, wrong_secret: bool) -> Result<Value, StepError> {
+        let client = self
+            .profile
+            .clients
+            .get(role)
+            .cloned()
+            .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
+        let endpoint = self.endpoint("token_endpoint").await?;
+        let secret = if wrong_secret {
+            format!("{}-wrong", client.client_secret)
+        } else {
+            client.client_secret.clone()
+        };
+        let mut form = vec![("grant_type", "client_credentials".to_owned())];
+        if let Some(scope) = scope {
+            form.push(("scope", self.text(scope)?));
+        }
+        if let Some(url) = self.resource_url(&client.resource)? {
+            form.push(("resource", url));
+        }
+        let mut request = self.http.post(&endpoint);
+        if client.auth_method == "client_secret_post" {
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_secret", secret));
+        } else {
+            // RFC 6749 §2.3.1: form-encode id and secret before Basic encoding.
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            request = request.basic_auth(enc(&client.client_id), Some(enc(&secret)));
+        }
+        let response = self.http.send(request.form(&form)).await?;
+        Ok(self.token_facts(&response))
+    }
+
+    // ---- resource server --------------------------------------------------------
+
+    async fn validate_token(&mut self, resource: &str) -> Result<Value, StepError> {
+        let token = self
+            .last_token
+            .clone()
+            .ok_or_else(|| precondition("no access token has been obtained yet"))?;
+        let expected_aud = self
+            .resource_url(resource)?
+            .ok_or_else(|| precondition("validate_token needs a resource"))?;
+        let jwks_uri = self.endpoint("jwks_uri").await?;
+        let response = self.http.send(self.http.get(&jwks_uri)).await?;
+        let jwks: Option<JwkSet> = serde_json::from_slice(&response.body).ok();
+        let header = jsonwebtoken::decode_header(&token).ok();
+        let claims = unverified_claims(&token);
+        let mut errors: Vec<String> = Vec::new();
+
+        let signature_valid = match (&header, &jwks) {
+            (None, _) => {
+                errors.push("the access token is not a JWT".into());
+                false
+            }
+            (_, None) => {
+                errors.push("the JWKS could not be read".into());
+                false
+            }
+            (Some(header), Some(jwks)) => {
+                let jwk = match &header.kid {
+                    Some(kid) => jwks.find(kid),
+                    None if jwks.keys.len() == 1 => jwks.keys.first(),
+                    None => None,
+                };
+                let asymmetric = matches!(
+                    header.alg,
+                    Algorithm::ES256 | Algorithm::ES384 | Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512
+                        | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 | Algorithm::EdDSA
+                );
+                match jwk.map(DecodingKey::from_jwk) {
+                    _ if !asymmetric => {
+                        errors.push(format!("{:?} is not an asymmetric signature algorithm", header.alg));
+                        false
+                    }
+                    Some(Ok(key)) => {
+                        let mut validation = Validation::new(header.alg);
+                        validation.validate_aud = false;
+                        validation.validate_exp = false;
+                        validation.required_spec_claims.clear();
+                        match jsonwebtoken::decode::<Value>(&token, &key, &validation) {
+                            Ok(_) => true,
+                            Err(e) => {
+                                errors.push(format!("signature does not verify: {e}"));
+                                false
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        errors.push(format!("the JWK cannot be used: {e}"));
+                        false
+                    }
+                    None => {
+                        errors.push("no JWKS key matches the token's kid".into());
+                        false
+                    }
+                }
+            }
+        };
+        let claims = claims.unwrap_or(Value::Null);
+        let aud = claims.get("aud");
+        let aud_is_exactly_resource = match aud {
+            Some(Value::String(a)) => *a == expected_aud,
+            Some(Value::Array(items)) => items.len() == 1 && items[0] == Value::String(expected_aud.clone()),
+            _ => false,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let typ = header.as_ref().and_then(|h| h.typ.clone());
+        let missing: Vec<&str> = ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"]
+            .into_iter()
+            .filter(|c| claims.get(*c).is_none())
+            .collect();
+        Ok(json!({
+            "header": {
+                "alg": header.as_ref().map(|h| format!("{:?}", h.alg)),
+                "typ": typ,
+                "kid": header.as_ref().and_then(|h| h.kid.clone()),
+            },
+            "claims": claims,
+            "signature_valid": signature_valid,
+            "issuer_matches": claims.get("iss").and_then(Value::as_str) == Some(self.profile.issuer.as_str()),
+            "aud_is_exactly_resource": aud_is_exactly_resource,
+            "unexpired": claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp > now),
+            "typ_is_at_jwt": typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")),
+            "missing_claims": missing,
+            "errors": errors,
+        }))
+    }
+}
+
+fn redirect_location(response: &Response, current: &str) -> Option<String> {
+    if !(300..400).contains(&response.status) {
+        return None;
+    }
+    let location = response.header("location")?;
+    Url::parse(current).ok()?.join(location).ok().map(|u| u.to_string())
+}
+
+fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// The payload of a JWT without verifying it (verification is `validate_token`'s job).
+pub fn unverified_claims(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}

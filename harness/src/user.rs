@@ -1,0 +1,152 @@
+//! The user role: signs in and consents, either by filling the hub's HTML
+//! forms as a browser would, or through the hub's control API.
+
+use scraper::{Html, Selector};
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::expect::interpolate;
+use crate::http::{Http, Response};
+use crate::profile::{FormRule, Profile, UserMode};
+
+/// What the user did with one page.
+pub enum Move {
+    /// The browser goes to this URL next (a redirect).
+    GoTo(String),
+    /// The browser received this response after submitting a form.
+    Submitted(Response),
+}
+
+/// Why the user could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("no [[user.forms]] rule matches the page at {0}")]
+    NoRule(String),
+    #[error("the page at {url} has no form matching `{selector}`")]
+    NoForm { url: String, selector: String },
+    #[error("the page URL {0} carries no pending-request parameter for the control API")]
+    NoRequestId(String),
+    #[error("the control API refused the decision: HTTP {status}: {body}")]
+    Control { status: u16, body: String },
+    #[error("{0}")]
+    Transport(#[from] crate::http::TransportError),
+    #[error("{0}")]
+    Profile(String),
+}
+
+/// Acts on a page the hub showed at `page_url`.
+pub async fn act(
+    http: &Http,
+    profile: &Profile,
+    vars: &Value,
+    page_url: &str,
+    page: &Response,
+    deny: bool,
+) -> Result<Move, UserError> {
+    match profile.user.mode {
+        UserMode::Form => {
+            let rule = profile
+                .user
+                .forms
+                .iter()
+                .find(|r| page_url.contains(&r.url_contains))
+                .ok_or_else(|| UserError::NoRule(page_url.to_owned()))?;
+            submit_form(http, vars, rule, page_url, &page.text(), deny)
+                .await
+                .map(Move::Submitted)
+        }
+        UserMode::Control => decide_by_control(http, profile, page_url, deny).await.map(Move::GoTo),
+    }
+}
+
+async fn submit_form(
+    http: &Http,
+    vars: &Value,
+    rule: &FormRule,
+    page_url: &str,
+    html: &str,
+    deny: bool,
+) -> Result<Response, UserError> {
+    // scraper's types are not Send: extract everything before the next await.
+    let (action, method, fields) = {
+        let document = Html::parse_document(html);
+        let no_form = || UserError::NoForm {
+            url: page_url.to_owned(),
+            selector: rule.form.clone(),
+        };
+        let form_selector = Selector::parse(&rule.form).map_err(|_| no_form())?;
+        let form = document.select(&form_selector).next().ok_or_else(no_form)?;
+        let inputs = Selector::parse("input").map_err(|_| no_form())?;
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for input in form.select(&inputs) {
+            let el = input.value();
+            let Some(name) = el.attr("name") else { continue };
+            let value = el.attr("value").unwrap_or_default().to_owned();
+            match el.attr("type").unwrap_or("text").to_ascii_lowercase().as_str() {
+                "submit" | "button" | "image" | "reset" => {}
+                "checkbox" | "radio" => {
+                    if el.attr("checked").is_some() || rule.check_all.iter().any(|n| n == name) {
+                        fields.push((name.to_owned(), value));
+                    }
+                }
+                _ => fields.push((name.to_owned(), value)),
+            }
+        }
+        for (name, template) in &rule.fill {
+            let value = interpolate(template, vars).map_err(UserError::Profile)?;
+            match fields.iter_mut().find(|(n, _)| n == name) {
+                Some(field) => field.1 = value,
+                None => fields.push((name.clone(), value)),
+            }
+        }
+        let button = if deny { rule.deny.as_ref().or(rule.submit.as_ref()) } else { rule.submit.as_ref() };
+        if let Some(button) = button {
+            fields.push((button.name.clone(), button.value.clone()));
+        }
+        let base = Url::parse(page_url).map_err(|e| UserError::Profile(e.to_string()))?;
+        let action = match form.value().attr("action").filter(|a| !a.is_empty()) {
+            Some(a) => base.join(a).map_err(|e| UserError::Profile(e.to_string()))?,
+            None => base,
+        };
+        let method = form.value().attr("method").unwrap_or("get").to_ascii_lowercase();
+        (action, method, fields)
+    };
+    let request = if method == "post" {
+        http.post(action.as_str()).form(&fields)
+    } else {
+        http.get(action.as_str()).query(&fields)
+    };
+    Ok(http.send(request).await?)
+}
+
+async fn decide_by_control(http: &Http, profile: &Profile, page_url: &str, deny: bool) -> Result<String, UserError> {
+    let control = profile
+        .control
+        .as_ref()
+        .ok_or_else(|| UserError::Profile("control mode without [control]".into()))?;
+    let param = profile.user.request_param.as_deref().unwrap_or("request");
+    let url = Url::parse(page_url).map_err(|e| UserError::Profile(e.to_string()))?;
+    let request_id = url
+        .query_pairs()
+        .find(|(k, _)| k == param)
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| UserError::NoRequestId(page_url.to_owned()))?;
+    let endpoint = format!("{}/authorizations/{request_id}/decision", control.url.trim_end_matches('/'));
+    let body = json!({
+        "username": profile.user.username,
+        "decision": if deny { "deny" } else { "approve" },
+    });
+    let response = http
+        .send(http.post(&endpoint).bearer_auth(&control.token).json(&body))
+        .await?;
+    let redirect = response
+        .json()
+        .and_then(|v| v.get("redirect_to").and_then(Value::as_str).map(str::to_owned));
+    match redirect {
+        Some(location) if response.status == 200 => Ok(location),
+        _ => Err(UserError::Control {
+            status: response.status,
+            body: response.text(),
+        }),
+    }
+}

@@ -1,0 +1,54 @@
+//! Levels of requirements and statuses of checks.
+
+use serde::{Deserialize, Serialize};
+
+/// The normative strength of a requirement (RFC 2119).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Level {
+    #[serde(rename = "MUST")]
+    Must,
+    #[serde(rename = "SHOULD")]
+    Should,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The target met the requirement.
+    Pass,
+    /// A MUST (or, with --strict, a SHOULD) was broken.
+    Fail,
+    /// A SHOULD was broken and the run is not strict.
+    Warn,
+    /// The target lacks a capability the check needs.
+    Skip,
+    /// The check could not be completed: the harness or the target broke.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+            Status::Error => "error",
+        }
+    }
+
+    /// Did the check find the target deviating from its requirement?
+    pub fn is_violation(self) -> bool {
+        matches!(self, Status::Fail | Status::Warn)
+    }
+}
