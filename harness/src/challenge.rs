@@ -13,7 +13,9 @@ pub fn parse(header: &str) -> Value {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let name: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',' && !c.is_whitespace())).collect();
+        let name: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',' && !c.is_whitespace()))
+                .collect();
         if name.is_empty() {
             break;
         }
@@ -52,7 +54,9 @@ mod tests {
 
     #[test]
     fn parses_quoted_and_token_params() {
-        let v = parse(r#"Bearer resource_metadata="https://x/.well-known/a", error=insufficient_scope, scope="a b""#);
+        let v = parse(
+            r#"Bearer resource_metadata="https://x/.well-known/a", error=insufficient_scope, scope="a b""#,
+        );
         assert_eq!(v["scheme"], "Bearer");
         assert_eq!(v["params"]["resource_metadata"], "https://x/.well-known/a");
         assert_eq!(v["params"]["error"], "insufficient_scope");

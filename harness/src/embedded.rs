@@ -42,10 +42,17 @@ pub fn faults() -> Vec<(&'static str, &'static str)> {
 
 /// Starts the reference hub with the fixtures under `fixtures_dir` and the named faults.
 pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTarget, HarnessError> {
-    let hub = reference_server::embedded::start(&fixtures_dir.join("hub"), faults, EMBEDDED_CONTROL_TOKEN)
-        .await
-        .map_err(|e| HarnessError::Embedded(e.to_string()))?;
-    let mut profile = Profile::load(&fixtures_dir.join("profiles/reference.toml"), Some(&hub.base_url))?;
+    let hub = reference_server::embedded::start(
+        &fixtures_dir.join("hub"),
+        faults,
+        EMBEDDED_CONTROL_TOKEN,
+    )
+    .await
+    .map_err(|e| HarnessError::Embedded(e.to_string()))?;
+    let mut profile = Profile::load(
+        &fixtures_dir.join("profiles/reference.toml"),
+        Some(&hub.base_url),
+    )?;
     if let Some(control) = profile.control.as_mut() {
         control.token = EMBEDDED_CONTROL_TOKEN.to_owned();
     }

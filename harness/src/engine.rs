@@ -65,7 +65,11 @@ fn action_name(step: &crate::scenario::Step) -> String {
 }
 
 /// Runs one scenario to its verdict.
-pub async fn run_scenario(profile: &Profile, scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
+pub async fn run_scenario(
+    profile: &Profile,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> ScenarioResult {
     let started = Instant::now();
     let mut result = ScenarioResult {
         id: scenario.id.clone(),
@@ -84,7 +88,9 @@ pub async fn run_scenario(profile: &Profile, scenario: &Scenario, options: &RunO
             Some(true) => {}
             Some(false) => {
                 result.status = Status::Skip;
-                result.reason = Some(format!("the target does not declare the `{capability}` capability"));
+                result.reason = Some(format!(
+                    "the target does not declare the `{capability}` capability"
+                ));
                 return result;
             }
             None => {
@@ -96,10 +102,17 @@ pub async fn run_scenario(profile: &Profile, scenario: &Scenario, options: &RunO
     }
 
     let mut run = Run::new(profile);
-    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, run_steps(&mut run, scenario, options, &mut result)).await;
+    let outcome = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        run_steps(&mut run, scenario, options, &mut result),
+    )
+    .await;
     if outcome.is_err() {
         result.status = Status::Error;
-        result.reason = Some(format!("the scenario did not finish within {}s", SCENARIO_TIMEOUT.as_secs()));
+        result.reason = Some(format!(
+            "the scenario did not finish within {}s",
+            SCENARIO_TIMEOUT.as_secs()
+        ));
         let mut exchanges = run.http.take_transcript();
         exchanges.iter_mut().for_each(|e| e.redact(&run.secrets));
         result.steps.push(StepResult {
@@ -113,14 +126,21 @@ pub async fn run_scenario(profile: &Profile, scenario: &Scenario, options: &RunO
     }
     // Redact now that every secret of the scenario is known.
     for step in &mut result.steps {
-        step.exchanges.iter_mut().for_each(|e| e.redact(&run.secrets));
+        step.exchanges
+            .iter_mut()
+            .for_each(|e| e.redact(&run.secrets));
     }
     result.token_claims = run.token_claims.clone();
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
 }
 
-async fn run_steps(run: &mut Run<'_>, scenario: &Scenario, options: &RunOptions, result: &mut ScenarioResult) {
+async fn run_steps(
+    run: &mut Run<'_>,
+    scenario: &Scenario,
+    options: &RunOptions,
+    result: &mut ScenarioResult,
+) {
     let violation = match (scenario.level, options.strict) {
         (Level::Must, _) | (Level::Should, true) => Status::Fail,
         (Level::Should, false) => Status::Warn,
@@ -150,17 +170,27 @@ async fn run_steps(run: &mut Run<'_>, scenario: &Scenario, options: &RunOptions,
         if !passed {
             result.status = status;
             let what = if step.setup { "setup step" } else { "step" };
-            result.reason = Some(format!("{what} {} ({}): {}", i + 1, action_name(step), messages.join("; ")));
+            result.reason = Some(format!(
+                "{what} {} ({}): {}",
+                i + 1,
+                action_name(step),
+                messages.join("; ")
+            ));
             return;
         }
     }
 }
 
 /// Runs scenarios concurrently; results come back in the scenarios' order.
-pub async fn run_all(profile: Arc<Profile>, scenarios: &[Scenario], options: &RunOptions) -> Vec<ScenarioResult> {
+pub async fn run_all(
+    profile: Arc<Profile>,
+    scenarios: &[Scenario],
+    options: &RunOptions,
+) -> Vec<ScenarioResult> {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = Vec::new();
-    for scenario in scenarios.iter().cloned() {
+    for scenario in scenarios {
+        let scenario = scenario.clone();
         let profile = profile.clone();
         let options = options.clone();
         let permits = permits.clone();

@@ -25,7 +25,9 @@ pub fn interpolate(text: &str, vars: &Value) -> Result<String, String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed variable in `{text}`"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed variable in `{text}`"))?;
         let name = &after[..end];
         let value = lookup(vars, name).ok_or_else(|| format!("unknown variable `${{{name}}}`"))?;
         out.push_str(&render(value));
@@ -48,7 +50,11 @@ fn render(value: &Value) -> String {
 fn expected(value: &toml::Value, vars: &Value) -> Result<Value, String> {
     match value {
         toml::Value::String(s) => Ok(Value::String(interpolate(s, vars)?)),
-        toml::Value::Array(items) => items.iter().map(|v| expected(v, vars)).collect::<Result<_, _>>().map(Value::Array),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| expected(v, vars))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
         toml::Value::Table(table) => table
             .iter()
             .map(|(k, v)| Ok((k.clone(), expected(v, vars)?)))
@@ -64,7 +70,10 @@ fn show(value: Option<&Value>) -> String {
         Some(v) => {
             let s = v.to_string();
             if s.len() > 200 {
-                format!("{}…", &s[..s.char_indices().nth(200).map(|(i, _)| i).unwrap_or(s.len())])
+                format!(
+                    "{}…",
+                    &s[..s.char_indices().nth(200).map(|(i, _)| i).unwrap_or(s.len())]
+                )
             } else {
                 s
             }
@@ -108,7 +117,10 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
     }
     for path in &expect.absent {
         if let Some(v) = lookup(facts, path).filter(|v| !v.is_null()) {
-            failures.push(format!("expected `{path}` to be absent, got {}", show(Some(v))));
+            failures.push(format!(
+                "expected `{path}` to be absent, got {}",
+                show(Some(v))
+            ));
         }
     }
     for (path, value) in &expect.equals {
@@ -129,14 +141,20 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
         let want = expected(value, vars)?;
         let got = lookup(facts, path);
         if !contains(got, &want) {
-            failures.push(format!("expected `{path}` to contain {want}, got {}", show(got)));
+            failures.push(format!(
+                "expected `{path}` to contain {want}, got {}",
+                show(got)
+            ));
         }
     }
     for (path, value) in &expect.not_contains {
         let want = expected(value, vars)?;
         let got = lookup(facts, path);
         if contains(got, &want) {
-            failures.push(format!("expected `{path}` not to contain {want}, got {}", show(got)));
+            failures.push(format!(
+                "expected `{path}` not to contain {want}, got {}",
+                show(got)
+            ));
         }
     }
     Ok(failures)

@@ -40,21 +40,29 @@ impl Exchange {
                 if s.contains(secret.as_str()) {
                     *s = s.replace(secret.as_str(), "[redacted]");
                 }
-                let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
                 if encoded != *secret && s.contains(encoded.as_str()) {
                     *s = s.replace(encoded.as_str(), "[redacted]");
                 }
             }
         };
         scrub(&mut self.url);
-        for (name, value) in self.request_headers.iter_mut().chain(self.response_headers.iter_mut()) {
+        for (name, value) in self
+            .request_headers
+            .iter_mut()
+            .chain(self.response_headers.iter_mut())
+        {
             if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie") {
                 let scheme = value.split(' ').next().unwrap_or_default().to_owned();
                 *value = format!("{scheme} [redacted]");
             }
             scrub(value);
         }
-        for body in [&mut self.request_body, &mut self.response_body].into_iter().flatten() {
+        for body in [&mut self.request_body, &mut self.response_body]
+            .into_iter()
+            .flatten()
+        {
             scrub(body);
         }
     }
@@ -129,7 +137,10 @@ impl Http {
     }
 
     fn record(&self, exchange: Exchange) {
-        self.transcript.lock().unwrap_or_else(|p| p.into_inner()).push(exchange);
+        self.transcript
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(exchange);
     }
 
     /// Sends a request, reads the whole response, and records both.
@@ -172,7 +183,8 @@ impl Http {
                     Ok(body) => {
                         exchange.status = Some(status);
                         exchange.response_headers = header_list(&headers);
-                        exchange.response_body = (!body.is_empty()).then(|| truncate(&String::from_utf8_lossy(&body)));
+                        exchange.response_body =
+                            (!body.is_empty()).then(|| truncate(&String::from_utf8_lossy(&body)));
                         Ok(Response {
                             status,
                             headers,
@@ -189,7 +201,10 @@ impl Http {
     }
 
     /// Adapter so the oauth2 crate's requests go through the same recorder.
-    pub async fn oauth2_call(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, TransportError> {
+    pub async fn oauth2_call(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, TransportError> {
         let method = request.method().to_string();
         let url = request.uri().to_string();
         let request = Request::try_from(request).map_err(|e| TransportError {
@@ -223,7 +238,12 @@ fn describe(err: &reqwest::Error) -> String {
 fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("<binary>").to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or("<binary>").to_owned(),
+            )
+        })
         .collect()
 }
 

@@ -91,7 +91,11 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
     let all = scenario::load_dir(&config.scenarios_dir)?;
     let baseline = config.baseline.as_deref().map(Baseline::load).transpose()?;
     if let (Some(b), Some(path)) = (&baseline, &config.baseline) {
-        if let Some(unknown) = b.expected_failures.iter().find(|id| !all.iter().any(|s| &s.id == *id)) {
+        if let Some(unknown) = b
+            .expected_failures
+            .iter()
+            .find(|id| !all.iter().any(|s| &s.id == *id))
+        {
             return Err(HarnessError::Baseline {
                 path: path.clone(),
                 message: format!("`{unknown}` is not a scenario id"),
@@ -111,7 +115,9 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
         }
         Target::Profile(path) => (Profile::load(path, None)?, None),
     };
-    let options = RunOptions { strict: config.strict };
+    let options = RunOptions {
+        strict: config.strict,
+    };
     let results = run_all(Arc::new(profile.clone()), &scenarios, &options).await;
     if let Some(target) = embedded {
         target.stop().await;

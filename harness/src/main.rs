@@ -85,14 +85,26 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.baseline = args.baseline;
     config.out_dir = Some(args.out.clone());
     if let Some(path) = args.target {
-        anyhow::ensure!(args.faults.is_empty(), "--fault applies to the embedded hub only, not to --target");
+        anyhow::ensure!(
+            args.faults.is_empty(),
+            "--fault applies to the embedded hub only, not to --target"
+        );
         config.target = Target::Profile(path);
     } else {
         let known = harness::embedded::faults();
-        if let Some(bad) = args.faults.iter().find(|f| !known.iter().any(|(k, _)| k == f)) {
-            anyhow::bail!("unknown fault `{bad}`; known: {}", known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "));
+        if let Some(bad) = args
+            .faults
+            .iter()
+            .find(|f| !known.iter().any(|(k, _)| k == f))
+        {
+            anyhow::bail!(
+                "unknown fault `{bad}`; known: {}",
+                known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            );
         }
-        config.target = Target::Embedded { faults: args.faults };
+        config.target = Target::Embedded {
+            faults: args.faults,
+        };
     }
 
     if args.list {
@@ -107,9 +119,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let matrix = harness::sensitivity::run(&config.fixtures_dir, &scenarios).await?;
         std::fs::create_dir_all(&args.out)?;
         std::fs::write(args.out.join("sensitivity.md"), matrix.markdown())?;
-        std::fs::write(args.out.join("sensitivity.json"), serde_json::to_string_pretty(&matrix)?)?;
+        std::fs::write(
+            args.out.join("sensitivity.json"),
+            serde_json::to_string_pretty(&matrix)?,
+        )?;
         print!("{}", matrix.markdown());
-        return Ok(if matrix.all_caught() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        return Ok(if matrix.all_caught() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
 
     let report = harness::run(&config).await?;

@@ -76,6 +76,9 @@ pub struct Capabilities {
     pub client_credentials: bool,
     #[serde(default)]
     pub control_api: bool,
+    /// Supports RFC 9207 (`iss` in authorization responses).
+    #[serde(default = "yes")]
+    pub rfc9207: bool,
 }
 
 fn yes() -> bool {
@@ -88,6 +91,7 @@ impl Default for Capabilities {
             dcr: true,
             client_credentials: true,
             control_api: false,
+            rfc9207: true,
         }
     }
 }
@@ -98,6 +102,7 @@ impl Capabilities {
             "dcr" => Some(self.dcr),
             "client_credentials" => Some(self.client_credentials),
             "control_api" => Some(self.control_api),
+            "rfc9207" => Some(self.rfc9207),
             _ => None,
         }
     }
@@ -236,7 +241,9 @@ impl Profile {
             Some(base) => substitute(raw, base.trim_end_matches('/')),
             None => raw,
         };
-        let mut profile: Profile = substituted.try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut profile: Profile = substituted
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
         profile.base = base;
         profile.validate()?;
         Ok(profile)
@@ -253,14 +260,23 @@ impl Profile {
             }
         }
         for (role, r) in &self.resources {
-            url::Url::parse(&r.url).map_err(|e| format!("resources.{role}.url `{}`: {e}", r.url))?;
+            url::Url::parse(&r.url)
+                .map_err(|e| format!("resources.{role}.url `{}`: {e}", r.url))?;
         }
         for (role, c) in &self.clients {
             if !self.resources.contains_key(&c.resource) {
-                return Err(format!("clients.{role}.resource `{}` is not a resource role", c.resource));
+                return Err(format!(
+                    "clients.{role}.resource `{}` is not a resource role",
+                    c.resource
+                ));
             }
-            if !matches!(c.auth_method.as_str(), "client_secret_basic" | "client_secret_post") {
-                return Err(format!("clients.{role}.auth_method must be client_secret_basic or client_secret_post"));
+            if !matches!(
+                c.auth_method.as_str(),
+                "client_secret_basic" | "client_secret_post"
+            ) {
+                return Err(format!(
+                    "clients.{role}.auth_method must be client_secret_basic or client_secret_post"
+                ));
             }
         }
         if self.user.mode == UserMode::Control && self.control.is_none() {
@@ -276,10 +292,15 @@ impl Profile {
 fn substitute(value: toml::Value, base: &str) -> toml::Value {
     match value {
         toml::Value::String(s) => toml::Value::String(s.replace("${base}", base)),
-        toml::Value::Array(items) => toml::Value::Array(items.into_iter().map(|v| substitute(v, base)).collect()),
-        toml::Value::Table(table) => {
-            toml::Value::Table(table.into_iter().map(|(k, v)| (k, substitute(v, base))).collect())
+        toml::Value::Array(items) => {
+            toml::Value::Array(items.into_iter().map(|v| substitute(v, base)).collect())
         }
+        toml::Value::Table(table) => toml::Value::Table(
+            table
+                .into_iter()
+                .map(|(k, v)| (k, substitute(v, base)))
+                .collect(),
+        ),
         other => other,
     }
 }

@@ -97,7 +97,10 @@ pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
     let mut junit = Report::new("conform");
     let mut groups: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
     for r in &report.scenarios {
-        groups.entry(r.id.split('.').next().unwrap_or(&r.id)).or_default().push(r);
+        groups
+            .entry(r.id.split('.').next().unwrap_or(&r.id))
+            .or_default()
+            .push(r);
     }
     for (group, results) in groups {
         let mut suite = TestSuite::new(group);
@@ -111,15 +114,27 @@ pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
             if let Some(reason) = &r.reason {
                 status.set_message(reason.clone());
             }
-            let refs: Vec<String> = r.refs.iter().map(|x| format!("{}: \"{}\" <{}>", x.id, x.quote, x.url)).collect();
+            let refs: Vec<String> = r
+                .refs
+                .iter()
+                .map(|x| format!("{}: \"{}\" <{}>", x.id, x.quote, x.url))
+                .collect();
             if matches!(r.status, Status::Fail | Status::Error) {
-                status.set_description(format!("[{}] {}\n{}", r.level.as_str(), r.title, refs.join("\n")));
+                status.set_description(format!(
+                    "[{}] {}\n{}",
+                    r.level.as_str(),
+                    r.title,
+                    refs.join("\n")
+                ));
             }
             let mut case = TestCase::new(r.id.clone(), status);
             case.set_classname(format!("conform.{group}"));
             case.set_time(Duration::from_millis(r.duration_ms));
             if r.status == Status::Warn {
-                case.set_system_out(format!("WARN (SHOULD): {}", r.reason.clone().unwrap_or_default()));
+                case.set_system_out(format!(
+                    "WARN (SHOULD): {}",
+                    r.reason.clone().unwrap_or_default()
+                ));
             }
             suite.add_test_case(case);
         }
@@ -149,7 +164,11 @@ pub fn markdown(report: &RunReport) -> String {
     );
     out.push_str("| Status | Level | Scenario | Reference |\n|---|---|---|---|\n");
     for r in &report.scenarios {
-        let refs: Vec<String> = r.refs.iter().map(|x| format!("[{}]({})", x.id, x.url)).collect();
+        let refs: Vec<String> = r
+            .refs
+            .iter()
+            .map(|x| format!("[{}]({})", x.id, x.url))
+            .collect();
         out.push_str(&format!(
             "| {} | {} | `{}` {} | {} |\n",
             r.status.as_str().to_uppercase(),
@@ -159,7 +178,11 @@ pub fn markdown(report: &RunReport) -> String {
             refs.join(", ")
         ));
     }
-    let problems: Vec<_> = report.scenarios.iter().filter(|r| r.status != Status::Pass).collect();
+    let problems: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter(|r| r.status != Status::Pass)
+        .collect();
     if !problems.is_empty() {
         out.push_str("\n## Details\n");
         for r in problems {
@@ -187,8 +210,17 @@ pub fn markdown(report: &RunReport) -> String {
 
 /// The table printed after a run.
 pub fn console_table(report: &RunReport) -> String {
-    let width = report.scenarios.iter().map(|r| r.id.len()).max().unwrap_or(10).max(8);
-    let mut out = format!("{:<6} {:<6} {:<width$}  {}\n", "STATUS", "LEVEL", "SCENARIO", "REFERENCE");
+    let width = report
+        .scenarios
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(10)
+        .max(8);
+    let mut out = format!(
+        "{:<6} {:<6} {:<width$}  {}\n",
+        "STATUS", "LEVEL", "SCENARIO", "REFERENCE"
+    );
     for r in &report.scenarios {
         out.push_str(&format!(
             "{:<6} {:<6} {:<width$}  {}\n",

@@ -244,17 +244,25 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
     if scenario.refs.is_empty() {
         return Err(err("a scenario needs at least one spec reference".into()));
     }
-    if let Some(r) = scenario.refs.iter().find(|r| r.quote.trim().is_empty() || r.quote.contains('\n')) {
+    if let Some(r) = scenario
+        .refs
+        .iter()
+        .find(|r| r.quote.trim().is_empty() || r.quote.contains('\n'))
+    {
         return Err(err(format!("reference `{}` needs a one-line quote", r.id)));
     }
     if scenario.steps.is_empty() {
         return Err(err("a scenario needs at least one step".into()));
     }
     if scenario.steps.iter().all(|s| s.setup) {
-        return Err(err("a scenario needs at least one step that is not setup".into()));
+        return Err(err(
+            "a scenario needs at least one step that is not setup".into()
+        ));
     }
     if scenario.catches.is_empty() {
-        return Err(err("a scenario must name the reference-hub fault(s) it catches".into()));
+        return Err(err(
+            "a scenario must name the reference-hub fault(s) it catches".into(),
+        ));
     }
     Ok(scenario)
 }
@@ -265,7 +273,10 @@ pub fn filter(scenarios: Vec<Scenario>, glob: &str) -> Result<Vec<Scenario>, Har
         glob: glob.to_owned(),
         message: e.to_string(),
     })?;
-    let kept: Vec<_> = scenarios.into_iter().filter(|s| pattern.matches(&s.id)).collect();
+    let kept: Vec<_> = scenarios
+        .into_iter()
+        .filter(|s| pattern.matches(&s.id))
+        .collect();
     if kept.is_empty() {
         return Err(HarnessError::NoMatch(glob.to_owned()));
     }

@@ -39,7 +39,9 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn all_caught(&self) -> bool {
-        self.clean_failures.is_empty() && self.unknown_claims.is_empty() && self.rows.iter().all(|r| r.caught)
+        self.clean_failures.is_empty()
+            && self.unknown_claims.is_empty()
+            && self.rows.iter().all(|r| r.caught)
     }
 
     pub fn markdown(&self) -> String {
@@ -50,17 +52,29 @@ impl Matrix {
             self.rows.len()
         );
         for r in &self.rows {
-            let also: Vec<_> = r.tripped.iter().filter(|t| !r.claimed_by.contains(t)).cloned().collect();
+            let also: Vec<_> = r
+                .tripped
+                .iter()
+                .filter(|t| !r.claimed_by.contains(t))
+                .cloned()
+                .collect();
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} |\n",
                 r.fault,
                 if r.caught { "yes" } else { "**NO**" },
-                r.claimed_by.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                r.claimed_by
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 also.join(", ")
             ));
         }
         if !self.unknown_claims.is_empty() {
-            out.push_str(&format!("\nUnknown faults claimed: {}\n", self.unknown_claims.join(", ")));
+            out.push_str(&format!(
+                "\nUnknown faults claimed: {}\n",
+                self.unknown_claims.join(", ")
+            ));
         }
         out
     }
@@ -82,18 +96,50 @@ pub async fn run(fixtures_dir: &Path, scenarios: &[Scenario]) -> Result<Matrix, 
     let clean = crate::embedded::start(fixtures_dir, &[]).await?;
     let results = run_all(Arc::new(clean.profile.clone()), scenarios, &options).await;
     clean.stop().await;
-    let clean_failures = results.iter().filter(|r| r.status != Status::Pass).map(|r| r.id.clone()).collect();
+    let clean_failures = results
+        .iter()
+        .filter(|r| r.status != Status::Pass)
+        .map(|r| r.id.clone())
+        .collect();
 
+    // Fault runs are independent hubs: run a few at once.
+    let permits = Arc::new(tokio::sync::Semaphore::new(4));
+    let mut runs = Vec::new();
+    for (fault, _) in &known {
+        let fixtures_dir = fixtures_dir.to_path_buf();
+        let scenarios = scenarios.to_vec();
+        let options = options.clone();
+        let permits = permits.clone();
+        let fault = (*fault).to_owned();
+        runs.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let target =
+                crate::embedded::start(&fixtures_dir, std::slice::from_ref(&fault)).await?;
+            let results = run_all(Arc::new(target.profile.clone()), &scenarios, &options).await;
+            target.stop().await;
+            Ok::<_, HarnessError>(results)
+        }));
+    }
     let mut rows = Vec::new();
-    for (fault, description) in known {
-        let target = crate::embedded::start(fixtures_dir, &[fault.to_owned()]).await?;
-        let results = run_all(Arc::new(target.profile.clone()), scenarios, &options).await;
-        target.stop().await;
-        let claimed_by: Vec<String> =
-            scenarios.iter().filter(|s| s.catches.iter().any(|c| c == fault)).map(|s| s.id.clone()).collect();
-        let tripped: Vec<String> =
-            results.iter().filter(|r| r.status.is_violation()).map(|r| r.id.clone()).collect();
-        let missed_by: Vec<String> = claimed_by.iter().filter(|c| !tripped.contains(c)).cloned().collect();
+    for ((fault, description), run) in known.into_iter().zip(runs) {
+        let results = run
+            .await
+            .map_err(|e| HarnessError::Embedded(format!("fault run `{fault}` crashed: {e}")))??;
+        let claimed_by: Vec<String> = scenarios
+            .iter()
+            .filter(|s| s.catches.iter().any(|c| c == fault))
+            .map(|s| s.id.clone())
+            .collect();
+        let tripped: Vec<String> = results
+            .iter()
+            .filter(|r| r.status.is_violation())
+            .map(|r| r.id.clone())
+            .collect();
+        let missed_by: Vec<String> = claimed_by
+            .iter()
+            .filter(|c| !tripped.contains(c))
+            .cloned()
+            .collect();
         rows.push(FaultRow {
             fault: fault.to_owned(),
             description: description.to_owned(),

@@ -10,8 +10,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde_json::{json, Map, Value};
 use url::Url;
@@ -100,7 +100,12 @@ impl<'p> Run<'p> {
         let registered: Map<String, Value> = self
             .registered
             .iter()
-            .map(|(k, r)| (k.clone(), json!({"client_id": r.client_id, "redirect_uri": r.redirect_uri})))
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    json!({"client_id": r.client_id, "redirect_uri": r.redirect_uri}),
+                )
+            })
             .collect();
         profile["registered"] = Value::Object(registered);
         profile["state"] = json!(self.state_sent);
@@ -134,13 +139,21 @@ impl<'p> Run<'p> {
                 resource,
                 with_token,
                 tool,
-            } => self.call_resource(resource, *with_token, tool.as_deref()).await,
-            Action::FetchResourceMetadata { resource } => self.fetch_resource_metadata(resource).await,
+            } => {
+                self.call_resource(resource, *with_token, tool.as_deref())
+                    .await
+            }
+            Action::FetchResourceMetadata { resource } => {
+                self.fetch_resource_metadata(resource).await
+            }
             Action::Register {
                 name,
                 redirect_uris,
                 metadata,
-            } => self.register(name, redirect_uris.as_deref(), metadata).await,
+            } => {
+                self.register(name, redirect_uris.as_deref(), metadata)
+                    .await
+            }
             Action::Authorize {
                 client,
                 pkce,
@@ -150,8 +163,16 @@ impl<'p> Run<'p> {
                 deny,
                 oauth2_crate,
             } => {
-                self.authorize(client, *pkce, redirect_uri.as_deref(), resource, scope.as_deref(), *deny, *oauth2_crate)
-                    .await
+                self.authorize(
+                    client,
+                    *pkce,
+                    redirect_uri.as_deref(),
+                    resource,
+                    scope.as_deref(),
+                    *deny,
+                    *oauth2_crate,
+                )
+                .await
             }
             Action::Token {
                 client,
@@ -159,13 +180,25 @@ impl<'p> Run<'p> {
                 redirect_uri,
                 resource,
                 oauth2_crate,
-            } => self.token(client, *verifier, redirect_uri.as_deref(), resource, *oauth2_crate).await,
+            } => {
+                self.token(
+                    client,
+                    *verifier,
+                    redirect_uri.as_deref(),
+                    resource,
+                    *oauth2_crate,
+                )
+                .await
+            }
             Action::ValidateToken { resource } => self.validate_token(resource).await,
             Action::ClientCredentials {
                 client,
                 scope,
                 wrong_secret,
-            } => self.client_credentials(client, scope.as_deref(), *wrong_secret).await,
+            } => {
+                self.client_credentials(client, scope.as_deref(), *wrong_secret)
+                    .await
+            }
         }
     }
 
@@ -216,9 +249,9 @@ impl<'p> Run<'p> {
         if self.metadata.is_none() {
             self.fetch_as_metadata().await?;
         }
-        self.metadata
-            .clone()
-            .ok_or_else(|| precondition("the authorization server metadata could not be discovered"))
+        self.metadata.clone().ok_or_else(|| {
+            precondition("the authorization server metadata could not be discovered")
+        })
     }
 
     async fn endpoint(&mut self, name: &str) -> Result<String, StepError> {
@@ -230,12 +263,19 @@ impl<'p> Run<'p> {
             .ok_or_else(|| precondition(format!("the metadata has no `{name}`")))
     }
 
-    async fn call_resource(&mut self, resource: &str, with_token: bool, tool: Option<&str>) -> Result<Value, StepError> {
+    async fn call_resource(
+        &mut self,
+        resource: &str,
+        with_token: bool,
+        tool: Option<&str>,
+    ) -> Result<Value, StepError> {
         let url = self
             .resource_url(resource)?
             .ok_or_else(|| precondition("call_resource needs a resource"))?;
         let body = match tool {
-            Some(tool) => json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": self.text(tool)?, "arguments": {}}}),
+            Some(tool) => {
+                json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": self.text(tool)?, "arguments": {}}})
+            }
             None => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                 "protocolVersion": "2025-11-25",
                 "capabilities": {},
@@ -256,7 +296,9 @@ impl<'p> Run<'p> {
             request = request.bearer_auth(token);
         }
         let response = self.http.send(request).await?;
-        let challenge = response.header("www-authenticate").map(crate::challenge::parse);
+        let challenge = response
+            .header("www-authenticate")
+            .map(crate::challenge::parse);
         if let Some(url) = challenge
             .as_ref()
             .and_then(|c| c.pointer("/params/resource_metadata"))
@@ -282,13 +324,18 @@ impl<'p> Run<'p> {
                 let parsed = Url::parse(&resource_url).map_err(|e| precondition(e.to_string()))?;
                 let path = parsed.path().trim_end_matches('/');
                 (
-                    format!("{}/.well-known/oauth-protected-resource{path}", parsed.origin().ascii_serialization()),
+                    format!(
+                        "{}/.well-known/oauth-protected-resource{path}",
+                        parsed.origin().ascii_serialization()
+                    ),
                     "well-known",
                 )
             }
         };
         let response = self.http.send(self.http.get(&url)).await?;
-        Ok(json!({"status": response.status, "url": url, "source": source, "body": response.json()}))
+        Ok(
+            json!({"status": response.status, "url": url, "source": source, "body": response.json()}),
+        )
     }
 
     // ---- MCP client -----------------------------------------------------------
@@ -301,7 +348,10 @@ impl<'p> Run<'p> {
     ) -> Result<Value, StepError> {
         let endpoint = self.endpoint("registration_endpoint").await?;
         let redirect_uris = match redirect_uris {
-            Some(uris) => uris.iter().map(|u| self.text(u)).collect::<Result<Vec<_>, _>>()?,
+            Some(uris) => uris
+                .iter()
+                .map(|u| self.text(u))
+                .collect::<Result<Vec<_>, _>>()?,
             None => vec![self.profile.callback.clone()],
         };
         let mut body = json!({
@@ -314,10 +364,17 @@ impl<'p> Run<'p> {
         for (key, value) in extra {
             body[key] = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
         }
-        let response = self.http.send(self.http.post(&endpoint).json(&body)).await?;
+        let response = self
+            .http
+            .send(self.http.post(&endpoint).json(&body))
+            .await?;
         let json = response.json();
         if matches!(response.status, 200 | 201) {
-            if let Some(client_id) = json.as_ref().and_then(|b| b.get("client_id")).and_then(Value::as_str) {
+            if let Some(client_id) = json
+                .as_ref()
+                .and_then(|b| b.get("client_id"))
+                .and_then(Value::as_str)
+            {
                 self.registered.insert(
                     name.to_owned(),
                     Registered {
@@ -336,10 +393,9 @@ impl<'p> Run<'p> {
     }
 
     fn registered(&self, name: &str) -> Result<Registered, StepError> {
-        self.registered
-            .get(name)
-            .cloned()
-            .ok_or_else(|| precondition(format!("no client registered as `{name}` in this scenario")))
+        self.registered.get(name).cloned().ok_or_else(|| {
+            precondition(format!("no client registered as `{name}` in this scenario"))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -362,7 +418,11 @@ impl<'p> Run<'p> {
         let resource_url = self.resource_url(resource)?;
         let scope = match scope {
             Some(s) => Some(self.text(s)?),
-            None => self.profile.resources.get(resource).map(|r| r.scopes.join(" ")),
+            None => self
+                .profile
+                .resources
+                .get(resource)
+                .map(|r| r.scopes.join(" ")),
         };
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let verifier = verifier.secret().clone();
@@ -372,8 +432,13 @@ impl<'p> Run<'p> {
 
         let url = if oauth2_crate && pkce == Pkce::S256 {
             let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
-                .set_auth_uri(AuthUrl::new(endpoint.clone()).map_err(|e| precondition(e.to_string()))?)
-                .set_redirect_uri(RedirectUrl::new(presented_redirect.clone()).map_err(|e| precondition(e.to_string()))?);
+                .set_auth_uri(
+                    AuthUrl::new(endpoint.clone()).map_err(|e| precondition(e.to_string()))?,
+                )
+                .set_redirect_uri(
+                    RedirectUrl::new(presented_redirect.clone())
+                        .map_err(|e| precondition(e.to_string()))?,
+                );
             let state_for_crate = state.clone();
             let mut request = oauth
                 .authorize_url(move || CsrfToken::new(state_for_crate))
@@ -414,7 +479,9 @@ impl<'p> Run<'p> {
             url
         };
 
-        let hub_origin = Url::parse(&endpoint).map_err(|e| precondition(e.to_string()))?.origin();
+        let hub_origin = Url::parse(&endpoint)
+            .map_err(|e| precondition(e.to_string()))?
+            .origin();
         let vars = self.vars();
         let mut current = url.to_string();
         let mut response = self.http.send(self.http.get(&current)).await?;
@@ -439,8 +506,14 @@ impl<'p> Run<'p> {
             match user::act(&self.http, self.profile, &vars, &current, &response, deny).await? {
                 Move::GoTo(location) => {
                     let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
-                    if target.origin() != hub_origin || without_query(&target) == presented_redirect {
-                        return Ok(self.left_hub(&target, &presented_redirect, &verifier, &response));
+                    if target.origin() != hub_origin || without_query(&target) == presented_redirect
+                    {
+                        return Ok(self.left_hub(
+                            &target,
+                            &presented_redirect,
+                            &verifier,
+                            &response,
+                        ));
                     }
                     current = location;
                     response = self.http.send(self.http.get(&current)).await?;
@@ -448,17 +521,28 @@ impl<'p> Run<'p> {
                 Move::Submitted(next) => response = next,
             }
         }
-        Err(precondition("the authorization flow did not finish within 12 pages"))
+        Err(precondition(
+            "the authorization flow did not finish within 12 pages",
+        ))
     }
 
     /// The browser is leaving the hub: record where to and with what.
-    fn left_hub(&mut self, target: &Url, presented_redirect: &str, verifier: &str, response: &Response) -> Value {
+    fn left_hub(
+        &mut self,
+        target: &Url,
+        presented_redirect: &str,
+        verifier: &str,
+        response: &Response,
+    ) -> Value {
         let params: Map<String, Value> = target
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
             .collect();
         let destination = without_query(target);
-        let code = params.get("code").and_then(Value::as_str).map(str::to_owned);
+        let code = params
+            .get("code")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let Some(code) = &code {
             self.keep_secret(code);
             self.pending = Some(PendingCode {
@@ -517,7 +601,9 @@ impl<'p> Run<'p> {
         if oauth2_crate {
             let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
                 .set_token_uri(TokenUrl::new(endpoint).map_err(|e| precondition(e.to_string()))?)
-                .set_redirect_uri(RedirectUrl::new(redirect_uri).map_err(|e| precondition(e.to_string()))?);
+                .set_redirect_uri(
+                    RedirectUrl::new(redirect_uri).map_err(|e| precondition(e.to_string()))?,
+                );
             let mut request = oauth.exchange_code(AuthorizationCode::new(pending.code.clone()));
             if let Some(v) = verifier_value {
                 request = request.set_pkce_verifier(PkceCodeVerifier::new(v));
@@ -548,7 +634,9 @@ impl<'p> Run<'p> {
                     json!({"status": null, "error": err.error().as_ref(), "body": {"error_description": err.error_description()}})
                 }
                 Err(oauth2::RequestTokenError::Request(e)) => return Err(StepError::Transport(e)),
-                Err(other) => json!({"status": null, "error": null, "crate_error": other.to_string()}),
+                Err(other) => {
+                    json!({"status": null, "error": null, "crate_error": other.to_string()})
+                }
             });
         }
 
@@ -564,7 +652,10 @@ impl<'p> Run<'p> {
         if let Some(r) = resource_url {
             form.push(("resource", r));
         }
-        let response = self.http.send(self.http.post(&endpoint).form(&form)).await?;
+        let response = self
+            .http
+            .send(self.http.post(&endpoint).form(&form))
+            .await?;
         Ok(self.token_facts(&response))
     }
 
@@ -579,7 +670,11 @@ impl<'p> Run<'p> {
     fn token_facts(&mut self, response: &Response) -> Value {
         let body = response.json();
         if response.status == 200 {
-            if let Some(token) = body.as_ref().and_then(|b| b.get("access_token")).and_then(Value::as_str) {
+            if let Some(token) = body
+                .as_ref()
+                .and_then(|b| b.get("access_token"))
+                .and_then(Value::as_str)
+            {
                 self.received_token(token);
             }
         }
@@ -597,7 +692,12 @@ impl<'p> Run<'p> {
 
     // ---- autonomous agent -----------------------------------------------------
 
-    async fn client_credentials(&mut self, role: &str, scope: Option<&str>, wrong_secret: bool) -> Result<Value, StepError> {
+    async fn client_credentials(
+        &mut self,
+        role: &str,
+        scope: Option<&str>,
+        wrong_secret: bool,
+    ) -> Result<Value, StepError> {
         let client = self
             .profile
             .clients
@@ -623,7 +723,8 @@ impl<'p> Run<'p> {
             form.push(("client_secret", secret));
         } else {
             // RFC 6749 §2.3.1: form-encode id and secret before Basic encoding.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             request = request.basic_auth(enc(&client.client_id), Some(enc(&secret)));
         }
         let response = self.http.send(request.form(&form)).await?;
@@ -664,12 +765,22 @@ impl<'p> Run<'p> {
                 };
                 let asymmetric = matches!(
                     header.alg,
-                    Algorithm::ES256 | Algorithm::ES384 | Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512
-                        | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 | Algorithm::EdDSA
+                    Algorithm::ES256
+                        | Algorithm::ES384
+                        | Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
+                        | Algorithm::EdDSA
                 );
                 match jwk.map(DecodingKey::from_jwk) {
                     _ if !asymmetric => {
-                        errors.push(format!("{:?} is not an asymmetric signature algorithm", header.alg));
+                        errors.push(format!(
+                            "{:?} is not an asymmetric signature algorithm",
+                            header.alg
+                        ));
                         false
                     }
                     Some(Ok(key)) => {
@@ -700,7 +811,9 @@ impl<'p> Run<'p> {
         let aud = claims.get("aud");
         let aud_is_exactly_resource = match aud {
             Some(Value::String(a)) => *a == expected_aud,
-            Some(Value::Array(items)) => items.len() == 1 && items[0] == Value::String(expected_aud.clone()),
+            Some(Value::Array(items)) => {
+                items.len() == 1 && items[0] == Value::String(expected_aud.clone())
+            }
             _ => false,
         };
         let now = std::time::SystemTime::now()
@@ -735,7 +848,11 @@ fn redirect_location(response: &Response, current: &str) -> Option<String> {
         return None;
     }
     let location = response.header("location")?;
-    Url::parse(current).ok()?.join(location).ok().map(|u| u.to_string())
+    Url::parse(current)
+        .ok()?
+        .join(location)
+        .ok()
+        .map(|u| u.to_string())
 }
 
 fn without_query(url: &Url) -> String {

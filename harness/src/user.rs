@@ -55,7 +55,9 @@ pub async fn act(
                 .await
                 .map(Move::Submitted)
         }
-        UserMode::Control => decide_by_control(http, profile, page_url, deny).await.map(Move::GoTo),
+        UserMode::Control => decide_by_control(http, profile, page_url, deny)
+            .await
+            .map(Move::GoTo),
     }
 }
 
@@ -80,9 +82,16 @@ async fn submit_form(
         let mut fields: Vec<(String, String)> = Vec::new();
         for input in form.select(&inputs) {
             let el = input.value();
-            let Some(name) = el.attr("name") else { continue };
+            let Some(name) = el.attr("name") else {
+                continue;
+            };
             let value = el.attr("value").unwrap_or_default().to_owned();
-            match el.attr("type").unwrap_or("text").to_ascii_lowercase().as_str() {
+            match el
+                .attr("type")
+                .unwrap_or("text")
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "submit" | "button" | "image" | "reset" => {}
                 "checkbox" | "radio" => {
                     if el.attr("checked").is_some() || rule.check_all.iter().any(|n| n == name) {
@@ -99,16 +108,26 @@ async fn submit_form(
                 None => fields.push((name.clone(), value)),
             }
         }
-        let button = if deny { rule.deny.as_ref().or(rule.submit.as_ref()) } else { rule.submit.as_ref() };
+        let button = if deny {
+            rule.deny.as_ref().or(rule.submit.as_ref())
+        } else {
+            rule.submit.as_ref()
+        };
         if let Some(button) = button {
             fields.push((button.name.clone(), button.value.clone()));
         }
         let base = Url::parse(page_url).map_err(|e| UserError::Profile(e.to_string()))?;
         let action = match form.value().attr("action").filter(|a| !a.is_empty()) {
-            Some(a) => base.join(a).map_err(|e| UserError::Profile(e.to_string()))?,
+            Some(a) => base
+                .join(a)
+                .map_err(|e| UserError::Profile(e.to_string()))?,
             None => base,
         };
-        let method = form.value().attr("method").unwrap_or("get").to_ascii_lowercase();
+        let method = form
+            .value()
+            .attr("method")
+            .unwrap_or("get")
+            .to_ascii_lowercase();
         (action, method, fields)
     };
     let request = if method == "post" {
@@ -119,7 +138,12 @@ async fn submit_form(
     Ok(http.send(request).await?)
 }
 
-async fn decide_by_control(http: &Http, profile: &Profile, page_url: &str, deny: bool) -> Result<String, UserError> {
+async fn decide_by_control(
+    http: &Http,
+    profile: &Profile,
+    page_url: &str,
+    deny: bool,
+) -> Result<String, UserError> {
     let control = profile
         .control
         .as_ref()
@@ -131,7 +155,10 @@ async fn decide_by_control(http: &Http, profile: &Profile, page_url: &str, deny:
         .find(|(k, _)| k == param)
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| UserError::NoRequestId(page_url.to_owned()))?;
-    let endpoint = format!("{}/authorizations/{request_id}/decision", control.url.trim_end_matches('/'));
+    let endpoint = format!(
+        "{}/authorizations/{request_id}/decision",
+        control.url.trim_end_matches('/')
+    );
     let body = json!({
         "username": profile.user.username,
         "decision": if deny { "deny" } else { "approve" },
@@ -139,9 +166,11 @@ async fn decide_by_control(http: &Http, profile: &Profile, page_url: &str, deny:
     let response = http
         .send(http.post(&endpoint).bearer_auth(&control.token).json(&body))
         .await?;
-    let redirect = response
-        .json()
-        .and_then(|v| v.get("redirect_to").and_then(Value::as_str).map(str::to_owned));
+    let redirect = response.json().and_then(|v| {
+        v.get("redirect_to")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     match redirect {
         Some(location) if response.status == 200 => Ok(location),
         _ => Err(UserError::Control {

@@ -20,12 +20,21 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(hub: Arc<Hub>) -> Router {
     let oauth = Router::new()
         .route("/authorize", get(authorize::authorize))
-        .route("/login", get(authorize::login_form).post(authorize::login_submit))
-        .route("/consent", get(authorize::consent_form).post(authorize::consent_submit))
+        .route(
+            "/login",
+            get(authorize::login_form).post(authorize::login_submit),
+        )
+        .route(
+            "/consent",
+            get(authorize::consent_form).post(authorize::consent_submit),
+        )
         .route("/token", post(token::token))
         .route("/register", post(registration::register))
         .route("/jwks.json", get(metadata::jwks))
-        .route("/.well-known/openid-configuration", get(metadata::authorization_server_metadata));
+        .route(
+            "/.well-known/openid-configuration",
+            get(metadata::authorization_server_metadata),
+        );
 
     let mut app = Router::new()
         .route("/", get(index))
@@ -51,7 +60,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
             .route("/authorizations/{request}/decision", post(control::decide))
             .route("/clients", post(control::create_client))
             .route("/users", post(control::create_user))
-            .layer(middleware::from_fn_with_state(hub.clone(), control::require_control_token));
+            .layer(middleware::from_fn_with_state(
+                hub.clone(),
+                control::require_control_token,
+            ));
         app = app.nest("/control", control);
     }
 
@@ -83,7 +95,11 @@ async fn fallback(
             Err(err) => return crate::error::OAuthError::from(err).into_response(),
         }
     }
-    (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "error_description": "no such endpoint"}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "not_found", "error_description": "no such endpoint"})),
+    )
+        .into_response()
 }
 
 async fn index(State(hub): State<Arc<Hub>>) -> Response {

@@ -39,9 +39,17 @@ fn error_page(hub: &Hub, err: &OAuthError) -> Response {
 }
 
 /// Sends the user back to the client with the outcome in the query (RFC 6749 §4.1.2, RFC 9207 §2).
-fn redirect_back(hub: &Hub, redirect_uri: &str, state: Option<&str>, outcome: &[(&str, &str)]) -> Response {
+fn redirect_back(
+    hub: &Hub,
+    redirect_uri: &str,
+    state: Option<&str>,
+    outcome: &[(&str, &str)],
+) -> Response {
     let Ok(mut url) = Url::parse(redirect_uri) else {
-        return error_page(hub, &OAuthError::InvalidRequest("the redirect URI is not valid".into()));
+        return error_page(
+            hub,
+            &OAuthError::InvalidRequest("the redirect URI is not valid".into()),
+        );
     };
     {
         let mut query = url.query_pairs_mut();
@@ -56,18 +64,27 @@ fn redirect_back(hub: &Hub, redirect_uri: &str, state: Option<&str>, outcome: &[
         }
     }
     let mut response = Redirect::to(url.as_str()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
-fn redirect_error(hub: &Hub, redirect_uri: &str, state: Option<&str>, err: &OAuthError) -> Response {
+fn redirect_error(
+    hub: &Hub,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+) -> Response {
     redirect_back(
         hub,
         redirect_uri,
         state,
-        &[("error", err.code()), ("error_description", err.description())],
+        &[
+            ("error", err.code()),
+            ("error_description", err.description()),
+        ],
     )
 }
 
@@ -96,7 +113,11 @@ pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri
     }
 }
 
-async fn authorize_inner(hub: &Hub, peer: &std::net::SocketAddr, uri: &Uri) -> Result<Response, OAuthError> {
+async fn authorize_inner(
+    hub: &Hub,
+    peer: &std::net::SocketAddr,
+    uri: &Uri,
+) -> Result<Response, OAuthError> {
     let params = Params::from_query(uri.query())?;
     let refuse = |client: Option<&Client>, reason: String| {
         AuditEvent::new("authorization.refused", Outcome::Failure)
@@ -109,14 +130,24 @@ async fn authorize_inner(hub: &Hub, peer: &std::net::SocketAddr, uri: &Uri) -> R
     // Until client and redirect URI are established, errors stay on the hub (RFC 6749 §4.1.2.1).
     let client_id = params.require("client_id")?;
     let Some(client) = hub.store.client(client_id).await? else {
-        hub.audit(refuse(None, format!("unknown client_id `{client_id}`"))).await?;
-        return Err(OAuthError::InvalidRequest("the client_id is not registered".into()));
+        hub.audit(refuse(None, format!("unknown client_id `{client_id}`")))
+            .await?;
+        return Err(OAuthError::InvalidRequest(
+            "the client_id is not registered".into(),
+        ));
     };
     let redirect_uri = match params.get("redirect_uri")? {
         Some(presented) => {
-            if !client.redirect_uris.iter().any(|r| redirect_matches(hub, r, presented)) {
-                hub.audit(refuse(Some(&client), "redirect_uri does not match a registered one".into()))
-                    .await?;
+            if !client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_matches(hub, r, presented))
+            {
+                hub.audit(refuse(
+                    Some(&client),
+                    "redirect_uri does not match a registered one".into(),
+                ))
+                .await?;
                 return Err(OAuthError::InvalidRequest(
                     "the redirect_uri does not exactly match a registered redirect URI".into(),
                 ));
@@ -148,8 +179,15 @@ async fn authorize_inner(hub: &Hub, peer: &std::net::SocketAddr, uri: &Uri) -> R
                 expires_at: now + i64::from(hub.config.request_ttl),
                 completed: false,
             };
-            hub.store.insert_authorization_request(&request, now).await?;
-            Ok(Redirect::to(&format!("{}?request={}", hub.endpoint("/login"), request.id)).into_response())
+            hub.store
+                .insert_authorization_request(&request, now)
+                .await?;
+            Ok(Redirect::to(&format!(
+                "{}?request={}",
+                hub.endpoint("/login"),
+                request.id
+            ))
+            .into_response())
         }
         Err(err) => {
             hub.audit(refuse(Some(&client), err.to_string())).await?;
@@ -181,9 +219,15 @@ async fn check_request(
     let method = params.get("code_challenge_method")?;
     let code_challenge = match (challenge, method) {
         (None, _) if hub.faults.on(Fault::AllowMissingPkce) => None,
-        (None, _) => return Err(OAuthError::InvalidRequest("code_challenge is required (PKCE)".into())),
+        (None, _) => {
+            return Err(OAuthError::InvalidRequest(
+                "code_challenge is required (PKCE)".into(),
+            ))
+        }
         (Some(c), Some("S256")) if valid_challenge(c) => Some(c.to_owned()),
-        (Some(c), Some("plain") | None) if hub.faults.on(Fault::AcceptPlainPkce) => Some(c.to_owned()),
+        (Some(c), Some("plain") | None) if hub.faults.on(Fault::AcceptPlainPkce) => {
+            Some(c.to_owned())
+        }
         (Some(_), Some("S256")) => {
             return Err(OAuthError::InvalidRequest(
                 "code_challenge must be 43 to 128 unreserved characters".into(),
@@ -196,9 +240,9 @@ async fn check_request(
         }
     };
 
-    let resource = params
-        .get("resource")?
-        .ok_or_else(|| OAuthError::InvalidTarget("the resource parameter is required (RFC 8707)".into()))?;
+    let resource = params.get("resource")?.ok_or_else(|| {
+        OAuthError::InvalidTarget("the resource parameter is required (RFC 8707)".into())
+    })?;
     let requested = split_scopes(params.get("scope")?);
     let server = hub.server_for_resource(resource).await?;
     let scopes = match server {
@@ -226,14 +270,21 @@ async fn check_request(
 }
 
 /// Loads a pending request that is still open, or explains why it cannot continue.
-async fn open_request(hub: &Hub, params: &Params) -> Result<(AuthorizationRequest, Client), OAuthError> {
+async fn open_request(
+    hub: &Hub,
+    params: &Params,
+) -> Result<(AuthorizationRequest, Client), OAuthError> {
     let id = params.require("request")?;
     let request = hub
         .store
         .authorization_request(id)
         .await?
         .filter(|r| !r.completed && r.expires_at > hub.clock.now())
-        .ok_or_else(|| OAuthError::InvalidRequest("this authorization request is unknown, finished or expired".into()))?;
+        .ok_or_else(|| {
+            OAuthError::InvalidRequest(
+                "this authorization request is unknown, finished or expired".into(),
+            )
+        })?;
     let client = hub
         .store
         .client(&request.client_id)
@@ -259,7 +310,11 @@ fn login_page(
 ) -> Result<Response, HubError> {
     render(
         &hub.pages,
-        if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK },
+        if error.is_some() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        },
         "login.html",
         context! {
             action => hub.endpoint("/login"),
@@ -284,7 +339,11 @@ pub async fn login_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
 }
 
 /// `POST /login`: checks the password and moves the request on to consent.
-pub async fn login_submit(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, body: Bytes) -> Response {
+pub async fn login_submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Response {
     let result = async {
         let params = Params::parse(&body)?;
         let (request, client) = open_request(&hub, &params).await?;
@@ -310,7 +369,12 @@ pub async fn login_submit(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, 
                 )
                 .await?;
                 hub.store.set_request_user(&request.id, &user.id).await?;
-                Ok(Redirect::to(&format!("{}?request={}", hub.endpoint("/consent"), request.id)).into_response())
+                Ok(Redirect::to(&format!(
+                    "{}?request={}",
+                    hub.endpoint("/consent"),
+                    request.id
+                ))
+                .into_response())
             }
             None => {
                 hub.audit(
@@ -378,7 +442,11 @@ pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
 }
 
 /// `POST /consent`: issues the code for the approved scopes, or `access_denied`.
-pub async fn consent_submit(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, body: Bytes) -> Response {
+pub async fn consent_submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Response {
     let result = async {
         let params = Params::parse(&body)?;
         let (request, client) = open_request(&hub, &params).await?;
@@ -389,11 +457,20 @@ pub async fn consent_submit(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer
         let approve = match params.require("decision")? {
             "approve" => true,
             "deny" => false,
-            _ => return Err(OAuthError::InvalidRequest("decision must be approve or deny".into())),
+            _ => {
+                return Err(OAuthError::InvalidRequest(
+                    "decision must be approve or deny".into(),
+                ))
+            }
         };
         let checked = params.all("scope");
         let granted: Vec<String> = if approve {
-            request.scopes.iter().filter(|s| checked.contains(&s.as_str())).cloned().collect()
+            request
+                .scopes
+                .iter()
+                .filter(|s| checked.contains(&s.as_str()))
+                .cloned()
+                .collect()
         } else {
             Vec::new()
         };
@@ -414,10 +491,14 @@ pub async fn decide(
     peer: &std::net::SocketAddr,
 ) -> Result<Response, OAuthError> {
     if !hub.store.complete_request(&request.id).await? {
-        return Err(OAuthError::InvalidRequest("this authorization request was already decided".into()));
+        return Err(OAuthError::InvalidRequest(
+            "this authorization request was already decided".into(),
+        ));
     }
     let user = hub.store.user_by_id(user_id).await?;
-    let tenant = user.as_ref().and_then(|u| u.primary_tenant().map(str::to_owned));
+    let tenant = user
+        .as_ref()
+        .and_then(|u| u.primary_tenant().map(str::to_owned));
     let event = |kind: &str, outcome| {
         AuditEvent::new(kind, outcome)
             .actor("user", user_id.to_owned())
@@ -433,7 +514,12 @@ pub async fn decide(
         hub.audit(event("consent.denied", Outcome::Failure).reason("the user granted no scope"))
             .await?;
         let err = OAuthError::AccessDenied("the user denied the request".into());
-        return Ok(redirect_error(hub, &request.redirect_uri, request.state.as_deref(), &err));
+        return Ok(redirect_error(
+            hub,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &err,
+        ));
     }
     let now = hub.clock.now();
     hub.store
@@ -455,6 +541,12 @@ pub async fn decide(
             expires_at: now + i64::from(ttl),
         })
         .await?;
-    hub.audit(event("consent.granted", Outcome::Success)).await?;
-    Ok(redirect_back(hub, &request.redirect_uri, request.state.as_deref(), &[("code", &code)]))
+    hub.audit(event("consent.granted", Outcome::Success))
+        .await?;
+    Ok(redirect_back(
+        hub,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &[("code", &code)],
+    ))
 }

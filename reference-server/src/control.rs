@@ -18,7 +18,11 @@ use crate::model::{AuthMethod, Client, TrustLevel, User};
 use crate::state::Hub;
 
 /// Refuses any call without the control token.
-pub async fn require_control_token(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
+pub async fn require_control_token(
+    State(hub): State<Arc<Hub>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -48,7 +52,10 @@ pub struct AuditQuery {
 }
 
 /// `GET /control/audit`: events oldest first, paged by `after` (a sequence number).
-pub async fn audit(State(hub): State<Arc<Hub>>, Query(q): Query<AuditQuery>) -> Result<Response, OAuthError> {
+pub async fn audit(
+    State(hub): State<Arc<Hub>>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, OAuthError> {
     let limit = q.limit.unwrap_or(500).clamp(1, 1000);
     let events = hub
         .store
@@ -88,14 +95,18 @@ pub async fn clock(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 /// `POST /control/clock`: moves the hub's clock forward.
-pub async fn advance_clock(State(hub): State<Arc<Hub>>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
+pub async fn advance_clock(
+    State(hub): State<Arc<Hub>>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
     let req: ClockAdvance = parse_json(&body)?;
     let now = hub.clock.advance(req.advance_seconds);
     Ok(Json(json!({"now": now, "offset_seconds": hub.clock.offset()})).into_response())
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OAuthError> {
-    serde_json::from_slice(body).map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +133,9 @@ pub async fn decide(
         .authorization_request(&request_id)
         .await?
         .filter(|r| !r.completed && r.expires_at > hub.clock.now())
-        .ok_or_else(|| OAuthError::InvalidRequest("no open authorization request with that id".into()))?;
+        .ok_or_else(|| {
+            OAuthError::InvalidRequest("no open authorization request with that id".into())
+        })?;
     let client = hub
         .store
         .client(&request.client_id)
@@ -147,13 +160,23 @@ pub async fn decide(
     hub.store.set_request_user(&request.id, &user.id).await?;
     let granted: Vec<String> = match decision.decision.as_str() {
         "approve" => match &decision.scopes {
-            Some(approved) => request.scopes.iter().filter(|s| approved.contains(s)).cloned().collect(),
+            Some(approved) => request
+                .scopes
+                .iter()
+                .filter(|s| approved.contains(s))
+                .cloned()
+                .collect(),
             None => request.scopes.clone(),
         },
         "deny" => Vec::new(),
-        _ => return Err(OAuthError::InvalidRequest("decision must be approve or deny".into())),
+        _ => {
+            return Err(OAuthError::InvalidRequest(
+                "decision must be approve or deny".into(),
+            ))
+        }
     };
-    let response = crate::authorize::decide(&hub, &request, &client, &user.id, &granted, &peer).await?;
+    let response =
+        crate::authorize::decide(&hub, &request, &client, &user.id, &granted, &peer).await?;
     let location = response
         .headers()
         .get(header::LOCATION)
@@ -190,7 +213,11 @@ pub async fn create_client(
 ) -> Result<Response, OAuthError> {
     let _ = headers;
     let new: NewClient = parse_json(&body)?;
-    let secret_hash = new.secret.as_deref().map(crate::credentials::hash_secret).transpose()?;
+    let secret_hash = new
+        .secret
+        .as_deref()
+        .map(crate::credentials::hash_secret)
+        .transpose()?;
     let method = if secret_hash.is_some() {
         AuthMethod::ClientSecretBasic
     } else {
@@ -220,7 +247,11 @@ pub async fn create_client(
             .reason("provisioned through the control API"),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({"client_id": client.client_id}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"client_id": client.client_id})),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,7 +269,10 @@ pub struct NewUser {
 }
 
 /// `POST /control/users`: provisions a user.
-pub async fn create_user(State(hub): State<Arc<Hub>>, body: axum::body::Bytes) -> Result<Response, OAuthError> {
+pub async fn create_user(
+    State(hub): State<Arc<Hub>>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
     let new: NewUser = parse_json(&body)?;
     let user = User {
         id: crate::random::id("user"),

@@ -22,7 +22,9 @@ pub async fn verify_secret(secret: &str, phc: &str) -> Result<bool, HubError> {
     let phc = phc.to_owned();
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&phc).map_err(|e| HubError::PasswordHash(e.to_string()))?;
-        Ok(Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+        Ok(Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok())
     })
     .await
     .map_err(|e| HubError::PasswordHash(e.to_string()))?

@@ -13,15 +13,25 @@ use crate::store::Database;
 
 /// Every fault name the hub accepts, with its one-line description.
 pub fn fault_catalogue() -> Vec<(&'static str, &'static str)> {
-    Fault::ALL.iter().map(|f| (f.name(), f.description())).collect()
+    Fault::ALL
+        .iter()
+        .map(|f| (f.name(), f.description()))
+        .collect()
 }
 
 /// Starts a hub on 127.0.0.1 port 0 with an in-memory database, the seed
 /// directory given, test mode on with `control_token`, and the named faults.
-pub async fn start(seed_dir: &Path, faults: &[String], control_token: &str) -> Result<RunningHub, HubError> {
+pub async fn start(
+    seed_dir: &Path,
+    faults: &[String],
+    control_token: &str,
+) -> Result<RunningHub, HubError> {
     let faults = faults
         .iter()
-        .map(|name| name.parse::<Fault>().map_err(|e| HubError::Config(e.to_string())))
+        .map(|name| {
+            name.parse::<Fault>()
+                .map_err(|e| HubError::Config(e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     crate::state::spawn(HubConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),

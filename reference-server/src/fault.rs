@@ -39,6 +39,8 @@ faults! {
     WrongIssuerInMetadata => "wrong-issuer-in-metadata",
     /// Metadata omits code_challenge_methods_supported (MCP authorization, RFC 8414 §2).
     OmitPkceMethodsInMetadata => "omit-pkce-methods-in-metadata",
+    /// A protected MCP endpoint answers 401 without any WWW-Authenticate header (RFC 6750 §3).
+    NoChallengeHeader => "no-challenge-header",
     /// The 401 challenge from a protected MCP endpoint has no resource_metadata parameter (RFC 9728 §5.1).
     NoResourceMetadataInChallenge => "no-resource-metadata-in-challenge",
     /// Protected Resource Metadata names a resource other than the one it describes (RFC 9728 §3.3).

@@ -46,7 +46,8 @@ impl SigningKeys {
                 signing = Some((row.kid.clone(), encoding));
             }
         }
-        let (signing_kid, signing_key) = signing.ok_or_else(|| HubError::Key("no signing key".into()))?;
+        let (signing_kid, signing_key) =
+            signing.ok_or_else(|| HubError::Key("no signing key".into()))?;
         Ok(SigningKeys {
             signing_kid,
             signing_key,

@@ -58,7 +58,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.hash_secret {
         let mut secret = String::new();
-        std::io::stdin().read_line(&mut secret).context("reading the secret from stdin")?;
+        std::io::stdin()
+            .read_line(&mut secret)
+            .context("reading the secret from stdin")?;
         let secret = secret.trim_end_matches(['\r', '\n']);
         anyhow::ensure!(!secret.is_empty(), "no secret on stdin");
         println!("{}", reference_server::credentials::hash_secret(secret)?);
@@ -84,7 +86,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let faults: Vec<_> = config.faults.iter().map(|f| f.name()).collect();
     let test_mode = config.test_mode;
-    let hub = reference_server::spawn(config).await.context("starting the hub")?;
+    let hub = reference_server::spawn(config)
+        .await
+        .context("starting the hub")?;
     tracing::info!(issuer = %hub.issuer, "hub listening on {}", hub.local_addr);
     for (id, url) in &hub.resources {
         tracing::info!(mcp_server = %id, resource = %url, "protected MCP server");
@@ -93,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("test mode: the control API is enabled under /control");
     }
     if !faults.is_empty() {
-        tracing::warn!(?faults, "faults switched on: this hub deliberately violates the specs");
+        tracing::warn!(
+            ?faults,
+            "faults switched on: this hub deliberately violates the specs"
+        );
     }
     tokio::select! {
         result = hub.wait() => result.context("serving")?,

@@ -15,9 +15,14 @@ use crate::state::Hub;
 
 /// RFC 8414 §2. Served at every discovery URL an MCP client may try for an
 /// issuer with a path (MCP authorization, "Authorization Server Metadata Discovery").
-pub async fn authorization_server_metadata(State(hub): State<Arc<Hub>>) -> Result<Response, OAuthError> {
+pub async fn authorization_server_metadata(
+    State(hub): State<Arc<Hub>>,
+) -> Result<Response, OAuthError> {
     let servers = hub.store.mcp_servers().await?;
-    let mut scopes: Vec<&str> = servers.iter().flat_map(|s| s.scopes.iter().map(String::as_str)).collect();
+    let mut scopes: Vec<&str> = servers
+        .iter()
+        .flat_map(|s| s.scopes.iter().map(String::as_str))
+        .collect();
     scopes.sort_unstable();
     scopes.dedup();
     let issuer = if hub.faults.on(Fault::WrongIssuerInMetadata) {
@@ -40,14 +45,19 @@ pub async fn authorization_server_metadata(State(hub): State<Arc<Hub>>) -> Resul
         "authorization_response_iss_parameter_supported": true,
     });
     if hub.faults.on(Fault::OmitPkceMethodsInMetadata) {
-        doc.as_object_mut().map(|o| o.remove("code_challenge_methods_supported"));
+        doc.as_object_mut()
+            .map(|o| o.remove("code_challenge_methods_supported"));
     }
     Ok(([(header::CACHE_CONTROL, "max-age=300")], Json(doc)).into_response())
 }
 
 pub async fn jwks(State(hub): State<Arc<Hub>>) -> Response {
     let keys = hub.keys.read().await;
-    ([(header::CACHE_CONTROL, "max-age=300")], Json(keys.jwks().clone())).into_response()
+    (
+        [(header::CACHE_CONTROL, "max-age=300")],
+        Json(keys.jwks().clone()),
+    )
+        .into_response()
 }
 
 /// RFC 9728 §3: metadata for the MCP server whose path follows the well-known prefix.
@@ -75,5 +85,8 @@ pub async fn protected_resource_metadata(
 
 /// Where a resource's metadata lives: the well-known prefix inserted before its path (RFC 9728 §3.1).
 pub fn resource_metadata_url(hub: &Hub, path: &str) -> String {
-    format!("{}/.well-known/oauth-protected-resource{path}", hub.base_url)
+    format!(
+        "{}/.well-known/oauth-protected-resource{path}",
+        hub.base_url
+    )
 }

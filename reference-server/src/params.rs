@@ -12,7 +12,11 @@ impl Params {
     pub fn parse(raw: &[u8]) -> Result<Params, OAuthError> {
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(raw)
             .map(Params)
-            .map_err(|_| OAuthError::InvalidRequest("the request parameters are not valid form encoding".into()))
+            .map_err(|_| {
+                OAuthError::InvalidRequest(
+                    "the request parameters are not valid form encoding".into(),
+                )
+            })
     }
 
     pub fn from_query(query: Option<&str>) -> Result<Params, OAuthError> {
@@ -24,7 +28,9 @@ impl Params {
         let mut values = self.0.iter().filter(|(k, v)| k == name && !v.is_empty());
         let first = values.next().map(|(_, v)| v.as_str());
         if values.next().is_some() {
-            return Err(OAuthError::InvalidRequest(format!("parameter `{name}` is repeated")));
+            return Err(OAuthError::InvalidRequest(format!(
+                "parameter `{name}` is repeated"
+            )));
         }
         Ok(first)
     }

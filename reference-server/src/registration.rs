@@ -51,13 +51,17 @@ fn string_list(meta: &Map<String, Value>, key: &str) -> Result<Option<Vec<String
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| OAuthError::InvalidClientMetadata(format!("`{key}` must be an array of strings")))
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    OAuthError::InvalidClientMetadata(format!(
+                        "`{key}` must be an array of strings"
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(_) => Err(OAuthError::InvalidClientMetadata(format!("`{key}` must be an array of strings"))),
+        Some(_) => Err(OAuthError::InvalidClientMetadata(format!(
+            "`{key}` must be an array of strings"
+        ))),
     }
 }
 
@@ -65,7 +69,9 @@ fn optional_string(meta: &Map<String, Value>, key: &str) -> Result<Option<String
     match meta.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(OAuthError::InvalidClientMetadata(format!("`{key}` must be a string"))),
+        Some(_) => Err(OAuthError::InvalidClientMetadata(format!(
+            "`{key}` must be a string"
+        ))),
     }
 }
 
@@ -85,13 +91,22 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
             )))
         }
     };
-    let grant_types = string_list(&meta, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
-    if let Some(g) = grant_types.iter().find(|g| g.as_str() != "authorization_code") {
-        return Err(OAuthError::InvalidClientMetadata(format!("grant type `{g}` is not supported")));
+    let grant_types =
+        string_list(&meta, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(g) = grant_types
+        .iter()
+        .find(|g| g.as_str() != "authorization_code")
+    {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "grant type `{g}` is not supported"
+        )));
     }
-    let response_types = string_list(&meta, "response_types")?.unwrap_or_else(|| vec!["code".into()]);
+    let response_types =
+        string_list(&meta, "response_types")?.unwrap_or_else(|| vec!["code".into()]);
     if response_types.iter().any(|r| r != "code") {
-        return Err(OAuthError::InvalidClientMetadata("only the `code` response type is supported".into()));
+        return Err(OAuthError::InvalidClientMetadata(
+            "only the `code` response type is supported".into(),
+        ));
     }
     let redirect_uris = string_list(&meta, "redirect_uris")?.unwrap_or_default();
     if redirect_uris.is_empty() {
@@ -107,9 +122,12 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
     for uri in &redirect_uris {
         validate_redirect_uri(hub, uri)?;
     }
-    let name = optional_string(&meta, "client_name")?.unwrap_or_else(|| "Unnamed MCP client".into());
+    let name =
+        optional_string(&meta, "client_name")?.unwrap_or_else(|| "Unnamed MCP client".into());
     if name.chars().count() > 200 {
-        return Err(OAuthError::InvalidClientMetadata("client_name is longer than 200 characters".into()));
+        return Err(OAuthError::InvalidClientMetadata(
+            "client_name is longer than 200 characters".into(),
+        ));
     }
     if let Some(scope) = optional_string(&meta, "scope")? {
         let servers = hub.store.mcp_servers().await?;
@@ -117,7 +135,9 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
             .split_ascii_whitespace()
             .find(|s| !servers.iter().any(|srv| srv.scopes.iter().any(|k| k == s)))
         {
-            return Err(OAuthError::InvalidClientMetadata(format!("scope `{unknown}` is unknown")));
+            return Err(OAuthError::InvalidClientMetadata(format!(
+                "scope `{unknown}` is unknown"
+            )));
         }
     }
 
@@ -186,5 +206,10 @@ pub async fn register(
             obj.remove("token_endpoint_auth_method");
         }
     }
-    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(response)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(response),
+    )
+        .into_response())
 }

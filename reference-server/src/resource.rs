@@ -19,14 +19,23 @@ use crate::model::McpServer;
 use crate::state::Hub;
 
 /// A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3, RFC 9728 §5.1).
-fn challenge(hub: &Hub, server: &McpServer, status: StatusCode, error: Option<(&str, &str)>, scope: &str) -> Response {
+fn challenge(
+    hub: &Hub,
+    server: &McpServer,
+    status: StatusCode,
+    error: Option<(&str, &str)>,
+    scope: &str,
+) -> Response {
     let mut params = Vec::new();
     if let Some((code, description)) = error {
         params.push(format!("error=\"{code}\""));
         params.push(format!("error_description=\"{description}\""));
     }
     if !hub.faults.on(Fault::NoResourceMetadataInChallenge) {
-        params.push(format!("resource_metadata=\"{}\"", resource_metadata_url(hub, &server.path)));
+        params.push(format!(
+            "resource_metadata=\"{}\"",
+            resource_metadata_url(hub, &server.path)
+        ));
     }
     if !scope.is_empty() {
         params.push(format!("scope=\"{scope}\""));
@@ -37,6 +46,9 @@ fn challenge(hub: &Hub, server: &McpServer, status: StatusCode, error: Option<(&
         None => json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
     };
     let mut response = (status, Json(body)).into_response();
+    if hub.faults.on(Fault::NoChallengeHeader) {
+        return response;
+    }
     if let Ok(v) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
@@ -57,9 +69,18 @@ pub async fn mcp_endpoint(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     let Some(token) = token else {
-        return Ok(challenge(&hub, &server, StatusCode::UNAUTHORIZED, None, &all_scopes));
+        return Ok(challenge(
+            &hub,
+            &server,
+            StatusCode::UNAUTHORIZED,
+            None,
+            &all_scopes,
+        ));
     };
     let own_url = hub.resource_url(&server);
     let audience = (!hub.faults.on(Fault::RsSkipAudCheck)).then_some(own_url.as_str());
@@ -81,7 +102,10 @@ pub async fn mcp_endpoint(
         Err(_) => return Ok(rpc_error(Value::Null, -32700, "parse error")),
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = request.get("method").and_then(Value::as_str).unwrap_or_default();
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let result = match method {
         "initialize" => json!({
             "protocolVersion": "2025-11-25",
@@ -96,7 +120,10 @@ pub async fn mcp_endpoint(
             })).collect::<Vec<_>>()
         }),
         "tools/call" => {
-            let name = request.pointer("/params/name").and_then(Value::as_str).unwrap_or_default();
+            let name = request
+                .pointer("/params/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let Some(tool) = server.tools.iter().find(|t| t.name == name) else {
                 return Ok(rpc_error(id, -32602, "unknown tool"));
             };
@@ -106,7 +133,10 @@ pub async fn mcp_endpoint(
                     &hub,
                     &server,
                     StatusCode::FORBIDDEN,
-                    Some(("insufficient_scope", "the token lacks the scope this tool needs")),
+                    Some((
+                        "insufficient_scope",
+                        "the token lacks the scope this tool needs",
+                    )),
                     &tool.scope,
                 ));
             }
@@ -129,5 +159,6 @@ pub async fn mcp_endpoint(
 }
 
 fn rpc_error(id: Value, code: i64, message: &str) -> Response {
-    Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})).into_response()
+    Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+        .into_response()
 }

@@ -96,11 +96,13 @@ impl Seed {
             store.upsert_mcp_server(server).await?;
         }
         for c in self.clients {
-            let method = c.token_endpoint_auth_method.unwrap_or(if c.secret_hash.is_some() {
-                AuthMethod::ClientSecretBasic
-            } else {
-                AuthMethod::None
-            });
+            let method = c
+                .token_endpoint_auth_method
+                .unwrap_or(if c.secret_hash.is_some() {
+                    AuthMethod::ClientSecretBasic
+                } else {
+                    AuthMethod::None
+                });
             let client = Client {
                 metadata: serde_json::json!({
                     "client_name": c.name,

@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use sqlx::Row;
 
 use crate::audit::AuditEvent;
@@ -27,7 +29,9 @@ impl FromStr for Database {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             ":memory:" | "memory" => Database::Memory,
-            path => Database::File(PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(path))),
+            path => Database::File(PathBuf::from(
+                path.strip_prefix("sqlite://").unwrap_or(path),
+            )),
         })
     }
 }
@@ -93,7 +97,10 @@ impl Store {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .foreign_keys(true);
-                SqlitePoolOptions::new().max_connections(4).connect_with(options).await?
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?
             }
             // One connection: every new in-memory connection would be a new, empty database.
             Database::Memory => {
@@ -299,7 +306,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn authorization_request(&self, id: &str) -> Result<Option<AuthorizationRequest>, HubError> {
+    pub async fn authorization_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<AuthorizationRequest>, HubError> {
         let Some(row) = sqlx::query("SELECT * FROM authorization_requests WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -333,10 +343,12 @@ impl Store {
 
     /// Marks a request decided; false when it already was (a double submit).
     pub async fn complete_request(&self, id: &str) -> Result<bool, HubError> {
-        let done = sqlx::query("UPDATE authorization_requests SET completed = 1 WHERE id = ? AND completed = 0")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE authorization_requests SET completed = 1 WHERE id = ? AND completed = 0",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -40,9 +40,14 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || OAuthError::InvalidClient("the Authorization header is not valid Basic credentials".into());
+    let bad = || {
+        OAuthError::InvalidClient("the Authorization header is not valid Basic credentials".into())
+    };
     let value = value.to_str().map_err(|_| bad())?;
-    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
         return Err(bad());
     };
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
@@ -52,7 +57,11 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 }
 
 /// Client authentication (RFC 6749 §2.3): Basic, body secret, or a public client's id alone.
-async fn authenticate(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Caller, OAuthError> {
+async fn authenticate(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Caller, OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_secret = params.get("client_secret")?;
     if basic.is_some() && body_secret.is_some() {
@@ -62,17 +71,30 @@ async fn authenticate(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result
     }
     let (client_id, secret, method) = match (&basic, body_secret) {
         (Some((id, secret)), None) => {
-            if params.get("client_id")?.is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::InvalidRequest("client_id does not match the credentials".into()));
+            if params
+                .get("client_id")?
+                .is_some_and(|body_id| body_id != id)
+            {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id does not match the credentials".into(),
+                ));
             }
-            (id.clone(), Some(secret.clone()), AuthMethod::ClientSecretBasic)
+            (
+                id.clone(),
+                Some(secret.clone()),
+                AuthMethod::ClientSecretBasic,
+            )
         }
         (None, Some(secret)) => (
             params.require("client_id")?.to_owned(),
             Some(secret.to_owned()),
             AuthMethod::ClientSecretPost,
         ),
-        _ => (params.require("client_id")?.to_owned(), None, AuthMethod::None),
+        _ => (
+            params.require("client_id")?.to_owned(),
+            None,
+            AuthMethod::None,
+        ),
     };
     let unknown = || OAuthError::InvalidClient("client authentication failed".into());
     let client = hub.store.client(&client_id).await?.ok_or_else(unknown)?;
@@ -116,23 +138,38 @@ pub async fn token(
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(err) => {
-            hub.audit(base_event("token.refused", Outcome::Failure).reason(err.to_string())).await?;
+            hub.audit(base_event("token.refused", Outcome::Failure).reason(err.to_string()))
+                .await?;
             return Err(err);
         }
     };
-    let grant_type = params.get("grant_type").ok().flatten().unwrap_or_default().to_owned();
+    let grant_type = params
+        .get("grant_type")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
     let client_hint = params.get("client_id").ok().flatten().map(str::to_owned);
     let outcome = match grant_type.as_str() {
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
         "client_credentials" => client_credentials(&hub, &headers, &params).await,
         "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),
-        other => Err(OAuthError::UnsupportedGrantType(format!("grant_type `{other}` is not supported"))),
+        other => Err(OAuthError::UnsupportedGrantType(format!(
+            "grant_type `{other}` is not supported"
+        ))),
     };
     match outcome {
         Ok(issued) => {
             hub.audit(
                 base_event("token.issued", Outcome::Success)
-                    .actor(if issued.user.is_some() { "user" } else { "agent" }, issued.subject.clone())
+                    .actor(
+                        if issued.user.is_some() {
+                            "user"
+                        } else {
+                            "agent"
+                        },
+                        issued.subject.clone(),
+                    )
                     .user(issued.user.clone())
                     .tenant(issued.tenant.clone())
                     .client(issued.client_id.clone())
@@ -183,7 +220,11 @@ struct Issued {
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6 and RFC 8707 §2.2.
-async fn authorization_code(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+async fn authorization_code(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
     let caller = authenticate(hub, headers, params).await?;
     let code = params.require("code")?;
     let now = hub.clock.now();
@@ -193,16 +234,24 @@ async fn authorization_code(hub: &Hub, headers: &HeaderMap, params: &Params) -> 
         .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the authorization code is unknown".into()))?;
     if already_redeemed && !hub.faults.on(Fault::AllowCodeReplay) {
-        return Err(OAuthError::InvalidGrant("the authorization code was already used".into()));
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code was already used".into(),
+        ));
     }
     if stored.expires_at <= now {
-        return Err(OAuthError::InvalidGrant("the authorization code has expired".into()));
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code has expired".into(),
+        ));
     }
     if stored.client_id != caller.client.client_id && !hub.faults.on(Fault::SkipCodeClientBinding) {
-        return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()));
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code was issued to another client".into(),
+        ));
     }
     if caller.client.token_endpoint_auth_method != AuthMethod::None && !caller.authenticated {
-        return Err(OAuthError::InvalidClient("client authentication failed".into()));
+        return Err(OAuthError::InvalidClient(
+            "client authentication failed".into(),
+        ));
     }
     let redirect_ok = params.get("redirect_uri")? == Some(stored.redirect_uri.as_str());
     if !redirect_ok && !hub.faults.on(Fault::SkipCodeRedirectBinding) {
@@ -217,7 +266,9 @@ async fn authorization_code(hub: &Hub, headers: &HeaderMap, params: &Params) -> 
         let matches = crate::random::sha256_b64url(verifier) == *challenge
             || (hub.faults.on(Fault::AcceptPlainPkce) && verifier == challenge);
         if !matches && !hub.faults.on(Fault::SkipPkceVerify) {
-            return Err(OAuthError::InvalidGrant("the code_verifier does not match the code_challenge".into()));
+            return Err(OAuthError::InvalidGrant(
+                "the code_verifier does not match the code_challenge".into(),
+            ));
         }
     }
     if let Some(resource) = params.get("resource")? {
@@ -252,7 +303,11 @@ async fn authorization_code(hub: &Hub, headers: &HeaderMap, params: &Params) -> 
 
 /// RFC 6749 §4.4. Policies never apply here: the client's own configuration
 /// (allowed resources and scopes) is the whole rule.
-async fn client_credentials(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+async fn client_credentials(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
     let caller = authenticate(hub, headers, params).await?;
     if !caller.authenticated {
         return Err(OAuthError::InvalidClient(
@@ -266,13 +321,20 @@ async fn client_credentials(hub: &Hub, headers: &HeaderMap, params: &Params) -> 
         ));
     }
     let servers = hub.store.mcp_servers().await?;
-    let allowed: Vec<_> = servers.iter().filter(|s| client.allowed_resources.contains(&s.id)).collect();
+    let allowed: Vec<_> = servers
+        .iter()
+        .filter(|s| client.allowed_resources.contains(&s.id))
+        .collect();
     let server = match params.get("resource")? {
         Some(resource) => allowed
             .iter()
             .find(|s| hub.resource_url(s) == resource)
             .copied()
-            .ok_or_else(|| OAuthError::InvalidTarget(format!("this client may not get tokens for `{resource}`")))?,
+            .ok_or_else(|| {
+                OAuthError::InvalidTarget(format!(
+                    "this client may not get tokens for `{resource}`"
+                ))
+            })?,
         None if allowed.len() == 1 => allowed[0],
         None => {
             return Err(OAuthError::InvalidTarget(
@@ -303,7 +365,9 @@ async fn client_credentials(hub: &Hub, headers: &HeaderMap, params: &Params) -> 
         requested.clone()
     };
     if scopes.is_empty() {
-        return Err(OAuthError::InvalidScope("this client has no scopes on that resource".into()));
+        return Err(OAuthError::InvalidScope(
+            "this client has no scopes on that resource".into(),
+        ));
     }
     let resource = hub.resource_url(server);
     let minted = hub

@@ -86,12 +86,24 @@ impl Hub {
         let (kid, key) = keys.signing();
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.to_owned());
-        header.typ = Some(if self.faults.on(Fault::PlainJwtTyp) { "JWT" } else { "at+jwt" }.to_owned());
+        header.typ = Some(
+            if self.faults.on(Fault::PlainJwtTyp) {
+                "JWT"
+            } else {
+                "at+jwt"
+            }
+            .to_owned(),
+        );
         let token = if self.faults.on(Fault::SignWithUnpublishedKey) {
             let rogue = p256::SecretKey::random(&mut rand::rngs::OsRng);
-            let pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&rogue, p256::pkcs8::LineEnding::LF)
-                .map_err(|e| HubError::Key(e.to_string()))?;
-            encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())?)?
+            let pem =
+                p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&rogue, p256::pkcs8::LineEnding::LF)
+                    .map_err(|e| HubError::Key(e.to_string()))?;
+            encode(
+                &header,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())?,
+            )?
         } else {
             encode(&header, &claims, key)?
         };
@@ -114,13 +126,19 @@ impl Hub {
         if header.alg != Algorithm::ES256 {
             return Err(invalid("unexpected signing algorithm"));
         }
-        let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
+        let typ = header
+            .typ
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if typ != "at+jwt" && typ != "application/at+jwt" {
             return Err(invalid("the token is not an RFC 9068 access token"));
         }
         let kid = header.kid.ok_or_else(|| invalid("the token has no kid"))?;
         let keys = self.keys.read().await;
-        let key = keys.verifying(&kid).ok_or_else(|| invalid("unknown signing key"))?;
+        let key = keys
+            .verifying(&kid)
+            .ok_or_else(|| invalid("unknown signing key"))?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_aud = false;

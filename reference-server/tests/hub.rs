@@ -1,1 +1,392 @@
+//! The reference hub's integration tests: behaviour the conformance suite does
+//! not reach through its scenarios (persistence, bad input, audit, control API).
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use reference_server::store::Database;
+use reference_server::{Fault, Faults, HubConfig, RunningHub};
+use serde_json::{json, Value};
+
+const CONTROL: &str = "test-control-token";
+
+fn seed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hub")
+}
+
+fn config(database: Database) -> HubConfig {
+    HubConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database,
+        seed_dir: Some(seed_dir()),
+        test_mode: true,
+        control_token: Some(CONTROL.into()),
+        ..HubConfig::default()
+    }
+}
+
+async fn start() -> RunningHub {
+    reference_server::spawn(config(Database::Memory))
+        .await
+        .expect("hub starts")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn audit(hub: &RunningHub, event_type: &str) -> Vec<Value> {
+    let body: Value = client()
+        .get(format!("{}/control/audit?type={event_type}", hub.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    body["events"].as_array().cloned().unwrap_or_default()
+}
+
+async fn register(hub: &RunningHub) -> String {
+    let body: Value = client()
+        .post(format!("{}/register", hub.issuer))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "test"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    body["client_id"].as_str().expect("client_id").to_owned()
+}
+
+/// Drives an authorization request through the control API and returns the code.
+async fn code_for(hub: &RunningHub, client_id: &str, verifier: &str) -> String {
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let resource = format!("{}/mcp/calendar", hub.base_url);
+    let response = client()
+        .get(format!("{}/authorize", hub.issuer))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", &resource),
+            ("state", "s1"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let request = location
+        .split("request=")
+        .nth(1)
+        .expect("request id")
+        .to_owned();
+    let decided: Value = client()
+        .post(format!(
+            "{}/control/authorizations/{request}/decision",
+            hub.base_url
+        ))
+        .bearer_auth(CONTROL)
+        .json(&json!({"username": "alice", "decision": "approve"}))
+        .send()
+        .await
+        .expect("decide")
+        .json()
+        .await
+        .expect("json");
+    let redirect =
+        url::Url::parse(decided["redirect_to"].as_str().expect("redirect_to")).expect("url");
+    redirect
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code")
+}
+
+#[tokio::test]
+async fn state_and_signing_key_survive_a_restart() {
+    let path = std::env::temp_dir().join(format!("hub-restart-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let hub = reference_server::spawn(config(Database::File(path.clone())))
+        .await
+        .expect("first start");
+    let client_id = register(&hub).await;
+    let jwks_before: Value = client()
+        .get(format!("{}/jwks.json", hub.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    hub.stop().await;
+
+    let hub = reference_server::spawn(config(Database::File(path.clone())))
+        .await
+        .expect("second start");
+    let jwks_after: Value = client()
+        .get(format!("{}/jwks.json", hub.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks_before, jwks_after, "the signing key must persist");
+    // The client registered before the restart can still start a flow.
+    let code = code_for(
+        &hub,
+        &client_id,
+        "a-verifier-that-is-long-enough-for-pkce-rules-0123",
+    )
+    .await;
+    assert!(code.len() >= 43);
+    assert_eq!(
+        audit(&hub, "client.registered").await.len(),
+        1,
+        "the audit trail persists too"
+    );
+    hub.stop().await;
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn malformed_input_gets_oauth_errors_never_500() {
+    let hub = start().await;
+    let http = client();
+    let cases: Vec<(String, reqwest::RequestBuilder)> = vec![
+        ("token: binary body".into(), http.post(format!("{}/token", hub.issuer)).body(vec![0xff, 0xfe, 0x00, 0x80])),
+        ("token: repeated grant_type".into(), http.post(format!("{}/token", hub.issuer)).body("grant_type=client_credentials&grant_type=client_credentials")),
+        ("token: no grant_type".into(), http.post(format!("{}/token", hub.issuer)).body("code=x")),
+        ("token: bad basic".into(), http.post(format!("{}/token", hub.issuer)).header("authorization", "Basic !!!").body("grant_type=client_credentials")),
+        ("register: not JSON".into(), http.post(format!("{}/register", hub.issuer)).body("{{{")),
+        ("register: array".into(), http.post(format!("{}/register", hub.issuer)).body("[1,2]")),
+        ("register: wrong types".into(), http.post(format!("{}/register", hub.issuer)).json(&json!({"redirect_uris": "http://127.0.0.1/cb"}))),
+        ("register: too many redirect URIs".into(), http.post(format!("{}/register", hub.issuer)).json(&json!({"redirect_uris": (0..50).map(|i| format!("https://a.example/{i}")).collect::<Vec<_>>()}))),
+        ("login: no request".into(), http.post(format!("{}/login", hub.issuer)).body("username=alice")),
+        ("consent: garbage".into(), http.post(format!("{}/consent", hub.issuer)).body("%%%")),
+        ("control: bad JSON".into(), http.post(format!("{}/control/clock", hub.base_url)).bearer_auth(CONTROL).body("nope")),
+    ];
+    for (name, request) in cases {
+        let response = request.send().await.expect(&name);
+        let status = response.status().as_u16();
+        assert!((400..500).contains(&status), "{name}: status {status}");
+        let body = response.text().await.unwrap_or_default();
+        if !name.starts_with("login") && !name.starts_with("consent") {
+            let v: Value =
+                serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: not JSON: {body}"));
+            assert!(v["error"].is_string(), "{name}: no error code in {body}");
+        }
+    }
+    // An unknown client or redirect URI is an error page, never a redirect.
+    let response = http
+        .get(format!(
+            "{}/authorize?client_id=nobody&redirect_uri=https://evil.example/",
+            hub.issuer
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn every_step_of_a_flow_is_audited_without_secrets() {
+    let hub = start().await;
+    let client_id = register(&hub).await;
+    let verifier = "another-verifier-long-enough-for-pkce-0123456789abcdef";
+    let code = code_for(&hub, &client_id, verifier).await;
+    let response = client()
+        .post(format!("{}/token", hub.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", &client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let token: Value = response.json().await.unwrap();
+    let access_token = token["access_token"].as_str().unwrap().to_owned();
+    // A replay is refused and audited with its reason.
+    let replay = client()
+        .post(format!("{}/token", hub.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", &client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+
+    for kind in [
+        "client.registered",
+        "user.login",
+        "consent.granted",
+        "token.issued",
+        "token.refused",
+    ] {
+        assert!(!audit(&hub, kind).await.is_empty(), "no {kind} event");
+    }
+    let issued = &audit(&hub, "token.issued").await[0];
+    assert_eq!(issued["user"], "user-alice");
+    assert_eq!(issued["tenant"], "acme");
+    assert_eq!(
+        issued["scopes_granted"],
+        json!(["calendar.read", "calendar.write"])
+    );
+    let granted = &audit(&hub, "consent.granted").await[0];
+    assert_eq!(
+        issued["correlation_id"], granted["correlation_id"],
+        "one flow, one correlation id"
+    );
+    let refused = &audit(&hub, "token.refused").await[0];
+    assert!(refused["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("already used"));
+
+    let everything = serde_json::to_string(&audit(&hub, "").await).unwrap();
+    let all: Value = client()
+        .get(format!("{}/control/audit", hub.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let all = all.to_string() + &everything;
+    for secret in [
+        code.as_str(),
+        verifier,
+        access_token.as_str(),
+        "alice-password",
+    ] {
+        assert!(!all.contains(secret), "a secret reached the audit trail");
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn control_api_needs_test_mode_and_its_token() {
+    let hub = start().await;
+    let unauthorized = client()
+        .get(format!("{}/control/audit", hub.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let wrong = client()
+        .get(format!("{}/control/audit", hub.base_url))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    hub.stop().await;
+
+    let production = reference_server::spawn(HubConfig {
+        test_mode: false,
+        control_token: None,
+        ..config(Database::Memory)
+    })
+    .await
+    .unwrap();
+    let absent = client()
+        .get(format!("{}/control/audit", production.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(absent.status(), 404);
+    production.stop().await;
+
+    let refused = reference_server::spawn(HubConfig {
+        control_token: None,
+        ..config(Database::Memory)
+    })
+    .await;
+    assert!(
+        refused.is_err(),
+        "test mode without a control token must refuse to start"
+    );
+}
+
+#[tokio::test]
+async fn codes_expire_on_the_test_clock() {
+    let hub = start().await;
+    let client_id = register(&hub).await;
+    let verifier = "clock-verifier-long-enough-for-pkce-rules-0123456789";
+    let code = code_for(&hub, &client_id, verifier).await;
+    let advanced: Value = client()
+        .post(format!("{}/control/clock", hub.base_url))
+        .bearer_auth(CONTROL)
+        .json(&json!({"advance_seconds": 61}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(advanced["offset_seconds"], 61);
+    let response = client()
+        .post(format!("{}/token", hub.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", &client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("expired"));
+    hub.stop().await;
+}
+
+#[test]
+fn fault_names_round_trip_and_are_unique() {
+    let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+    for fault in Fault::ALL {
+        assert_eq!(fault.name().parse::<Fault>().unwrap(), *fault);
+        assert!(!fault.description().is_empty());
+    }
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(before, names.len());
+    assert!("no-such-fault".parse::<Fault>().is_err());
+    assert!(Faults::default().is_empty());
+}
