@@ -57,8 +57,13 @@ pub struct Step {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "snake_case")]
 pub enum Action {
-    /// MCP client: fetch Authorization Server Metadata by path insertion (RFC 8414 §3.1).
-    FetchAsMetadata,
+    /// MCP client: fetch Authorization Server Metadata by path insertion (RFC 8414 §3.1),
+    /// for the profile's issuer or, with `from_prm`, for the first authorization
+    /// server the last Protected Resource Metadata named (MCP discovery).
+    FetchAsMetadata {
+        #[serde(default)]
+        from_prm: bool,
+    },
     /// MCP client: call a protected resource, with no token or with the last token.
     CallResource {
         #[serde(default = "primary")]

@@ -60,6 +60,8 @@ pub struct Run<'p> {
     metadata: Option<Value>,
     registered: BTreeMap<String, Registered>,
     resource_metadata_url: Option<String>,
+    /// The first `authorization_servers` entry of the last Protected Resource Metadata.
+    discovered_issuer: Option<String>,
     pending: Option<PendingCode>,
     last_token: Option<String>,
     state_sent: Option<String>,
@@ -80,6 +82,7 @@ impl<'p> Run<'p> {
             metadata: None,
             registered: BTreeMap::new(),
             resource_metadata_url: None,
+            discovered_issuer: None,
             pending: None,
             last_token: None,
             state_sent: None,
@@ -134,7 +137,16 @@ impl<'p> Run<'p> {
 
     pub async fn perform(&mut self, action: &Action) -> Result<Value, StepError> {
         match action {
-            Action::FetchAsMetadata => self.fetch_as_metadata().await,
+            Action::FetchAsMetadata { from_prm } => {
+                let issuer = if *from_prm {
+                    self.discovered_issuer.clone().ok_or_else(|| {
+                        precondition("no Protected Resource Metadata named an authorization server")
+                    })?
+                } else {
+                    self.profile.issuer.clone()
+                };
+                self.fetch_as_metadata(&issuer).await
+            }
             Action::CallResource {
                 resource,
                 with_token,
@@ -204,9 +216,10 @@ impl<'p> Run<'p> {
 
     // ---- discovery ----------------------------------------------------------
 
-    /// The metadata URLs to try for the issuer, in the MCP authorization spec's order.
-    fn metadata_urls(&self) -> Result<Vec<String>, StepError> {
-        let issuer = Url::parse(&self.profile.issuer).map_err(|e| precondition(e.to_string()))?;
+    /// The metadata URLs to try for an issuer, in the MCP authorization spec's order.
+    fn metadata_urls(issuer: &str) -> Result<Vec<String>, StepError> {
+        let issuer =
+            Url::parse(issuer).map_err(|e| precondition(format!("issuer `{issuer}`: {e}")))?;
         let origin = issuer.origin().ascii_serialization();
         let path = issuer.path().trim_end_matches('/');
         Ok(if path.is_empty() {
@@ -223,16 +236,18 @@ impl<'p> Run<'p> {
         })
     }
 
-    async fn fetch_as_metadata(&mut self) -> Result<Value, StepError> {
+    async fn fetch_as_metadata(&mut self, issuer: &str) -> Result<Value, StepError> {
         let mut tried = Vec::new();
         let mut last = None;
-        for url in self.metadata_urls()? {
+        for url in Self::metadata_urls(issuer)? {
             let response = self.http.send(self.http.get(&url)).await?;
             tried.push(json!({"url": url, "status": response.status}));
             if response.status == 200 {
                 if let Some(body) = response.json().filter(Value::is_object) {
                     self.metadata = Some(body.clone());
-                    return Ok(json!({"status": 200, "url": url, "body": body, "tried": tried}));
+                    return Ok(
+                        json!({"status": 200, "url": url, "issuer_used": issuer, "body": body, "tried": tried}),
+                    );
                 }
             }
             last = Some(response);
@@ -247,7 +262,8 @@ impl<'p> Run<'p> {
     /// The AS metadata, discovered once per scenario.
     async fn metadata(&mut self) -> Result<Value, StepError> {
         if self.metadata.is_none() {
-            self.fetch_as_metadata().await?;
+            let issuer = self.profile.issuer.clone();
+            self.fetch_as_metadata(&issuer).await?;
         }
         self.metadata.clone().ok_or_else(|| {
             precondition("the authorization server metadata could not be discovered")
@@ -333,9 +349,13 @@ impl<'p> Run<'p> {
             }
         };
         let response = self.http.send(self.http.get(&url)).await?;
-        Ok(
-            json!({"status": response.status, "url": url, "source": source, "body": response.json()}),
-        )
+        let body = response.json();
+        self.discovered_issuer = body
+            .as_ref()
+            .and_then(|b| b.pointer("/authorization_servers/0"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(json!({"status": response.status, "url": url, "source": source, "body": body}))
     }
 
     // ---- MCP client -----------------------------------------------------------

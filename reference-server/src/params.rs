@@ -60,3 +60,23 @@ pub fn split_scopes(scope: Option<&str>) -> Vec<String> {
     }
     scopes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused_and_empty_ones_are_absent() {
+        let p = Params::parse(b"a=1&a=2&b=&c=3").unwrap();
+        assert!(matches!(p.get("a"), Err(OAuthError::InvalidRequest(_))));
+        assert_eq!(p.get("b").unwrap(), None);
+        assert_eq!(p.require("c").unwrap(), "3");
+        assert!(p.require("d").is_err());
+    }
+
+    #[test]
+    fn scopes_split_on_spaces_without_duplicates() {
+        assert_eq!(split_scopes(Some(" a  b a ")), vec!["a", "b"]);
+        assert!(split_scopes(None).is_empty());
+    }
+}

@@ -213,3 +213,25 @@ pub async fn register(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+    use url::Url;
+
+    #[test]
+    fn only_loopback_hosts_count_as_loopback() {
+        for (uri, loopback) in [
+            ("http://127.0.0.1:9/cb", true),
+            ("http://127.8.9.10/cb", true),
+            ("http://[::1]:8/cb", true),
+            ("http://localhost/cb", true),
+            ("http://localhost.evil.example/cb", false),
+            ("http://10.0.0.1/cb", false),
+            ("http://example.com/cb", false),
+        ] {
+            let url = Url::parse(uri).unwrap();
+            assert_eq!(is_loopback(url.host()), loopback, "{uri}");
+        }
+    }
+}
