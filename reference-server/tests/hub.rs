@@ -118,6 +118,38 @@ async fn code_for(hub: &RunningHub, client_id: &str, verifier: &str) -> String {
         .expect("code")
 }
 
+async fn get_json(url: String) -> Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
+/// Redeems a code as the public test client would.
+async fn redeem(
+    hub: &RunningHub,
+    code: &str,
+    client_id: &str,
+    verifier: &str,
+) -> reqwest::Response {
+    client()
+        .post(format!("{}/token", hub.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("token request")
+}
+
 #[tokio::test]
 async fn state_and_signing_key_survive_a_restart() {
     let path = std::env::temp_dir().join(format!("hub-restart-{}.sqlite", std::process::id()));
@@ -126,27 +158,13 @@ async fn state_and_signing_key_survive_a_restart() {
         .await
         .expect("first start");
     let client_id = register(&hub).await;
-    let jwks_before: Value = client()
-        .get(format!("{}/jwks.json", hub.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: Value = get_json(format!("{}/jwks.json", hub.issuer)).await;
     hub.stop().await;
 
     let hub = reference_server::spawn(config(Database::File(path.clone())))
         .await
         .expect("second start");
-    let jwks_after: Value = client()
-        .get(format!("{}/jwks.json", hub.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_after: Value = get_json(format!("{}/jwks.json", hub.issuer)).await;
     assert_eq!(jwks_before, jwks_after, "the signing key must persist");
     // The client registered before the restart can still start a flow.
     let code = code_for(
@@ -213,34 +231,12 @@ async fn every_step_of_a_flow_is_audited_without_secrets() {
     let client_id = register(&hub).await;
     let verifier = "another-verifier-long-enough-for-pkce-0123456789abcdef";
     let code = code_for(&hub, &client_id, verifier).await;
-    let response = client()
-        .post(format!("{}/token", hub.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("client_id", &client_id),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = redeem(&hub, &code, &client_id, verifier).await;
     assert_eq!(response.status(), 200);
     let token: Value = response.json().await.unwrap();
     let access_token = token["access_token"].as_str().unwrap().to_owned();
     // A replay is refused and audited with its reason.
-    let replay = client()
-        .post(format!("{}/token", hub.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("client_id", &client_id),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let replay = redeem(&hub, &code, &client_id, verifier).await;
     assert_eq!(replay.status(), 400);
 
     for kind in [
@@ -354,18 +350,7 @@ async fn codes_expire_on_the_test_clock() {
         .await
         .unwrap();
     assert_eq!(advanced["offset_seconds"], 61);
-    let response = client()
-        .post(format!("{}/token", hub.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("client_id", &client_id),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = redeem(&hub, &code, &client_id, verifier).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
