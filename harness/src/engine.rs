@@ -181,8 +181,30 @@ async fn run_steps(
     }
 }
 
-/// Runs scenarios concurrently; results come back in the scenarios' order.
+/// Runs scenarios concurrently, then the exclusive ones (which move the
+/// target's clock) one at a time; results come back in the scenarios' order.
 pub async fn run_all(
+    profile: Arc<Profile>,
+    scenarios: &[Scenario],
+    options: &RunOptions,
+) -> Vec<ScenarioResult> {
+    let (exclusive, shared): (Vec<Scenario>, Vec<Scenario>) =
+        scenarios.iter().cloned().partition(Scenario::exclusive);
+    let mut results = run_concurrently(profile.clone(), &shared, options).await;
+    for scenario in &exclusive {
+        results.push(run_scenario(&profile, scenario, options).await);
+    }
+    let position = |id: &str| {
+        scenarios
+            .iter()
+            .position(|s| s.id == id)
+            .unwrap_or(usize::MAX)
+    };
+    results.sort_by_key(|r| position(&r.id));
+    results
+}
+
+async fn run_concurrently(
     profile: Arc<Profile>,
     scenarios: &[Scenario],
     options: &RunOptions,

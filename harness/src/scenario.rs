@@ -30,6 +30,15 @@ pub struct Scenario {
     pub path: PathBuf,
 }
 
+impl Scenario {
+    /// Scenarios that move the target's clock must not share a target with others.
+    pub fn exclusive(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::AdvanceClock { .. }))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpecRef {
@@ -129,6 +138,8 @@ pub enum Action {
         #[serde(default = "primary")]
         resource: String,
     },
+    /// Test driver: move the target's clock forward through its control API.
+    AdvanceClock { seconds: u32 },
     /// Autonomous agent: client_credentials with a pre-registered client.
     ClientCredentials {
         #[serde(default = "agent")]

@@ -203,6 +203,7 @@ impl<'p> Run<'p> {
                 .await
             }
             Action::ValidateToken { resource } => self.validate_token(resource).await,
+            Action::AdvanceClock { seconds } => self.advance_clock(*seconds).await,
             Action::ClientCredentials {
                 client,
                 scope,
@@ -749,6 +750,25 @@ impl<'p> Run<'p> {
         }
         let response = self.http.send(request.form(&form)).await?;
         Ok(self.token_facts(&response))
+    }
+
+    // ---- test driver ------------------------------------------------------------
+
+    async fn advance_clock(&mut self, seconds: u32) -> Result<Value, StepError> {
+        let control = self.profile.control.clone().ok_or_else(|| {
+            precondition("moving the clock needs the profile's [control] section")
+        })?;
+        let url = format!("{}/clock", control.url.trim_end_matches('/'));
+        let response = self
+            .http
+            .send(
+                self.http
+                    .post(&url)
+                    .bearer_auth(&control.token)
+                    .json(&json!({"advance_seconds": seconds})),
+            )
+            .await?;
+        Ok(json!({"status": response.status, "body": response.json()}))
     }
 
     // ---- resource server --------------------------------------------------------

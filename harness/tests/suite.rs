@@ -61,12 +61,20 @@ fn without_origin(text: &str, profile: &Profile) -> String {
 fn scenario_trial(scenario: Scenario) -> Trial {
     let id = scenario.id.clone();
     Trial::test(format!("scenario::{id}"), move || {
-        let profile = shared_target();
-        let result = runtime().block_on(run_scenario(
-            profile,
-            &scenario,
-            &RunOptions { strict: true },
-        ));
+        let options = RunOptions { strict: true };
+        // A scenario that moves the clock gets a hub of its own.
+        let result = if scenario.exclusive() {
+            runtime().block_on(async {
+                let own = harness::embedded::start(&root().join("fixtures"), &[])
+                    .await
+                    .expect("hub");
+                let result = run_scenario(&own.profile, &scenario, &options).await;
+                own.stop().await;
+                result
+            })
+        } else {
+            runtime().block_on(run_scenario(shared_target(), &scenario, &options))
+        };
         check(result.status == Status::Pass, || {
             format!(
                 "{} is {}: {}\n{}",

@@ -510,6 +510,11 @@ pub async fn decide(
             .correlation(request.correlation_id.clone())
             .source_ip(peer.ip().to_string())
     };
+    let granted = if granted.is_empty() && hub.faults.on(Fault::IgnoreConsentDenial) {
+        &request.scopes[..]
+    } else {
+        granted
+    };
     if granted.is_empty() {
         hub.audit(event("consent.denied", Outcome::Failure).reason("the user granted no scope"))
             .await?;
@@ -526,7 +531,11 @@ pub async fn decide(
         .record_consent(user_id, &client.client_id, &request.resource, granted, now)
         .await?;
     let code = crate::random::secret();
-    let ttl = hub.config.code_ttl.min(crate::config::MAX_CODE_TTL);
+    let ttl = if hub.faults.on(Fault::LongLivedCodes) {
+        3600
+    } else {
+        hub.config.code_ttl.min(crate::config::MAX_CODE_TTL)
+    };
     hub.store
         .insert_code(&AuthorizationCode {
             code_hash: crate::random::sha256_b64url(&code),

@@ -71,6 +71,10 @@ faults! {
     AcceptPlainPkce => "accept-plain-pkce",
     /// The code_verifier is not checked against the code_challenge (RFC 7636 §4.6).
     SkipPkceVerify => "skip-pkce-verify",
+    /// Authorization codes live an hour instead of at most 60 seconds (RFC 6749 §4.1.2).
+    LongLivedCodes => "long-lived-codes",
+    /// A user's denial at the consent page still issues a code (RFC 6749 §4.1.2.1 access_denied).
+    IgnoreConsentDenial => "ignore-consent-denial",
     /// An authorization code can be redeemed more than once (OAuth 2.1 §4.1.3).
     AllowCodeReplay => "allow-code-replay",
     /// Redirect URIs are matched by prefix instead of exact string comparison (OAuth 2.1 §2.3.1).
