@@ -125,7 +125,13 @@ pub async fn run_scenario(
         });
     }
     // Redact now that every secret of the scenario is known.
+    if let Some(reason) = result.reason.as_mut() {
+        crate::http::scrub(reason, &run.secrets);
+    }
     for step in &mut result.steps {
+        step.messages
+            .iter_mut()
+            .for_each(|m| crate::http::scrub(m, &run.secrets));
         step.exchanges
             .iter_mut()
             .for_each(|e| e.redact(&run.secrets));

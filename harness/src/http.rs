@@ -32,21 +32,23 @@ pub struct Exchange {
     pub transport_error: Option<String>,
 }
 
+/// Replaces every secret (and its form-encoded spelling) in `text`.
+pub fn scrub(text: &mut String, secrets: &[String]) {
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        if text.contains(secret.as_str()) {
+            *text = text.replace(secret.as_str(), "[redacted]");
+        }
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != *secret && text.contains(encoded.as_str()) {
+            *text = text.replace(encoded.as_str(), "[redacted]");
+        }
+    }
+}
+
 impl Exchange {
     /// Replaces every secret the scenario saw, wherever it appears.
     pub fn redact(&mut self, secrets: &[String]) {
-        let scrub = |s: &mut String| {
-            for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                if s.contains(secret.as_str()) {
-                    *s = s.replace(secret.as_str(), "[redacted]");
-                }
-                let encoded: String =
-                    url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-                if encoded != *secret && s.contains(encoded.as_str()) {
-                    *s = s.replace(encoded.as_str(), "[redacted]");
-                }
-            }
-        };
+        let scrub = |s: &mut String| scrub(s, secrets);
         scrub(&mut self.url);
         for (name, value) in self
             .request_headers

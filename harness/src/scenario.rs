@@ -138,6 +138,19 @@ pub enum Action {
         #[serde(default = "primary")]
         resource: String,
     },
+    /// MCP client: use a refresh token (RFC 6749 §6).
+    Refresh {
+        #[serde(default = "self_name")]
+        client: String,
+        /// `latest` (the newest refresh token) or `previous` (the one before it).
+        #[serde(default)]
+        token: RefreshPick,
+        #[serde(default)]
+        scope: Option<String>,
+        /// Resource to name: a role, a URL, or `omit`.
+        #[serde(default = "primary")]
+        resource: String,
+    },
     /// Test driver: move the target's clock forward through its control API.
     AdvanceClock { seconds: u32 },
     /// Autonomous agent: client_credentials with a pre-registered client.
@@ -170,6 +183,15 @@ pub enum Pkce {
     S256,
     Plain,
     None,
+}
+
+/// Which refresh token a `refresh` step presents.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshPick {
+    #[default]
+    Latest,
+    Previous,
 }
 
 /// Which code_verifier the token request sends.

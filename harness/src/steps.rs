@@ -19,7 +19,7 @@ use url::Url;
 use crate::expect::interpolate;
 use crate::http::{Http, Response, TransportError};
 use crate::profile::Profile;
-use crate::scenario::{Action, Pkce, Verifier};
+use crate::scenario::{Action, Pkce, RefreshPick, Verifier};
 use crate::user::{self, Move};
 
 /// Why an action could not produce facts at all.
@@ -64,6 +64,8 @@ pub struct Run<'p> {
     discovered_issuer: Option<String>,
     pending: Option<PendingCode>,
     last_token: Option<String>,
+    /// Every refresh token received, oldest first.
+    refresh_tokens: Vec<String>,
     state_sent: Option<String>,
     /// Every secret seen, for redaction of transcripts.
     pub secrets: Vec<String>,
@@ -85,6 +87,7 @@ impl<'p> Run<'p> {
             discovered_issuer: None,
             pending: None,
             last_token: None,
+            refresh_tokens: Vec::new(),
             state_sent: None,
             secrets,
             token_claims: Vec::new(),
@@ -204,6 +207,15 @@ impl<'p> Run<'p> {
             }
             Action::ValidateToken { resource } => self.validate_token(resource).await,
             Action::AdvanceClock { seconds } => self.advance_clock(*seconds).await,
+            Action::Refresh {
+                client,
+                token,
+                scope,
+                resource,
+            } => {
+                self.refresh(client, *token, scope.as_deref(), resource)
+                    .await
+            }
             Action::ClientCredentials {
                 client,
                 scope,
@@ -690,6 +702,11 @@ impl<'p> Run<'p> {
 
     fn token_facts(&mut self, response: &Response) -> Value {
         let body = response.json();
+        let refresh_token = body
+            .as_ref()
+            .and_then(|b| b.get("refresh_token"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if response.status == 200 {
             if let Some(token) = body
                 .as_ref()
@@ -697,6 +714,10 @@ impl<'p> Run<'p> {
                 .and_then(Value::as_str)
             {
                 self.received_token(token);
+            }
+            if let Some(refresh) = &refresh_token {
+                self.keep_secret(refresh);
+                self.refresh_tokens.push(refresh.clone());
             }
         }
         json!({
@@ -708,7 +729,48 @@ impl<'p> Run<'p> {
             },
             "body": body,
             "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+            "refresh_token_issued": refresh_token.is_some(),
         })
+    }
+
+    async fn refresh(
+        &mut self,
+        client: &str,
+        pick: RefreshPick,
+        scope: Option<&str>,
+        resource: &str,
+    ) -> Result<Value, StepError> {
+        let client = self.registered(client)?;
+        let presented = match pick {
+            RefreshPick::Latest => self.refresh_tokens.last(),
+            RefreshPick::Previous => self.refresh_tokens.iter().rev().nth(1),
+        }
+        .cloned()
+        .ok_or_else(|| precondition("no such refresh token has been received"))?;
+        let endpoint = self.endpoint("token_endpoint").await?;
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", presented.clone()),
+            ("client_id", client.client_id.clone()),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", self.text(scope)?));
+        }
+        if let Some(r) = self.resource_url(resource)? {
+            form.push(("resource", r));
+        }
+        let response = self
+            .http
+            .send(self.http.post(&endpoint).form(&form))
+            .await?;
+        let mut facts = self.token_facts(&response);
+        let rotated = facts["refresh_token_issued"] == Value::Bool(true)
+            && self
+                .refresh_tokens
+                .last()
+                .is_some_and(|latest| *latest != presented);
+        facts["refresh_token_rotated"] = Value::Bool(rotated);
+        Ok(facts)
     }
 
     // ---- autonomous agent -----------------------------------------------------

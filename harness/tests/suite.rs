@@ -162,7 +162,11 @@ fn token_claims(ids: &[&str]) -> Result<Value, Failed> {
 fn snapshot_trials() -> Vec<Trial> {
     vec![
         Trial::test("snapshot::token-claims", || {
-            let claims = token_claims(&["authcode.oauth2-client-flow", "cc.token-bound"])?;
+            let claims = token_claims(&[
+                "authcode.oauth2-client-flow",
+                "cc.token-bound",
+                "refresh.rotation",
+            ])?;
             insta::assert_json_snapshot!("token-claims", claims, {
                 ".*[].iat" => "[iat]",
                 ".*[].exp" => "[exp]",

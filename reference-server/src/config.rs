@@ -17,6 +17,8 @@ pub struct HubConfig {
     pub seed_dir: Option<PathBuf>,
     /// Access token lifetime in seconds.
     pub access_token_ttl: u32,
+    /// Refresh token lifetime in seconds.
+    pub refresh_token_ttl: u32,
     /// Authorization code lifetime in seconds; capped at 60.
     pub code_ttl: u32,
     /// How long a user has to log in and consent, in seconds.
@@ -35,6 +37,7 @@ impl Default for HubConfig {
             database: Database::File(PathBuf::from("hub.sqlite")),
             seed_dir: None,
             access_token_ttl: 300,
+            refresh_token_ttl: 30 * 24 * 3600,
             code_ttl: 60,
             request_ttl: 600,
             test_mode: false,

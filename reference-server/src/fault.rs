@@ -89,6 +89,12 @@ faults! {
     AcceptUnknownResource => "accept-unknown-resource",
     /// client_credentials grants any scope of the resource, not only the client's configured ones (RFC 6749 §3.3).
     SkipClientScopeLimit => "skip-client-scope-limit",
+    /// Refreshing returns the same refresh token and leaves it valid (RFC 9700 §4.14.2 rotation).
+    NoRefreshRotation => "no-refresh-rotation",
+    /// Reuse of a rotated refresh token is refused but the family stays valid (RFC 9700 §4.14.2).
+    RefreshReuseKeepsFamily => "refresh-reuse-keeps-family",
+    /// A refresh may ask for scopes the user never granted (RFC 6749 §6).
+    RefreshAllowsWidening => "refresh-allows-widening",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
 }

@@ -27,6 +27,9 @@ struct Args {
     /// Access token lifetime, in seconds.
     #[arg(long, env = "HUB_ACCESS_TOKEN_TTL", default_value_t = 300)]
     access_token_ttl: u32,
+    /// Refresh token lifetime, in seconds.
+    #[arg(long, env = "HUB_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    refresh_token_ttl: u32,
     /// Authorization code lifetime, in seconds (60 at most).
     #[arg(long, env = "HUB_CODE_TTL", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=60))]
     code_ttl: u32,
@@ -78,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         database: args.database,
         seed_dir: Some(args.seed_dir),
         access_token_ttl: args.access_token_ttl,
+        refresh_token_ttl: args.refresh_token_ttl,
         code_ttl: args.code_ttl,
         test_mode: args.test_mode,
         control_token: args.control_token,

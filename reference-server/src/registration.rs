@@ -95,11 +95,16 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
         string_list(&meta, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     if let Some(g) = grant_types
         .iter()
-        .find(|g| g.as_str() != "authorization_code")
+        .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
     {
         return Err(OAuthError::InvalidClientMetadata(format!(
             "grant type `{g}` is not supported"
         )));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::InvalidClientMetadata(
+            "a dynamically registered client needs the authorization_code grant".into(),
+        ));
     }
     let response_types =
         string_list(&meta, "response_types")?.unwrap_or_else(|| vec!["code".into()]);

@@ -18,6 +18,7 @@ use crate::fault::Fault;
 use crate::model::{AuthMethod, Client};
 use crate::params::{split_scopes, Params};
 use crate::state::Hub;
+use crate::store::RefreshToken;
 use crate::tokens::TokenGrant;
 
 /// The client making a token request, and how sure we are of it.
@@ -153,6 +154,7 @@ pub async fn token(
     let outcome = match grant_type.as_str() {
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
         "client_credentials" => client_credentials(&hub, &headers, &params).await,
+        "refresh_token" => refresh(&hub, &headers, &params).await,
         "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported"
@@ -161,31 +163,41 @@ pub async fn token(
     match outcome {
         Ok(issued) => {
             hub.audit(
-                base_event("token.issued", Outcome::Success)
-                    .actor(
-                        if issued.user.is_some() {
-                            "user"
-                        } else {
-                            "agent"
-                        },
-                        issued.subject.clone(),
-                    )
-                    .user(issued.user.clone())
-                    .tenant(issued.tenant.clone())
-                    .client(issued.client_id.clone())
-                    .resource(issued.resource.clone())
-                    .scopes(&issued.requested, &issued.scopes)
-                    .correlation(issued.correlation_id.clone().unwrap_or(correlation.clone()))
-                    .reason(format!("grant {grant_type}")),
+                base_event(
+                    if grant_type == "refresh_token" {
+                        "token.refreshed"
+                    } else {
+                        "token.issued"
+                    },
+                    Outcome::Success,
+                )
+                .actor(
+                    if issued.user.is_some() {
+                        "user"
+                    } else {
+                        "agent"
+                    },
+                    issued.subject.clone(),
+                )
+                .user(issued.user.clone())
+                .tenant(issued.tenant.clone())
+                .client(issued.client_id.clone())
+                .resource(issued.resource.clone())
+                .scopes(&issued.requested, &issued.scopes)
+                .correlation(issued.correlation_id.clone().unwrap_or(correlation.clone()))
+                .reason(format!("grant {grant_type}")),
             )
             .await?;
-            let mut response = Json(json!({
+            let mut body = json!({
                 "access_token": issued.token,
                 "token_type": "Bearer",
                 "expires_in": issued.expires_in,
                 "scope": issued.scopes.join(" "),
-            }))
-            .into_response();
+            });
+            if let Some(refresh_token) = &issued.refresh_token {
+                body["refresh_token"] = json!(refresh_token);
+            }
+            let mut response = Json(body).into_response();
             if !hub.faults.on(Fault::CacheableTokenResponse) {
                 let h = response.headers_mut();
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -217,6 +229,7 @@ struct Issued {
     requested: Vec<String>,
     scopes: Vec<String>,
     correlation_id: Option<String>,
+    refresh_token: Option<String>,
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6 and RFC 8707 §2.2.
@@ -287,6 +300,28 @@ async fn authorization_code(
             tenant: stored.tenant.as_deref(),
         })
         .await?;
+    let refresh_token = if caller.client.allows_grant("refresh_token") {
+        Some(
+            issue_refresh_token(
+                hub,
+                &RefreshToken {
+                    token_hash: String::new(),
+                    family_id: crate::random::id("family"),
+                    client_id: caller.client.client_id.clone(),
+                    user_id: stored.user_id.clone(),
+                    tenant: stored.tenant.clone(),
+                    resource: stored.resource.clone(),
+                    scopes: stored.scopes.clone(),
+                    expires_at: 0,
+                    rotated: false,
+                    revoked: false,
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     Ok(Issued {
         token: minted.token,
         expires_in: minted.expires_in,
@@ -298,6 +333,7 @@ async fn authorization_code(
         requested: stored.scopes.clone(),
         scopes: stored.scopes,
         correlation_id: Some(stored.correlation_id),
+        refresh_token,
     })
 }
 
@@ -390,5 +426,118 @@ async fn client_credentials(
         requested,
         scopes,
         correlation_id: None,
+        refresh_token: None,
+    })
+}
+
+/// Stores a new refresh token of `template`'s family and grant; returns the token.
+async fn issue_refresh_token(hub: &Hub, template: &RefreshToken) -> Result<String, OAuthError> {
+    let token = crate::random::secret();
+    let now = hub.clock.now();
+    let stored = RefreshToken {
+        token_hash: crate::random::sha256_b64url(&token),
+        expires_at: now + i64::from(hub.config.refresh_token_ttl),
+        ..template.clone()
+    };
+    hub.store.insert_refresh_token(&stored, now).await?;
+    Ok(token)
+}
+
+/// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2): every
+/// refresh rotates the token; presenting a rotated one revokes the family.
+async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+    let caller = authenticate(hub, headers, params).await?;
+    let presented = params.require("refresh_token")?;
+    let hash = crate::random::sha256_b64url(presented);
+    let now = hub.clock.now();
+    let invalid = |why: &str| OAuthError::InvalidGrant(why.to_owned());
+    let stored = hub
+        .store
+        .refresh_token(&hash)
+        .await?
+        .ok_or_else(|| invalid("the refresh token is unknown"))?;
+    if stored.client_id != caller.client.client_id {
+        return Err(invalid("the refresh token was issued to another client"));
+    }
+    if stored.revoked {
+        return Err(invalid("the refresh token has been revoked"));
+    }
+    if stored.expires_at <= now {
+        return Err(invalid("the refresh token has expired"));
+    }
+    let rotate = !hub.faults.on(Fault::NoRefreshRotation);
+    if rotate && !hub.store.rotate_refresh_token(&hash, now).await? {
+        // A rotated token came back: someone holds a copy. Revoke the whole family.
+        if !hub.faults.on(Fault::RefreshReuseKeepsFamily) {
+            let revoked = hub
+                .store
+                .revoke_refresh_family(&stored.family_id, now)
+                .await?;
+            hub.audit(
+                AuditEvent::new("token.revoked", Outcome::Success)
+                    .actor("client", caller.client.client_id.clone())
+                    .user(stored.user_id.clone())
+                    .tenant(stored.tenant.clone())
+                    .client(caller.client.client_id.clone())
+                    .resource(stored.resource.clone())
+                    .reason(format!(
+                        "refresh token reuse detected: revoked {revoked} live token(s) of family {}",
+                        stored.family_id
+                    )),
+            )
+            .await?;
+        }
+        return Err(invalid(
+            "the refresh token was already used; its family is revoked",
+        ));
+    }
+    let requested = split_scopes(params.get("scope")?);
+    let scopes = if requested.is_empty() {
+        stored.scopes.clone()
+    } else {
+        let widening = requested.iter().find(|s| !stored.scopes.contains(s));
+        match widening {
+            Some(scope) if !hub.faults.on(Fault::RefreshAllowsWidening) => {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope `{scope}` was not granted; a refresh can only narrow"
+                )))
+            }
+            _ => requested.clone(),
+        }
+    };
+    if let Some(resource) = params.get("resource")? {
+        if resource != stored.resource {
+            return Err(OAuthError::InvalidTarget(
+                "a refresh token is bound to the resource it was issued for".into(),
+            ));
+        }
+    }
+    let minted = hub
+        .mint_access_token(TokenGrant {
+            subject: &stored.user_id,
+            client_id: &caller.client.client_id,
+            resource: &stored.resource,
+            scopes: &scopes,
+            tenant: stored.tenant.as_deref(),
+        })
+        .await?;
+    let refresh_token = if rotate {
+        // The new token keeps the original grant: narrowing applies to this access token only.
+        issue_refresh_token(hub, &stored).await?
+    } else {
+        presented.to_owned()
+    };
+    Ok(Issued {
+        token: minted.token,
+        expires_in: minted.expires_in,
+        subject: stored.user_id.clone(),
+        user: Some(stored.user_id),
+        tenant: stored.tenant,
+        client_id: caller.client.client_id,
+        resource: stored.resource,
+        requested,
+        scopes,
+        correlation_id: None,
+        refresh_token: Some(refresh_token),
     })
 }
