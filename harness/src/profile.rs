@@ -79,6 +79,12 @@ pub struct Capabilities {
     /// Supports RFC 9207 (`iss` in authorization responses).
     #[serde(default = "yes")]
     pub rfc9207: bool,
+    /// Has a token revocation endpoint (RFC 7009).
+    #[serde(default = "yes")]
+    pub revocation: bool,
+    /// Has a token introspection endpoint (RFC 7662); needs `[clients.introspector]`.
+    #[serde(default = "yes")]
+    pub introspection: bool,
 }
 
 fn yes() -> bool {
@@ -92,6 +98,8 @@ impl Default for Capabilities {
             client_credentials: true,
             control_api: false,
             rfc9207: true,
+            revocation: true,
+            introspection: true,
         }
     }
 }
@@ -103,6 +111,8 @@ impl Capabilities {
             "client_credentials" => Some(self.client_credentials),
             "control_api" => Some(self.control_api),
             "rfc9207" => Some(self.rfc9207),
+            "revocation" => Some(self.revocation),
+            "introspection" => Some(self.introspection),
             _ => None,
         }
     }

@@ -151,6 +151,19 @@ pub enum Action {
         #[serde(default = "primary")]
         resource: String,
     },
+    /// MCP client: revoke its latest access or refresh token (RFC 7009).
+    Revoke {
+        #[serde(default = "self_name")]
+        client: String,
+        token: TokenKind,
+    },
+    /// Resource server: introspect the latest access or refresh token (RFC 7662),
+    /// authenticating as a pre-registered client of the profile.
+    Introspect {
+        #[serde(default = "introspector")]
+        client: String,
+        token: TokenKind,
+    },
     /// Test driver: move the target's clock forward through its control API.
     AdvanceClock { seconds: u32 },
     /// Autonomous agent: client_credentials with a pre-registered client.
@@ -171,6 +184,9 @@ fn primary() -> String {
 fn self_name() -> String {
     "self".into()
 }
+fn introspector() -> String {
+    "introspector".into()
+}
 fn agent() -> String {
     "agent".into()
 }
@@ -183,6 +199,14 @@ pub enum Pkce {
     S256,
     Plain,
     None,
+}
+
+/// Which of the run's tokens an action uses.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Access,
+    Refresh,
 }
 
 /// Which refresh token a `refresh` step presents.

@@ -18,8 +18,9 @@ use url::Url;
 
 use crate::expect::interpolate;
 use crate::http::{Http, Response, TransportError};
+use crate::profile::PreRegisteredClient;
 use crate::profile::Profile;
-use crate::scenario::{Action, Pkce, RefreshPick, Verifier};
+use crate::scenario::{Action, Pkce, RefreshPick, TokenKind, Verifier};
 use crate::user::{self, Move};
 
 /// Why an action could not produce facts at all.
@@ -207,6 +208,8 @@ impl<'p> Run<'p> {
             }
             Action::ValidateToken { resource } => self.validate_token(resource).await,
             Action::AdvanceClock { seconds } => self.advance_clock(*seconds).await,
+            Action::Revoke { client, token } => self.revoke(client, *token).await,
+            Action::Introspect { client, token } => self.introspect(client, *token).await,
             Action::Refresh {
                 client,
                 token,
@@ -800,18 +803,87 @@ impl<'p> Run<'p> {
         if let Some(url) = self.resource_url(&client.resource)? {
             form.push(("resource", url));
         }
-        let mut request = self.http.post(&endpoint);
+        let request = self.confidential_post(&endpoint, &client, &secret, form);
+        let response = self.http.send(request).await?;
+        Ok(self.token_facts(&response))
+    }
+
+    /// A form POST authenticated as a pre-registered confidential client (RFC 6749 §2.3.1).
+    fn confidential_post(
+        &self,
+        endpoint: &str,
+        client: &PreRegisteredClient,
+        secret: &str,
+        mut form: Vec<(&'static str, String)>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.http.post(endpoint);
         if client.auth_method == "client_secret_post" {
             form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret));
+            form.push(("client_secret", secret.to_owned()));
         } else {
-            // RFC 6749 §2.3.1: form-encode id and secret before Basic encoding.
+            // Form-encode id and secret before Basic encoding.
             let enc =
                 |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            request = request.basic_auth(enc(&client.client_id), Some(enc(&secret)));
+            request = request.basic_auth(enc(&client.client_id), Some(enc(secret)));
         }
-        let response = self.http.send(request.form(&form)).await?;
-        Ok(self.token_facts(&response))
+        request.form(&form)
+    }
+
+    fn latest(&self, kind: TokenKind) -> Result<String, StepError> {
+        match kind {
+            TokenKind::Access => self.last_token.clone(),
+            TokenKind::Refresh => self.refresh_tokens.last().cloned(),
+        }
+        .ok_or_else(|| precondition(format!("no {kind:?} token has been obtained yet")))
+    }
+
+    async fn revoke(&mut self, client: &str, kind: TokenKind) -> Result<Value, StepError> {
+        let client = self.registered(client)?;
+        let token = self.latest(kind)?;
+        let endpoint = self.endpoint("revocation_endpoint").await?;
+        let hint = match kind {
+            TokenKind::Access => "access_token",
+            TokenKind::Refresh => "refresh_token",
+        };
+        let form = [
+            ("token", token.as_str()),
+            ("token_type_hint", hint),
+            ("client_id", client.client_id.as_str()),
+        ];
+        let response = self
+            .http
+            .send(self.http.post(&endpoint).form(&form))
+            .await?;
+        let body = response.json();
+        Ok(json!({
+            "status": response.status,
+            "body": body,
+            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+        }))
+    }
+
+    async fn introspect(&mut self, role: &str, kind: TokenKind) -> Result<Value, StepError> {
+        let client = self
+            .profile
+            .clients
+            .get(role)
+            .cloned()
+            .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
+        let token = self.latest(kind)?;
+        let endpoint = self.endpoint("introspection_endpoint").await?;
+        let request = self.confidential_post(
+            &endpoint,
+            &client,
+            &client.client_secret,
+            vec![("token", token)],
+        );
+        let response = self.http.send(request).await?;
+        let body = response.json();
+        Ok(json!({
+            "status": response.status,
+            "body": body,
+            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+        }))
     }
 
     // ---- test driver ------------------------------------------------------------

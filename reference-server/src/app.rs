@@ -12,7 +12,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::{Hub, ISSUER_PATH};
-use crate::{authorize, control, metadata, registration, resource, token};
+use crate::{authorize, control, metadata, registration, resource, revocation, token};
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -30,6 +30,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .route("/token", post(token::token))
         .route("/register", post(registration::register))
+        .route("/revoke", post(revocation::revoke))
+        .route("/introspect", post(revocation::introspect))
         .route("/jwks.json", get(metadata::jwks))
         .route(
             "/.well-known/openid-configuration",

@@ -95,6 +95,10 @@ faults! {
     RefreshReuseKeepsFamily => "refresh-reuse-keeps-family",
     /// A refresh may ask for scopes the user never granted (RFC 6749 §6).
     RefreshAllowsWidening => "refresh-allows-widening",
+    /// The revocation endpoint answers 200 but revokes nothing (RFC 7009 §2.1).
+    RevocationIgnored => "revocation-ignored",
+    /// Introspection reports revoked access tokens as active (RFC 7662 §2.2).
+    IntrospectionIgnoresRevocation => "introspection-ignores-revocation",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
 }

@@ -21,6 +21,7 @@ pub mod params;
 pub mod random;
 pub mod registration;
 pub mod resource;
+pub mod revocation;
 pub mod seed;
 pub mod state;
 pub mod store;

@@ -519,6 +519,46 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    // ---- revoked access tokens -----------------------------------------------
+
+    pub async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?)
+             ON CONFLICT(jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, HubError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_access_tokens WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Revokes one refresh token (not yet its family); false if it was not live.
+    pub async fn revoke_refresh_token(&self, token_hash: &str, now: i64) -> Result<bool, HubError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // ---- signing keys ---------------------------------------------------
 
     pub async fn active_signing_keys(&self) -> Result<Vec<SigningKeyRow>, HubError> {

@@ -22,10 +22,10 @@ use crate::store::RefreshToken;
 use crate::tokens::TokenGrant;
 
 /// The client making a token request, and how sure we are of it.
-struct Caller {
-    client: Client,
+pub(crate) struct Caller {
+    pub(crate) client: Client,
     /// True when a secret was verified (a confidential client).
-    authenticated: bool,
+    pub(crate) authenticated: bool,
 }
 
 fn form_decode(s: &str) -> String {
@@ -58,7 +58,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 }
 
 /// Client authentication (RFC 6749 §2.3): Basic, body secret, or a public client's id alone.
-async fn authenticate(
+pub(crate) async fn authenticate(
     hub: &Hub,
     headers: &HeaderMap,
     params: &Params,

@@ -114,13 +114,32 @@ impl Hub {
         })
     }
 
-    /// Validates an access token presented to a protected resource (RFC 9068 §4).
-    /// `audience` is the resource's canonical URL, or `None` to skip the audience check.
+    /// Validates an access token presented to a protected resource (RFC 9068 §4):
+    /// signature, issuer, type, expiry, revocation, and the audience when given.
     pub async fn validate_access_token(
         &self,
         token: &str,
         audience: Option<&str>,
     ) -> Result<AccessTokenClaims, OAuthError> {
+        let claims = self.verify_access_token(token).await?;
+        if self.store.is_access_token_revoked(&claims.jti).await? {
+            return Err(OAuthError::InvalidToken(
+                "the token has been revoked".into(),
+            ));
+        }
+        if let Some(audience) = audience {
+            if !claims.aud.contains(audience) {
+                return Err(OAuthError::InvalidToken(
+                    "the token was not issued for this resource".into(),
+                ));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Checks that this hub issued the token and that it has not expired;
+    /// revocation and audience are the caller's business.
+    pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, OAuthError> {
         let invalid = |why: &str| OAuthError::InvalidToken(why.to_owned());
         let header = decode_header(token).map_err(|_| invalid("the token is not a JWT"))?;
         if header.alg != Algorithm::ES256 {
@@ -150,11 +169,6 @@ impl Hub {
         let claims = data.claims;
         if claims.exp <= self.clock.now() {
             return Err(invalid("the token has expired"));
-        }
-        if let Some(audience) = audience {
-            if !claims.aud.contains(audience) {
-                return Err(invalid("the token was not issued for this resource"));
-            }
         }
         Ok(claims)
     }
