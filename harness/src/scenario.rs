@@ -31,11 +31,11 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Scenarios that move the target's clock must not share a target with others.
+    /// Scenarios that move the target's clock or rotate its keys must not share a target with others.
     pub fn exclusive(&self) -> bool {
         self.steps
             .iter()
-            .any(|s| matches!(s.action, Action::AdvanceClock { .. }))
+            .any(|s| matches!(s.action, Action::AdvanceClock { .. } | Action::RotateKeys))
     }
 }
 
@@ -164,6 +164,8 @@ pub enum Action {
         client: String,
         token: TokenKind,
     },
+    /// Test driver: rotate the target's signing key through its control API.
+    RotateKeys,
     /// Test driver: move the target's clock forward through its control API.
     AdvanceClock { seconds: u32 },
     /// Autonomous agent: client_credentials with a pre-registered client.

@@ -207,7 +207,11 @@ impl<'p> Run<'p> {
                 .await
             }
             Action::ValidateToken { resource } => self.validate_token(resource).await,
-            Action::AdvanceClock { seconds } => self.advance_clock(*seconds).await,
+            Action::AdvanceClock { seconds } => {
+                self.control_post("/clock", json!({"advance_seconds": seconds}))
+                    .await
+            }
+            Action::RotateKeys => self.control_post("/keys/rotate", json!({})).await,
             Action::Revoke { client, token } => self.revoke(client, *token).await,
             Action::Introspect { client, token } => self.introspect(client, *token).await,
             Action::Refresh {
@@ -888,19 +892,17 @@ impl<'p> Run<'p> {
 
     // ---- test driver ------------------------------------------------------------
 
-    async fn advance_clock(&mut self, seconds: u32) -> Result<Value, StepError> {
-        let control = self.profile.control.clone().ok_or_else(|| {
-            precondition("moving the clock needs the profile's [control] section")
-        })?;
-        let url = format!("{}/clock", control.url.trim_end_matches('/'));
+    /// A call to the target's control API (the profile's `[control]`).
+    async fn control_post(&mut self, path: &str, body: Value) -> Result<Value, StepError> {
+        let control = self
+            .profile
+            .control
+            .clone()
+            .ok_or_else(|| precondition("this step needs the profile's [control] section"))?;
+        let url = format!("{}{path}", control.url.trim_end_matches('/'));
         let response = self
             .http
-            .send(
-                self.http
-                    .post(&url)
-                    .bearer_auth(&control.token)
-                    .json(&json!({"advance_seconds": seconds})),
-            )
+            .send(self.http.post(&url).bearer_auth(&control.token).json(&body))
             .await?;
         Ok(json!({"status": response.status, "body": response.json()}))
     }

@@ -61,6 +61,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             .route("/clock", get(control::clock).post(control::advance_clock))
             .route("/authorizations/{request}/decision", post(control::decide))
             .route("/clients", post(control::create_client))
+            .route("/keys/rotate", post(control::rotate_keys))
             .route("/users", post(control::create_user))
             .layer(middleware::from_fn_with_state(
                 hub.clone(),

@@ -186,6 +186,35 @@ pub async fn decide(
     Ok(Json(json!({"redirect_to": location})).into_response())
 }
 
+/// `POST /control/keys/rotate`: a new signing key signs from now on; the
+/// previous ones stay published so tokens they signed still verify.
+pub async fn rotate_keys(State(hub): State<Arc<Hub>>) -> Result<Response, OAuthError> {
+    let now = hub.clock.now();
+    let mut keys = hub.keys.write().await;
+    let kid = crate::keys::SigningKeys::generate(&hub.store, now).await?;
+    if hub.faults.on(crate::fault::Fault::DropOldKeyOnRotation) {
+        hub.store.retire_signing_keys_except(&kid, now).await?;
+    }
+    *keys = crate::keys::SigningKeys::load_or_create(&hub.store, now).await?;
+    let published: Vec<_> = keys
+        .jwks()
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
+    drop(keys);
+    hub.audit(
+        AuditEvent::new("signing_key.rotated", Outcome::Success)
+            .actor("admin", None)
+            .reason(format!(
+                "new signing key {kid}; published: {}",
+                published.join(", ")
+            )),
+    )
+    .await?;
+    Ok(Json(json!({"signing_kid": kid, "published": published})).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {

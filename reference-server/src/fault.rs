@@ -63,6 +63,8 @@ faults! {
     PlainJwtTyp => "plain-jwt-typ",
     /// Access tokens are signed with a key the JWKS does not publish (RFC 9068 §4, RFC 8414 §2 `jwks_uri`).
     SignWithUnpublishedKey => "sign-with-unpublished-key",
+    /// Rotating the signing key stops publishing the previous one at once (OIDC Core §10.1.1).
+    DropOldKeyOnRotation => "drop-old-key-on-rotation",
     /// Token responses are sent without `Cache-Control: no-store` (RFC 6749 §5.1).
     CacheableTokenResponse => "cacheable-token-response",
     /// Authorization requests without a code_challenge are accepted (OAuth 2.1 §4.1.1).

@@ -23,12 +23,7 @@ impl SigningKeys {
     pub async fn load_or_create(store: &Store, now: i64) -> Result<SigningKeys, HubError> {
         let mut rows = store.active_signing_keys().await?;
         if rows.is_empty() {
-            let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-            let pem = secret
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| HubError::Key(e.to_string()))?;
-            let kid = crate::random::id("es256");
-            store.insert_signing_key(&kid, pem.as_str(), now).await?;
+            SigningKeys::generate(store, now).await?;
             rows = store.active_signing_keys().await?;
         }
         let mut verifying = HashMap::new();
@@ -54,6 +49,17 @@ impl SigningKeys {
             verifying,
             jwks: JwkSet { keys },
         })
+    }
+
+    /// Creates and stores a new ES256 key; the next load makes it the signer.
+    pub async fn generate(store: &Store, now: i64) -> Result<String, HubError> {
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| HubError::Key(e.to_string()))?;
+        let kid = crate::random::id("es256");
+        store.insert_signing_key(&kid, pem.as_str(), now).await?;
+        Ok(kid)
     }
 
     pub fn signing(&self) -> (&str, &EncodingKey) {

@@ -563,7 +563,7 @@ impl Store {
 
     pub async fn active_signing_keys(&self) -> Result<Vec<SigningKeyRow>, HubError> {
         let rows = sqlx::query(
-            "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid",
+            "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, rowid DESC",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -585,6 +585,18 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Stops publishing every active key except `keep`.
+    pub async fn retire_signing_keys_except(&self, keep: &str, now: i64) -> Result<u64, HubError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET retired_at = ? WHERE kid != ? AND retired_at IS NULL",
+        )
+        .bind(now)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     // ---- audit ----------------------------------------------------------
