@@ -107,6 +107,7 @@ pub async fn run_scenario(
         run_steps(&mut run, scenario, options, &mut result),
     )
     .await;
+    run.teardown(scenario).await;
     if outcome.is_err() {
         result.status = Status::Error;
         result.reason = Some(format!(

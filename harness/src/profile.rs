@@ -179,10 +179,18 @@ pub struct SubmitButton {
 #[serde(deny_unknown_fields)]
 pub struct PreRegisteredClient {
     pub client_id: String,
+    /// For `client_secret_basic` and `client_secret_post`.
+    #[serde(default)]
     pub client_secret: String,
-    /// `client_secret_basic` or `client_secret_post`.
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     #[serde(default = "basic")]
     pub auth_method: String,
+    /// For `private_key_jwt`: the PKCS#8 PEM private key that signs assertions.
+    #[serde(default)]
+    pub private_key_pem: Option<String>,
+    /// For `private_key_jwt`: the `kid` to put in assertion headers.
+    #[serde(default)]
+    pub key_id: Option<String>,
     /// Resource role this client is configured for.
     pub resource: String,
     /// Scopes the client's configuration allows on that resource.
@@ -280,13 +288,25 @@ impl Profile {
                     c.resource
                 ));
             }
-            if !matches!(
-                c.auth_method.as_str(),
-                "client_secret_basic" | "client_secret_post"
-            ) {
-                return Err(format!(
-                    "clients.{role}.auth_method must be client_secret_basic or client_secret_post"
-                ));
+            match c.auth_method.as_str() {
+                "client_secret_basic" | "client_secret_post" if !c.client_secret.is_empty() => {}
+                "private_key_jwt" if c.private_key_pem.is_some() => {}
+                "client_secret_basic" | "client_secret_post" => {
+                    return Err(format!(
+                        "clients.{role}.client_secret is required for {}",
+                        c.auth_method
+                    ))
+                }
+                "private_key_jwt" => {
+                    return Err(format!(
+                        "clients.{role}.private_key_pem is required for private_key_jwt"
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "clients.{role}.auth_method must be client_secret_basic, client_secret_post or private_key_jwt"
+                    ))
+                }
             }
         }
         if self.user.mode == UserMode::Control && self.control.is_none() {

@@ -177,7 +177,25 @@ pub enum Action {
         /// Send this secret instead of the configured one.
         #[serde(default)]
         wrong_secret: bool,
+        /// For a private_key_jwt client: what is wrong with the assertion, if anything.
+        #[serde(default)]
+        assertion: AssertionVariant,
     },
+}
+
+/// How a private_key_jwt assertion (RFC 7523 §2.2) is built.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AssertionVariant {
+    /// Fresh, for the token endpoint, valid for a minute.
+    #[default]
+    Valid,
+    /// Sent again, exactly as the previous one.
+    Replay,
+    /// Addressed to another server.
+    WrongAudience,
+    /// Expired two minutes ago.
+    Expired,
 }
 
 fn primary() -> String {

@@ -20,7 +20,7 @@ use crate::expect::interpolate;
 use crate::http::{Http, Response, TransportError};
 use crate::profile::PreRegisteredClient;
 use crate::profile::Profile;
-use crate::scenario::{Action, Pkce, RefreshPick, TokenKind, Verifier};
+use crate::scenario::{Action, AssertionVariant, Pkce, RefreshPick, TokenKind, Verifier};
 use crate::user::{self, Move};
 
 /// Why an action could not produce facts at all.
@@ -65,6 +65,8 @@ pub struct Run<'p> {
     discovered_issuer: Option<String>,
     pending: Option<PendingCode>,
     last_token: Option<String>,
+    /// The last private_key_jwt assertion sent, for replay.
+    last_assertion: Option<String>,
     /// Every refresh token received, oldest first.
     refresh_tokens: Vec<String>,
     state_sent: Option<String>,
@@ -89,6 +91,7 @@ impl<'p> Run<'p> {
             pending: None,
             last_token: None,
             refresh_tokens: Vec::new(),
+            last_assertion: None,
             state_sent: None,
             secrets,
             token_claims: Vec::new(),
@@ -100,7 +103,10 @@ impl<'p> Run<'p> {
         let mut profile = serde_json::to_value(self.profile).unwrap_or_default();
         if let Some(clients) = profile.get_mut("clients").and_then(Value::as_object_mut) {
             for client in clients.values_mut() {
-                client.as_object_mut().map(|c| c.remove("client_secret"));
+                if let Some(c) = client.as_object_mut() {
+                    c.remove("client_secret");
+                    c.remove("private_key_pem");
+                }
             }
         }
         profile.as_object_mut().map(|p| p.remove("control"));
@@ -227,8 +233,9 @@ impl<'p> Run<'p> {
                 client,
                 scope,
                 wrong_secret,
+                assertion,
             } => {
-                self.client_credentials(client, scope.as_deref(), *wrong_secret)
+                self.client_credentials(client, scope.as_deref(), *wrong_secret, *assertion)
                     .await
             }
         }
@@ -787,6 +794,7 @@ impl<'p> Run<'p> {
         role: &str,
         scope: Option<&str>,
         wrong_secret: bool,
+        variant: AssertionVariant,
     ) -> Result<Value, StepError> {
         let client = self
             .profile
@@ -795,7 +803,9 @@ impl<'p> Run<'p> {
             .cloned()
             .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
         let endpoint = self.endpoint("token_endpoint").await?;
-        let secret = if wrong_secret {
+        let secret = if client.auth_method == "private_key_jwt" {
+            self.assertion(&client, &endpoint, variant)?
+        } else if wrong_secret {
             format!("{}-wrong", client.client_secret)
         } else {
             client.client_secret.clone()
@@ -812,7 +822,61 @@ impl<'p> Run<'p> {
         Ok(self.token_facts(&response))
     }
 
-    /// A form POST authenticated as a pre-registered confidential client (RFC 6749 §2.3.1).
+    /// A private_key_jwt client assertion (RFC 7523 §2.2, §3), signed with the profile's key.
+    fn assertion(
+        &mut self,
+        client: &PreRegisteredClient,
+        token_endpoint: &str,
+        variant: AssertionVariant,
+    ) -> Result<String, StepError> {
+        if variant == AssertionVariant::Replay {
+            return self
+                .last_assertion
+                .clone()
+                .ok_or_else(|| precondition("no assertion has been sent yet to replay"));
+        }
+        let pem = client.private_key_pem.as_deref().unwrap_or_default().trim();
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())
+            .or_else(|_| jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()))
+            .map_err(|e| precondition(format!("the profile's private key cannot be read: {e}")))?;
+        let algorithm = if pem.contains("RSA") {
+            Algorithm::RS256
+        } else {
+            Algorithm::ES256
+        };
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.kid = client.key_id.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let (iat, exp) = match variant {
+            AssertionVariant::Expired => (now - 180, now - 120),
+            _ => (now, now + 60),
+        };
+        let aud = match variant {
+            AssertionVariant::WrongAudience => {
+                "https://conform.invalid/another-authorization-server".to_owned()
+            }
+            _ => token_endpoint.to_owned(),
+        };
+        let claims = json!({
+            "iss": client.client_id,
+            "sub": client.client_id,
+            "aud": aud,
+            "iat": iat,
+            "exp": exp,
+            "jti": crate::random_token(),
+        });
+        let assertion = jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|e| precondition(format!("cannot sign the assertion: {e}")))?;
+        self.keep_secret(&assertion);
+        self.last_assertion = Some(assertion.clone());
+        Ok(assertion)
+    }
+
+    /// A form POST authenticated as a pre-registered confidential client:
+    /// a secret (RFC 6749 §2.3.1) or, for private_key_jwt, the assertion in `secret`.
     fn confidential_post(
         &self,
         endpoint: &str,
@@ -821,7 +885,13 @@ impl<'p> Run<'p> {
         mut form: Vec<(&'static str, String)>,
     ) -> reqwest::RequestBuilder {
         let mut request = self.http.post(endpoint);
-        if client.auth_method == "client_secret_post" {
+        if client.auth_method == "private_key_jwt" {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ));
+            form.push(("client_assertion", secret.to_owned()));
+        } else if client.auth_method == "client_secret_post" {
             form.push(("client_id", client.client_id.clone()));
             form.push(("client_secret", secret.to_owned()));
         } else {
@@ -891,6 +961,18 @@ impl<'p> Run<'p> {
     }
 
     // ---- test driver ------------------------------------------------------------
+
+    /// Puts back what the scenario changed on the target: a moved clock returns
+    /// to wall time. Best effort; its exchanges are not part of the verdict.
+    pub async fn teardown(&mut self, scenario: &crate::scenario::Scenario) {
+        let moved_clock = scenario
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::AdvanceClock { .. }));
+        if moved_clock && self.profile.control.is_some() {
+            let _ = self.control_post("/clock", json!({"reset": true})).await;
+        }
+    }
 
     /// A call to the target's control API (the profile's `[control]`).
     async fn control_post(&mut self, path: &str, body: Value) -> Result<Value, StepError> {

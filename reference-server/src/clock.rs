@@ -27,6 +27,12 @@ impl Clock {
         self.now()
     }
 
+    /// Back to wall time: a test teardown, so one test's jump does not leak into the next run.
+    pub fn reset(&self) -> i64 {
+        self.offset.store(0, Ordering::Relaxed);
+        self.now()
+    }
+
     pub fn offset(&self) -> i64 {
         self.offset.load(Ordering::Relaxed)
     }

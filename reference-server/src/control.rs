@@ -87,7 +87,10 @@ pub async fn audit(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClockAdvance {
-    advance_seconds: u32,
+    advance_seconds: Option<u32>,
+    /// Return to wall time (test teardown).
+    #[serde(default)]
+    reset: bool,
 }
 
 pub async fn clock(State(hub): State<Arc<Hub>>) -> Response {
@@ -100,7 +103,15 @@ pub async fn advance_clock(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
     let req: ClockAdvance = parse_json(&body)?;
-    let now = hub.clock.advance(req.advance_seconds);
+    let now = match (req.advance_seconds, req.reset) {
+        (Some(seconds), false) => hub.clock.advance(seconds),
+        (None, true) => hub.clock.reset(),
+        _ => {
+            return Err(OAuthError::InvalidRequest(
+                "give either advance_seconds or reset: true".into(),
+            ))
+        }
+    };
     Ok(Json(json!({"now": now, "offset_seconds": hub.clock.offset()})).into_response())
 }
 
@@ -265,6 +276,7 @@ pub async fn create_client(
         allowed_scopes: new.allowed_scopes,
         tags: new.tags,
         tenant: new.tenant,
+        jwks: None,
         created_at: hub.clock.now(),
     };
     hub.store.upsert_client(&client).await?;

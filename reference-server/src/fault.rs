@@ -101,6 +101,12 @@ faults! {
     RevocationIgnored => "revocation-ignored",
     /// Introspection reports revoked access tokens as active (RFC 7662 §2.2).
     IntrospectionIgnoresRevocation => "introspection-ignores-revocation",
+    /// A private_key_jwt assertion's jti can be used again (RFC 7523 §3 item 7).
+    AllowAssertionReplay => "allow-assertion-replay",
+    /// A private_key_jwt assertion for another audience is accepted (RFC 7523 §3 item 3).
+    SkipAssertionAudCheck => "skip-assertion-aud-check",
+    /// An expired private_key_jwt assertion is accepted (RFC 7523 §3 item 4).
+    SkipAssertionExpCheck => "skip-assertion-exp-check",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
 }

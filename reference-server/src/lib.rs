@@ -4,6 +4,7 @@
 //! `ARCHITECTURE.md` at the repository root for the map of this crate.
 
 pub mod app;
+pub mod assertion;
 pub mod audit;
 pub mod authorize;
 pub mod clock;

@@ -98,6 +98,8 @@ pub enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 §2.2: a JWT signed with a key the client registered.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -106,6 +108,7 @@ impl AuthMethod {
             AuthMethod::None => "none",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -114,6 +117,7 @@ impl AuthMethod {
             "none" => Some(AuthMethod::None),
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -136,6 +140,8 @@ pub struct Client {
     pub allowed_scopes: Vec<String>,
     pub tags: Vec<String>,
     pub tenant: Option<String>,
+    /// Public keys for private_key_jwt, as a JWK Set.
+    pub jwks: Option<serde_json::Value>,
     /// The registration metadata as accepted, echoed back by DCR.
     pub metadata: serde_json::Value,
     pub created_at: i64,

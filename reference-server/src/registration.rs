@@ -168,6 +168,7 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
         allowed_scopes: Vec::new(),
         tags: Vec::new(),
         tenant: None,
+        jwks: None,
         metadata: Value::Object(registered),
         created_at: now,
     })

@@ -45,6 +45,9 @@ pub struct SeedClient {
     #[serde(default)]
     pub tags: Vec<String>,
     pub tenant: Option<String>,
+    /// Public keys for private_key_jwt, inline as a JWK Set.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 fn manual() -> TrustLevel {
@@ -121,6 +124,7 @@ impl Seed {
                 allowed_scopes: c.allowed_scopes,
                 tags: c.tags,
                 tenant: c.tenant,
+                jwks: c.jwks,
                 created_at: now,
             };
             store.upsert_client(&client).await?;

@@ -240,13 +240,13 @@ impl Store {
     pub async fn upsert_client(&self, client: &Client) -> Result<(), HubError> {
         sqlx::query(
             "INSERT INTO clients (client_id, name, trust_level, secret_hash, token_endpoint_auth_method,
-               redirect_uris, grant_types, allowed_resources, allowed_scopes, tags, tenant, metadata, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               redirect_uris, grant_types, allowed_resources, allowed_scopes, tags, tenant, metadata, created_at, jwks)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(client_id) DO UPDATE SET name = excluded.name, trust_level = excluded.trust_level,
                secret_hash = excluded.secret_hash, token_endpoint_auth_method = excluded.token_endpoint_auth_method,
                redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,
                allowed_resources = excluded.allowed_resources, allowed_scopes = excluded.allowed_scopes,
-               tags = excluded.tags, tenant = excluded.tenant, metadata = excluded.metadata",
+               tags = excluded.tags, tenant = excluded.tenant, metadata = excluded.metadata, jwks = excluded.jwks",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -261,6 +261,7 @@ impl Store {
         .bind(&client.tenant)
         .bind(to_json(&client.metadata))
         .bind(client.created_at)
+        .bind(client.jwks.as_ref().map(to_json))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -292,6 +293,10 @@ impl Store {
             tenant: row.try_get("tenant")?,
             metadata: from_json(&row, "metadata")?,
             created_at: row.try_get("created_at")?,
+            jwks: row
+                .try_get::<Option<String>, _>("jwks")?
+                .map(|raw| serde_json::from_str(&raw))
+                .transpose()?,
         }))
     }
 
@@ -517,6 +522,24 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Records an assertion's jti; false when this client already used it (a replay).
+    pub async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, HubError> {
+        let done = sqlx::query(
+            "INSERT INTO used_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- revoked access tokens -----------------------------------------------

@@ -65,6 +65,24 @@ pub(crate) async fn authenticate(
 ) -> Result<Caller, OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_secret = params.get("client_secret")?;
+    if let Some(assertion_type) = params.get("client_assertion_type")? {
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "use exactly one client authentication method".into(),
+            ));
+        }
+        if assertion_type != crate::assertion::JWT_BEARER_ASSERTION {
+            return Err(OAuthError::InvalidClient(format!(
+                "client_assertion_type `{assertion_type}` is not supported"
+            )));
+        }
+        let assertion = params.require("client_assertion")?;
+        let client = crate::assertion::verify(hub, assertion, params.get("client_id")?).await?;
+        return Ok(Caller {
+            client,
+            authenticated: true,
+        });
+    }
     if basic.is_some() && body_secret.is_some() {
         return Err(OAuthError::InvalidRequest(
             "use exactly one client authentication method".into(),

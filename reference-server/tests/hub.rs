@@ -375,3 +375,43 @@ fn fault_names_round_trip_and_are_unique() {
     assert!("no-such-fault".parse::<Fault>().is_err());
     assert!(Faults::default().is_empty());
 }
+
+#[tokio::test]
+async fn client_assertions_with_none_or_hmac_algorithms_are_refused() {
+    use base64::Engine;
+    let hub = start().await;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let claims = json!({"iss": "agent-keyed", "sub": "agent-keyed", "aud": hub.issuer, "exp": 4102444800u64, "jti": "x1"});
+    let unsigned = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims.clone())
+    );
+    let hmac = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"guessable"),
+    )
+    .unwrap();
+    for assertion in [unsigned, hmac, "not-a-jwt".to_owned()] {
+        let response = client()
+            .post(format!("{}/token", hub.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    let refused = audit(&hub, "token.refused").await;
+    assert_eq!(refused.len(), 3, "every refusal is audited");
+    hub.stop().await;
+}
