@@ -79,6 +79,10 @@ pub struct Capabilities {
     /// Supports RFC 9207 (`iss` in authorization responses).
     #[serde(default = "yes")]
     pub rfc9207: bool,
+    /// Accepts Client ID Metadata Documents; the scenarios also need the control
+    /// API to make the target trust the harness's loopback CIMD host.
+    #[serde(default = "yes")]
+    pub cimd: bool,
     /// Has a token revocation endpoint (RFC 7009).
     #[serde(default = "yes")]
     pub revocation: bool,
@@ -98,6 +102,7 @@ impl Default for Capabilities {
             client_credentials: true,
             control_api: false,
             rfc9207: true,
+            cimd: true,
             revocation: true,
             introspection: true,
         }
@@ -112,6 +117,7 @@ impl Capabilities {
             "control_api" => Some(self.control_api),
             "rfc9207" => Some(self.rfc9207),
             "revocation" => Some(self.revocation),
+            "cimd" => Some(self.cimd),
             "introspection" => Some(self.introspection),
             _ => None,
         }

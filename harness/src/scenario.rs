@@ -164,6 +164,34 @@ pub enum Action {
         client: String,
         token: TokenKind,
     },
+    /// CIMD host: serve a Client ID Metadata Document on loopback, tell the target
+    /// (through its control API) to trust that origin, and use the document's URL
+    /// as the client_id of the client named `as`.
+    HostClientMetadata {
+        #[serde(default = "self_name", rename = "as")]
+        name: String,
+        #[serde(default)]
+        variant: CimdVariant,
+        /// Serve with `Cache-Control: max-age=N`.
+        #[serde(default)]
+        max_age: Option<u32>,
+        /// Answer the first fetch with HTTP 500.
+        #[serde(default)]
+        fail_first: bool,
+    },
+    /// CIMD host: how many times the target fetched the document of client `as`.
+    CimdFetchCount {
+        #[serde(default = "self_name", rename = "as")]
+        name: String,
+    },
+    /// SSRF probe: listen on an untrusted loopback address (127.0.0.2) and make
+    /// client `as` an https client_id URL pointing there. Nothing should connect.
+    ListenForSsrf {
+        #[serde(default = "self_name", rename = "as")]
+        name: String,
+    },
+    /// SSRF probe: how many connections the probe listener accepted.
+    SsrfConnections,
     /// Test driver: rotate the target's signing key through its control API.
     RotateKeys,
     /// Test driver: move the target's clock forward through its control API.
@@ -219,6 +247,22 @@ pub enum Pkce {
     S256,
     Plain,
     None,
+}
+
+/// What is wrong with a hosted client metadata document, if anything.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CimdVariant {
+    #[default]
+    Valid,
+    /// `client_id` differs from the document's URL.
+    ClientIdMismatch,
+    /// Over 5 KiB.
+    Oversize,
+    /// Declares `client_secret_basic`.
+    SharedSecret,
+    /// The URL answers 302 to another URL that serves a valid document.
+    Redirect,
 }
 
 /// Which of the run's tokens an action uses.

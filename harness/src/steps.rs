@@ -20,7 +20,9 @@ use crate::expect::interpolate;
 use crate::http::{Http, Response, TransportError};
 use crate::profile::PreRegisteredClient;
 use crate::profile::Profile;
-use crate::scenario::{Action, AssertionVariant, Pkce, RefreshPick, TokenKind, Verifier};
+use crate::scenario::{
+    Action, AssertionVariant, CimdVariant, Pkce, RefreshPick, TokenKind, Verifier,
+};
 use crate::user::{self, Move};
 
 /// Why an action could not produce facts at all.
@@ -65,6 +67,14 @@ pub struct Run<'p> {
     discovered_issuer: Option<String>,
     pending: Option<PendingCode>,
     last_token: Option<String>,
+    /// The CIMD host, started on first use, and the document path per client name.
+    cimd_host: Option<wiremock::MockServer>,
+    cimd_paths: BTreeMap<String, String>,
+    /// The SSRF probe listener's accepted-connection counter.
+    ssrf_probe: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        tokio::task::JoinHandle<()>,
+    )>,
     /// The last private_key_jwt assertion sent, for replay.
     last_assertion: Option<String>,
     /// Every refresh token received, oldest first.
@@ -92,6 +102,9 @@ impl<'p> Run<'p> {
             last_token: None,
             refresh_tokens: Vec::new(),
             last_assertion: None,
+            cimd_host: None,
+            ssrf_probe: None,
+            cimd_paths: BTreeMap::new(),
             state_sent: None,
             secrets,
             token_claims: Vec::new(),
@@ -217,6 +230,24 @@ impl<'p> Run<'p> {
                 self.control_post("/clock", json!({"advance_seconds": seconds}))
                     .await
             }
+            Action::HostClientMetadata {
+                name,
+                variant,
+                max_age,
+                fail_first,
+            } => {
+                self.host_client_metadata(name, *variant, *max_age, *fail_first)
+                    .await
+            }
+            Action::CimdFetchCount { name } => self.cimd_fetch_count(name).await,
+            Action::ListenForSsrf { name } => self.listen_for_ssrf(name).await,
+            Action::SsrfConnections => Ok(json!({
+                "count": self
+                    .ssrf_probe
+                    .as_ref()
+                    .map(|(count, _)| count.load(std::sync::atomic::Ordering::SeqCst))
+                    .ok_or_else(|| precondition("no SSRF probe is listening"))?
+            })),
             Action::RotateKeys => self.control_post("/keys/rotate", json!({})).await,
             Action::Revoke { client, token } => self.revoke(client, *token).await,
             Action::Introspect { client, token } => self.introspect(client, *token).await,
@@ -962,9 +993,158 @@ impl<'p> Run<'p> {
 
     // ---- test driver ------------------------------------------------------------
 
+    // ---- CIMD host -----------------------------------------------------------------
+
+    async fn host_client_metadata(
+        &mut self,
+        name: &str,
+        variant: CimdVariant,
+        max_age: Option<u32>,
+        fail_first: bool,
+    ) -> Result<Value, StepError> {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        if self.cimd_host.is_none() {
+            self.cimd_host = Some(wiremock::MockServer::start().await);
+        }
+        let (origin, trust) = {
+            let origin = self.cimd_host.as_ref().map(|s| s.uri()).unwrap_or_default();
+            let trust = self
+                .control_post("/cimd/trust", json!({"origin": origin}))
+                .await?;
+            (origin, trust)
+        };
+        // A fresh path per run: the target may cache documents by URL.
+        let doc_path = format!("/clients/{}/{name}.json", crate::random_token());
+        let url = format!("{origin}{doc_path}");
+        let mut doc = json!({
+            "client_id": url,
+            "client_name": format!("conform CIMD client ({name})"),
+            "redirect_uris": [self.profile.callback],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        match variant {
+            CimdVariant::Valid | CimdVariant::Redirect => {}
+            CimdVariant::ClientIdMismatch => {
+                doc["client_id"] = json!(format!("{url}-someone-else"))
+            }
+            CimdVariant::Oversize => doc["padding"] = json!("x".repeat(6 * 1024)),
+            CimdVariant::SharedSecret => {
+                doc["token_endpoint_auth_method"] = json!("client_secret_basic")
+            }
+        }
+        let mut ok = ResponseTemplate::new(200).set_body_json(doc);
+        if let Some(seconds) = max_age {
+            ok = ok.insert_header("cache-control", format!("max-age={seconds}").as_str());
+        }
+        let server = self
+            .cimd_host
+            .as_ref()
+            .ok_or_else(|| precondition("no CIMD host"))?;
+        if fail_first {
+            Mock::given(method("GET"))
+                .and(path(doc_path.clone()))
+                .respond_with(ResponseTemplate::new(500))
+                .up_to_n_times(1)
+                .with_priority(1)
+                .mount(server)
+                .await;
+        }
+        if variant == CimdVariant::Redirect {
+            let real = format!("{doc_path}.real");
+            Mock::given(method("GET"))
+                .and(path(doc_path.clone()))
+                .respond_with(
+                    ResponseTemplate::new(302)
+                        .insert_header("location", format!("{origin}{real}").as_str()),
+                )
+                .mount(server)
+                .await;
+            Mock::given(method("GET"))
+                .and(path(real))
+                .respond_with(ok)
+                .mount(server)
+                .await;
+        } else {
+            Mock::given(method("GET"))
+                .and(path(doc_path.clone()))
+                .respond_with(ok)
+                .with_priority(2)
+                .mount(server)
+                .await;
+        }
+        self.registered.insert(
+            name.to_owned(),
+            Registered {
+                client_id: url.clone(),
+                redirect_uri: self.profile.callback.clone(),
+            },
+        );
+        self.cimd_paths.insert(name.to_owned(), doc_path);
+        Ok(json!({"status": trust["status"], "url": url, "trust": trust}))
+    }
+
+    async fn listen_for_ssrf(&mut self, name: &str) -> Result<Value, StepError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // 127.0.0.2: loopback, but not an address the target was told to trust.
+        let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+            .await
+            .map_err(|e| precondition(format!("cannot listen on 127.0.0.2: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| precondition(e.to_string()))?
+            .port();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        if let Some((_, old)) = self.ssrf_probe.replace((count, task)) {
+            old.abort();
+        }
+        let url = format!(
+            "https://127.0.0.2:{port}/clients/{}/{name}.json",
+            crate::random_token()
+        );
+        self.registered.insert(
+            name.to_owned(),
+            Registered {
+                client_id: url.clone(),
+                redirect_uri: self.profile.callback.clone(),
+            },
+        );
+        Ok(json!({"url": url}))
+    }
+
+    async fn cimd_fetch_count(&mut self, name: &str) -> Result<Value, StepError> {
+        let doc_path = self
+            .cimd_paths
+            .get(name)
+            .cloned()
+            .ok_or_else(|| precondition(format!("no document is hosted for `{name}`")))?;
+        let server = self
+            .cimd_host
+            .as_ref()
+            .ok_or_else(|| precondition("no CIMD host"))?;
+        let requests = server.received_requests().await.unwrap_or_default();
+        let count = requests
+            .iter()
+            .filter(|r| r.url.path().starts_with(&doc_path))
+            .count();
+        Ok(json!({"count": count}))
+    }
+
     /// Puts back what the scenario changed on the target: a moved clock returns
     /// to wall time. Best effort; its exchanges are not part of the verdict.
     pub async fn teardown(&mut self, scenario: &crate::scenario::Scenario) {
+        if let Some((_, task)) = self.ssrf_probe.take() {
+            task.abort();
+        }
         let moved_clock = scenario
             .steps
             .iter()

@@ -62,6 +62,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             .route("/authorizations/{request}/decision", post(control::decide))
             .route("/clients", post(control::create_client))
             .route("/keys/rotate", post(control::rotate_keys))
+            .route("/cimd/trust", post(control::trust_cimd_origin))
             .route("/users", post(control::create_user))
             .layer(middleware::from_fn_with_state(
                 hub.clone(),

@@ -129,7 +129,25 @@ async fn authorize_inner(
 
     // Until client and redirect URI are established, errors stay on the hub (RFC 6749 §4.1.2.1).
     let client_id = params.require("client_id")?;
-    let Some(client) = hub.store.client(client_id).await? else {
+    let client = if crate::cimd::is_metadata_url(client_id) {
+        match crate::cimd::resolve(hub, client_id).await {
+            Ok(client) => Some(client),
+            Err(err) => {
+                hub.audit(
+                    AuditEvent::new("client.registered", Outcome::Failure)
+                        .actor("anonymous", None)
+                        .client(client_id.to_owned())
+                        .reason(format!("client metadata document refused: {err}"))
+                        .source_ip(peer.ip().to_string()),
+                )
+                .await?;
+                return Err(err.into());
+            }
+        }
+    } else {
+        hub.store.client(client_id).await?
+    };
+    let Some(client) = client else {
         hub.audit(refuse(None, format!("unknown client_id `{client_id}`")))
             .await?;
         return Err(OAuthError::InvalidRequest(
@@ -419,6 +437,12 @@ pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
+        // A client whose every redirect URI is local could be any program on the user's machine.
+        let localhost_only = client.redirect_uris.iter().all(|r| {
+            Url::parse(r)
+                .map(|u| crate::registration::is_loopback(u.host()))
+                .unwrap_or(false)
+        });
         let name = resource_name(&hub, &request.resource).await?;
         Ok::<_, OAuthError>(render(
             &hub.pages,
@@ -433,6 +457,7 @@ pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
                 resource => request.resource,
                 resource_name => name,
                 redirect_host => redirect_host,
+                localhost_only => localhost_only,
                 scopes => request.scopes,
             },
         )?)

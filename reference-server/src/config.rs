@@ -23,6 +23,9 @@ pub struct HubConfig {
     pub code_ttl: u32,
     /// How long a user has to log in and consent, in seconds.
     pub request_ttl: u32,
+    /// Origins whose client metadata documents may be fetched over plain http
+    /// and from loopback, e.g. `http://127.0.0.1:4000` (for tests and demos).
+    pub cimd_trusted_origins: Vec<String>,
     /// Enables the control API (`/control/*`), protected by `control_token`.
     pub test_mode: bool,
     pub control_token: Option<String>,
@@ -40,6 +43,7 @@ impl Default for HubConfig {
             refresh_token_ttl: 30 * 24 * 3600,
             code_ttl: 60,
             request_ttl: 600,
+            cimd_trusted_origins: Vec::new(),
             test_mode: false,
             control_token: None,
             faults: Faults::default(),

@@ -228,6 +228,34 @@ pub async fn rotate_keys(State(hub): State<Arc<Hub>>) -> Result<Response, OAuthE
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct TrustOrigin {
+    origin: String,
+}
+
+/// `POST /control/cimd/trust`: lets the hub fetch client metadata documents
+/// from this origin over http and on loopback (a test's CIMD host).
+pub async fn trust_cimd_origin(
+    State(hub): State<Arc<Hub>>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let req: TrustOrigin = parse_json(&body)?;
+    let url = url::Url::parse(&req.origin)
+        .map_err(|e| OAuthError::InvalidRequest(format!("origin: {e}")))?;
+    let origin = url.origin().ascii_serialization();
+    hub.cimd.trust_origin(&origin).await;
+    hub.audit(
+        AuditEvent::new("cimd.origin_trusted", Outcome::Success)
+            .actor("admin", None)
+            .reason(format!(
+                "client metadata documents from {origin} may be fetched over http and loopback"
+            )),
+    )
+    .await?;
+    Ok(Json(json!({"trusted": origin})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewClient {
     client_id: Option<String>,
     name: String,

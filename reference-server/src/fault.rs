@@ -107,6 +107,20 @@ faults! {
     SkipAssertionAudCheck => "skip-assertion-aud-check",
     /// An expired private_key_jwt assertion is accepted (RFC 7523 §3 item 4).
     SkipAssertionExpCheck => "skip-assertion-exp-check",
+    /// A Client ID Metadata Document whose client_id differs from its URL is accepted (CIMD §4.1).
+    CimdSkipClientIdMatch => "cimd-skip-client-id-match",
+    /// Redirects from a client_id URL are followed (CIMD security considerations).
+    CimdFollowRedirects => "cimd-follow-redirects",
+    /// Client metadata documents of any size are read (CIMD security considerations).
+    CimdNoSizeLimit => "cimd-no-size-limit",
+    /// A metadata document declaring a shared-secret auth method is accepted (CIMD §4.1).
+    CimdAllowSharedSecret => "cimd-allow-shared-secret",
+    /// Metadata documents are refetched on every use, ignoring their max-age (CIMD §4.3).
+    CimdIgnoreCache => "cimd-ignore-cache",
+    /// A failed metadata fetch is cached and served again (CIMD §4.3).
+    CimdCacheErrors => "cimd-cache-errors",
+    /// client_id URLs on special-use addresses are fetched (CIMD security considerations, SSRF).
+    CimdNoSsrfGuard => "cimd-no-ssrf-guard",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
 }

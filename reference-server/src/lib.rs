@@ -7,6 +7,7 @@ pub mod app;
 pub mod assertion;
 pub mod audit;
 pub mod authorize;
+pub mod cimd;
 pub mod clock;
 pub mod config;
 pub mod control;

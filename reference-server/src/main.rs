@@ -33,6 +33,13 @@ struct Args {
     /// Authorization code lifetime, in seconds (60 at most).
     #[arg(long, env = "HUB_CODE_TTL", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=60))]
     code_ttl: u32,
+    /// Trust this origin's client metadata documents over http and on loopback (repeatable).
+    #[arg(
+        long = "cimd-trust-origin",
+        env = "HUB_CIMD_TRUST_ORIGINS",
+        value_delimiter = ','
+    )]
+    cimd_trust_origins: Vec<String>,
     /// Enable the control API under /control (never in production).
     #[arg(long, env = "HUB_TEST_MODE")]
     test_mode: bool,
@@ -84,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         refresh_token_ttl: args.refresh_token_ttl,
         code_ttl: args.code_ttl,
         test_mode: args.test_mode,
+        cimd_trusted_origins: args.cimd_trust_origins,
         control_token: args.control_token,
         faults: Faults::new(args.faults),
         ..HubConfig::default()

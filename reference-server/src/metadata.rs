@@ -48,6 +48,7 @@ pub async fn authorization_server_metadata(
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
     });
     if hub.faults.on(Fault::OmitPkceMethodsInMetadata) {
         doc.as_object_mut()

@@ -31,6 +31,7 @@ pub struct Hub {
     /// Issuer identifier, byte-exact as advertised (RFC 8414 §2).
     pub issuer: String,
     pub pages: minijinja::Environment<'static>,
+    pub cimd: crate::cimd::CimdResolver,
 }
 
 impl Hub {
@@ -121,7 +122,9 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         Seed::load_dir(dir)?.apply(&store, clock.now()).await?;
     }
     let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
+    let cimd = crate::cimd::CimdResolver::new(config.cimd_trusted_origins.clone());
     let hub = Arc::new(Hub {
+        cimd,
         faults: config.faults.clone(),
         config,
         store,
