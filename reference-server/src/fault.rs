@@ -51,6 +51,8 @@ faults! {
     RsSkipAudCheck => "rs-skip-aud-check",
     /// DCR responses leave out registered metadata (RFC 7591 §3.2.1).
     DcrOmitRegisteredMetadata => "dcr-omit-registered-metadata",
+    /// DCR accepts `javascript:` and `data:` URLs as client_uri and logo_uri (RFC 7591 §2).
+    DcrAcceptScriptUris => "dcr-accept-script-uris",
     /// DCR accepts plain-http redirect URIs on non-loopback hosts (OAuth 2.1 §2.3.1, MCP authorization).
     AcceptHttpRedirect => "accept-http-redirect",
     /// DCR accepts redirect URIs with a fragment (RFC 6749 §3.1.2).

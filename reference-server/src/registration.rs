@@ -127,6 +127,26 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
     for uri in &redirect_uris {
         validate_redirect_uri(hub, uri)?;
     }
+    // Shown to users on the consent page: only real https pages and images,
+    // never `javascript:` or `data:` (RFC 7591 §2: they MUST point to a valid web page / image).
+    for key in ["client_uri", "logo_uri", "tos_uri", "policy_uri"] {
+        if let Some(value) = optional_string(&meta, key)? {
+            let https =
+                url::Url::parse(&value).is_ok_and(|u| u.scheme() == "https" && u.host().is_some());
+            if !https && !hub.faults.on(Fault::DcrAcceptScriptUris) {
+                return Err(OAuthError::InvalidClientMetadata(format!(
+                    "{key} must be an https URL"
+                )));
+            }
+        }
+    }
+    if let Some(kind) = optional_string(&meta, "application_type")? {
+        if kind != "web" && kind != "native" {
+            return Err(OAuthError::InvalidClientMetadata(
+                "application_type must be web or native".into(),
+            ));
+        }
+    }
     let name =
         optional_string(&meta, "client_name")?.unwrap_or_else(|| "Unnamed MCP client".into());
     if name.chars().count() > 200 {
