@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::error::HarnessError;
 use crate::profile::Profile;
 
-/// The control token the embedded hub is started with; it never leaves the process.
+/// The control and admin tokens the embedded hub is started with; they never leave the process.
 const EMBEDDED_CONTROL_TOKEN: &str = "conform-embedded-control-token";
+const EMBEDDED_ADMIN_TOKEN: &str = "conform-embedded-admin-token";
 
 /// A running embedded hub and the profile that drives it.
 pub struct EmbeddedTarget {
@@ -46,6 +47,7 @@ pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTar
         &fixtures_dir.join("hub"),
         faults,
         EMBEDDED_CONTROL_TOKEN,
+        EMBEDDED_ADMIN_TOKEN,
     )
     .await
     .map_err(|e| HarnessError::Embedded(e.to_string()))?;
@@ -55,6 +57,9 @@ pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTar
     )?;
     if let Some(control) = profile.control.as_mut() {
         control.token = EMBEDDED_CONTROL_TOKEN.to_owned();
+    }
+    if let Some(admin) = profile.admin.as_mut() {
+        admin.token = EMBEDDED_ADMIN_TOKEN.to_owned();
     }
     profile.name = if faults.is_empty() {
         "embedded reference hub".to_owned()

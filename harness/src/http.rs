@@ -110,7 +110,21 @@ pub struct Http {
 
 impl Http {
     pub fn new(settings: &HttpSettings) -> Http {
+        Http::from_address(settings, None)
+    }
+
+    /// A client whose connections leave from `local` (e.g. 127.0.0.2, to be a
+    /// second source address on loopback), recording into this client's transcript.
+    pub fn with_local_address(&self, settings: &HttpSettings, local: std::net::IpAddr) -> Http {
+        Http {
+            transcript: self.transcript.clone(),
+            ..Http::from_address(settings, Some(local))
+        }
+    }
+
+    fn from_address(settings: &HttpSettings, local: Option<std::net::IpAddr>) -> Http {
         let client = reqwest::Client::builder()
+            .local_address(local)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(settings.timeout_secs))
             .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))

@@ -33,6 +33,9 @@ pub struct Profile {
     /// The hub's control API, when it has one.
     #[serde(default)]
     pub control: Option<Control>,
+    /// The hub's admin API, when it has one (same shape: a URL and a bearer token).
+    #[serde(default)]
+    pub admin: Option<Control>,
     /// Redirect URI the harness's MCP client registers. Never fetched.
     #[serde(default = "default_callback")]
     pub callback: String,
@@ -89,6 +92,17 @@ pub struct Capabilities {
     /// Has a token introspection endpoint (RFC 7662); needs `[clients.introspector]`.
     #[serde(default = "yes")]
     pub introspection: bool,
+    /// Accepts the JWT bearer authorization grant (RFC 7523 §2.1) from `[clients.keyed_agent]`.
+    #[serde(default)]
+    pub jwt_bearer: bool,
+    /// Limits dynamic registrations per source address. The harness registers
+    /// from 127.0.0.2 when the target is on loopback, so its other traffic is unaffected.
+    #[serde(default)]
+    pub dcr_rate_limit: bool,
+    /// Remembers consent per user, client and resource, asks only for new scopes
+    /// (step-up), and lets an admin revoke it (`[admin]`).
+    #[serde(default)]
+    pub consent_memory: bool,
 }
 
 fn yes() -> bool {
@@ -105,6 +119,9 @@ impl Default for Capabilities {
             cimd: true,
             revocation: true,
             introspection: true,
+            jwt_bearer: false,
+            dcr_rate_limit: false,
+            consent_memory: false,
         }
     }
 }
@@ -119,6 +136,9 @@ impl Capabilities {
             "revocation" => Some(self.revocation),
             "cimd" => Some(self.cimd),
             "introspection" => Some(self.introspection),
+            "jwt_bearer" => Some(self.jwt_bearer),
+            "dcr_rate_limit" => Some(self.dcr_rate_limit),
+            "consent_memory" => Some(self.consent_memory),
             _ => None,
         }
     }

@@ -96,9 +96,16 @@ pub enum Action {
         name: String,
         #[serde(default)]
         redirect_uris: Option<Vec<String>>,
+        /// Instead of `redirect_uris`: this many distinct loopback callback URIs (a hostile registration).
+        #[serde(default)]
+        redirect_uri_count: Option<u32>,
         #[serde(default)]
         metadata: BTreeMap<String, toml::Value>,
     },
+    /// MCP client: register up to `count` times in a row, stopping at the first
+    /// refusal. From 127.0.0.2 when the target is on loopback, so the budget of
+    /// the harness's ordinary address is untouched.
+    RegisterBurst { count: u32 },
     /// MCP client and user: authorization request, login and consent.
     Authorize {
         #[serde(default = "self_name")]
@@ -132,6 +139,10 @@ pub enum Action {
         resource: String,
         #[serde(default)]
         oauth2_crate: bool,
+        /// How the client authenticates: `none` (a public client) or
+        /// `private_key_jwt` (with the key of its hosted metadata document).
+        #[serde(default)]
+        auth: ClientAuth,
     },
     /// Resource server: validate the last access token as an RFC 9068 JWT.
     ValidateToken {
@@ -192,6 +203,21 @@ pub enum Action {
     },
     /// SSRF probe: how many connections the probe listener accepted.
     SsrfConnections,
+    /// Admin: revoke the profile user's consent to client `client` (the profile's `[admin]` API).
+    RevokeConsent {
+        #[serde(default = "self_name")]
+        client: String,
+    },
+    /// Autonomous agent: the JWT bearer authorization grant (RFC 7523 §2.1),
+    /// signed with the key of a pre-registered `private_key_jwt` client.
+    JwtBearer {
+        #[serde(default = "keyed_agent")]
+        client: String,
+        #[serde(default)]
+        scope: Option<String>,
+        #[serde(default)]
+        assertion: AssertionVariant,
+    },
     /// Test driver: rotate the target's signing key through its control API.
     RotateKeys,
     /// Test driver: move the target's clock forward through its control API.
@@ -224,6 +250,17 @@ pub enum AssertionVariant {
     WrongAudience,
     /// Expired two minutes ago.
     Expired,
+    /// Signed, then one signature byte changed.
+    BadSignature,
+}
+
+/// How a `token` step authenticates the client.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    PrivateKeyJwt,
 }
 
 fn primary() -> String {
@@ -237,6 +274,9 @@ fn introspector() -> String {
 }
 fn agent() -> String {
     "agent".into()
+}
+fn keyed_agent() -> String {
+    "keyed_agent".into()
 }
 
 /// How the authorization request carries PKCE.
@@ -263,6 +303,8 @@ pub enum CimdVariant {
     SharedSecret,
     /// The URL answers 302 to another URL that serves a valid document.
     Redirect,
+    /// Declares `private_key_jwt` with a `jwks_uri` the host also serves (CIMD §6.2).
+    PrivateKeyJwt,
 }
 
 /// Which of the run's tokens an action uses.

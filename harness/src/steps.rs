@@ -21,8 +21,27 @@ use crate::http::{Http, Response, TransportError};
 use crate::profile::PreRegisteredClient;
 use crate::profile::Profile;
 use crate::scenario::{
-    Action, AssertionVariant, CimdVariant, Pkce, RefreshPick, TokenKind, Verifier,
+    Action, AssertionVariant, CimdVariant, ClientAuth, Pkce, RefreshPick, TokenKind, Verifier,
 };
+
+/// The harness's own test key for metadata-document clients that use
+/// private_key_jwt (CIMD §6.2). Test-only: it signs nothing but assertions to
+/// targets under test.
+const CIMD_CLIENT_KEY: &str = include_str!("../keys/cimd-client.pem");
+const CIMD_CLIENT_KID: &str = "conform-cimd-client-1";
+
+/// Changes one character in the middle of a JWT's signature, keeping it valid base64url.
+fn tamper_signature(jwt: &str) -> String {
+    let Some(dot) = jwt.rfind('.') else {
+        return jwt.to_owned();
+    };
+    let (head, signature) = jwt.split_at(dot + 1);
+    let mut chars: Vec<char> = signature.chars().collect();
+    if let Some(c) = chars.get_mut(signature.len() / 2) {
+        *c = if *c == 'A' { 'B' } else { 'A' };
+    }
+    format!("{head}{}", chars.into_iter().collect::<String>())
+}
 use crate::user::{self, Move};
 
 /// Why an action could not produce facts at all.
@@ -91,6 +110,7 @@ impl<'p> Run<'p> {
         let mut secrets = vec![profile.user.password.clone()];
         secrets.extend(profile.clients.values().map(|c| c.client_secret.clone()));
         secrets.extend(profile.control.iter().map(|c| c.token.clone()));
+        secrets.extend(profile.admin.iter().map(|c| c.token.clone()));
         Run {
             profile,
             http: Http::new(&profile.http),
@@ -122,7 +142,10 @@ impl<'p> Run<'p> {
                 }
             }
         }
-        profile.as_object_mut().map(|p| p.remove("control"));
+        if let Some(p) = profile.as_object_mut() {
+            p.remove("control");
+            p.remove("admin");
+        }
         let registered: Map<String, Value> = self
             .registered
             .iter()
@@ -184,11 +207,28 @@ impl<'p> Run<'p> {
             Action::Register {
                 name,
                 redirect_uris,
+                redirect_uri_count,
                 metadata,
             } => {
-                self.register(name, redirect_uris.as_deref(), metadata)
-                    .await
+                let generated = redirect_uri_count.map(|n| {
+                    (0..n)
+                        .map(|i| format!("{}/{i}", self.profile.callback.trim_end_matches('/')))
+                        .collect::<Vec<_>>()
+                });
+                self.register(
+                    name,
+                    generated.as_deref().or(redirect_uris.as_deref()),
+                    metadata,
+                )
+                .await
             }
+            Action::RegisterBurst { count } => self.register_burst(*count).await,
+            Action::RevokeConsent { client } => self.revoke_consent(client).await,
+            Action::JwtBearer {
+                client,
+                scope,
+                assertion,
+            } => self.jwt_bearer(client, scope.as_deref(), *assertion).await,
             Action::Authorize {
                 client,
                 pkce,
@@ -215,6 +255,7 @@ impl<'p> Run<'p> {
                 redirect_uri,
                 resource,
                 oauth2_crate,
+                auth,
             } => {
                 self.token(
                     client,
@@ -222,6 +263,7 @@ impl<'p> Run<'p> {
                     redirect_uri.as_deref(),
                     resource,
                     *oauth2_crate,
+                    *auth,
                 )
                 .await
             }
@@ -563,11 +605,18 @@ impl<'p> Run<'p> {
         let vars = self.vars();
         let mut current = url.to_string();
         let mut response = self.http.send(self.http.get(&current)).await?;
+        // The scopes each consent page asked for (none shown: empty).
+        let mut offered: Vec<String> = Vec::new();
+        let mut consent_shown = false;
         for _ in 0..12 {
             if let Some(location) = redirect_location(&response, &current) {
                 let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
                 if target.origin() != hub_origin || without_query(&target) == presented_redirect {
-                    return Ok(self.left_hub(&target, &presented_redirect, &verifier, &response));
+                    let mut facts =
+                        self.left_hub(&target, &presented_redirect, &verifier, &response);
+                    facts["consent_offered"] = json!(offered);
+                    facts["consent_shown"] = json!(consent_shown);
+                    return Ok(facts);
                 }
                 current = location;
                 response = self.http.send(self.http.get(&current)).await?;
@@ -586,17 +635,25 @@ impl<'p> Run<'p> {
                     let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
                     if target.origin() != hub_origin || without_query(&target) == presented_redirect
                     {
-                        return Ok(self.left_hub(
-                            &target,
-                            &presented_redirect,
-                            &verifier,
-                            &response,
-                        ));
+                        let mut facts =
+                            self.left_hub(&target, &presented_redirect, &verifier, &response);
+                        facts["consent_offered"] = json!(offered);
+                        facts["consent_shown"] = json!(consent_shown);
+                        return Ok(facts);
                     }
                     current = location;
                     response = self.http.send(self.http.get(&current)).await?;
                 }
-                Move::Submitted(next) => response = next,
+                Move::Submitted {
+                    response: next,
+                    offered: asked,
+                } => {
+                    if !asked.is_empty() {
+                        consent_shown = true;
+                        offered.extend(asked);
+                    }
+                    response = next;
+                }
             }
         }
         Err(precondition(
@@ -654,6 +711,7 @@ impl<'p> Run<'p> {
         redirect_uri: Option<&str>,
         resource: &str,
         oauth2_crate: bool,
+        auth: ClientAuth,
     ) -> Result<Value, StepError> {
         let client = self.registered(client)?;
         let pending = self
@@ -729,6 +787,20 @@ impl<'p> Run<'p> {
         }
         if let Some(r) = resource_url {
             form.push(("resource", r));
+        }
+        if auth == ClientAuth::PrivateKeyJwt {
+            let assertion = self.sign_assertion(
+                &client.client_id,
+                CIMD_CLIENT_KEY,
+                Some(CIMD_CLIENT_KID),
+                &endpoint,
+                AssertionVariant::Valid,
+            )?;
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ));
+            form.push(("client_assertion", assertion));
         }
         let response = self
             .http
@@ -818,7 +890,116 @@ impl<'p> Run<'p> {
         Ok(facts)
     }
 
+    /// Registers up to `count` clients in a row; stops at the first answer that is not a success.
+    async fn register_burst(&mut self, count: u32) -> Result<Value, StepError> {
+        let endpoint = self.endpoint("registration_endpoint").await?;
+        let target_on_loopback = Url::parse(&endpoint)
+            .ok()
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+            .is_some_and(|h| match h {
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+                url::Host::Domain(d) => d == "localhost",
+            });
+        let (http, source) = if target_on_loopback {
+            let second = std::net::IpAddr::from([127, 0, 0, 2]);
+            (
+                self.http.with_local_address(&self.profile.http, second),
+                second.to_string(),
+            )
+        } else {
+            (self.http.clone(), "default".to_owned())
+        };
+        let body = json!({
+            "client_name": "conform rate-limit probe",
+            "redirect_uris": [self.profile.callback],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        let mut accepted = 0;
+        for _ in 0..count {
+            let response = http.send(http.post(&endpoint).json(&body)).await?;
+            if matches!(response.status, 200 | 201) {
+                accepted += 1;
+                continue;
+            }
+            let json = response.json();
+            return Ok(json!({
+                "status": response.status,
+                "accepted_before_refusal": accepted,
+                "retry_after": response.header("retry-after"),
+                "error": json.as_ref().and_then(|b| b.get("error")).cloned(),
+                "body": json,
+                "source_address": source,
+            }));
+        }
+        Ok(json!({
+            "status": 201,
+            "accepted_before_refusal": accepted,
+            "source_address": source,
+        }))
+    }
+
+    /// The admin revokes the profile user's consent to a client.
+    async fn revoke_consent(&mut self, name: &str) -> Result<Value, StepError> {
+        let client = self.registered(name)?;
+        let admin = self
+            .profile
+            .admin
+            .clone()
+            .ok_or_else(|| precondition("this step needs the profile's [admin] section"))?;
+        let url = format!("{}/consents/revoke", admin.url.trim_end_matches('/'));
+        let body = json!({"user": self.profile.user.username, "client_id": client.client_id});
+        let response = self
+            .http
+            .send(self.http.post(&url).bearer_auth(&admin.token).json(&body))
+            .await?;
+        Ok(json!({"status": response.status, "body": response.json()}))
+    }
+
     // ---- autonomous agent -----------------------------------------------------
+
+    /// RFC 7523 §2.1: the agent presents a JWT it signed as the grant, without
+    /// other client authentication.
+    async fn jwt_bearer(
+        &mut self,
+        role: &str,
+        scope: Option<&str>,
+        variant: AssertionVariant,
+    ) -> Result<Value, StepError> {
+        let client = self
+            .profile
+            .clients
+            .get(role)
+            .cloned()
+            .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
+        if client.auth_method != "private_key_jwt" {
+            return Err(precondition(format!(
+                "[clients.{role}] must be a private_key_jwt client to sign a JWT grant"
+            )));
+        }
+        let endpoint = self.endpoint("token_endpoint").await?;
+        let assertion = self.assertion(&client, &endpoint, variant)?;
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+            ),
+            ("assertion", assertion),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", self.text(scope)?));
+        }
+        if let Some(url) = self.resource_url(&client.resource)? {
+            form.push(("resource", url));
+        }
+        let response = self
+            .http
+            .send(self.http.post(&endpoint).form(&form))
+            .await?;
+        Ok(self.token_facts(&response))
+    }
 
     async fn client_credentials(
         &mut self,
@@ -860,13 +1041,32 @@ impl<'p> Run<'p> {
         token_endpoint: &str,
         variant: AssertionVariant,
     ) -> Result<String, StepError> {
+        self.sign_assertion(
+            &client.client_id,
+            client.private_key_pem.as_deref().unwrap_or_default(),
+            client.key_id.as_deref(),
+            token_endpoint,
+            variant,
+        )
+    }
+
+    /// A JWT with `iss` = `sub` = `client_id` for the token endpoint (RFC 7523 §3),
+    /// for client authentication or as an authorization grant.
+    fn sign_assertion(
+        &mut self,
+        client_id: &str,
+        pem: &str,
+        key_id: Option<&str>,
+        token_endpoint: &str,
+        variant: AssertionVariant,
+    ) -> Result<String, StepError> {
         if variant == AssertionVariant::Replay {
             return self
                 .last_assertion
                 .clone()
                 .ok_or_else(|| precondition("no assertion has been sent yet to replay"));
         }
-        let pem = client.private_key_pem.as_deref().unwrap_or_default().trim();
+        let pem = pem.trim();
         let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())
             .or_else(|_| jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()))
             .map_err(|e| precondition(format!("the profile's private key cannot be read: {e}")))?;
@@ -876,7 +1076,7 @@ impl<'p> Run<'p> {
             Algorithm::ES256
         };
         let mut header = jsonwebtoken::Header::new(algorithm);
-        header.kid = client.key_id.clone();
+        header.kid = key_id.map(str::to_owned);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -892,15 +1092,18 @@ impl<'p> Run<'p> {
             _ => token_endpoint.to_owned(),
         };
         let claims = json!({
-            "iss": client.client_id,
-            "sub": client.client_id,
+            "iss": client_id,
+            "sub": client_id,
             "aud": aud,
             "iat": iat,
             "exp": exp,
             "jti": crate::random_token(),
         });
-        let assertion = jsonwebtoken::encode(&header, &claims, &key)
+        let mut assertion = jsonwebtoken::encode(&header, &claims, &key)
             .map_err(|e| precondition(format!("cannot sign the assertion: {e}")))?;
+        if variant == AssertionVariant::BadSignature {
+            assertion = tamper_signature(&assertion);
+        }
         self.keep_secret(&assertion);
         self.last_assertion = Some(assertion.clone());
         Ok(assertion)
@@ -1033,6 +1236,25 @@ impl<'p> Run<'p> {
             CimdVariant::Oversize => doc["padding"] = json!("x".repeat(6 * 1024)),
             CimdVariant::SharedSecret => {
                 doc["token_endpoint_auth_method"] = json!("client_secret_basic")
+            }
+            CimdVariant::PrivateKeyJwt => {
+                let jwks_path = format!("{doc_path}.jwks");
+                let key = jsonwebtoken::EncodingKey::from_ec_pem(CIMD_CLIENT_KEY.as_bytes())
+                    .map_err(|e| precondition(format!("the harness's CIMD key: {e}")))?;
+                let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256)
+                    .map_err(|e| precondition(format!("the harness's CIMD key: {e}")))?;
+                jwk.common.key_id = Some(CIMD_CLIENT_KID.to_owned());
+                let server = self
+                    .cimd_host
+                    .as_ref()
+                    .ok_or_else(|| precondition("no CIMD host"))?;
+                Mock::given(method("GET"))
+                    .and(path(jwks_path.clone()))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"keys": [jwk]})))
+                    .mount(server)
+                    .await;
+                doc["token_endpoint_auth_method"] = json!("private_key_jwt");
+                doc["jwks_uri"] = json!(format!("{origin}{jwks_path}"));
             }
         }
         let mut ok = ResponseTemplate::new(200).set_body_json(doc);

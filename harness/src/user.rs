@@ -13,8 +13,13 @@ use crate::profile::{FormRule, Profile, UserMode};
 pub enum Move {
     /// The browser goes to this URL next (a redirect).
     GoTo(String),
-    /// The browser received this response after submitting a form.
-    Submitted(Response),
+    /// The browser received this response after submitting a form; `offered`
+    /// lists the values of the `check_all` checkboxes the page showed (the
+    /// scopes a consent page asked for).
+    Submitted {
+        response: Response,
+        offered: Vec<String>,
+    },
 }
 
 /// Why the user could not go on.
@@ -53,7 +58,7 @@ pub async fn act(
                 .ok_or_else(|| UserError::NoRule(page_url.to_owned()))?;
             submit_form(http, vars, rule, page_url, &page.text(), deny)
                 .await
-                .map(Move::Submitted)
+                .map(|(response, offered)| Move::Submitted { response, offered })
         }
         UserMode::Control => decide_by_control(http, profile, page_url, deny)
             .await
@@ -68,9 +73,9 @@ async fn submit_form(
     page_url: &str,
     html: &str,
     deny: bool,
-) -> Result<Response, UserError> {
+) -> Result<(Response, Vec<String>), UserError> {
     // scraper's types are not Send: extract everything before the next await.
-    let (action, method, fields) = {
+    let (action, method, fields, offered) = {
         let document = Html::parse_document(html);
         let no_form = || UserError::NoForm {
             url: page_url.to_owned(),
@@ -80,6 +85,7 @@ async fn submit_form(
         let form = document.select(&form_selector).next().ok_or_else(no_form)?;
         let inputs = Selector::parse("input").map_err(|_| no_form())?;
         let mut fields: Vec<(String, String)> = Vec::new();
+        let mut offered: Vec<String> = Vec::new();
         for input in form.select(&inputs) {
             let el = input.value();
             let Some(name) = el.attr("name") else {
@@ -94,7 +100,11 @@ async fn submit_form(
             {
                 "submit" | "button" | "image" | "reset" => {}
                 "checkbox" | "radio" => {
-                    if el.attr("checked").is_some() || rule.check_all.iter().any(|n| n == name) {
+                    let check_all = rule.check_all.iter().any(|n| n == name);
+                    if check_all {
+                        offered.push(value.clone());
+                    }
+                    if el.attr("checked").is_some() || check_all {
                         fields.push((name.to_owned(), value));
                     }
                 }
@@ -128,14 +138,14 @@ async fn submit_form(
             .attr("method")
             .unwrap_or("get")
             .to_ascii_lowercase();
-        (action, method, fields)
+        (action, method, fields, offered)
     };
     let request = if method == "post" {
         http.post(action.as_str()).form(&fields)
     } else {
         http.get(action.as_str()).query(&fields)
     };
-    Ok(http.send(request).await?)
+    Ok((http.send(request).await?, offered))
 }
 
 async fn decide_by_control(

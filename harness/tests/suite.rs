@@ -166,6 +166,10 @@ fn snapshot_trials() -> Vec<Trial> {
                 "authcode.oauth2-client-flow",
                 "cc.token-bound",
                 "refresh.rotation",
+                "keys.rotation-overlap",
+                "agent.assertion-replay-refused",
+                "agent.jwt-bearer-grant",
+                "consent.step-up-union",
             ])?;
             insta::assert_json_snapshot!("token-claims", claims, {
                 ".*[].iat" => "[iat]",
@@ -383,12 +387,18 @@ fn cli_trials() -> Vec<Trial> {
                 (hub, base)
             });
             let dir = temp_dir("profile");
-            // The embedded door sets its own control token; tell the profile.
+            // The embedded door sets its own control and admin tokens; tell the profile.
             let path = profile_file(&dir, &base, "");
-            let text_profile = std::fs::read_to_string(&path).unwrap_or_default().replace(
-                "token = \"dev-control-token\"",
-                "token = \"conform-embedded-control-token\"",
-            );
+            let text_profile = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .replace(
+                    "token = \"dev-control-token\"",
+                    "token = \"conform-embedded-control-token\"",
+                )
+                .replace(
+                    "token = \"dev-admin-token\"",
+                    "token = \"conform-embedded-admin-token\"",
+                );
             std::fs::write(&path, text_profile).map_err(|e| Failed::from(e.to_string()))?;
             let output = conform(&[
                 "--target",

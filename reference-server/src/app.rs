@@ -12,7 +12,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::{Hub, ISSUER_PATH};
-use crate::{authorize, control, metadata, registration, resource, revocation, token};
+use crate::{admin, authorize, control, metadata, registration, resource, revocation, token};
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -71,12 +71,46 @@ pub fn router(hub: Arc<Hub>) -> Router {
         app = app.nest("/control", control);
     }
 
+    if hub.config.admin_token.is_some() {
+        let admin = Router::new()
+            .route("/consents", get(admin::list_consents))
+            .route("/consents/revoke", post(admin::revoke_consent))
+            .layer(middleware::from_fn_with_state(
+                hub.clone(),
+                admin::require_admin_token,
+            ));
+        app = app.nest("/admin", admin);
+    }
+
     app.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(oversized_body_as_oauth_error))
         // Spans carry the path only: query strings can hold request handles.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(hub)
+}
+
+/// The body limit answers 413 with plain text; clients of an OAuth server are
+/// owed an OAuth error body (RFC 6749 §5.2, RFC 7591 §3.2.2 at registration).
+async fn oversized_body_as_oauth_error(request: Request, next: middleware::Next) -> Response {
+    let registration = request.uri().path().ends_with("/register");
+    let response = next.run(request).await;
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let description = format!(
+        "the request body is larger than {} KiB",
+        MAX_BODY_BYTES / 1024
+    );
+    let error = if registration {
+        crate::error::OAuthError::InvalidClientMetadata(description)
+    } else {
+        crate::error::OAuthError::InvalidRequest(description)
+    };
+    let mut response = error.into_response();
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response
 }
 
 /// Anything else: an MCP server path is the demo MCP endpoint, the rest is 404.

@@ -13,7 +13,7 @@ use url::Url;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
-use crate::model::Client;
+use crate::model::{Client, Consent};
 use crate::pages::render;
 use crate::params::{split_scopes, Params};
 use crate::state::Hub;
@@ -156,11 +156,13 @@ async fn authorize_inner(
     };
     let redirect_uri = match params.get("redirect_uri")? {
         Some(presented) => {
-            if !client
+            let listed = client
                 .redirect_uris
                 .iter()
-                .any(|r| redirect_matches(hub, r, presented))
-            {
+                .any(|r| redirect_matches(hub, r, presented));
+            let waived = client.trust_level == crate::model::TrustLevel::Cimd
+                && hub.faults.on(Fault::CimdAnyRedirect);
+            if !listed && !waived {
                 hub.audit(refuse(
                     Some(&client),
                     "redirect_uri does not match a registered one".into(),
@@ -419,8 +421,35 @@ pub async fn login_submit(
     result.unwrap_or_else(|err| error_page(&hub, &err))
 }
 
-/// `GET /consent?request=…`: one checkbox per requested scope.
-pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
+/// The scopes of `request` the user has already consented to for this client
+/// and resource, in a consent that has neither expired nor been revoked.
+async fn prior_consent(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    user_id: &str,
+) -> Result<Vec<String>, OAuthError> {
+    if hub.faults.on(Fault::ForgetConsent) {
+        return Ok(Vec::new());
+    }
+    let consent = hub
+        .store
+        .live_consent(
+            user_id,
+            &request.client_id,
+            &request.resource,
+            hub.clock.now(),
+        )
+        .await?;
+    Ok(consent.map(|c| c.scopes).unwrap_or_default())
+}
+
+/// `GET /consent?request=…`: one checkbox per requested scope the user has not
+/// already granted (step-up consent). When nothing is new, no page is shown.
+pub async fn consent_form(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    uri: Uri,
+) -> Response {
     let result = async {
         let params = Params::from_query(uri.query())?;
         let (request, client) = open_request(&hub, &params).await?;
@@ -428,6 +457,15 @@ pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
             .user_id
             .clone()
             .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
+        let prior = prior_consent(&hub, &request, &user_id).await?;
+        let (already, new): (Vec<String>, Vec<String>) = request
+            .scopes
+            .iter()
+            .cloned()
+            .partition(|s| prior.contains(s));
+        if new.is_empty() && !already.is_empty() {
+            return decide(&hub, &request, &client, &user_id, &[], &peer).await;
+        }
         let user = hub
             .store
             .user_by_id(&user_id)
@@ -458,7 +496,8 @@ pub async fn consent_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
                 resource_name => name,
                 redirect_host => redirect_host,
                 localhost_only => localhost_only,
-                scopes => request.scopes,
+                scopes => new,
+                already_granted => already,
             },
         )?)
     }
@@ -488,38 +527,88 @@ pub async fn consent_submit(
                 ))
             }
         };
+        if !approve {
+            return deny(&hub, &request, &client, &user_id, &peer).await;
+        }
         let checked = params.all("scope");
-        let granted: Vec<String> = if approve {
-            request
-                .scopes
-                .iter()
-                .filter(|s| checked.contains(&s.as_str()))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let granted: Vec<String> = request
+            .scopes
+            .iter()
+            .filter(|s| checked.contains(&s.as_str()))
+            .cloned()
+            .collect();
         decide(&hub, &request, &client, &user_id, &granted, &peer).await
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub, &err))
 }
 
-/// Records the user's decision and sends them back to the client.
+/// The user said no: `access_denied` back to the client (RFC 6749 §4.1.2.1).
+pub async fn deny(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    if hub.faults.on(Fault::IgnoreConsentDenial) {
+        return decide(hub, request, client, user_id, &request.scopes, peer).await;
+    }
+    if !hub.store.complete_request(&request.id).await? {
+        return Err(OAuthError::InvalidRequest(
+            "this authorization request was already decided".into(),
+        ));
+    }
+    let user = hub.store.user_by_id(user_id).await?;
+    hub.audit(
+        AuditEvent::new("consent.denied", Outcome::Failure)
+            .actor("user", user_id.to_owned())
+            .user(user_id.to_owned())
+            .tenant(user.and_then(|u| u.primary_tenant().map(str::to_owned)))
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, &[])
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason("the user denied the request"),
+    )
+    .await?;
+    let err = OAuthError::AccessDenied("the user denied the request".into());
+    Ok(redirect_error(
+        hub,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &err,
+    ))
+}
+
+/// Records the user's approval of `newly_granted` and sends them back to the
+/// client with a code. The code carries the requested scopes the user has
+/// granted now or earlier (step-up consent: the union, never more than asked).
 /// Shared by the consent page and the control API.
 pub async fn decide(
     hub: &Hub,
     request: &AuthorizationRequest,
     client: &Client,
     user_id: &str,
-    granted: &[String],
+    newly_granted: &[String],
     peer: &std::net::SocketAddr,
 ) -> Result<Response, OAuthError> {
+    let prior = prior_consent(hub, request, user_id).await?;
     if !hub.store.complete_request(&request.id).await? {
         return Err(OAuthError::InvalidRequest(
             "this authorization request was already decided".into(),
         ));
     }
+    let granted: Vec<String> = request
+        .scopes
+        .iter()
+        .filter(|s| {
+            newly_granted.contains(s)
+                || (prior.contains(s) && !hub.faults.on(Fault::StepUpDropsPrior))
+        })
+        .cloned()
+        .collect();
     let user = hub.store.user_by_id(user_id).await?;
     let tenant = user
         .as_ref()
@@ -531,19 +620,14 @@ pub async fn decide(
             .tenant(tenant.clone())
             .client(client.client_id.clone())
             .resource(request.resource.clone())
-            .scopes(&request.scopes, granted)
+            .scopes(&request.scopes, &granted)
             .correlation(request.correlation_id.clone())
             .source_ip(peer.ip().to_string())
-    };
-    let granted = if granted.is_empty() && hub.faults.on(Fault::IgnoreConsentDenial) {
-        &request.scopes[..]
-    } else {
-        granted
     };
     if granted.is_empty() {
         hub.audit(event("consent.denied", Outcome::Failure).reason("the user granted no scope"))
             .await?;
-        let err = OAuthError::AccessDenied("the user denied the request".into());
+        let err = OAuthError::AccessDenied("the user granted none of the requested scopes".into());
         return Ok(redirect_error(
             hub,
             &request.redirect_uri,
@@ -552,8 +636,20 @@ pub async fn decide(
         ));
     }
     let now = hub.clock.now();
+    // The record keeps everything the user ever granted this client here, not
+    // only this request's share, so a narrower request does not forget the rest.
+    let mut remembered = prior.clone();
+    remembered.extend(granted.iter().filter(|s| !prior.contains(s)).cloned());
     hub.store
-        .record_consent(user_id, &client.client_id, &request.resource, granted, now)
+        .record_consent(&Consent {
+            user_id: user_id.to_owned(),
+            client_id: client.client_id.clone(),
+            resource: request.resource.clone(),
+            scopes: remembered,
+            granted_at: now,
+            expires_at: Some(now + i64::from(hub.config.consent_ttl)),
+            revoked_at: None,
+        })
         .await?;
     let code = crate::random::secret();
     let ttl = if hub.faults.on(Fault::LongLivedCodes) {
@@ -567,7 +663,7 @@ pub async fn decide(
             client_id: client.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
             resource: request.resource.clone(),
-            scopes: granted.to_vec(),
+            scopes: granted.clone(),
             code_challenge: request.code_challenge.clone(),
             user_id: user_id.to_owned(),
             tenant: tenant.clone(),
@@ -575,7 +671,12 @@ pub async fn decide(
             expires_at: now + i64::from(ttl),
         })
         .await?;
-    hub.audit(event("consent.granted", Outcome::Success))
+    let reason = if newly_granted.is_empty() {
+        "every requested scope was already consented".to_owned()
+    } else {
+        format!("granted now: {}", newly_granted.join(" "))
+    };
+    hub.audit(event("consent.granted", Outcome::Success).reason(reason))
         .await?;
     Ok(redirect_back(
         hub,

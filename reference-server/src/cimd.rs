@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 use url::{Host, Url};
@@ -25,6 +26,10 @@ use crate::state::Hub;
 
 /// The most of a document the hub reads.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
+/// The most of a client's JWK Set the hub reads.
+const MAX_JWKS_BYTES: usize = 32 * 1024;
+/// How long a fetched JWK Set is kept when its response says nothing.
+const DEFAULT_JWKS_CACHE_SECONDS: i64 = 300;
 /// The longest a document is cached, whatever its headers say.
 const MAX_CACHE_SECONDS: i64 = 24 * 3600;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,8 +48,8 @@ pub enum CimdError {
     #[error("the client metadata document could not be fetched: {0}")]
     Fetch(String),
     /// The document exceeds the size cap.
-    #[error("the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes")]
-    TooLarge,
+    #[error("the fetched document is larger than {0} bytes")]
+    TooLarge(usize),
     /// CIMD §4.1: the document must be valid JSON with the required properties.
     #[error("the client metadata document is invalid: {0}")]
     Invalid(String),
@@ -72,6 +77,8 @@ pub struct CimdResolver {
     trusted_origins: RwLock<Vec<String>>,
     /// URL → (client, cache expiry on the hub clock), or a cached failure under a fault.
     cache: Mutex<HashMap<String, CacheEntry>>,
+    /// `jwks_uri` → (key set, cache expiry on the hub clock).
+    jwks_cache: Mutex<HashMap<String, (JwkSet, i64)>>,
 }
 
 impl CimdResolver {
@@ -79,6 +86,7 @@ impl CimdResolver {
         CimdResolver {
             trusted_origins: RwLock::new(trusted_origins),
             cache: Mutex::default(),
+            jwks_cache: Mutex::default(),
         }
     }
 
@@ -163,14 +171,64 @@ pub async fn resolve(hub: &Hub, client_id: &str) -> Result<Client, CimdError> {
 
 async fn fetch_and_validate(hub: &Hub, client_id: &str) -> Result<(Client, i64), CimdError> {
     let url = Url::parse(client_id).map_err(|e| CimdError::BadUrl(e.to_string()))?;
-    let trusted = hub.cimd.is_trusted(&url).await;
+    if url.path().is_empty() || url.path() == "/" {
+        return Err(CimdError::BadUrl("it must have a path".into()));
+    }
+    let cap = if hub.faults.on(Fault::CimdNoSizeLimit) {
+        1 << 20
+    } else {
+        MAX_DOCUMENT_BYTES
+    };
+    let (body, ttl) = guarded_get(hub, &url, cap).await?;
+    let doc: Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|_| CimdError::Invalid("not a JSON object".into()))?;
+    let client = validate(hub, client_id, &doc)?;
+    hub.store
+        .upsert_client(&client)
+        .await
+        .map_err(|e| CimdError::Fetch(format!("could not record the client: {e}")))?;
+    Ok((client, ttl))
+}
+
+/// A client's public keys from its `jwks_uri` (RFC 7591 §2), fetched with the
+/// same guards as metadata documents and cached per its headers (5 minutes
+/// when they say nothing). `refresh` skips the cache, for a `kid` not yet seen.
+pub async fn client_jwks(hub: &Hub, jwks_uri: &str, refresh: bool) -> Result<JwkSet, CimdError> {
+    let now = hub.clock.now();
+    if !refresh {
+        if let Some((keys, expires)) = hub.cimd.jwks_cache.lock().await.get(jwks_uri).cloned() {
+            if expires > now {
+                return Ok(keys);
+            }
+        }
+    }
+    let url = Url::parse(jwks_uri).map_err(|e| CimdError::BadUrl(e.to_string()))?;
+    let (body, ttl) = guarded_get(hub, &url, MAX_JWKS_BYTES).await?;
+    let keys: JwkSet = serde_json::from_slice(&body)
+        .map_err(|_| CimdError::Invalid("the jwks_uri does not serve a JWK Set".into()))?;
+    let ttl = if ttl > 0 {
+        ttl
+    } else {
+        DEFAULT_JWKS_CACHE_SECONDS
+    };
+    hub.cimd
+        .jwks_cache
+        .lock()
+        .await
+        .insert(jwks_uri.to_owned(), (keys.clone(), now + ttl));
+    Ok(keys)
+}
+
+/// GET with every guard: https (http only for trusted origins), no
+/// special-use addresses unless trusted (checked before connecting, and the
+/// connection pinned to the checked address), no redirects, only a 200, a
+/// size cap and timeouts. Returns the body and its cache lifetime.
+async fn guarded_get(hub: &Hub, url: &Url, cap: usize) -> Result<(Vec<u8>, i64), CimdError> {
+    let trusted = hub.cimd.is_trusted(url).await;
     match url.scheme() {
         "https" => {}
         "http" if trusted => {}
         _ => return Err(CimdError::BadUrl("it must use https".into())),
-    }
-    if url.path().is_empty() || url.path() == "/" {
-        return Err(CimdError::BadUrl("it must have a path".into()));
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(CimdError::BadUrl(
@@ -243,11 +301,6 @@ async fn fetch_and_validate(hub: &Hub, client_id: &str) -> Result<(Client, i64),
             response.status().as_u16()
         )));
     }
-    let cap = if hub.faults.on(Fault::CimdNoSizeLimit) {
-        1 << 20
-    } else {
-        MAX_DOCUMENT_BYTES
-    };
     let ttl = cache_ttl(response.headers());
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -257,17 +310,10 @@ async fn fetch_and_validate(hub: &Hub, client_id: &str) -> Result<(Client, i64),
     {
         body.extend_from_slice(&chunk);
         if body.len() > cap {
-            return Err(CimdError::TooLarge);
+            return Err(CimdError::TooLarge(cap));
         }
     }
-    let doc: Map<String, Value> = serde_json::from_slice(&body)
-        .map_err(|_| CimdError::Invalid("not a JSON object".into()))?;
-    let client = validate(hub, client_id, &doc)?;
-    hub.store
-        .upsert_client(&client)
-        .await
-        .map_err(|e| CimdError::Fetch(format!("could not record the client: {e}")))?;
-    Ok((client, ttl))
+    Ok((body, ttl))
 }
 
 /// `Cache-Control: max-age=N` (capped at 24 h); `no-store`/`no-cache` or none: not cached.
@@ -331,6 +377,21 @@ fn validate(hub: &Hub, client_id: &str, doc: &Map<String, Value>) -> Result<Clie
     }
     let method = match method {
         "none" => AuthMethod::None,
+        // CIMD §6.2: a document may establish a public key; the client is then confidential.
+        "private_key_jwt" if hub.faults.on(Fault::CimdIgnoreRegisteredAuth) => AuthMethod::None,
+        "private_key_jwt" => {
+            let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str);
+            if jwks_uri.is_none() && !doc.contains_key("jwks") {
+                return Err(invalid("private_key_jwt needs jwks_uri or jwks"));
+            }
+            if let Some(uri) = jwks_uri {
+                let ok = Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+                if !ok {
+                    return Err(invalid("jwks_uri must be an https URL"));
+                }
+            }
+            AuthMethod::PrivateKeyJwt
+        }
         other
             if other.starts_with("client_secret")
                 && !hub.faults.on(Fault::CimdAllowSharedSecret) =>
@@ -356,7 +417,7 @@ fn validate(hub: &Hub, client_id: &str, doc: &Map<String, Value>) -> Result<Clie
         allowed_scopes: Vec::new(),
         tags: Vec::new(),
         tenant: None,
-        jwks: None,
+        jwks: doc.get("jwks").cloned(),
         metadata: Value::Object(doc.clone()),
         created_at: hub.clock.now(),
     })

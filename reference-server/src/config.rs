@@ -26,9 +26,17 @@ pub struct HubConfig {
     /// Origins whose client metadata documents may be fetched over plain http
     /// and from loopback, e.g. `http://127.0.0.1:4000` (for tests and demos).
     pub cimd_trusted_origins: Vec<String>,
+    /// Dynamic registrations allowed per source address per minute; 0 disables the limit.
+    pub registration_rate_limit: u32,
+    /// Source addresses the registration limit does not apply to (e.g. a trusted gateway).
+    pub registration_rate_exempt: Vec<std::net::IpAddr>,
+    /// How long a user's consent is remembered, in seconds; after that they are asked again.
+    pub consent_ttl: u32,
     /// Enables the control API (`/control/*`), protected by `control_token`.
     pub test_mode: bool,
     pub control_token: Option<String>,
+    /// Enables the admin API (`/admin/*`), protected by this bearer token.
+    pub admin_token: Option<String>,
     pub faults: Faults,
 }
 
@@ -44,8 +52,12 @@ impl Default for HubConfig {
             code_ttl: 60,
             request_ttl: 600,
             cimd_trusted_origins: Vec::new(),
+            registration_rate_limit: 20,
+            registration_rate_exempt: Vec::new(),
+            consent_ttl: 90 * 24 * 3600,
             test_mode: false,
             control_token: None,
+            admin_token: None,
             faults: Faults::default(),
         }
     }

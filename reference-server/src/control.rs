@@ -179,7 +179,10 @@ pub async fn decide(
                 .collect(),
             None => request.scopes.clone(),
         },
-        "deny" => Vec::new(),
+        "deny" => {
+            let response = crate::authorize::deny(&hub, &request, &client, &user.id, &peer).await?;
+            return Ok(redirect_json(&response));
+        }
         _ => {
             return Err(OAuthError::InvalidRequest(
                 "decision must be approve or deny".into(),
@@ -188,13 +191,18 @@ pub async fn decide(
     };
     let response =
         crate::authorize::decide(&hub, &request, &client, &user.id, &granted, &peer).await?;
+    Ok(redirect_json(&response))
+}
+
+/// Where the browser would have been sent.
+fn redirect_json(response: &Response) -> Response {
     let location = response
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    Ok(Json(json!({"redirect_to": location})).into_response())
+    Json(json!({"redirect_to": location})).into_response()
 }
 
 /// `POST /control/keys/rotate`: a new signing key signs from now on; the

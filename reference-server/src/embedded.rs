@@ -20,11 +20,16 @@ pub fn fault_catalogue() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Starts a hub on 127.0.0.1 port 0 with an in-memory database, the seed
-/// directory given, test mode on with `control_token`, and the named faults.
+/// directory given, test mode on with `control_token`, the admin API on with
+/// `admin_token`, and the named faults.
+///
+/// The harness's ordinary traffic comes from 127.0.0.1 and is exempt from the
+/// registration rate limit; its rate-limit probe registers from 127.0.0.2.
 pub async fn start(
     seed_dir: &Path,
     faults: &[String],
     control_token: &str,
+    admin_token: &str,
 ) -> Result<RunningHub, HubError> {
     let faults = faults
         .iter()
@@ -39,7 +44,9 @@ pub async fn start(
         seed_dir: Some(seed_dir.to_path_buf()),
         test_mode: true,
         control_token: Some(control_token.to_owned()),
+        admin_token: Some(admin_token.to_owned()),
         faults: Faults::new(faults),
+        registration_rate_exempt: vec![std::net::IpAddr::from([127, 0, 0, 1])],
         ..HubConfig::default()
     })
     .await

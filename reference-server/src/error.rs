@@ -62,6 +62,13 @@ pub enum OAuthError {
     /// RFC 6750 §3.1 `insufficient_scope` (resource server side).
     #[error("insufficient_scope: {0}")]
     InsufficientScope(String),
+    /// RFC 6749 §4.1.2.1 `temporarily_unavailable`, answered with HTTP 429 and
+    /// `Retry-After` (RFC 6585 §4): this source is over its request budget.
+    #[error("temporarily_unavailable: {description}")]
+    TooManyRequests {
+        description: String,
+        retry_after: i64,
+    },
     /// RFC 6749 §4.1.2.1 `server_error`: an internal failure; the detail is in the log only.
     #[error("server_error")]
     ServerError,
@@ -84,6 +91,7 @@ impl OAuthError {
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::InsufficientScope(_) => "insufficient_scope",
+            OAuthError::TooManyRequests { .. } => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
         }
     }
@@ -104,6 +112,7 @@ impl OAuthError {
             | OAuthError::InvalidClientMetadata(d)
             | OAuthError::InvalidToken(d)
             | OAuthError::InsufficientScope(d) => d,
+            OAuthError::TooManyRequests { description, .. } => description,
             OAuthError::ServerError => "the server could not complete the request",
         }
     }
@@ -113,6 +122,7 @@ impl OAuthError {
             OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             OAuthError::InsufficientScope(_) | OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -129,6 +139,11 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"token\""),
             );
+        }
+        if let OAuthError::TooManyRequests { retry_after, .. } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
         }
         response
     }

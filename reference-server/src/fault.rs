@@ -53,6 +53,24 @@ faults! {
     DcrOmitRegisteredMetadata => "dcr-omit-registered-metadata",
     /// DCR accepts `javascript:` and `data:` URLs as client_uri and logo_uri (RFC 7591 §2).
     DcrAcceptScriptUris => "dcr-accept-script-uris",
+    /// A metadata-document client may use any redirect URI, listed in its document or not (CIMD §4.5).
+    CimdAnyRedirect => "cimd-any-redirect",
+    /// A metadata document declaring private_key_jwt is treated as a public client (CIMD §6.2).
+    CimdIgnoreRegisteredAuth => "cimd-ignore-registered-auth",
+    /// The jwt-bearer authorization grant (RFC 7523 §2.1) is not supported.
+    JwtBearerUnsupported => "jwt-bearer-unsupported",
+    /// JWT assertions are accepted without verifying their signature (RFC 7523 §3).
+    SkipAssertionSignatureCheck => "skip-assertion-signature-check",
+    /// The hub forgets consent: a client asking again shows the user every scope, not only the new ones.
+    ForgetConsent => "forget-consent",
+    /// Step-up consent issues only the newly granted scopes, dropping those granted before.
+    StepUpDropsPrior => "step-up-drops-prior",
+    /// Revoking a consent has no effect: the next request is approved without asking.
+    ConsentRevocationIgnored => "consent-revocation-ignored",
+    /// DCR has no per-source rate limit (RFC 7591 §3).
+    NoRegistrationRateLimit => "no-registration-rate-limit",
+    /// DCR accepts any number of redirect URIs and metadata of any size.
+    DcrNoMetadataCaps => "dcr-no-metadata-caps",
     /// DCR accepts plain-http redirect URIs on non-loopback hosts (OAuth 2.1 §2.3.1, MCP authorization).
     AcceptHttpRedirect => "accept-http-redirect",
     /// DCR accepts redirect URIs with a fragment (RFC 6749 §3.1.2).

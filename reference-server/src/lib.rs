@@ -3,6 +3,7 @@
 //! An OAuth 2.1 authorization server for MCP servers and agents. See
 //! `ARCHITECTURE.md` at the repository root for the map of this crate.
 
+pub mod admin;
 pub mod app;
 pub mod assertion;
 pub mod audit;
@@ -27,6 +28,7 @@ pub mod revocation;
 pub mod seed;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod tokens;
 

@@ -40,12 +40,28 @@ struct Args {
         value_delimiter = ','
     )]
     cimd_trust_origins: Vec<String>,
+    /// Dynamic registrations allowed per source address per minute (0: no limit).
+    #[arg(long, env = "HUB_REGISTRATION_RATE_LIMIT", default_value_t = 20)]
+    registration_rate_limit: u32,
+    /// Source addresses exempt from the registration limit (repeatable), e.g. a trusted gateway.
+    #[arg(
+        long = "registration-rate-exempt",
+        env = "HUB_REGISTRATION_RATE_EXEMPT",
+        value_delimiter = ','
+    )]
+    registration_rate_exempt: Vec<std::net::IpAddr>,
+    /// How long a user's consent is remembered, in seconds.
+    #[arg(long, env = "HUB_CONSENT_TTL", default_value_t = 90 * 24 * 3600)]
+    consent_ttl: u32,
     /// Enable the control API under /control (never in production).
     #[arg(long, env = "HUB_TEST_MODE")]
     test_mode: bool,
     /// Bearer token the control API requires.
     #[arg(long, env = "HUB_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// Bearer token the admin API (/admin) requires; without it the admin API is off.
+    #[arg(long, env = "HUB_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Switch on a named fault (repeatable); see --list-faults.
     #[arg(long = "fault", env = "HUB_FAULTS", value_delimiter = ',')]
     faults: Vec<Fault>,
@@ -92,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
         code_ttl: args.code_ttl,
         test_mode: args.test_mode,
         cimd_trusted_origins: args.cimd_trust_origins,
+        registration_rate_limit: args.registration_rate_limit,
+        registration_rate_exempt: args.registration_rate_exempt,
+        consent_ttl: args.consent_ttl,
         control_token: args.control_token,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
         faults: Faults::new(args.faults),
         ..HubConfig::default()
     };

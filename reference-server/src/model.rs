@@ -152,3 +152,27 @@ impl Client {
         self.grant_types.iter().any(|g| g == grant_type)
     }
 }
+
+/// A user's standing permission for one client on one resource: the scopes
+/// they approved, remembered so that asking again shows only what is new.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Consent {
+    pub user_id: String,
+    pub client_id: String,
+    /// The canonical resource URL the consent is for.
+    pub resource: String,
+    pub scopes: Vec<String>,
+    pub granted_at: i64,
+    /// After this the user is asked again; `None` only for records from before expiry existed.
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl Client {
+    /// Where the client publishes its public keys (RFC 7591 §2), if it registered a URL.
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.metadata
+            .get("jwks_uri")
+            .and_then(serde_json::Value::as_str)
+    }
+}

@@ -20,6 +20,9 @@ use crate::state::Hub;
 /// How many redirect URIs one registration may carry.
 const MAX_REDIRECT_URIS: usize = 10;
 
+/// The largest registration request accepted: real client metadata is a few hundred bytes.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 /// Is `host` a loopback host, for which plain http is allowed (OAuth 2.1 §8.4.2, RFC 8252 §7.3)?
 pub fn is_loopback(host: Option<Host<&str>>) -> bool {
     match host {
@@ -77,6 +80,12 @@ fn optional_string(meta: &Map<String, Value>, key: &str) -> Result<Option<String
 
 /// Validates a registration request and builds the client it describes.
 async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
+    if body.len() > MAX_METADATA_BYTES && !hub.faults.on(Fault::DcrNoMetadataCaps) {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "the registration request is larger than {} KiB",
+            MAX_METADATA_BYTES / 1024
+        )));
+    }
     let meta: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|_| OAuthError::InvalidClientMetadata("the body must be a JSON object".into()))?;
 
@@ -119,7 +128,7 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
             "at least one redirect URI is required for the authorization_code grant".into(),
         ));
     }
-    if redirect_uris.len() > MAX_REDIRECT_URIS {
+    if redirect_uris.len() > MAX_REDIRECT_URIS && !hub.faults.on(Fault::DcrNoMetadataCaps) {
         return Err(OAuthError::InvalidRedirectUri(format!(
             "at most {MAX_REDIRECT_URIS} redirect URIs may be registered"
         )));
@@ -203,7 +212,19 @@ pub async fn register(
     let event = AuditEvent::new("client.registered", Outcome::Success)
         .actor("anonymous", None)
         .source_ip(peer.ip().to_string());
-    let client = match build_client(&hub, &body).await {
+    let admission = if hub.faults.on(Fault::NoRegistrationRateLimit) {
+        crate::throttle::Admission::Allowed
+    } else {
+        hub.registrations.admit(peer.ip(), hub.clock.now())
+    };
+    let built = match admission {
+        crate::throttle::Admission::Allowed => build_client(&hub, &body).await,
+        crate::throttle::Admission::Refused { retry_after } => Err(OAuthError::TooManyRequests {
+            description: "too many registrations from this address; retry later".into(),
+            retry_after,
+        }),
+    };
+    let client = match built {
         Ok(client) => client,
         Err(err) => {
             hub.audit(

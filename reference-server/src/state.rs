@@ -32,6 +32,8 @@ pub struct Hub {
     pub issuer: String,
     pub pages: minijinja::Environment<'static>,
     pub cimd: crate::cimd::CimdResolver,
+    /// Budget of dynamic registrations per source address.
+    pub registrations: crate::throttle::Throttle,
 }
 
 impl Hub {
@@ -123,8 +125,14 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
     }
     let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
     let cimd = crate::cimd::CimdResolver::new(config.cimd_trusted_origins.clone());
+    let registrations = crate::throttle::Throttle::new(
+        config.registration_rate_limit,
+        60,
+        config.registration_rate_exempt.clone(),
+    );
     let hub = Arc::new(Hub {
         cimd,
+        registrations,
         faults: config.faults.clone(),
         config,
         store,

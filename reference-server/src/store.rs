@@ -13,7 +13,7 @@ use sqlx::Row;
 
 use crate::audit::AuditEvent;
 use crate::error::HubError;
-use crate::model::{AuthMethod, Client, McpServer, Tenant, TrustLevel, User};
+use crate::model::{AuthMethod, Client, Consent, McpServer, Tenant, TrustLevel, User};
 
 /// Where the hub keeps its state.
 #[derive(Debug, Clone)]
@@ -430,26 +430,100 @@ impl Store {
         Ok(Some((code, !first_use)))
     }
 
-    pub async fn record_consent(
+    /// Stores the scopes a user has consented to for this client and resource,
+    /// replacing any earlier record.
+    pub async fn record_consent(&self, consent: &Consent) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at, expires_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, NULL)
+             ON CONFLICT(user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes,
+               granted_at = excluded.granted_at, expires_at = excluded.expires_at, revoked_at = NULL",
+        )
+        .bind(&consent.user_id)
+        .bind(&consent.client_id)
+        .bind(&consent.resource)
+        .bind(to_json(&consent.scopes))
+        .bind(consent.granted_at)
+        .bind(consent.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The consent in force at `now`: neither expired nor revoked.
+    pub async fn live_consent(
         &self,
         user_id: &str,
         client_id: &str,
         resource: &str,
-        scopes: &[String],
         now: i64,
-    ) -> Result<(), HubError> {
-        sqlx::query(
-            "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT(user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+    ) -> Result<Option<Consent>, HubError> {
+        let row = sqlx::query(
+            "SELECT * FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?
+               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(user_id)
         .bind(client_id)
         .bind(resource)
-        .bind(to_json(scopes))
         .bind(now)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        row.map(|r| consent_from_row(&r)).transpose()
+    }
+
+    /// Every consent record, newest first, optionally for one user or client.
+    pub async fn consents(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Vec<Consent>, HubError> {
+        let rows = sqlx::query(
+            "SELECT * FROM consents WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR client_id = ?2)
+             ORDER BY granted_at DESC",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(consent_from_row).collect()
+    }
+
+    /// Revokes the user's live consents to `client_id` (for one resource, or
+    /// all) and the refresh tokens issued under them. Returns (consents, refresh tokens) revoked.
+    pub async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: Option<&str>,
+        now: i64,
+    ) -> Result<(u64, u64), HubError> {
+        let mut tx = self.pool.begin().await?;
+        let consents = sqlx::query(
+            "UPDATE consents SET revoked_at = ? WHERE user_id = ? AND client_id = ?
+               AND (? IS NULL OR resource = ?) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(resource)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let refresh = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ?
+               AND (? IS NULL OR resource = ?) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(resource)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((consents, refresh))
     }
 
     // ---- refresh tokens ---------------------------------------------------
@@ -699,4 +773,16 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn consent_from_row(row: &SqliteRow) -> Result<Consent, HubError> {
+    Ok(Consent {
+        user_id: row.try_get("user_id")?,
+        client_id: row.try_get("client_id")?,
+        resource: row.try_get("resource")?,
+        scopes: from_json(row, "scopes")?,
+        granted_at: row.try_get("granted_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
 }

@@ -173,6 +173,9 @@ pub async fn token(
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
         "client_credentials" => client_credentials(&hub, &headers, &params).await,
         "refresh_token" => refresh(&hub, &headers, &params).await,
+        JWT_BEARER_GRANT if !hub.faults.on(Fault::JwtBearerUnsupported) => {
+            jwt_bearer(&hub, &headers, &params).await
+        }
         "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported"
@@ -374,6 +377,43 @@ async fn client_credentials(
             "this client is not configured for client_credentials".into(),
         ));
     }
+    agent_token(hub, client, params).await
+}
+
+/// `grant_type` of the JWT bearer authorization grant (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// RFC 7523 §2.1: an autonomous agent presents a JWT it signed with its
+/// registered key. Client authentication is optional (§3.1); when present it
+/// must be valid and name the same client. Like client_credentials, the
+/// client's own configuration governs and policies never apply.
+async fn jwt_bearer(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+    let assertion = params.require("assertion")?;
+    let authenticated = if headers.contains_key(header::AUTHORIZATION)
+        || params.get("client_assertion")?.is_some()
+        || params.get("client_secret")?.is_some()
+    {
+        Some(authenticate(hub, headers, params).await?.client.client_id)
+    } else {
+        None
+    };
+    let client = crate::assertion::verify_grant(hub, assertion).await?;
+    if authenticated.is_some_and(|id| id != client.client_id) {
+        return Err(OAuthError::InvalidGrant(
+            "the JWT grant was issued by another client than the one authenticated".into(),
+        ));
+    }
+    if !client.allows_grant(JWT_BEARER_GRANT) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client is not configured for the jwt-bearer grant".into(),
+        ));
+    }
+    agent_token(hub, client, params).await
+}
+
+/// A token for an agent acting as itself: the resource and scopes come from
+/// the client's configuration alone (allowed resources and scopes).
+async fn agent_token(hub: &Hub, client: Client, params: &Params) -> Result<Issued, OAuthError> {
     let servers = hub.store.mcp_servers().await?;
     let allowed: Vec<_> = servers
         .iter()

@@ -393,7 +393,7 @@ async fn client_assertions_with_none_or_hmac_algorithms_are_refused() {
         &jsonwebtoken::EncodingKey::from_secret(b"guessable"),
     )
     .unwrap();
-    for assertion in [unsigned, hmac, "not-a-jwt".to_owned()] {
+    for assertion in [unsigned.clone(), hmac.clone(), "not-a-jwt".to_owned()] {
         let response = client()
             .post(format!("{}/token", hub.issuer))
             .form(&[
@@ -411,7 +411,156 @@ async fn client_assertions_with_none_or_hmac_algorithms_are_refused() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client");
     }
+    // The same JWTs as authorization grants (RFC 7523 §3.1): invalid_grant.
+    for assertion in [unsigned, hmac, "not-a-jwt".to_owned()] {
+        let response = client()
+            .post(format!("{}/token", hub.issuer))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant");
+    }
     let refused = audit(&hub, "token.refused").await;
-    assert_eq!(refused.len(), 3, "every refusal is audited");
+    assert_eq!(refused.len(), 6, "every refusal is audited");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_registrations_get_oauth_errors_and_the_limit_is_per_source() {
+    let mut config = config(Database::Memory);
+    config.registration_rate_limit = 2;
+    let hub = reference_server::spawn(config).await.expect("hub starts");
+    let uris = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("http://127.0.0.1:9/cb/{i}"))
+            .collect()
+    };
+    // Beyond the hub's body limit: still an OAuth error body, not plain text.
+    let huge = client()
+        .post(format!("{}/register", hub.issuer))
+        .json(&json!({"redirect_uris": uris(5000), "client_name": "huge"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let body: Value = huge.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata");
+    // Within the body limit but over the metadata cap.
+    let big = client()
+        .post(format!("{}/register", hub.issuer))
+        .json(&json!({"redirect_uris": uris(1000), "client_name": "big"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 400);
+    let body: Value = big.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata");
+    // Two requests reached the registration logic; the third is over budget.
+    register(&hub).await;
+    let limited = client()
+        .post(format!("{}/register", hub.issuer))
+        .json(&json!({"redirect_uris": uris(1), "client_name": "one too many"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // A new window on the test clock restores the budget.
+    client()
+        .post(format!("{}/control/clock", hub.base_url))
+        .bearer_auth(CONTROL)
+        .json(&json!({"advance_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    register(&hub).await;
+    let refusals = audit(&hub, "client.registered").await;
+    assert!(
+        refusals
+            .iter()
+            .filter(|e| e["outcome"] == "failure")
+            .count()
+            >= 2,
+        "refused registrations are audited"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn consent_is_remembered_until_it_expires() {
+    let mut config = config(Database::Memory);
+    config.consent_ttl = 3600;
+    let hub = reference_server::spawn(config).await.expect("hub starts");
+    let client_id = register(&hub).await;
+    let verifier = "consent-verifier-long-enough-for-pkce-rules-0123456789";
+    code_for(&hub, &client_id, verifier).await;
+    let consent_page = |hub: &RunningHub| {
+        let issuer = hub.issuer.clone();
+        let base = hub.base_url.clone();
+        let client_id = client_id.clone();
+        async move {
+            // Log in through the form, then see whether consent is asked.
+            let browser = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+            let resource = format!("{base}/mcp/calendar");
+            let response = browser
+                .get(format!("{issuer}/authorize"))
+                .query(&[
+                    ("response_type", "code"),
+                    ("client_id", client_id.as_str()),
+                    ("redirect_uri", "http://127.0.0.1:9/cb"),
+                    ("code_challenge", challenge),
+                    ("code_challenge_method", "S256"),
+                    ("resource", resource.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let login = response.headers()["location"].to_str().unwrap().to_owned();
+            let request = login.split("request=").nth(1).unwrap().to_owned();
+            let after_login = browser
+                .post(format!("{issuer}/login"))
+                .form(&[
+                    ("request", request.as_str()),
+                    ("username", "alice"),
+                    ("password", "alice-password"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let consent = after_login.headers()["location"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let page = browser.get(consent).send().await.unwrap();
+            page.status() == 200
+        }
+    };
+    assert!(
+        !consent_page(&hub).await,
+        "a remembered consent is not asked again"
+    );
+    client()
+        .post(format!("{}/control/clock", hub.base_url))
+        .bearer_auth(CONTROL)
+        .json(&json!({"advance_seconds": 3601}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        consent_page(&hub).await,
+        "an expired consent is asked again"
+    );
     hub.stop().await;
 }
