@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::model::{AuthMethod, Client, TrustLevel};
 use crate::state::Hub;
 
 /// Refuses any call without the admin token.
@@ -147,4 +148,348 @@ pub async fn revoke_consent(
         "refresh_tokens_revoked": refresh_tokens,
     }))
     .into_response())
+}
+
+fn admin_error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"error": error, "error_description": description.into()})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+// ---- policies -----------------------------------------------------------------
+
+/// `GET /admin/policies`.
+pub async fn list_policies(State(hub): State<Arc<Hub>>) -> Result<Response, OAuthError> {
+    let policies = hub.store.policies().await?;
+    Ok(Json(json!({ "policies": policies })).into_response())
+}
+
+/// `POST /admin/policies`: validated, stored, and in force for the very next request.
+/// An invalid policy gets 400 `invalid_policy` naming what is wrong.
+pub async fn create_policy(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let draft: serde_json::Value = parse_json(&body)?;
+    let servers = hub.store.mcp_servers().await?;
+    let now = hub.clock.now();
+    let id = crate::random::id("pol");
+    let policy = match crate::policy::validate(&draft, &servers) {
+        Ok(spec) => spec.into_policy(id, now),
+        Err(err) if hub.faults.on(Fault::AcceptInvalidPolicy) => crate::policy::Policy {
+            id,
+            name: draft
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("invalid")
+                .to_owned(),
+            description: format!("stored despite: {err}"),
+            conditions: Vec::new(),
+            grants: Vec::new(),
+            created_at: now,
+        },
+        Err(err) => {
+            hub.audit(
+                AuditEvent::new("policy.created", Outcome::Failure)
+                    .actor("admin", None)
+                    .source_ip(peer.ip().to_string())
+                    .reason(format!("invalid policy: {err}")),
+            )
+            .await?;
+            return Ok(admin_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_policy",
+                err.to_string(),
+            ));
+        }
+    };
+    hub.store.insert_policy(&policy).await?;
+    hub.policies_changed().await;
+    hub.audit(
+        AuditEvent::new("policy.created", Outcome::Success)
+            .actor("admin", None)
+            .policies(vec![policy.id.clone()])
+            .source_ip(peer.ip().to_string())
+            .reason(format!("policy \"{}\" created", policy.name)),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!(policy))).into_response())
+}
+
+/// `DELETE /admin/policies/{id}`: gone for the very next request (there is no disabled state).
+pub async fn delete_policy(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Response, OAuthError> {
+    if !hub.store.delete_policy(&id).await? {
+        return Ok(admin_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no policy `{id}`"),
+        ));
+    }
+    hub.policies_changed().await;
+    hub.audit(
+        AuditEvent::new("policy.deleted", Outcome::Success)
+            .actor("admin", None)
+            .policies(vec![id.clone()])
+            .source_ip(peer.ip().to_string())
+            .reason(format!("policy {id} deleted")),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- agents -------------------------------------------------------------------
+
+/// Grant types an agent may be configured for.
+const AGENT_GRANTS: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    crate::token::JWT_BEARER_GRANT,
+    crate::token::TOKEN_EXCHANGE_GRANT,
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    name: String,
+    #[serde(default = "default_agent_grants")]
+    grant_types: Vec<String>,
+    /// MCP server ids.
+    #[serde(default)]
+    allowed_resources: Vec<String>,
+    #[serde(default)]
+    allowed_scopes: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    tenant: Option<String>,
+    /// The user the agent is associated with (id or username).
+    user: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    conditions: Option<crate::conditions::AgentConditions>,
+    /// `client_secret_basic` (default: a secret is generated and shown once) or `private_key_jwt` with `jwks`.
+    token_endpoint_auth_method: Option<String>,
+    jwks: Option<serde_json::Value>,
+}
+
+fn default_agent_grants() -> Vec<String> {
+    vec!["client_credentials".into()]
+}
+
+fn invalid_agent(why: impl Into<String>) -> Response {
+    admin_error(StatusCode::BAD_REQUEST, "invalid_agent", why)
+}
+
+/// `POST /admin/agents`: an agent created just in time: a manual client with
+/// its grant types, allowed servers and scopes, tags, tenant and user.
+pub async fn create_agent(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let new: NewAgent = parse_json(&body)?;
+    if new.name.trim().is_empty() {
+        return Ok(invalid_agent("name is required"));
+    }
+    if let Some(g) = new
+        .grant_types
+        .iter()
+        .find(|g| !AGENT_GRANTS.contains(&g.as_str()))
+    {
+        return Ok(invalid_agent(format!("grant type `{g}` is not supported")));
+    }
+    let servers = hub.store.mcp_servers().await?;
+    if let Some(unknown) = new
+        .allowed_resources
+        .iter()
+        .find(|r| !servers.iter().any(|s| &s.id == *r))
+    {
+        return Ok(invalid_agent(format!("unknown MCP server `{unknown}`")));
+    }
+    if let Some(unknown) = new.allowed_scopes.iter().find(|scope| {
+        !servers
+            .iter()
+            .filter(|s| new.allowed_resources.contains(&s.id))
+            .any(|s| s.scopes.contains(scope))
+    }) {
+        return Ok(invalid_agent(format!(
+            "scope `{unknown}` is not offered by the agent's MCP servers"
+        )));
+    }
+    for uri in &new.redirect_uris {
+        if let Err(e) = crate::registration::validate_redirect_uri(&hub, uri) {
+            return Ok(invalid_agent(e.description().to_owned()));
+        }
+    }
+    if let Some(conditions) = &new.conditions {
+        if let Err(why) = conditions.validate() {
+            return Ok(invalid_agent(why));
+        }
+    }
+    let user = match &new.user {
+        Some(u) => Some(user_id(&hub, u).await?),
+        None => None,
+    };
+    let (method, secret, jwks) = match new.token_endpoint_auth_method.as_deref() {
+        None | Some("client_secret_basic") => (
+            AuthMethod::ClientSecretBasic,
+            Some(crate::random::secret()),
+            None,
+        ),
+        Some("private_key_jwt") if new.jwks.is_some() => {
+            (AuthMethod::PrivateKeyJwt, None, new.jwks)
+        }
+        Some("private_key_jwt") => return Ok(invalid_agent("private_key_jwt needs jwks")),
+        Some(other) => {
+            return Ok(invalid_agent(format!(
+                "token_endpoint_auth_method `{other}` is not supported for agents"
+            )))
+        }
+    };
+    let secret_hash = secret
+        .as_deref()
+        .map(crate::credentials::hash_secret)
+        .transpose()?;
+    let now = hub.clock.now();
+    let client_id = crate::random::id("agent");
+    let mut metadata = json!({
+        "client_name": new.name,
+        "redirect_uris": new.redirect_uris,
+        "grant_types": new.grant_types,
+    });
+    if let Some(user) = &user {
+        metadata["user_id"] = json!(user);
+    }
+    if let Some(conditions) = &new.conditions {
+        metadata["conditions"] = json!(conditions);
+    }
+    let client = Client {
+        client_id: client_id.clone(),
+        name: new.name.trim().to_owned(),
+        trust_level: TrustLevel::Manual,
+        secret_hash,
+        token_endpoint_auth_method: method,
+        redirect_uris: new.redirect_uris,
+        grant_types: new.grant_types,
+        allowed_resources: new.allowed_resources,
+        allowed_scopes: new.allowed_scopes,
+        tags: new.tags,
+        tenant: new.tenant,
+        jwks,
+        metadata,
+        created_at: now,
+    };
+    hub.store.upsert_client(&client).await?;
+    hub.audit(
+        AuditEvent::new("agent.created", Outcome::Success)
+            .actor("admin", None)
+            .user(user.clone())
+            .tenant(client.tenant.clone())
+            .client(client.client_id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(format!("agent \"{}\" created", client.name)),
+    )
+    .await?;
+    let mut body = agent_json(&client, None);
+    if let Some(secret) = secret {
+        // Shown once; only its argon2 hash is kept.
+        body["client_secret"] = json!(secret);
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn agent_json(client: &Client, decommissioned_at: Option<i64>) -> serde_json::Value {
+    json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "trust_level": client.trust_level.as_str(),
+        "tags": client.tags,
+        "tenant": client.tenant,
+        "user_id": client.metadata.get("user_id"),
+        "mcp_servers": client.allowed_resources,
+        "scopes": client.allowed_scopes,
+        "grant_types": client.grant_types,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method.as_str(),
+        "conditions": client.metadata.get("conditions"),
+        "created_at": client.created_at,
+        "status": if decommissioned_at.is_some() { "decommissioned" } else { "active" },
+        "decommissioned_at": decommissioned_at,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AgentQuery {
+    tag: Option<String>,
+    tenant: Option<String>,
+    trust_level: Option<String>,
+}
+
+/// `GET /admin/agents?tag=…&tenant=…&trust_level=…`: manual and verified clients.
+pub async fn list_agents(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<AgentQuery>,
+) -> Result<Response, OAuthError> {
+    let clients = hub
+        .store
+        .clients_with_trust(&[TrustLevel::Manual, TrustLevel::Verified])
+        .await?;
+    let agents: Vec<_> = clients
+        .iter()
+        .filter(|(c, _)| query.tag.as_ref().is_none_or(|t| c.tags.contains(t)))
+        .filter(|(c, _)| {
+            query
+                .tenant
+                .as_ref()
+                .is_none_or(|t| c.tenant.as_ref() == Some(t))
+        })
+        .filter(|(c, _)| {
+            query
+                .trust_level
+                .as_ref()
+                .is_none_or(|t| c.trust_level.as_str() == t)
+        })
+        .map(|(c, at)| agent_json(c, *at))
+        .collect();
+    Ok(Json(json!({ "agents": agents })).into_response())
+}
+
+/// `POST /admin/agents/{id}/decommission`: every access and refresh token the
+/// agent holds stops working at once, and it can no longer authenticate.
+pub async fn decommission_agent(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Response, OAuthError> {
+    let now = hub.clock.now();
+    let Some(refresh_tokens) = hub.store.decommission_client(&id, now).await? else {
+        return Ok(admin_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no agent `{id}` in service"),
+        ));
+    };
+    hub.audit(
+        AuditEvent::new("agent.decommissioned", Outcome::Success)
+            .actor("admin", None)
+            .client(id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(format!(
+                "decommissioned; {refresh_tokens} refresh token(s) revoked, access tokens invalid"
+            )),
+    )
+    .await?;
+    Ok(Json(json!({"client_id": id, "refresh_tokens_revoked": refresh_tokens})).into_response())
 }

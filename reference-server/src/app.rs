@@ -75,6 +75,16 @@ pub fn router(hub: Arc<Hub>) -> Router {
         let admin = Router::new()
             .route("/consents", get(admin::list_consents))
             .route("/consents/revoke", post(admin::revoke_consent))
+            .route(
+                "/policies",
+                get(admin::list_policies).post(admin::create_policy),
+            )
+            .route(
+                "/policies/{id}",
+                axum::routing::delete(admin::delete_policy),
+            )
+            .route("/agents", get(admin::list_agents).post(admin::create_agent))
+            .route("/agents/{id}/decommission", post(admin::decommission_agent))
             .layer(middleware::from_fn_with_state(
                 hub.clone(),
                 admin::require_admin_token,

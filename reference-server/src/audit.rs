@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema below; bump it with any field change.
-pub const AUDIT_SCHEMA_VERSION: &str = "1";
+pub const AUDIT_SCHEMA_VERSION: &str = "2";
 
 /// Who performed the action.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -42,6 +42,12 @@ pub struct AuditEvent {
     /// Ties the events of one flow together (one authorization request, one token request).
     pub correlation_id: Option<String>,
     pub source_ip: Option<String>,
+    /// Ids of the policies that matched a decision (`policy.evaluated`).
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The delegation chain of an exchanged token (RFC 8693 §4.1 `act`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 impl AuditEvent {
@@ -64,7 +70,19 @@ impl AuditEvent {
             reason: None,
             correlation_id: None,
             source_ip: None,
+            policies: Vec::new(),
+            act: None,
         }
+    }
+
+    pub fn policies(mut self, ids: Vec<String>) -> Self {
+        self.policies = ids;
+        self
+    }
+
+    pub fn act(mut self, act: Option<serde_json::Value>) -> Self {
+        self.act = act;
+        self
     }
 
     pub fn actor(mut self, kind: &str, id: impl Into<Option<String>>) -> Self {

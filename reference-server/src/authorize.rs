@@ -457,20 +457,30 @@ pub async fn consent_form(
             .user_id
             .clone()
             .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
+        let user = hub
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
         let prior = prior_consent(&hub, &request, &user_id).await?;
-        let (already, new): (Vec<String>, Vec<String>) = request
-            .scopes
+        let scoping = scoping_for(&hub, &request, &client, &user).await?;
+        audit_policy_decision(&hub, &request, &client, &user, &scoping, &peer).await?;
+        if scoping.permitted.is_empty() {
+            return deny_by_policy(&hub, &request, &client, &user, &scoping, &peer).await;
+        }
+        let (already, new): (Vec<String>, Vec<String>) = scoping
+            .permitted
             .iter()
             .cloned()
             .partition(|s| prior.contains(s));
         if new.is_empty() && !already.is_empty() {
             return decide(&hub, &request, &client, &user_id, &[], &peer).await;
         }
-        let user = hub
-            .store
-            .user_by_id(&user_id)
-            .await?
-            .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
+        let unavailable: Vec<_> = scoping
+            .unavailable
+            .iter()
+            .map(|(scope, reason)| context! { scope => scope, reason => reason })
+            .collect();
         let redirect_host = Url::parse(&request.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -498,6 +508,7 @@ pub async fn consent_form(
                 localhost_only => localhost_only,
                 scopes => new,
                 already_granted => already,
+                unavailable => unavailable,
             },
         )?)
     }
@@ -534,13 +545,100 @@ pub async fn consent_submit(
         let granted: Vec<String> = request
             .scopes
             .iter()
-            .filter(|s| checked.contains(&s.as_str()))
+            .filter(|s| {
+                checked.contains(&s.as_str()) || hub.faults.on(Fault::IgnoreUncheckedScopes)
+            })
             .cloned()
             .collect();
         decide(&hub, &request, &client, &user_id, &granted, &peer).await
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub, &err))
+}
+
+/// Client configuration ∩ policies for an authorization request.
+async fn scoping_for(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &crate::model::User,
+) -> Result<crate::scoping::Scoping, OAuthError> {
+    let server = hub
+        .server_for_resource(&request.resource)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidTarget("the resource is no longer registered".into()))?;
+    Ok(hub.scoping(user, client, &server, &request.scopes).await?)
+}
+
+/// Records which policies matched and why each dropped scope was dropped.
+async fn audit_policy_decision(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &crate::model::User,
+    scoping: &crate::scoping::Scoping,
+    peer: &std::net::SocketAddr,
+) -> Result<(), OAuthError> {
+    let outcome = if scoping.permitted.is_empty() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    hub.audit(
+        AuditEvent::new("policy.evaluated", outcome)
+            .actor("user", user.id.clone())
+            .user(user.id.clone())
+            .tenant(user.primary_tenant().map(str::to_owned))
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, &scoping.permitted)
+            .policies(scoping.matched_ids())
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(scoping.explanation()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Nothing requested is permitted: `access_denied`, with the reasons in the audit trail.
+async fn deny_by_policy(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &crate::model::User,
+    scoping: &crate::scoping::Scoping,
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    if !hub.store.complete_request(&request.id).await? {
+        return Err(OAuthError::InvalidRequest(
+            "this authorization request was already decided".into(),
+        ));
+    }
+    hub.audit(
+        AuditEvent::new("consent.denied", Outcome::Failure)
+            .actor("user", user.id.clone())
+            .user(user.id.clone())
+            .tenant(user.primary_tenant().map(str::to_owned))
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, &[])
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(format!(
+                "no requested scope is permitted: {}",
+                scoping.explanation()
+            )),
+    )
+    .await?;
+    let err =
+        OAuthError::AccessDenied("no requested scope is permitted for this user and client".into());
+    Ok(redirect_error(
+        hub,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &err,
+    ))
 }
 
 /// The user said no: `access_denied` back to the client (RFC 6749 §4.1.2.1).
@@ -595,6 +693,13 @@ pub async fn decide(
     peer: &std::net::SocketAddr,
 ) -> Result<Response, OAuthError> {
     let prior = prior_consent(hub, request, user_id).await?;
+    let user = hub
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
+    // Policies are evaluated again: one may have changed since the page was shown.
+    let scoping = scoping_for(hub, request, client, &user).await?;
     if !hub.store.complete_request(&request.id).await? {
         return Err(OAuthError::InvalidRequest(
             "this authorization request was already decided".into(),
@@ -603,13 +708,14 @@ pub async fn decide(
     let granted: Vec<String> = request
         .scopes
         .iter()
+        .filter(|s| scoping.permitted.contains(s))
         .filter(|s| {
             newly_granted.contains(s)
                 || (prior.contains(s) && !hub.faults.on(Fault::StepUpDropsPrior))
         })
         .cloned()
         .collect();
-    let user = hub.store.user_by_id(user_id).await?;
+    let user = Some(user);
     let tenant = user
         .as_ref()
         .and_then(|u| u.primary_tenant().map(str::to_owned));

@@ -61,6 +61,40 @@ faults! {
     JwtBearerUnsupported => "jwt-bearer-unsupported",
     /// JWT assertions are accepted without verifying their signature (RFC 7523 §3).
     SkipAssertionSignatureCheck => "skip-assertion-signature-check",
+    /// Policies are not applied: every scope the client may have is offered and issued.
+    SkipPolicyFilter => "skip-policy-filter",
+    /// Several matching policies give the intersection of their scopes instead of the union.
+    PolicyUnionAsIntersection => "policy-union-as-intersection",
+    /// `not_in` conditions are ignored (treated as always true).
+    PolicyIgnoreNotIn => "policy-ignore-not-in",
+    /// The conditions of a policy are ORed instead of ANDed.
+    PolicyConditionsOred => "policy-conditions-ored",
+    /// Policies are applied to client_credentials tokens, which the client's configuration alone governs.
+    ApplyPoliciesToClientCredentials => "apply-policies-to-client-credentials",
+    /// Policy changes are not seen until restart: the cache is never refreshed.
+    StalePolicyCache => "stale-policy-cache",
+    /// Policies are checked at consent only, not again when tokens are issued or refreshed.
+    PolicyOnlyAtConsent => "policy-only-at-consent",
+    /// Invalid policies (unknown key or operator, missing value, unknown server or scope) are stored.
+    AcceptInvalidPolicy => "accept-invalid-policy",
+    /// Scopes the user unticked on the consent page are granted anyway.
+    IgnoreUncheckedScopes => "ignore-unchecked-scopes",
+    /// A client's registered `scope` does not limit what it is offered.
+    IgnoreClientScopeConfig => "ignore-client-scope-config",
+    /// Token exchange issues the token without the `act` claim (RFC 8693 §4.1).
+    ExchangeDropAct => "exchange-drop-act",
+    /// Token exchange replaces an existing `act` instead of nesting it (RFC 8693 §4.1).
+    ExchangeFlatChain => "exchange-flat-chain",
+    /// Token exchange grants scopes beyond the subject token's.
+    ExchangeAllowWidening => "exchange-allow-widening",
+    /// Token exchange accepts any audience, registered MCP server or not.
+    ExchangeAnyAudience => "exchange-any-audience",
+    /// Decommissioning an agent leaves its tokens valid.
+    DecommissionKeepsTokens => "decommission-keeps-tokens",
+    /// An agent's allowed source ranges are not enforced.
+    AgentIgnoreSourceRanges => "agent-ignore-source-ranges",
+    /// An agent's allowed time windows are not enforced.
+    AgentIgnoreTimeWindows => "agent-ignore-time-windows",
     /// The hub forgets consent: a client asking again shows the user every scope, not only the new ones.
     ForgetConsent => "forget-consent",
     /// Step-up consent issues only the newly granted scopes, dropping those granted before.

@@ -48,6 +48,7 @@ pub async fn authorization_server_metadata(
             "refresh_token",
             "client_credentials",
             crate::token::JWT_BEARER_GRANT,
+            crate::token::TOKEN_EXCHANGE_GRANT,
         ],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],

@@ -120,6 +120,15 @@ pub async fn introspect(
     {
         return Ok(inactive());
     }
+    if hub
+        .store
+        .decommissioned_at(&claims.client_id)
+        .await?
+        .is_some()
+        && !hub.faults.on(Fault::DecommissionKeepsTokens)
+    {
+        return Ok(inactive());
+    }
     let mut body = serde_json::to_value(&claims).map_err(crate::error::HubError::from)?;
     body["active"] = json!(true);
     body["token_type"] = json!("Bearer");

@@ -21,6 +21,17 @@ pub struct Seed {
     pub mcp_servers: Vec<McpServer>,
     #[serde(default)]
     pub clients: Vec<SeedClient>,
+    /// MCP Server Policies, validated like those created through the admin API.
+    #[serde(default)]
+    pub policies: Vec<SeedPolicy>,
+}
+
+/// A policy as written in a seed file: a stable id and the admin API's draft shape.
+#[derive(Debug, Deserialize)]
+pub struct SeedPolicy {
+    pub id: String,
+    #[serde(flatten)]
+    pub draft: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A pre-registered client as written in a seed file.
@@ -78,6 +89,7 @@ impl Seed {
             seed.users.extend(part.users);
             seed.mcp_servers.extend(part.mcp_servers);
             seed.clients.extend(part.clients);
+            seed.policies.extend(part.policies);
         }
         Ok(seed)
     }
@@ -128,6 +140,15 @@ impl Seed {
                 created_at: now,
             };
             store.upsert_client(&client).await?;
+        }
+        let servers = store.mcp_servers().await?;
+        for p in self.policies {
+            let spec = crate::policy::validate(&serde_json::Value::Object(p.draft), &servers)
+                .map_err(|e| HubError::Seed {
+                    path: format!("policy {}", p.id),
+                    message: e.to_string(),
+                })?;
+            store.insert_policy(&spec.into_policy(p.id, now)).await?;
         }
         Ok(())
     }

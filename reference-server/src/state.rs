@@ -34,6 +34,8 @@ pub struct Hub {
     pub cimd: crate::cimd::CimdResolver,
     /// Budget of dynamic registrations per source address.
     pub registrations: crate::throttle::Throttle,
+    /// Policies as last read from the store; emptied on every change.
+    pub policy_cache: RwLock<Option<Arc<Vec<crate::policy::Policy>>>>,
 }
 
 impl Hub {
@@ -133,6 +135,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
     let hub = Arc::new(Hub {
         cimd,
         registrations,
+        policy_cache: RwLock::new(None),
         faults: config.faults.clone(),
         config,
         store,

@@ -14,6 +14,7 @@ use sqlx::Row;
 use crate::audit::AuditEvent;
 use crate::error::HubError;
 use crate::model::{AuthMethod, Client, Consent, McpServer, Tenant, TrustLevel, User};
+use crate::policy::Policy;
 
 /// Where the hub keeps its state.
 #[derive(Debug, Clone)]
@@ -267,17 +268,128 @@ impl Store {
         Ok(())
     }
 
+    /// A client in service; a decommissioned one is gone for every purpose but the admin's list.
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, HubError> {
-        let Some(row) = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) =
+            sqlx::query("SELECT * FROM clients WHERE client_id = ? AND decommissioned_at IS NULL")
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
+        Self::client_from_row(&row).map(Some)
+    }
+
+    /// Every client with the given trust levels, decommissioned or not, newest first.
+    pub async fn clients_with_trust(
+        &self,
+        levels: &[TrustLevel],
+    ) -> Result<Vec<(Client, Option<i64>)>, HubError> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at DESC, client_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let client = Self::client_from_row(row)?;
+            if levels.contains(&client.trust_level) {
+                out.push((client, row.try_get("decommissioned_at")?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the client was decommissioned, if it was.
+    pub async fn decommissioned_at(&self, client_id: &str) -> Result<Option<i64>, HubError> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT decommissioned_at FROM clients WHERE client_id = ?")
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten())
+    }
+
+    /// Takes an agent out of service: it can no longer authenticate, its refresh
+    /// tokens are revoked, and access tokens issued to it stop validating.
+    /// Returns the number of refresh tokens revoked, or None for an unknown client.
+    pub async fn decommission_client(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<u64>, HubError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE clients SET decommissioned_at = ? WHERE client_id = ? AND decommissioned_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let refresh = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Some(refresh))
+    }
+
+    // ---- policies ---------------------------------------------------------
+
+    pub async fn insert_policy(&self, policy: &Policy) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO policies (id, name, description, conditions, grants, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, description = excluded.description,
+               conditions = excluded.conditions, grants = excluded.grants",
+        )
+        .bind(&policy.id)
+        .bind(&policy.name)
+        .bind(&policy.description)
+        .bind(to_json(&policy.conditions))
+        .bind(to_json(&policy.grants))
+        .bind(policy.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn policies(&self) -> Result<Vec<Policy>, HubError> {
+        let rows = sqlx::query("SELECT * FROM policies ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Policy {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    conditions: serde_json::from_str(&row.try_get::<String, _>("conditions")?)?,
+                    grants: serde_json::from_str(&row.try_get::<String, _>("grants")?)?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a policy; false when there was none with that id.
+    pub async fn delete_policy(&self, id: &str) -> Result<bool, HubError> {
+        let done = sqlx::query("DELETE FROM policies WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    fn client_from_row(row: &SqliteRow) -> Result<Client, HubError> {
         let trust: String = row.try_get("trust_level")?;
         let method: String = row.try_get("token_endpoint_auth_method")?;
-        Ok(Some(Client {
+        Ok(Client {
             client_id: row.try_get("client_id")?,
             name: row.try_get("name")?,
             trust_level: TrustLevel::parse(&trust)
@@ -297,7 +409,7 @@ impl Store {
                 .try_get::<Option<String>, _>("jwks")?
                 .map(|raw| serde_json::from_str(&raw))
                 .transpose()?,
-        }))
+        })
     }
 
     // ---- authorization requests and codes ------------------------------
@@ -701,8 +813,8 @@ impl Store {
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), HubError> {
         sqlx::query(
             "INSERT INTO audit_events (id, time, type, outcome, actor_type, actor_id, user_id, tenant, client_id,
-               resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip, policies, act)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&event.id)
         .bind(event.time)
@@ -719,6 +831,8 @@ impl Store {
         .bind(&event.reason)
         .bind(&event.correlation_id)
         .bind(&event.source_ip)
+        .bind(to_json(&event.policies))
+        .bind(event.act.as_ref().map(to_json))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -768,6 +882,11 @@ impl Store {
                     reason: row.try_get("reason")?,
                     correlation_id: row.try_get("correlation_id")?,
                     source_ip: row.try_get("source_ip")?,
+                    policies: from_json(row, "policies")?,
+                    act: row
+                        .try_get::<Option<String>, _>("act")?
+                        .map(|raw| serde_json::from_str(&raw))
+                        .transpose()?,
                 };
                 Ok((row.try_get("seq")?, event))
             })

@@ -171,11 +171,12 @@ pub async fn token(
     let client_hint = params.get("client_id").ok().flatten().map(str::to_owned);
     let outcome = match grant_type.as_str() {
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
-        "client_credentials" => client_credentials(&hub, &headers, &params).await,
+        "client_credentials" => client_credentials(&hub, &headers, &params, peer.ip()).await,
         "refresh_token" => refresh(&hub, &headers, &params).await,
         JWT_BEARER_GRANT if !hub.faults.on(Fault::JwtBearerUnsupported) => {
-            jwt_bearer(&hub, &headers, &params).await
+            jwt_bearer(&hub, &headers, &params, peer.ip()).await
         }
+        TOKEN_EXCHANGE_GRANT => token_exchange(&hub, &headers, &params).await,
         "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported"
@@ -185,26 +186,31 @@ pub async fn token(
         Ok(issued) => {
             hub.audit(
                 base_event(
-                    if grant_type == "refresh_token" {
-                        "token.refreshed"
-                    } else {
-                        "token.issued"
+                    match grant_type.as_str() {
+                        "refresh_token" => "token.refreshed",
+                        TOKEN_EXCHANGE_GRANT => "token.exchanged",
+                        _ => "token.issued",
                     },
                     Outcome::Success,
                 )
                 .actor(
-                    if issued.user.is_some() {
+                    if issued.user.is_some() && issued.act.is_none() {
                         "user"
                     } else {
                         "agent"
                     },
-                    issued.subject.clone(),
+                    if issued.act.is_some() {
+                        issued.client_id.clone()
+                    } else {
+                        issued.subject.clone()
+                    },
                 )
                 .user(issued.user.clone())
                 .tenant(issued.tenant.clone())
                 .client(issued.client_id.clone())
                 .resource(issued.resource.clone())
                 .scopes(&issued.requested, &issued.scopes)
+                .act(issued.act.clone())
                 .correlation(issued.correlation_id.clone().unwrap_or(correlation.clone()))
                 .reason(format!("grant {grant_type}")),
             )
@@ -217,6 +223,9 @@ pub async fn token(
             });
             if let Some(refresh_token) = &issued.refresh_token {
                 body["refresh_token"] = json!(refresh_token);
+            }
+            if grant_type == TOKEN_EXCHANGE_GRANT {
+                body["issued_token_type"] = json!(ACCESS_TOKEN_TYPE);
             }
             let mut response = Json(body).into_response();
             if !hub.faults.on(Fault::CacheableTokenResponse) {
@@ -251,6 +260,8 @@ struct Issued {
     scopes: Vec<String>,
     correlation_id: Option<String>,
     refresh_token: Option<String>,
+    /// The delegation chain of an exchanged token.
+    act: Option<serde_json::Value>,
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6 and RFC 8707 §2.2.
@@ -312,13 +323,22 @@ async fn authorization_code(
             ));
         }
     }
+    let scopes = policy_recheck(
+        hub,
+        &stored.user_id,
+        &caller.client,
+        &stored.resource,
+        &stored.scopes,
+    )
+    .await?;
     let minted = hub
         .mint_access_token(TokenGrant {
             subject: &stored.user_id,
             client_id: &caller.client.client_id,
             resource: &stored.resource,
-            scopes: &stored.scopes,
+            scopes: &scopes,
             tenant: stored.tenant.as_deref(),
+            act: None,
         })
         .await?;
     let refresh_token = if caller.client.allows_grant("refresh_token") {
@@ -351,11 +371,44 @@ async fn authorization_code(
         tenant: stored.tenant,
         client_id: caller.client.client_id,
         resource: stored.resource,
-        requested: stored.scopes.clone(),
-        scopes: stored.scopes,
+        requested: stored.scopes,
+        scopes,
         correlation_id: Some(stored.correlation_id),
         refresh_token,
+        act: None,
     })
+}
+
+/// Policies are evaluated again whenever a user-delegated token is issued
+/// (code redemption and refresh), so a deleted policy stops the very next
+/// token. Scopes no longer permitted are dropped; none left is `invalid_grant`.
+async fn policy_recheck(
+    hub: &Hub,
+    user_id: &str,
+    client: &Client,
+    resource: &str,
+    scopes: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    if hub.faults.on(Fault::PolicyOnlyAtConsent) {
+        return Ok(scopes.to_vec());
+    }
+    let user = hub
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
+    let server = hub
+        .server_for_resource(resource)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidGrant("the resource is no longer registered".into()))?;
+    let scoping = hub.scoping(&user, client, &server, scopes).await?;
+    if scoping.permitted.is_empty() {
+        return Err(OAuthError::InvalidGrant(format!(
+            "no granted scope is permitted any more: {}",
+            scoping.explanation()
+        )));
+    }
+    Ok(scoping.permitted)
 }
 
 /// RFC 6749 §4.4. Policies never apply here: the client's own configuration
@@ -364,6 +417,7 @@ async fn client_credentials(
     hub: &Hub,
     headers: &HeaderMap,
     params: &Params,
+    source: std::net::IpAddr,
 ) -> Result<Issued, OAuthError> {
     let caller = authenticate(hub, headers, params).await?;
     if !caller.authenticated {
@@ -377,7 +431,7 @@ async fn client_credentials(
             "this client is not configured for client_credentials".into(),
         ));
     }
-    agent_token(hub, client, params).await
+    agent_token(hub, client, params, source).await
 }
 
 /// `grant_type` of the JWT bearer authorization grant (RFC 7523 §2.1).
@@ -387,7 +441,12 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// registered key. Client authentication is optional (§3.1); when present it
 /// must be valid and name the same client. Like client_credentials, the
 /// client's own configuration governs and policies never apply.
-async fn jwt_bearer(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
+async fn jwt_bearer(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+    source: std::net::IpAddr,
+) -> Result<Issued, OAuthError> {
     let assertion = params.require("assertion")?;
     let authenticated = if headers.contains_key(header::AUTHORIZATION)
         || params.get("client_assertion")?.is_some()
@@ -408,12 +467,32 @@ async fn jwt_bearer(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<I
             "this client is not configured for the jwt-bearer grant".into(),
         ));
     }
-    agent_token(hub, client, params).await
+    agent_token(hub, client, params, source).await
 }
 
 /// A token for an agent acting as itself: the resource and scopes come from
 /// the client's configuration alone (allowed resources and scopes).
-async fn agent_token(hub: &Hub, client: Client, params: &Params) -> Result<Issued, OAuthError> {
+async fn agent_token(
+    hub: &Hub,
+    client: Client,
+    params: &Params,
+    source: std::net::IpAddr,
+) -> Result<Issued, OAuthError> {
+    // The agent's own conditions: where from and when (never policies).
+    if let Some(raw) = client.metadata.get("conditions") {
+        let conditions: crate::conditions::AgentConditions = serde_json::from_value(raw.clone())
+            .map_err(|e| crate::error::HubError::Config(format!("agent conditions: {e}")))?;
+        if !hub.faults.on(Fault::AgentIgnoreSourceRanges) {
+            conditions
+                .check_source(source)
+                .map_err(|v| OAuthError::AccessDenied(v.to_string()))?;
+        }
+        if !hub.faults.on(Fault::AgentIgnoreTimeWindows) {
+            conditions
+                .check_time(hub.clock.now())
+                .map_err(|v| OAuthError::AccessDenied(v.to_string()))?;
+        }
+    }
     let servers = hub.store.mcp_servers().await?;
     let allowed: Vec<_> = servers
         .iter()
@@ -458,6 +537,25 @@ async fn agent_token(hub: &Hub, client: Client, params: &Params) -> Result<Issue
         }
         requested.clone()
     };
+    let scopes = if hub.faults.on(Fault::ApplyPoliciesToClientCredentials) {
+        // The fault: judge an agent acting as itself by user policies, as if it were nobody.
+        let nobody = crate::model::User {
+            id: client.client_id.clone(),
+            username: client.client_id.clone(),
+            name: client.name.clone(),
+            email: None,
+            password_hash: String::new(),
+            tenants: client.tenant.iter().cloned().collect(),
+            roles: Vec::new(),
+            permissions: Vec::new(),
+            claims: Default::default(),
+        };
+        hub.scoping(&nobody, &client, server, &scopes)
+            .await?
+            .permitted
+    } else {
+        scopes
+    };
     if scopes.is_empty() {
         return Err(OAuthError::InvalidScope(
             "this client has no scopes on that resource".into(),
@@ -471,6 +569,7 @@ async fn agent_token(hub: &Hub, client: Client, params: &Params) -> Result<Issue
             resource: &resource,
             scopes: &scopes,
             tenant: client.tenant.as_deref(),
+            act: None,
         })
         .await?;
     Ok(Issued {
@@ -485,6 +584,177 @@ async fn agent_token(hub: &Hub, client: Client, params: &Params) -> Result<Issue
         scopes,
         correlation_id: None,
         refresh_token: None,
+        act: None,
+    })
+}
+
+/// `grant_type` of token exchange (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The only token type this hub exchanges and issues (RFC 8693 §3).
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// RFC 8693: an authenticated agent exchanges a user's access token for one
+/// it may use itself, on a registered MCP server, with the same or fewer
+/// scopes. The new token keeps `sub` = the user and records the agent in
+/// `act`, nesting any earlier actor (agent to agent delegation). A subject
+/// token that names who may act (`may_act`) is honoured.
+async fn token_exchange(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
+    let caller = authenticate(hub, headers, params).await?;
+    if !caller.authenticated {
+        return Err(OAuthError::InvalidClient(
+            "token exchange requires client authentication".into(),
+        ));
+    }
+    let client = caller.client;
+    if !client.allows_grant(TOKEN_EXCHANGE_GRANT) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client is not configured for token exchange".into(),
+        ));
+    }
+    // RFC 8693 §2.2.2: a bad or unacceptable subject or actor token is invalid_request.
+    let bad = |why: String| OAuthError::InvalidRequest(why);
+    if params.require("subject_token_type")? != ACCESS_TOKEN_TYPE {
+        return Err(bad(format!(
+            "subject_token_type must be {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    if params
+        .get("requested_token_type")?
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(bad(format!("this hub issues only {ACCESS_TOKEN_TYPE}")));
+    }
+    let subject = hub
+        .validate_access_token(params.require("subject_token")?, None)
+        .await
+        .map_err(|e| {
+            bad(format!(
+                "the subject_token is not acceptable: {}",
+                e.description()
+            ))
+        })?;
+    let user = hub
+        .store
+        .user_by_id(&subject.sub)
+        .await?
+        .ok_or_else(|| bad("the subject_token does not represent a user".into()))?;
+    if let Some(may_act) = &subject.may_act {
+        if may_act.get("sub").and_then(serde_json::Value::as_str) != Some(&client.client_id) {
+            return Err(bad(
+                "the subject_token's may_act does not name this client".into()
+            ));
+        }
+    }
+    if let Some(actor_token) = params.get("actor_token")? {
+        if params.require("actor_token_type")? != ACCESS_TOKEN_TYPE {
+            return Err(bad(format!("actor_token_type must be {ACCESS_TOKEN_TYPE}")));
+        }
+        let actor = hub
+            .validate_access_token(actor_token, None)
+            .await
+            .map_err(|e| {
+                bad(format!(
+                    "the actor_token is not acceptable: {}",
+                    e.description()
+                ))
+            })?;
+        if actor.sub != client.client_id {
+            return Err(bad(
+                "the actor_token must be the authenticated client's own token".into(),
+            ));
+        }
+    }
+    let target = match (params.get("resource")?, params.get("audience")?) {
+        (Some(r), _) | (None, Some(r)) => r.to_owned(),
+        (None, None) => match &subject.aud {
+            crate::tokens::Audience::One(aud) => aud.clone(),
+            crate::tokens::Audience::Many(_) => {
+                return Err(bad("resource is required".into()));
+            }
+        },
+    };
+    let server = hub.server_for_resource(&target).await?;
+    let any_audience = hub.faults.on(Fault::ExchangeAnyAudience);
+    let server_scopes: Vec<String> = match &server {
+        Some(s)
+            if client.allowed_resources.is_empty()
+                || client.allowed_resources.contains(&s.id)
+                || any_audience =>
+        {
+            s.scopes.clone()
+        }
+        None if any_audience => subject.scopes().map(str::to_owned).collect(),
+        _ => {
+            return Err(OAuthError::InvalidTarget(format!(
+                "this client may not get tokens for `{target}`"
+            )))
+        }
+    };
+    let held: Vec<String> = subject.scopes().map(str::to_owned).collect();
+    let requested = split_scopes(params.get("scope")?);
+    let scopes: Vec<String> = if requested.is_empty() {
+        held.iter()
+            .filter(|s| server_scopes.contains(s))
+            .cloned()
+            .collect()
+    } else {
+        if let Some(wider) = requested.iter().find(|s| !held.contains(s)) {
+            if !hub.faults.on(Fault::ExchangeAllowWidening) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope `{wider}` is not in the subject_token; an exchange can only narrow"
+                )));
+            }
+        }
+        if let Some(foreign) = requested.iter().find(|s| !server_scopes.contains(s)) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope `{foreign}` does not exist on `{target}`"
+            )));
+        }
+        requested.clone()
+    };
+    if scopes.is_empty() {
+        return Err(OAuthError::InvalidScope(
+            "the subject_token carries no scope usable on that resource".into(),
+        ));
+    }
+    let act = if hub.faults.on(Fault::ExchangeDropAct) {
+        None
+    } else {
+        let mut act = json!({ "sub": client.client_id });
+        if let Some(previous) = subject.act.clone() {
+            if !hub.faults.on(Fault::ExchangeFlatChain) {
+                act["act"] = previous;
+            }
+        }
+        Some(act)
+    };
+    let minted = hub
+        .mint_access_token(TokenGrant {
+            subject: &user.id,
+            client_id: &client.client_id,
+            resource: &target,
+            scopes: &scopes,
+            tenant: subject.tenant.as_deref(),
+            act: act.clone(),
+        })
+        .await?;
+    Ok(Issued {
+        token: minted.token,
+        expires_in: minted.expires_in,
+        subject: user.id.clone(),
+        user: Some(user.id),
+        tenant: subject.tenant,
+        client_id: client.client_id,
+        resource: target,
+        requested,
+        scopes,
+        correlation_id: None,
+        refresh_token: None,
+        act,
     })
 }
 
@@ -570,6 +840,14 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
             ));
         }
     }
+    let scopes = policy_recheck(
+        hub,
+        &stored.user_id,
+        &caller.client,
+        &stored.resource,
+        &scopes,
+    )
+    .await?;
     let minted = hub
         .mint_access_token(TokenGrant {
             subject: &stored.user_id,
@@ -577,6 +855,7 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
             resource: &stored.resource,
             scopes: &scopes,
             tenant: stored.tenant.as_deref(),
+            act: None,
         })
         .await?;
     let refresh_token = if rotate {
@@ -597,5 +876,6 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
         scopes,
         correlation_id: None,
         refresh_token: Some(refresh_token),
+        act: None,
     })
 }

@@ -37,6 +37,13 @@ pub struct AccessTokenClaims {
     pub jti: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The delegation chain (RFC 8693 §4.1): the current actor, with the
+    /// previous ones nested under `act`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
+    /// Who may act for the subject (RFC 8693 §4.4), when the subject token said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<serde_json::Value>,
 }
 
 impl AccessTokenClaims {
@@ -52,6 +59,8 @@ pub struct TokenGrant<'a> {
     pub resource: &'a str,
     pub scopes: &'a [String],
     pub tenant: Option<&'a str>,
+    /// The delegation chain, for exchanged tokens.
+    pub act: Option<serde_json::Value>,
 }
 
 /// A freshly minted token and the facts the token response needs.
@@ -81,6 +90,8 @@ impl Hub {
             exp: now + ttl,
             jti: crate::random::id("at"),
             tenant: grant.tenant.map(str::to_owned),
+            act: grant.act,
+            may_act: None,
         };
         let keys = self.keys.read().await;
         let (kid, key) = keys.signing();
@@ -125,6 +136,18 @@ impl Hub {
         if self.store.is_access_token_revoked(&claims.jti).await? {
             return Err(OAuthError::InvalidToken(
                 "the token has been revoked".into(),
+            ));
+        }
+        // A decommissioned agent's tokens die with it.
+        if !self.faults.on(Fault::DecommissionKeepsTokens)
+            && self
+                .store
+                .decommissioned_at(&claims.client_id)
+                .await?
+                .is_some()
+        {
+            return Err(OAuthError::InvalidToken(
+                "the client this token was issued to has been decommissioned".into(),
             ));
         }
         if let Some(audience) = audience {

@@ -1,0 +1,179 @@
+//! How long one MCP Server Policy decision takes with 10 and 1,000 policies.
+//!
+//! Plain `fn main` (harness = false), timed with `std::time::Instant`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use reference_server::model::{AuthMethod, Client, McpServer, TrustLevel, User};
+use reference_server::policy::{evaluate, validate, Policy, Subject};
+use serde_json::{json, Value};
+
+fn servers() -> Vec<McpServer> {
+    vec![
+        McpServer {
+            id: "calendar".into(),
+            name: "Calendar".into(),
+            path: "/mcp/calendar".into(),
+            scopes: vec![
+                "calendar.read".into(),
+                "calendar.write".into(),
+                "calendar.admin".into(),
+            ],
+            tools: vec![],
+        },
+        McpServer {
+            id: "drive".into(),
+            name: "Drive".into(),
+            path: "/mcp/drive".into(),
+            scopes: vec!["drive.read".into(), "drive.write".into()],
+            tools: vec![],
+        },
+    ]
+}
+
+fn user() -> User {
+    let claims = json!({
+        "department": "engineering",
+        "level": 3,
+        "groups": ["alpha", "beta"],
+        "org": {"unit": "platform", "region": "eu"}
+    });
+    User {
+        id: "usr_1".into(),
+        username: "alice".into(),
+        name: "Alice".into(),
+        email: Some("alice@example.com".into()),
+        password_hash: String::new(),
+        tenants: vec!["acme".into(), "globex".into()],
+        roles: vec!["engineer".into(), "viewer".into(), "oncall".into()],
+        permissions: vec!["calendar:read".into(), "drive:read".into()],
+        claims: claims.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn client() -> Client {
+    Client {
+        client_id: "cli_1".into(),
+        name: "Claude Desktop".into(),
+        trust_level: TrustLevel::Verified,
+        secret_hash: None,
+        token_endpoint_auth_method: AuthMethod::None,
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        grant_types: vec!["authorization_code".into()],
+        allowed_resources: vec![],
+        allowed_scopes: vec![],
+        tags: vec!["internal".into(), "desktop".into()],
+        tenant: None,
+        jwks: None,
+        metadata: json!({}),
+        created_at: 0,
+    }
+}
+
+/// Three conditions over varied keys; about one policy in 25 matches the
+/// benchmark's user and client (the first condition of the rest mostly fails,
+/// some fail only at the second or third).
+fn conditions(i: usize) -> Value {
+    let matching = i % 25 == 0;
+    let role = if matching {
+        "engineer".to_owned()
+    } else {
+        format!("role-{}", i % 40)
+    };
+    let first = match i % 5 {
+        0 => json!({"key": "user.roles", "operator": "in", "value": [role, "admin"]}),
+        1 => json!({"key": "user.roles", "operator": "contains", "value": role}),
+        2 => json!({"key": "jwtClaims.org.unit", "operator": "equal",
+                    "value": if matching { "platform".to_owned() } else { format!("unit-{i}") }}),
+        3 => json!({"key": "user.tenantIds", "operator": "in",
+                    "value": [if matching { "acme".to_owned() } else { format!("tenant-{i}") }]}),
+        _ => json!({"key": "client.name", "operator": "contains",
+                    "value": if matching { "Claude".to_owned() } else { format!("Agent {i}") }}),
+    };
+    let second = match i % 3 {
+        0 => json!({"key": "client.tags", "operator": "contains", "value": "internal"}),
+        1 => json!({"key": "user.permissions", "operator": "not_in", "value": ["admin:all"]}),
+        _ => json!({"key": "jwtClaims.groups", "operator": "in", "value": ["alpha", "gamma"]}),
+    };
+    let third = match i % 4 {
+        0 => json!({"key": "jwtClaims.department", "operator": "not_equal", "value": "sales"}),
+        1 => json!({"key": "jwtClaims.level", "operator": "in", "value": [1, 2, 3]}),
+        2 => json!({"key": "client.name", "operator": "not_in", "value": ["Blocked App"]}),
+        _ => json!({"key": "jwtClaims.org.missing", "operator": "not_equal", "value": "x"}),
+    };
+    json!([first, second, third])
+}
+
+fn policies(n: usize, servers: &[McpServer]) -> Vec<Policy> {
+    (0..n)
+        .map(|i| {
+            let calendar_scopes: &[&str] = match i % 3 {
+                0 => &["calendar.read"],
+                1 => &["calendar.read", "calendar.write"],
+                _ => &["calendar.admin"],
+            };
+            let draft = json!({
+                "name": format!("Policy {i}"),
+                "conditions": conditions(i),
+                "grants": [
+                    {"mcp_server": "calendar", "scopes": calendar_scopes},
+                    {"mcp_server": "drive", "scopes": ["drive.read"]}
+                ]
+            });
+            match validate(&draft, servers) {
+                Ok(spec) => spec.into_policy(format!("pol_{i}"), 0),
+                Err(err) => panic!("benchmark policy {i} is invalid: {err}"),
+            }
+        })
+        .collect()
+}
+
+fn bench(n: usize, iterations: u32) {
+    let servers = servers();
+    let policies = policies(n, &servers);
+    let (user, client) = (user(), client());
+    let subject = Subject {
+        user: &user,
+        client: &client,
+    };
+    let requested: Vec<String> = ["calendar.read", "calendar.write", "calendar.admin"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+
+    let once = evaluate(&policies, &subject, &servers[0], &requested);
+    let warmup = (iterations / 10).max(1);
+    for _ in 0..warmup {
+        black_box(evaluate(
+            black_box(&policies),
+            black_box(&subject),
+            black_box(&servers[0]),
+            black_box(&requested),
+        ));
+    }
+
+    let start = Instant::now();
+    for _ in 0..iterations {
+        black_box(evaluate(
+            black_box(&policies),
+            black_box(&subject),
+            black_box(&servers[0]),
+            black_box(&requested),
+        ));
+    }
+    let per = start.elapsed().as_secs_f64() / f64::from(iterations);
+
+    println!(
+        "policy evaluation: {n} policies: {:.2} µs per decision ({} matched, {} permitted, {} dropped)",
+        per * 1e6,
+        once.matched.len(),
+        once.permitted.len(),
+        once.dropped.len()
+    );
+}
+
+fn main() {
+    bench(10, 20_000);
+    bench(1_000, 2_000);
+}
