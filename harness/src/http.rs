@@ -147,6 +147,10 @@ impl Http {
         self.client.post(url)
     }
 
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, url)
+    }
+
     /// Takes the exchanges recorded since the last call.
     pub fn take_transcript(&self) -> Vec<Exchange> {
         std::mem::take(&mut *self.transcript.lock().unwrap_or_else(|p| p.into_inner()))

@@ -27,6 +27,9 @@ pub struct Profile {
     #[serde(default)]
     pub capabilities: Capabilities,
     pub user: UserDriver,
+    /// Further users by name, for policy scenarios (`authorize` with `user = "<name>"`).
+    #[serde(default)]
+    pub users: BTreeMap<String, OtherUser>,
     /// Pre-registered clients by role; scenarios use `agent`.
     #[serde(default)]
     pub clients: BTreeMap<String, PreRegisteredClient>,
@@ -52,6 +55,9 @@ fn default_callback() -> String {
 pub struct Resource {
     /// Canonical resource URL (RFC 8707 §2).
     pub url: String,
+    /// The target's own id for this server, as its admin API names it (policies, agents).
+    #[serde(default)]
+    pub id: Option<String>,
     pub scopes: Vec<String>,
     /// A tool whose scope a narrowly scoped token lacks, for the insufficient_scope check.
     #[serde(default)]
@@ -103,6 +109,16 @@ pub struct Capabilities {
     /// (step-up), and lets an admin revoke it (`[admin]`).
     #[serde(default)]
     pub consent_memory: bool,
+    /// MCP Server Policies managed through the admin API (`[admin]`), with
+    /// `[users.bob]` and `[users.carol]` as in fixtures/profiles/reference.toml.
+    #[serde(default)]
+    pub policy_admin: bool,
+    /// RFC 8693 token exchange by `[clients.agent]` and `[clients.keyed_agent]`.
+    #[serde(default)]
+    pub token_exchange: bool,
+    /// Agents created, listed and decommissioned through the admin API (`[admin]`).
+    #[serde(default)]
+    pub agent_admin: bool,
 }
 
 fn yes() -> bool {
@@ -122,6 +138,9 @@ impl Default for Capabilities {
             jwt_bearer: false,
             dcr_rate_limit: false,
             consent_memory: false,
+            policy_admin: false,
+            token_exchange: false,
+            agent_admin: false,
         }
     }
 }
@@ -139,9 +158,21 @@ impl Capabilities {
             "jwt_bearer" => Some(self.jwt_bearer),
             "dcr_rate_limit" => Some(self.dcr_rate_limit),
             "consent_memory" => Some(self.consent_memory),
+            "policy_admin" => Some(self.policy_admin),
+            "token_exchange" => Some(self.token_exchange),
+            "agent_admin" => Some(self.agent_admin),
             _ => None,
         }
     }
+}
+
+/// Another user the harness can log in as, with the same forms as `[user]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherUser {
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
 }
 
 /// How the harness plays the user who logs in and consents.

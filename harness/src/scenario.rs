@@ -31,11 +31,19 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Scenarios that move the target's clock or rotate its keys must not share a target with others.
+    /// Scenarios that move the target's clock, rotate its keys or change its
+    /// policies must not share a target with others.
     pub fn exclusive(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.action, Action::AdvanceClock { .. } | Action::RotateKeys))
+        self.steps.iter().any(|s| {
+            matches!(
+                s.action,
+                Action::AdvanceClock { .. }
+                    | Action::SetClock { .. }
+                    | Action::RotateKeys
+                    | Action::CreatePolicy { .. }
+                    | Action::DeletePolicy { .. }
+            )
+        })
     }
 }
 
@@ -122,6 +130,12 @@ pub enum Action {
         scope: Option<String>,
         #[serde(default)]
         deny: bool,
+        /// Log in as this user of the profile's `[users]` instead of `[user]`.
+        #[serde(default)]
+        user: Option<String>,
+        /// Untick these scopes on the consent page (the user declines them).
+        #[serde(default)]
+        uncheck: Vec<String>,
         /// Build the request with the oauth2 crate (the happy path) instead of by hand.
         #[serde(default)]
         oauth2_crate: bool,
@@ -222,6 +236,8 @@ pub enum Action {
     RotateKeys,
     /// Test driver: move the target's clock forward through its control API.
     AdvanceClock { seconds: u32 },
+    /// Test driver: set the target's clock to a moment (seconds since the epoch), for a known weekday and hour.
+    SetClock { at: i64 },
     /// Autonomous agent: client_credentials with a pre-registered client.
     ClientCredentials {
         #[serde(default = "agent")]
@@ -234,6 +250,56 @@ pub enum Action {
         /// For a private_key_jwt client: what is wrong with the assertion, if anything.
         #[serde(default)]
         assertion: AssertionVariant,
+        /// Send from this local address (e.g. `127.0.0.2`) when the target is on loopback.
+        #[serde(default)]
+        source: Option<String>,
+        /// Ask for this resource (a role or URL) instead of the client's configured one.
+        #[serde(default)]
+        resource: Option<String>,
+    },
+    /// Admin: create a policy (the admin API's JSON shape, written as TOML) and
+    /// remember its id under `as`. Makes the scenario exclusive; teardown deletes it.
+    CreatePolicy {
+        #[serde(default = "self_name", rename = "as")]
+        name: String,
+        policy: toml::Value,
+    },
+    /// Admin: delete a policy created earlier in the scenario.
+    DeletePolicy {
+        #[serde(default = "self_name")]
+        name: String,
+    },
+    /// Admin: create an agent (the admin API's JSON shape); later steps use it as
+    /// a client role named `as` (its generated secret is kept by the harness).
+    CreateAgent {
+        #[serde(rename = "as")]
+        name: String,
+        agent: toml::Value,
+    },
+    /// Admin: decommission an agent created earlier in the scenario.
+    DecommissionAgent { name: String },
+    /// Admin: list agents, optionally with one tag.
+    ListAgents {
+        #[serde(default)]
+        tag: Option<String>,
+    },
+    /// Agent: exchange the latest access token (RFC 8693) for one of its own.
+    TokenExchange {
+        #[serde(default = "agent")]
+        client: String,
+        #[serde(default)]
+        scope: Option<String>,
+        /// A role or URL; the subject token's audience when absent.
+        #[serde(default)]
+        resource: Option<String>,
+    },
+    /// Audit collector: events of one type through the control API, newest last.
+    AuditEvents {
+        #[serde(rename = "type")]
+        event_type: String,
+        /// Only events about this client (a registered name or a profile role).
+        #[serde(default)]
+        client: Option<String>,
     },
 }
 

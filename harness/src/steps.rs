@@ -99,6 +99,13 @@ pub struct Run<'p> {
     /// Every refresh token received, oldest first.
     refresh_tokens: Vec<String>,
     state_sent: Option<String>,
+    /// The user the next `authorize` logs in as (a `[users]` name), and the scopes it unticks.
+    login_as: Option<String>,
+    uncheck: Vec<String>,
+    /// Policies created in this scenario (name → id), deleted at teardown.
+    policies: BTreeMap<String, String>,
+    /// Agents created in this scenario, usable as client roles.
+    agents: BTreeMap<String, PreRegisteredClient>,
     /// Every secret seen, for redaction of transcripts.
     pub secrets: Vec<String>,
     /// Decoded claims of every access token received, for reports and snapshots.
@@ -108,6 +115,7 @@ pub struct Run<'p> {
 impl<'p> Run<'p> {
     pub fn new(profile: &'p Profile) -> Run<'p> {
         let mut secrets = vec![profile.user.password.clone()];
+        secrets.extend(profile.users.values().map(|u| u.password.clone()));
         secrets.extend(profile.clients.values().map(|c| c.client_secret.clone()));
         secrets.extend(profile.control.iter().map(|c| c.token.clone()));
         secrets.extend(profile.admin.iter().map(|c| c.token.clone()));
@@ -126,6 +134,10 @@ impl<'p> Run<'p> {
             ssrf_probe: None,
             cimd_paths: BTreeMap::new(),
             state_sent: None,
+            login_as: None,
+            uncheck: Vec::new(),
+            policies: BTreeMap::new(),
+            agents: BTreeMap::new(),
             secrets,
             token_claims: Vec::new(),
         }
@@ -236,8 +248,15 @@ impl<'p> Run<'p> {
                 resource,
                 scope,
                 deny,
+                user,
+                uncheck,
                 oauth2_crate,
             } => {
+                self.login_as = user.clone();
+                self.uncheck = uncheck
+                    .iter()
+                    .map(|s| self.text(s))
+                    .collect::<Result<_, _>>()?;
                 self.authorize(
                     client,
                     *pkce,
@@ -272,6 +291,7 @@ impl<'p> Run<'p> {
                 self.control_post("/clock", json!({"advance_seconds": seconds}))
                     .await
             }
+            Action::SetClock { at } => self.control_post("/clock", json!({"set": at})).await,
             Action::HostClientMetadata {
                 name,
                 variant,
@@ -307,9 +327,34 @@ impl<'p> Run<'p> {
                 scope,
                 wrong_secret,
                 assertion,
+                source,
+                resource,
             } => {
-                self.client_credentials(client, scope.as_deref(), *wrong_secret, *assertion)
+                self.client_credentials(
+                    client,
+                    scope.as_deref(),
+                    *wrong_secret,
+                    *assertion,
+                    source.as_deref(),
+                    resource.as_deref(),
+                )
+                .await
+            }
+            Action::CreatePolicy { name, policy } => self.create_policy(name, policy).await,
+            Action::DeletePolicy { name } => self.delete_policy(name).await,
+            Action::CreateAgent { name, agent } => self.create_agent(name, agent).await,
+            Action::DecommissionAgent { name } => self.decommission_agent(name).await,
+            Action::ListAgents { tag } => self.list_agents(tag.as_deref()).await,
+            Action::TokenExchange {
+                client,
+                scope,
+                resource,
+            } => {
+                self.token_exchange(client, scope.as_deref(), resource.as_deref())
                     .await
+            }
+            Action::AuditEvents { event_type, client } => {
+                self.audit_events(event_type, client.as_deref()).await
             }
         }
     }
@@ -482,7 +527,11 @@ impl<'p> Run<'p> {
             "token_endpoint_auth_method": "none",
         });
         for (key, value) in extra {
-            body[key] = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+            let value = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+            body[key] = match value {
+                Value::String(s) => Value::String(self.text(&s)?),
+                other => other,
+            };
         }
         let response = self
             .http
@@ -602,7 +651,17 @@ impl<'p> Run<'p> {
         let hub_origin = Url::parse(&endpoint)
             .map_err(|e| precondition(e.to_string()))?
             .origin();
-        let vars = self.vars();
+        let mut vars = self.vars();
+        if let Some(name) = &self.login_as {
+            let other = self
+                .profile
+                .users
+                .get(name)
+                .ok_or_else(|| precondition(format!("the profile has no [users.{name}]")))?;
+            vars["user"]["username"] = json!(other.username);
+            vars["user"]["password"] = json!(other.password);
+        }
+        let uncheck = self.uncheck.clone();
         let mut current = url.to_string();
         let mut response = self.http.send(self.http.get(&current)).await?;
         // The scopes each consent page asked for (none shown: empty).
@@ -630,7 +689,17 @@ impl<'p> Run<'p> {
                     "error": response.json().and_then(|b| b.get("error").cloned()),
                 }));
             }
-            match user::act(&self.http, self.profile, &vars, &current, &response, deny).await? {
+            match user::act(
+                &self.http,
+                self.profile,
+                &vars,
+                &current,
+                &response,
+                deny,
+                &uncheck,
+            )
+            .await?
+            {
                 Move::GoTo(location) => {
                     let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
                     if target.origin() != hub_origin || without_query(&target) == presented_redirect
@@ -1001,19 +1070,44 @@ impl<'p> Run<'p> {
         Ok(self.token_facts(&response))
     }
 
+    /// A confidential client by role: the profile's `[clients]`, or an agent created in this scenario.
+    fn confidential(&self, role: &str) -> Result<PreRegisteredClient, StepError> {
+        self.profile
+            .clients
+            .get(role)
+            .or_else(|| self.agents.get(role))
+            .cloned()
+            .ok_or_else(|| {
+                precondition(format!(
+                    "no [clients.{role}] in the profile and no agent `{role}` created"
+                ))
+            })
+    }
+
+    /// An HTTP client whose connections leave from `source` when the target is on loopback.
+    fn http_from(&self, source: Option<&str>) -> Result<Http, StepError> {
+        match source {
+            None => Ok(self.http.clone()),
+            Some(address) => {
+                let ip: std::net::IpAddr = address
+                    .parse()
+                    .map_err(|_| precondition(format!("`{address}` is not an IP address")))?;
+                Ok(self.http.with_local_address(&self.profile.http, ip))
+            }
+        }
+    }
+
     async fn client_credentials(
         &mut self,
         role: &str,
         scope: Option<&str>,
         wrong_secret: bool,
         variant: AssertionVariant,
+        source: Option<&str>,
+        resource: Option<&str>,
     ) -> Result<Value, StepError> {
-        let client = self
-            .profile
-            .clients
-            .get(role)
-            .cloned()
-            .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
+        let client = self.confidential(role)?;
+        let http = self.http_from(source)?;
         let endpoint = self.endpoint("token_endpoint").await?;
         let secret = if client.auth_method == "private_key_jwt" {
             self.assertion(&client, &endpoint, variant)?
@@ -1026,11 +1120,11 @@ impl<'p> Run<'p> {
         if let Some(scope) = scope {
             form.push(("scope", self.text(scope)?));
         }
-        if let Some(url) = self.resource_url(&client.resource)? {
+        if let Some(url) = self.resource_url(resource.unwrap_or(&client.resource))? {
             form.push(("resource", url));
         }
-        let request = self.confidential_post(&endpoint, &client, &secret, form);
-        let response = self.http.send(request).await?;
+        let request = self.confidential_post(&http, &endpoint, &client, &secret, form);
+        let response = http.send(request).await?;
         Ok(self.token_facts(&response))
     }
 
@@ -1113,12 +1207,13 @@ impl<'p> Run<'p> {
     /// a secret (RFC 6749 §2.3.1) or, for private_key_jwt, the assertion in `secret`.
     fn confidential_post(
         &self,
+        http: &Http,
         endpoint: &str,
         client: &PreRegisteredClient,
         secret: &str,
         mut form: Vec<(&'static str, String)>,
     ) -> reqwest::RequestBuilder {
-        let mut request = self.http.post(endpoint);
+        let mut request = http.post(endpoint);
         if client.auth_method == "private_key_jwt" {
             form.push((
                 "client_assertion_type",
@@ -1180,6 +1275,7 @@ impl<'p> Run<'p> {
         let token = self.latest(kind)?;
         let endpoint = self.endpoint("introspection_endpoint").await?;
         let request = self.confidential_post(
+            &self.http,
             &endpoint,
             &client,
             &client.client_secret,
@@ -1191,6 +1287,248 @@ impl<'p> Run<'p> {
             "status": response.status,
             "body": body,
             "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+        }))
+    }
+
+    // ---- admin: policies and agents ----------------------------------------------
+
+    /// A call to the target's admin API (the profile's `[admin]`).
+    async fn admin(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Response, StepError> {
+        let admin = self
+            .profile
+            .admin
+            .clone()
+            .ok_or_else(|| precondition("this step needs the profile's [admin] section"))?;
+        let url = format!("{}{path}", admin.url.trim_end_matches('/'));
+        let mut request = self.http.request(method, &url).bearer_auth(&admin.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Ok(self.http.send(request).await?)
+    }
+
+    fn admin_facts(response: &Response) -> Value {
+        let body = response.json();
+        json!({
+            "status": response.status,
+            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+            "body": body,
+        })
+    }
+
+    /// TOML written in a scenario, as the JSON the admin API takes, with `${…}` resolved.
+    fn admin_json(&self, value: &toml::Value) -> Result<Value, StepError> {
+        let json = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+        let text = self.text(&json.to_string())?;
+        serde_json::from_str(&text).map_err(|e| precondition(e.to_string()))
+    }
+
+    async fn create_policy(
+        &mut self,
+        name: &str,
+        policy: &toml::Value,
+    ) -> Result<Value, StepError> {
+        let draft = self.admin_json(policy)?;
+        let response = self
+            .admin(reqwest::Method::POST, "/policies", Some(draft))
+            .await?;
+        let facts = Self::admin_facts(&response);
+        if let Some(id) = facts["body"]["id"].as_str() {
+            self.policies.insert(name.to_owned(), id.to_owned());
+        }
+        Ok(facts)
+    }
+
+    async fn delete_policy(&mut self, name: &str) -> Result<Value, StepError> {
+        let id = self
+            .policies
+            .remove(name)
+            .ok_or_else(|| precondition(format!("no policy `{name}` was created")))?;
+        let response = self
+            .admin(reqwest::Method::DELETE, &format!("/policies/{id}"), None)
+            .await?;
+        Ok(Self::admin_facts(&response))
+    }
+
+    async fn create_agent(&mut self, name: &str, agent: &toml::Value) -> Result<Value, StepError> {
+        let spec = self.admin_json(agent)?;
+        let response = self
+            .admin(reqwest::Method::POST, "/agents", Some(spec.clone()))
+            .await?;
+        let facts = Self::admin_facts(&response);
+        if let (Some(id), Some(redirect)) = (
+            facts["body"]["client_id"].as_str(),
+            spec["redirect_uris"][0].as_str(),
+        ) {
+            // An agent with a redirect URI can also run the authorization code flow.
+            self.registered.insert(
+                name.to_owned(),
+                Registered {
+                    client_id: id.to_owned(),
+                    redirect_uri: redirect.to_owned(),
+                },
+            );
+        }
+        if let (Some(id), Some(secret)) = (
+            facts["body"]["client_id"].as_str(),
+            facts["body"]["client_secret"].as_str(),
+        ) {
+            self.keep_secret(secret);
+            // The agent's first configured server, as a resource role or URL.
+            let server = spec["allowed_resources"][0].as_str().unwrap_or_default();
+            let resource = self
+                .profile
+                .resources
+                .iter()
+                .find(|(_, r)| r.url.ends_with(&format!("/{server}")))
+                .map(|(role, _)| role.clone())
+                .unwrap_or_else(|| "primary".to_owned());
+            self.agents.insert(
+                name.to_owned(),
+                PreRegisteredClient {
+                    client_id: id.to_owned(),
+                    client_secret: secret.to_owned(),
+                    auth_method: "client_secret_basic".to_owned(),
+                    private_key_pem: None,
+                    key_id: None,
+                    resource,
+                    allowed_scopes: Vec::new(),
+                    disallowed_scopes: Vec::new(),
+                },
+            );
+        }
+        Ok(facts)
+    }
+
+    async fn decommission_agent(&mut self, name: &str) -> Result<Value, StepError> {
+        let id = self
+            .agents
+            .get(name)
+            .map(|a| a.client_id.clone())
+            .ok_or_else(|| precondition(format!("no agent `{name}` was created")))?;
+        let response = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/agents/{id}/decommission"),
+                None,
+            )
+            .await?;
+        Ok(Self::admin_facts(&response))
+    }
+
+    async fn list_agents(&mut self, tag: Option<&str>) -> Result<Value, StepError> {
+        let path = match tag {
+            Some(tag) => format!(
+                "/agents?tag={}",
+                url::form_urlencoded::byte_serialize(tag.as_bytes()).collect::<String>()
+            ),
+            None => "/agents".to_owned(),
+        };
+        let response = self.admin(reqwest::Method::GET, &path, None).await?;
+        let mut facts = Self::admin_facts(&response);
+        // Agents of this scenario by name, for expectations.
+        let mine: Map<String, Value> = self
+            .agents
+            .iter()
+            .filter_map(|(name, a)| {
+                facts["body"]["agents"]
+                    .as_array()?
+                    .iter()
+                    .find(|x| x["client_id"] == a.client_id.as_str())
+                    .map(|x| (name.clone(), x.clone()))
+            })
+            .collect();
+        facts["created"] = Value::Object(mine);
+        Ok(facts)
+    }
+
+    // ---- delegation ---------------------------------------------------------------
+
+    /// RFC 8693: the agent exchanges the latest access token for one of its own.
+    async fn token_exchange(
+        &mut self,
+        role: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<Value, StepError> {
+        let client = self.confidential(role)?;
+        let subject = self
+            .last_token
+            .clone()
+            .ok_or_else(|| precondition("no access token has been received to exchange"))?;
+        let endpoint = self.endpoint("token_endpoint").await?;
+        let secret = if client.auth_method == "private_key_jwt" {
+            self.assertion(&client, &endpoint, AssertionVariant::Valid)?
+        } else {
+            client.client_secret.clone()
+        };
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+            ),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+            ),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", self.text(scope)?));
+        }
+        if let Some(resource) = resource {
+            if let Some(url) = self.resource_url(resource)? {
+                form.push(("resource", url));
+            }
+        }
+        let request = self.confidential_post(&self.http, &endpoint, &client, &secret, form);
+        let response = self.http.send(request).await?;
+        Ok(self.token_facts(&response))
+    }
+
+    /// The audit trail through the control API, for checks on what was recorded.
+    async fn audit_events(
+        &mut self,
+        event_type: &str,
+        client: Option<&str>,
+    ) -> Result<Value, StepError> {
+        let control = self
+            .profile
+            .control
+            .clone()
+            .ok_or_else(|| precondition("this step needs the profile's [control] section"))?;
+        let mut url = Url::parse(&format!("{}/audit", control.url.trim_end_matches('/')))
+            .map_err(|e| precondition(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("type", event_type)
+            .append_pair("limit", "1000");
+        if let Some(name) = client {
+            let id = match self.registered.get(name) {
+                Some(r) => r.client_id.clone(),
+                None => self.confidential(name)?.client_id,
+            };
+            url.query_pairs_mut().append_pair("client_id", &id);
+        }
+        let response = self
+            .http
+            .send(self.http.get(url.as_str()).bearer_auth(&control.token))
+            .await?;
+        let body = response.json();
+        let events = body
+            .as_ref()
+            .and_then(|b| b.get("events"))
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        Ok(json!({
+            "status": response.status,
+            "count": events.as_array().map(Vec::len).unwrap_or_default(),
+            "last": events.as_array().and_then(|e| e.last()).cloned(),
+            "events": events,
         }))
     }
 
@@ -1367,10 +1705,18 @@ impl<'p> Run<'p> {
         if let Some((_, task)) = self.ssrf_probe.take() {
             task.abort();
         }
-        let moved_clock = scenario
-            .steps
-            .iter()
-            .any(|s| matches!(s.action, Action::AdvanceClock { .. }));
+        let created: Vec<String> = std::mem::take(&mut self.policies).into_values().collect();
+        for id in created {
+            let _ = self
+                .admin(reqwest::Method::DELETE, &format!("/policies/{id}"), None)
+                .await;
+        }
+        let moved_clock = scenario.steps.iter().any(|s| {
+            matches!(
+                s.action,
+                Action::AdvanceClock { .. } | Action::SetClock { .. }
+            )
+        });
         if moved_clock && self.profile.control.is_some() {
             let _ = self.control_post("/clock", json!({"reset": true})).await;
         }

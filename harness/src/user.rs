@@ -47,6 +47,7 @@ pub async fn act(
     page_url: &str,
     page: &Response,
     deny: bool,
+    uncheck: &[String],
 ) -> Result<Move, UserError> {
     match profile.user.mode {
         UserMode::Form => {
@@ -56,11 +57,11 @@ pub async fn act(
                 .iter()
                 .find(|r| page_url.contains(&r.url_contains))
                 .ok_or_else(|| UserError::NoRule(page_url.to_owned()))?;
-            submit_form(http, vars, rule, page_url, &page.text(), deny)
+            submit_form(http, vars, rule, page_url, &page.text(), deny, uncheck)
                 .await
                 .map(|(response, offered)| Move::Submitted { response, offered })
         }
-        UserMode::Control => decide_by_control(http, profile, page_url, deny)
+        UserMode::Control => decide_by_control(http, profile, vars, page_url, deny)
             .await
             .map(Move::GoTo),
     }
@@ -73,6 +74,7 @@ async fn submit_form(
     page_url: &str,
     html: &str,
     deny: bool,
+    uncheck: &[String],
 ) -> Result<(Response, Vec<String>), UserError> {
     // scraper's types are not Send: extract everything before the next await.
     let (action, method, fields, offered) = {
@@ -103,6 +105,9 @@ async fn submit_form(
                     let check_all = rule.check_all.iter().any(|n| n == name);
                     if check_all {
                         offered.push(value.clone());
+                    }
+                    if uncheck.contains(&value) {
+                        continue;
                     }
                     if el.attr("checked").is_some() || check_all {
                         fields.push((name.to_owned(), value));
@@ -151,6 +156,7 @@ async fn submit_form(
 async fn decide_by_control(
     http: &Http,
     profile: &Profile,
+    vars: &Value,
     page_url: &str,
     deny: bool,
 ) -> Result<String, UserError> {
@@ -169,8 +175,11 @@ async fn decide_by_control(
         "{}/authorizations/{request_id}/decision",
         control.url.trim_end_matches('/')
     );
+    let username = vars["user"]["username"]
+        .as_str()
+        .unwrap_or(&profile.user.username);
     let body = json!({
-        "username": profile.user.username,
+        "username": username,
         "decision": if deny { "deny" } else { "approve" },
     });
     let response = http

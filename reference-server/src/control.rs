@@ -91,6 +91,8 @@ pub struct ClockAdvance {
     /// Return to wall time (test teardown).
     #[serde(default)]
     reset: bool,
+    /// Jump to this moment (seconds since the epoch), for a known weekday and hour.
+    set: Option<i64>,
 }
 
 pub async fn clock(State(hub): State<Arc<Hub>>) -> Response {
@@ -103,12 +105,13 @@ pub async fn advance_clock(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
     let req: ClockAdvance = parse_json(&body)?;
-    let now = match (req.advance_seconds, req.reset) {
-        (Some(seconds), false) => hub.clock.advance(seconds),
-        (None, true) => hub.clock.reset(),
+    let now = match (req.advance_seconds, req.reset, req.set) {
+        (Some(seconds), false, None) => hub.clock.advance(seconds),
+        (None, true, None) => hub.clock.reset(),
+        (None, false, Some(at)) => hub.clock.set(at),
         _ => {
             return Err(OAuthError::InvalidRequest(
-                "give either advance_seconds or reset: true".into(),
+                "give exactly one of advance_seconds, set or reset: true".into(),
             ))
         }
     };

@@ -87,6 +87,12 @@ faults! {
     ExchangeFlatChain => "exchange-flat-chain",
     /// Token exchange grants scopes beyond the subject token's.
     ExchangeAllowWidening => "exchange-allow-widening",
+    /// Token exchange ignores the requested scope and issues every scope the subject token holds.
+    ExchangeIgnoreRequestedScope => "exchange-ignore-requested-scope",
+    /// The token exchange response leaves out issued_token_type (RFC 8693 §2.2.1).
+    ExchangeOmitIssuedTokenType => "exchange-omit-issued-token-type",
+    /// `contains` on a list is evaluated as `equal` (the list must be exactly the value).
+    PolicyContainsAsEqual => "policy-contains-as-equal",
     /// Token exchange accepts any audience, registered MCP server or not.
     ExchangeAnyAudience => "exchange-any-audience",
     /// Decommissioning an agent leaves its tokens valid.

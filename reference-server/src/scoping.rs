@@ -154,6 +154,17 @@ impl Hub {
             }
             adjusted = Some(copy);
         }
+        if self.faults.on(Fault::PolicyContainsAsEqual) {
+            let mut copy = adjusted.take().unwrap_or_else(|| policies.to_vec());
+            for p in &mut copy {
+                for c in &mut p.conditions {
+                    if c.operator == Operator::Contains {
+                        c.operator = Operator::Equal;
+                    }
+                }
+            }
+            adjusted = Some(copy);
+        }
         if self.faults.on(Fault::PolicyConditionsOred) {
             let source = adjusted.take().unwrap_or_else(|| policies.to_vec());
             let mut split = Vec::new();

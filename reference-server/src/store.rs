@@ -397,13 +397,13 @@ impl Store {
             secret_hash: row.try_get("secret_hash")?,
             token_endpoint_auth_method: AuthMethod::parse(&method)
                 .ok_or_else(|| HubError::Config(format!("stored auth method `{method}`")))?,
-            redirect_uris: from_json(&row, "redirect_uris")?,
-            grant_types: from_json(&row, "grant_types")?,
-            allowed_resources: from_json(&row, "allowed_resources")?,
-            allowed_scopes: from_json(&row, "allowed_scopes")?,
-            tags: from_json(&row, "tags")?,
+            redirect_uris: from_json(row, "redirect_uris")?,
+            grant_types: from_json(row, "grant_types")?,
+            allowed_resources: from_json(row, "allowed_resources")?,
+            allowed_scopes: from_json(row, "allowed_scopes")?,
+            tags: from_json(row, "tags")?,
             tenant: row.try_get("tenant")?,
-            metadata: from_json(&row, "metadata")?,
+            metadata: from_json(row, "metadata")?,
             created_at: row.try_get("created_at")?,
             jwks: row
                 .try_get::<Option<String>, _>("jwks")?

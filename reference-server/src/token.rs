@@ -224,7 +224,9 @@ pub async fn token(
             if let Some(refresh_token) = &issued.refresh_token {
                 body["refresh_token"] = json!(refresh_token);
             }
-            if grant_type == TOKEN_EXCHANGE_GRANT {
+            if grant_type == TOKEN_EXCHANGE_GRANT
+                && !hub.faults.on(Fault::ExchangeOmitIssuedTokenType)
+            {
                 body["issued_token_type"] = json!(ACCESS_TOKEN_TYPE);
             }
             let mut response = Json(body).into_response();
@@ -545,7 +547,7 @@ async fn agent_token(
             name: client.name.clone(),
             email: None,
             password_hash: String::new(),
-            tenants: client.tenant.iter().cloned().collect(),
+            tenants: Vec::new(),
             roles: Vec::new(),
             permissions: Vec::new(),
             claims: Default::default(),
@@ -696,26 +698,27 @@ async fn token_exchange(
     };
     let held: Vec<String> = subject.scopes().map(str::to_owned).collect();
     let requested = split_scopes(params.get("scope")?);
-    let scopes: Vec<String> = if requested.is_empty() {
-        held.iter()
-            .filter(|s| server_scopes.contains(s))
-            .cloned()
-            .collect()
-    } else {
-        if let Some(wider) = requested.iter().find(|s| !held.contains(s)) {
-            if !hub.faults.on(Fault::ExchangeAllowWidening) {
+    let scopes: Vec<String> =
+        if requested.is_empty() || hub.faults.on(Fault::ExchangeIgnoreRequestedScope) {
+            held.iter()
+                .filter(|s| server_scopes.contains(s))
+                .cloned()
+                .collect()
+        } else {
+            if let Some(wider) = requested.iter().find(|s| !held.contains(s)) {
+                if !hub.faults.on(Fault::ExchangeAllowWidening) {
+                    return Err(OAuthError::InvalidScope(format!(
+                        "scope `{wider}` is not in the subject_token; an exchange can only narrow"
+                    )));
+                }
+            }
+            if let Some(foreign) = requested.iter().find(|s| !server_scopes.contains(s)) {
                 return Err(OAuthError::InvalidScope(format!(
-                    "scope `{wider}` is not in the subject_token; an exchange can only narrow"
+                    "scope `{foreign}` does not exist on `{target}`"
                 )));
             }
-        }
-        if let Some(foreign) = requested.iter().find(|s| !server_scopes.contains(s)) {
-            return Err(OAuthError::InvalidScope(format!(
-                "scope `{foreign}` does not exist on `{target}`"
-            )));
-        }
-        requested.clone()
-    };
+            requested.clone()
+        };
     if scopes.is_empty() {
         return Err(OAuthError::InvalidScope(
             "the subject_token carries no scope usable on that resource".into(),
