@@ -360,7 +360,7 @@ impl Store {
     }
 
     pub async fn policies(&self) -> Result<Vec<Policy>, HubError> {
-        let rows = sqlx::query("SELECT * FROM policies ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT * FROM policies ORDER BY created_at, rowid")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

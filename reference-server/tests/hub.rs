@@ -564,3 +564,195 @@ async fn consent_is_remembered_until_it_expires() {
     );
     hub.stop().await;
 }
+
+const ADMIN: &str = "test-admin-token";
+
+async fn start_with_admin() -> RunningHub {
+    let mut config = config(Database::Memory);
+    config.admin_token = Some(ADMIN.into());
+    reference_server::spawn(config).await.expect("hub starts")
+}
+
+async fn create_policy(hub: &RunningHub, draft: Value) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}/admin/policies", hub.base_url))
+        .bearer_auth(ADMIN)
+        .json(&draft)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn malformed_policies_get_precise_errors_never_500() {
+    let hub = start_with_admin().await;
+    let grants = json!([{"mcp_server": "lab", "scopes": ["lab.read"]}]);
+    let many: Vec<Value> = (0..1000)
+        .map(|i| json!({"key": "user.roles", "operator": "equal", "value": format!("r{i}")}))
+        .collect();
+    for (draft, needle) in [
+        (json!({"name": 5, "grants": grants}), "name"),
+        (
+            json!({"name": "x", "grants": grants, "priority": 1}),
+            "priority",
+        ),
+        (
+            json!({"name": "x", "conditions": [{"key": "user.shoe_size", "operator": "equal", "value": "9"}], "grants": grants}),
+            "user.shoe_size",
+        ),
+        (
+            json!({"name": "x", "conditions": [{"key": "user.roles", "operator": "in", "value": "admin"}], "grants": grants}),
+            "in",
+        ),
+        (
+            json!({"name": "x", "conditions": many, "grants": grants}),
+            "64",
+        ),
+        (
+            json!({"name": "x", "grants": [{"mcp_server": "lab", "scopes": ["lab.fly"]}]}),
+            "lab.fly",
+        ),
+        (json!("not an object"), ""),
+    ] {
+        let (status, body) = create_policy(&hub, draft.clone()).await;
+        assert_eq!(status, 400, "{draft}: {body}");
+        assert_eq!(body["error"], "invalid_policy", "{body}");
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains(needle), "{description} names {needle}");
+    }
+    // A claim path into nested or missing claims is valid; it simply does not match.
+    let (status, body) = create_policy(
+        &hub,
+        json!({"name": "nested", "conditions": [{"key": "jwtClaims.org.unit.name", "operator": "equal", "value": "x"}], "grants": grants}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let deleted = client()
+        .delete(format!("{}/admin/policies/{id}", hub.base_url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let again = client()
+        .delete(format!("{}/admin/policies/{id}", hub.base_url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    let unauthenticated = client()
+        .get(format!("{}/admin/policies", hub.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(audit(&hub, "policy.created").await.len(), 8);
+    assert_eq!(audit(&hub, "policy.deleted").await.len(), 1);
+    hub.stop().await;
+}
+
+async fn exchange(hub: &RunningHub, subject: &str) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}/token", hub.issuer))
+        .basic_auth("agent-reporter", Some("reporter-secret"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn token_exchange_refuses_foreign_revoked_and_expired_subjects() {
+    let hub = start().await;
+    let client_id = register(&hub).await;
+    let verifier = "exchange-verifier-long-enough-for-pkce-rules-0123456789";
+    let code = code_for(&hub, &client_id, verifier).await;
+    let body: Value = redeem(&hub, &code, &client_id, verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let user_token = body["access_token"].as_str().unwrap().to_owned();
+
+    let (status, ok) = exchange(&hub, &user_token).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(
+        ok["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    let exchanged = audit(&hub, "token.exchanged").await;
+    assert_eq!(exchanged.len(), 1);
+    assert_eq!(
+        exchanged[0]["act"]["sub"], "agent-reporter",
+        "the chain is audited"
+    );
+
+    // A JWT this hub did not sign.
+    let foreign = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "user-alice", "iss": hub.issuer, "exp": 4102444800u64}),
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-hub"),
+    )
+    .unwrap();
+    for subject in [foreign.as_str(), "garbage"] {
+        let (status, body) = exchange(&hub, subject).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "invalid_request");
+    }
+    // Revoked.
+    let revoked = client()
+        .post(format!("{}/revoke", hub.issuer))
+        .form(&[
+            ("token", user_token.as_str()),
+            ("client_id", client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let (status, body) = exchange(&hub, &user_token).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_request");
+    // Expired.
+    let code = code_for(&hub, &client_id, verifier).await;
+    let body: Value = redeem(&hub, &code, &client_id, verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = body["access_token"].as_str().unwrap().to_owned();
+    client()
+        .post(format!("{}/control/clock", hub.base_url))
+        .bearer_auth(CONTROL)
+        .json(&json!({"advance_seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = exchange(&hub, &fresh).await;
+    assert_eq!(status, 400);
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("expired"));
+    assert!(
+        audit(&hub, "token.refused").await.len() >= 4,
+        "refused exchanges are audited"
+    );
+    hub.stop().await;
+}
