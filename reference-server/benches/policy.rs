@@ -108,10 +108,14 @@ fn conditions(i: usize) -> Value {
 fn policies(n: usize, servers: &[McpServer]) -> Vec<Policy> {
     (0..n)
         .map(|i| {
-            let calendar_scopes: &[&str] = match i % 3 {
-                0 => &["calendar.read"],
-                1 => &["calendar.read", "calendar.write"],
-                _ => &["calendar.admin"],
+            // Matching policies never grant calendar.admin, so every decision
+            // drops it and pays for its explanation.
+            let calendar_scopes: &[&str] = match (i % 25 == 0, i % 3) {
+                (true, 0) => &["calendar.read"],
+                (true, _) => &["calendar.read", "calendar.write"],
+                (false, 0) => &["calendar.read"],
+                (false, 1) => &["calendar.read", "calendar.write"],
+                (false, _) => &["calendar.admin"],
             };
             let draft = json!({
                 "name": format!("Policy {i}"),

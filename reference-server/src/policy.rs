@@ -688,14 +688,16 @@ impl fmt::Display for FailedCondition {
 pub fn matches(policy: &Policy, subject: &Subject) -> Result<(), FailedCondition> {
     match first_failure(policy, subject) {
         None => Ok(()),
-        Some(index) => {
-            let condition = &policy.conditions[index];
-            Err(FailedCondition {
-                index,
-                condition: condition.clone(),
-                actual: resolve(&condition.key, subject).to_json(),
-            })
-        }
+        Some(index) => Err(failed_condition(policy, index, subject)),
+    }
+}
+
+fn failed_condition(policy: &Policy, index: usize, subject: &Subject) -> FailedCondition {
+    let condition = &policy.conditions[index];
+    FailedCondition {
+        index,
+        condition: condition.clone(),
+        actual: resolve(&condition.key, subject).to_json(),
     }
 }
 
@@ -983,7 +985,8 @@ fn drop_reason(
     let mut why_not = String::new();
     let mut would_allow = 0usize;
     for policy in policies.iter().filter(|p| p.allows(&server.id, scope)) {
-        let Err(failed) = matches(policy, subject) else {
+        // Only the policies named in the reason pay for a FailedCondition.
+        let Some(index) = first_failure(policy, subject) else {
             continue; // a matching policy; cannot happen for a dropped scope
         };
         would_allow += 1;
@@ -992,8 +995,9 @@ fn drop_reason(
                 why_not.push_str("; ");
             }
             why_not.push_str(&format!(
-                "policy {}: {failed}",
-                policy_label(&policy.name, &policy.id)
+                "policy {}: {}",
+                policy_label(&policy.name, &policy.id),
+                failed_condition(policy, index, subject)
             ));
         }
     }
