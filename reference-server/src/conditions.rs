@@ -2,8 +2,9 @@
 //! get tokens. They live in the agent's own configuration (its metadata), never
 //! in policies, and apply to client_credentials and the jwt-bearer grant.
 //!
-//! The source address is the TCP peer. Forwarded-for headers are ignored:
-//! anyone can write them, and this hub is not configured to trust a proxy.
+//! The source address is the TCP peer, or what a proxy the operator trusts
+//! (`--trusted-proxy`) put last in `X-Forwarded-For`; anyone else can write
+//! that header, so it is otherwise ignored (`Hub::source_address`).
 
 use std::net::IpAddr;
 

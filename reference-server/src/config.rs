@@ -30,6 +30,9 @@ pub struct HubConfig {
     pub registration_rate_limit: u32,
     /// Source addresses the registration limit does not apply to (e.g. a trusted gateway).
     pub registration_rate_exempt: Vec<std::net::IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (the address it
+    /// appended last); every other peer's forwarded-for headers are ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long a user's consent is remembered, in seconds; after that they are asked again.
     pub consent_ttl: u32,
     /// Enables the control API (`/control/*`), protected by `control_token`.
@@ -55,6 +58,7 @@ impl Default for HubConfig {
             registration_rate_limit: 20,
             registration_rate_exempt: Vec::new(),
             consent_ttl: 90 * 24 * 3600,
+            trusted_proxies: Vec::new(),
             test_mode: false,
             control_token: None,
             admin_token: None,

@@ -50,6 +50,13 @@ struct Args {
         value_delimiter = ','
     )]
     registration_rate_exempt: Vec<std::net::IpAddr>,
+    /// Reverse proxies whose X-Forwarded-For is believed (repeatable); others' is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "HUB_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// How long a user's consent is remembered, in seconds.
     #[arg(long, env = "HUB_CONSENT_TTL", default_value_t = 90 * 24 * 3600)]
     consent_ttl: u32,
@@ -111,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         registration_rate_limit: args.registration_rate_limit,
         registration_rate_exempt: args.registration_rate_exempt,
         consent_ttl: args.consent_ttl,
+        trusted_proxies: args.trusted_proxies,
         control_token: args.control_token,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         faults: Faults::new(args.faults),

@@ -57,6 +57,27 @@ impl Hub {
         }
     }
 
+    /// The address a request came from: the TCP peer, or, when the peer is a
+    /// proxy the operator trusts, the last address it appended to
+    /// `X-Forwarded-For`. Anyone else's forwarded-for header is ignored.
+    pub fn source_address(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        if !self.config.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .next_back()
+            .unwrap_or(peer)
+    }
+
     /// Records an audit event; the caller's action fails if this fails.
     pub async fn audit(&self, mut event: AuditEvent) -> Result<(), HubError> {
         event.time = self.clock.now();

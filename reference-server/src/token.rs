@@ -171,10 +171,24 @@ pub async fn token(
     let client_hint = params.get("client_id").ok().flatten().map(str::to_owned);
     let outcome = match grant_type.as_str() {
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
-        "client_credentials" => client_credentials(&hub, &headers, &params, peer.ip()).await,
+        "client_credentials" => {
+            client_credentials(
+                &hub,
+                &headers,
+                &params,
+                hub.source_address(peer.ip(), &headers),
+            )
+            .await
+        }
         "refresh_token" => refresh(&hub, &headers, &params).await,
         JWT_BEARER_GRANT if !hub.faults.on(Fault::JwtBearerUnsupported) => {
-            jwt_bearer(&hub, &headers, &params, peer.ip()).await
+            jwt_bearer(
+                &hub,
+                &headers,
+                &params,
+                hub.source_address(peer.ip(), &headers),
+            )
+            .await
         }
         TOKEN_EXCHANGE_GRANT => token_exchange(&hub, &headers, &params).await,
         "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),

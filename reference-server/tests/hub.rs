@@ -756,3 +756,48 @@ async fn token_exchange_refuses_foreign_revoked_and_expired_subjects() {
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    let mut config = config(Database::Memory);
+    config.admin_token = Some(ADMIN.into());
+    let untrusting = reference_server::spawn(config.clone()).await.unwrap();
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let trusting = reference_server::spawn(config).await.unwrap();
+    for (hub, expected) in [(&untrusting, 403), (&trusting, 200)] {
+        let agent: Value = client()
+            .post(format!("{}/admin/agents", hub.base_url))
+            .bearer_auth(ADMIN)
+            .json(&json!({
+                "name": "office agent",
+                "allowed_resources": ["calendar"],
+                "allowed_scopes": ["calendar.read"],
+                "conditions": {"source_ranges": ["10.0.0.0/8"]},
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let response = client()
+            .post(format!("{}/token", hub.issuer))
+            .basic_auth(
+                agent["client_id"].as_str().unwrap(),
+                agent["client_secret"].as_str(),
+            )
+            .header("x-forwarded-for", "10.1.2.3")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+    }
+    let refused = audit(&untrusting, "token.refused").await;
+    assert!(refused.iter().any(|e| e["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("source ranges")));
+    untrusting.stop().await;
+    trusting.stop().await;
+}
