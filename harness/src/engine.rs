@@ -42,6 +42,9 @@ pub struct ScenarioResult {
     pub token_claims: Vec<Value>,
     /// Faults of the reference hub this scenario is proven to catch.
     pub catches: Vec<String>,
+    /// Whether the target audited what the scenario did (see `audit.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::audit::AuditCheck>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +85,7 @@ pub async fn run_scenario(
         steps: Vec::new(),
         token_claims: Vec::new(),
         catches: scenario.catches.clone(),
+        audit: None,
     };
     for capability in &scenario.requires {
         match profile.capabilities.has(capability) {
@@ -102,12 +106,36 @@ pub async fn run_scenario(
     }
 
     let mut run = Run::new(profile);
+    let audit_from = crate::audit::mark(&run.http, profile).await;
     let outcome = tokio::time::timeout(
         SCENARIO_TIMEOUT,
         run_steps(&mut run, scenario, options, &mut result),
     )
     .await;
     run.teardown(scenario).await;
+    let audit = match audit_from {
+        Some(after) => {
+            crate::audit::check(
+                &run.http,
+                profile,
+                after,
+                &run.audit_expectations,
+                &run.own_clients,
+                &run.secrets,
+            )
+            .await
+        }
+        None => crate::audit::AuditCheck::skip(
+            "no audit collector: the profile has no [control] API to read the trail",
+        ),
+    };
+    // The audit exchanges are the collector's, not a step's.
+    let _ = run.http.take_transcript();
+    if audit.status == Status::Fail && result.status == Status::Pass {
+        result.status = Status::Fail;
+        result.reason = Some(format!("audit: {}", audit.messages.join("; ")));
+    }
+    result.audit = Some(audit);
     if outcome.is_err() {
         result.status = Status::Error;
         result.reason = Some(format!(
@@ -154,6 +182,9 @@ async fn run_steps(
     };
     for (i, step) in scenario.steps.iter().enumerate() {
         let facts = run.perform(&step.action).await;
+        if let Ok(facts) = &facts {
+            run.note_audit(&step.action, facts);
+        }
         let exchanges = run.http.take_transcript();
         let (status, messages) = match facts {
             Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
@@ -241,6 +272,7 @@ async fn run_concurrently(
             steps: Vec::new(),
             token_claims: Vec::new(),
             catches: scenario.catches.clone(),
+            audit: None,
         }));
     }
     results

@@ -4,6 +4,7 @@
 //! agent, resource server) and talks to the target over HTTP only. See
 //! `ARCHITECTURE.md` for the map.
 
+pub mod audit;
 pub mod baseline;
 pub mod challenge;
 pub mod embedded;

@@ -39,6 +39,7 @@ impl Scenario {
                 s.action,
                 Action::AdvanceClock { .. }
                     | Action::SetClock { .. }
+                    | Action::AuditFailure { .. }
                     | Action::RotateKeys
                     | Action::CreatePolicy { .. }
                     | Action::DeletePolicy { .. }
@@ -236,6 +237,9 @@ pub enum Action {
     RotateKeys,
     /// Test driver: move the target's clock forward through its control API.
     AdvanceClock { seconds: u32 },
+    /// Test driver: make the target's audit store fail (or work again) through
+    /// its control API; makes the scenario exclusive, and teardown restores it.
+    AuditFailure { fail: bool },
     /// Test driver: set the target's clock to a moment (seconds since the epoch), for a known weekday and hour.
     SetClock { at: i64 },
     /// Autonomous agent: client_credentials with a pre-registered client.

@@ -106,6 +106,12 @@ pub struct Run<'p> {
     policies: BTreeMap<String, String>,
     /// Agents created in this scenario, usable as client roles.
     agents: BTreeMap<String, PreRegisteredClient>,
+    /// Events the target must have audited because of what this scenario did.
+    pub audit_expectations: Vec<crate::audit::AuditExpectation>,
+    /// Client ids this scenario used (whose events it may inspect closely).
+    pub own_clients: std::collections::BTreeSet<String>,
+    /// The expectation of the last consent, to tie its code's token to the same flow.
+    last_consent: Option<usize>,
     /// Every secret seen, for redaction of transcripts.
     pub secrets: Vec<String>,
     /// Decoded claims of every access token received, for reports and snapshots.
@@ -138,6 +144,9 @@ impl<'p> Run<'p> {
             uncheck: Vec::new(),
             policies: BTreeMap::new(),
             agents: BTreeMap::new(),
+            audit_expectations: Vec::new(),
+            own_clients: std::collections::BTreeSet::new(),
+            last_consent: None,
             secrets,
             token_claims: Vec::new(),
         }
@@ -185,6 +194,192 @@ impl<'p> Run<'p> {
             return Ok(Some(r.url.clone()));
         }
         Ok(Some(self.text(role_or_url)?))
+    }
+
+    /// Records which audit event the target owes for an action and its outcome.
+    pub fn note_audit(&mut self, action: &Action, facts: &Value) {
+        use crate::audit::AuditExpectation;
+        let status = facts["status"].as_u64().unwrap_or(0);
+        let ok = (200..300).contains(&status);
+        let refused = (400..500).contains(&status);
+        let registered = |name: &str| self.registered.get(name).map(|r| r.client_id.clone());
+        let mut expect = |because: String,
+                          types: Vec<&'static str>,
+                          client_id: Option<String>,
+                          outcome: &'static str,
+                          needs_act: bool,
+                          same_flow_as: Option<usize>|
+         -> usize {
+            self.audit_expectations.push(AuditExpectation {
+                because,
+                types,
+                client_id,
+                outcome,
+                needs_act,
+                same_flow_as,
+            });
+            self.audit_expectations.len() - 1
+        };
+        let token_types: Vec<&'static str> = match action {
+            Action::Refresh { .. } => vec!["token.refreshed"],
+            Action::TokenExchange { .. } => vec!["token.exchanged"],
+            _ => vec!["token.issued"],
+        };
+        match action {
+            Action::Register { name, .. } if ok => {
+                if let Some(id) = facts["body"]["client_id"].as_str() {
+                    self.own_clients.insert(id.to_owned());
+                }
+                expect(
+                    format!("registering `{name}`"),
+                    vec!["client.registered"],
+                    registered(name),
+                    "success",
+                    false,
+                    None,
+                );
+            }
+            Action::Authorize { client, .. } => {
+                let id = registered(client);
+                if let Some(id) = &id {
+                    self.own_clients.insert(id.clone());
+                }
+                match (facts["outcome"].as_str(), facts["error"].as_str()) {
+                    (Some("code"), _) => {
+                        let i = expect(
+                            format!("the consent given to `{client}`"),
+                            vec!["consent.granted"],
+                            id,
+                            "success",
+                            false,
+                            None,
+                        );
+                        self.last_consent = Some(i);
+                    }
+                    (Some("error"), Some("access_denied")) => {
+                        expect(
+                            format!("the consent refused to `{client}`"),
+                            vec!["consent.denied"],
+                            id,
+                            "failure",
+                            false,
+                            None,
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Action::Token { client, .. } | Action::Refresh { client, .. } => {
+                let id = registered(client);
+                if ok {
+                    let flow = matches!(action, Action::Token { .. })
+                        .then_some(self.last_consent)
+                        .flatten();
+                    expect(
+                        format!("the token issued to `{client}`"),
+                        token_types,
+                        id,
+                        "success",
+                        false,
+                        flow,
+                    );
+                } else if refused {
+                    expect(
+                        format!("the token request refused to `{client}`"),
+                        vec!["token.refused"],
+                        None,
+                        "failure",
+                        false,
+                        None,
+                    );
+                }
+            }
+            Action::ClientCredentials { client, .. }
+            | Action::JwtBearer { client, .. }
+            | Action::TokenExchange { client, .. } => {
+                let id = self
+                    .profile
+                    .clients
+                    .get(client)
+                    .or_else(|| self.agents.get(client))
+                    .map(|c| c.client_id.clone());
+                if ok {
+                    expect(
+                        format!("the token issued to `{client}`"),
+                        token_types,
+                        id,
+                        "success",
+                        matches!(action, Action::TokenExchange { .. }),
+                        None,
+                    );
+                } else if refused {
+                    expect(
+                        format!("the token request refused to `{client}`"),
+                        vec!["token.refused"],
+                        None,
+                        "failure",
+                        false,
+                        None,
+                    );
+                }
+            }
+            Action::CreatePolicy { name, .. } if ok => {
+                expect(
+                    format!("creating policy `{name}`"),
+                    vec!["policy.created"],
+                    None,
+                    "success",
+                    false,
+                    None,
+                );
+            }
+            Action::DeletePolicy { name } if ok => {
+                expect(
+                    format!("deleting policy `{name}`"),
+                    vec!["policy.deleted"],
+                    None,
+                    "success",
+                    false,
+                    None,
+                );
+            }
+            Action::CreateAgent { name, .. } if ok => {
+                let id = facts["body"]["client_id"].as_str().map(str::to_owned);
+                if let Some(id) = &id {
+                    self.own_clients.insert(id.clone());
+                }
+                expect(
+                    format!("creating agent `{name}`"),
+                    vec!["agent.created"],
+                    id,
+                    "success",
+                    false,
+                    None,
+                );
+            }
+            Action::DecommissionAgent { name } if ok => {
+                let id = self.agents.get(name).map(|a| a.client_id.clone());
+                expect(
+                    format!("decommissioning agent `{name}`"),
+                    vec!["agent.decommissioned"],
+                    id,
+                    "success",
+                    false,
+                    None,
+                );
+            }
+            Action::RevokeConsent { client } if ok => {
+                expect(
+                    format!("revoking the consent to `{client}`"),
+                    vec!["consent.revoked"],
+                    registered(client),
+                    "success",
+                    false,
+                    None,
+                );
+            }
+            _ => {}
+        }
     }
 
     fn keep_secret(&mut self, secret: &str) {
@@ -292,6 +487,10 @@ impl<'p> Run<'p> {
                     .await
             }
             Action::SetClock { at } => self.control_post("/clock", json!({"set": at})).await,
+            Action::AuditFailure { fail } => {
+                self.control_post("/audit/failure", json!({"fail": fail}))
+                    .await
+            }
             Action::HostClientMetadata {
                 name,
                 variant,
@@ -1717,6 +1916,15 @@ impl<'p> Run<'p> {
                 Action::AdvanceClock { .. } | Action::SetClock { .. }
             )
         });
+        let broke_audit = scenario
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::AuditFailure { .. }));
+        if broke_audit && self.profile.control.is_some() {
+            let _ = self
+                .control_post("/audit/failure", json!({"fail": false}))
+                .await;
+        }
         if moved_clock && self.profile.control.is_some() {
             let _ = self.control_post("/clock", json!({"reset": true})).await;
         }

@@ -493,3 +493,39 @@ pub async fn decommission_agent(
     .await?;
     Ok(Json(json!({"client_id": id, "refresh_tokens_revoked": refresh_tokens})).into_response())
 }
+
+// ---- audit --------------------------------------------------------------------
+
+/// `GET /admin/audit?from=…&to=…&type=…&client_id=…&user=…&tenant=…&correlation_id=…&after=…&limit=…`:
+/// the trail, oldest first, paged by sequence number (`next_after`).
+pub async fn audit(
+    state: State<Arc<Hub>>,
+    query: Query<crate::store::AuditFilter>,
+) -> Result<Response, OAuthError> {
+    crate::control::audit_page(state, query).await
+}
+
+/// `GET /admin/audit/stream`: every event as it is written, as Server-Sent
+/// Events (`event: audit`, the event JSON as data). A reader that falls more
+/// than 1,024 events behind is told how many it missed (`event: lagged`) and
+/// should catch up through `GET /admin/audit`.
+pub async fn audit_stream(State(hub): State<Arc<Hub>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = hub.audit_feed.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut rx| async move {
+        let item = match rx.recv().await {
+            Ok(event) => Event::default()
+                .event("audit")
+                .id(event.id.clone())
+                .json_data(&event)
+                .unwrap_or_else(|_| Event::default().event("error")),
+            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(item), rx))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

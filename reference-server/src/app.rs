@@ -58,6 +58,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     if hub.config.test_mode {
         let control = Router::new()
             .route("/audit", get(control::audit))
+            .route("/audit/failure", post(control::audit_failure))
             .route("/clock", get(control::clock).post(control::advance_clock))
             .route("/authorizations/{request}/decision", post(control::decide))
             .route("/clients", post(control::create_client))
@@ -84,6 +85,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 axum::routing::delete(admin::delete_policy),
             )
             .route("/agents", get(admin::list_agents).post(admin::create_agent))
+            .route("/audit", get(admin::audit))
+            .route("/audit/stream", get(admin::audit_stream))
             .route("/agents/{id}/decommission", post(admin::decommission_agent))
             .layer(middleware::from_fn_with_state(
                 hub.clone(),

@@ -7,7 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema below; bump it with any field change.
-pub const AUDIT_SCHEMA_VERSION: &str = "2";
+pub const AUDIT_SCHEMA_VERSION: &str = "3";
+
+/// A requested scope that was not granted, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DroppedScope {
+    pub scope: String,
+    pub reason: String,
+}
 
 /// Who performed the action.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -42,6 +49,16 @@ pub struct AuditEvent {
     /// Ties the events of one flow together (one authorization request, one token request).
     pub correlation_id: Option<String>,
     pub source_ip: Option<String>,
+    /// The client as it was at the time: name, trust level and tags (filled in on write).
+    #[serde(default)]
+    pub client_name: Option<String>,
+    #[serde(default)]
+    pub client_trust_level: Option<String>,
+    #[serde(default)]
+    pub client_tags: Vec<String>,
+    /// Requested scopes that were not granted, each with why.
+    #[serde(default)]
+    pub scopes_dropped: Vec<DroppedScope>,
     /// Ids of the policies that matched a decision (`policy.evaluated`).
     #[serde(default)]
     pub policies: Vec<String>,
@@ -70,9 +87,18 @@ impl AuditEvent {
             reason: None,
             correlation_id: None,
             source_ip: None,
+            client_name: None,
+            client_trust_level: None,
+            client_tags: Vec::new(),
+            scopes_dropped: Vec::new(),
             policies: Vec::new(),
             act: None,
         }
+    }
+
+    pub fn dropped(mut self, dropped: Vec<DroppedScope>) -> Self {
+        self.scopes_dropped = dropped;
+        self
     }
 
     pub fn policies(mut self, ids: Vec<String>) -> Self {

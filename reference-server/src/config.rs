@@ -33,6 +33,8 @@ pub struct HubConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed (the address it
     /// appended last); every other peer's forwarded-for headers are ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Append every audit event to this JSON Lines file as well.
+    pub audit_jsonl: Option<PathBuf>,
     /// How long a user's consent is remembered, in seconds; after that they are asked again.
     pub consent_ttl: u32,
     /// Enables the control API (`/control/*`), protected by `control_token`.
@@ -59,6 +61,7 @@ impl Default for HubConfig {
             registration_rate_exempt: Vec::new(),
             consent_ttl: 90 * 24 * 3600,
             trusted_proxies: Vec::new(),
+            audit_jsonl: None,
             test_mode: false,
             control_token: None,
             admin_token: None,

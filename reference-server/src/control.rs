@@ -41,32 +41,23 @@ pub async fn require_control_token(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct AuditQuery {
-    after: Option<i64>,
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    correlation_id: Option<String>,
-    client_id: Option<String>,
-    limit: Option<i64>,
+/// `GET /control/audit`: the same query as `GET /admin/audit`, for test harnesses.
+pub async fn audit(
+    state: State<Arc<Hub>>,
+    query: Query<crate::store::AuditFilter>,
+) -> Result<Response, OAuthError> {
+    audit_page(state, query).await
 }
 
-/// `GET /control/audit`: events oldest first, paged by `after` (a sequence number).
-pub async fn audit(
+/// Events oldest first, paged by `after` (a sequence number), with the newest
+/// sequence number in the trail (`last_seq`) so a reader can start from "now".
+pub async fn audit_page(
     State(hub): State<Arc<Hub>>,
-    Query(q): Query<AuditQuery>,
+    Query(mut filter): Query<crate::store::AuditFilter>,
 ) -> Result<Response, OAuthError> {
-    let limit = q.limit.unwrap_or(500).clamp(1, 1000);
-    let events = hub
-        .store
-        .audit_events(
-            q.after.unwrap_or(0),
-            q.event_type.as_deref(),
-            q.correlation_id.as_deref(),
-            q.client_id.as_deref(),
-            limit,
-        )
-        .await?;
+    let last_seq = hub.store.last_audit_seq().await?;
+    filter.limit = filter.limit.clamp(0, 1000);
+    let events = hub.store.audit_events(&filter).await?;
     let next = events.last().map(|(seq, _)| *seq);
     let events: Vec<_> = events
         .into_iter()
@@ -80,8 +71,27 @@ pub async fn audit(
         "schema_version": crate::audit::AUDIT_SCHEMA_VERSION,
         "events": events,
         "next_after": next,
+        "last_seq": last_seq,
     }))
     .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFailure {
+    fail: bool,
+}
+
+/// `POST /control/audit/failure {"fail": true}`: every audit write fails from
+/// now on (until `false`), so a test can prove that no action succeeds unaudited.
+pub async fn audit_failure(
+    State(hub): State<Arc<Hub>>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let req: AuditFailure = parse_json(&body)?;
+    hub.audit_failing
+        .store(req.fail, std::sync::atomic::Ordering::Relaxed);
+    Ok(Json(json!({"audit_failing": req.fail})).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -101,6 +101,16 @@ faults! {
     AgentIgnoreSourceRanges => "agent-ignore-source-ranges",
     /// An agent's allowed time windows are not enforced.
     AgentIgnoreTimeWindows => "agent-ignore-time-windows",
+    /// Consent decisions are not audited.
+    DropConsentAudit => "drop-consent-audit",
+    /// Refusals (`*.refused`) are not audited.
+    DropRefusalAudit => "drop-refusal-audit",
+    /// The issued access token is written into the audit trail.
+    LeakTokenInAudit => "leak-token-in-audit",
+    /// Exchanged tokens are audited without their delegation chain (`act`).
+    MissingActInAudit => "missing-act-in-audit",
+    /// A failed audit write is ignored and the action goes ahead unaudited.
+    AuditFailureIgnored => "audit-failure-ignored",
     /// The hub forgets consent: a client asking again shows the user every scope, not only the new ones.
     ForgetConsent => "forget-consent",
     /// Step-up consent issues only the newly granted scopes, dropping those granted before.

@@ -57,6 +57,9 @@ struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Also append every audit event to this JSON Lines file.
+    #[arg(long, env = "HUB_AUDIT_JSONL")]
+    audit_jsonl: Option<PathBuf>,
     /// How long a user's consent is remembered, in seconds.
     #[arg(long, env = "HUB_CONSENT_TTL", default_value_t = 90 * 24 * 3600)]
     consent_ttl: u32,
@@ -119,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         registration_rate_exempt: args.registration_rate_exempt,
         consent_ttl: args.consent_ttl,
         trusted_proxies: args.trusted_proxies,
+        audit_jsonl: args.audit_jsonl,
         control_token: args.control_token,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         faults: Faults::new(args.faults),

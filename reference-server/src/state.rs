@@ -36,6 +36,12 @@ pub struct Hub {
     pub registrations: crate::throttle::Throttle,
     /// Policies as last read from the store; emptied on every change.
     pub policy_cache: RwLock<Option<Arc<Vec<crate::policy::Policy>>>>,
+    /// Test mode: make every audit write fail, to prove actions fail with it.
+    pub audit_failing: std::sync::atomic::AtomicBool,
+    /// Every audit event as written, for the live feed (Server-Sent Events).
+    pub audit_feed: tokio::sync::broadcast::Sender<AuditEvent>,
+    /// The JSON Lines audit file, when configured.
+    pub audit_jsonl: Option<std::sync::Mutex<std::fs::File>>,
 }
 
 impl Hub {
@@ -78,10 +84,47 @@ impl Hub {
             .unwrap_or(peer)
     }
 
-    /// Records an audit event; the caller's action fails if this fails.
+    /// Records an audit event; the caller's action fails if this fails, so
+    /// nothing is ever done unaudited. The event is stamped with the hub's
+    /// time and the client's name, trust level and tags as they are now, then
+    /// written to the store, the JSON Lines file (if configured) and the live feed.
     pub async fn audit(&self, mut event: AuditEvent) -> Result<(), HubError> {
+        use crate::fault::Fault;
+        use std::sync::atomic::Ordering;
+        let dropped = (self.faults.on(Fault::DropConsentAudit)
+            && event.event_type.starts_with("consent."))
+            || (self.faults.on(Fault::DropRefusalAudit) && event.event_type.ends_with(".refused"));
+        if dropped {
+            return Ok(());
+        }
+        if self.audit_failing.load(Ordering::Relaxed) {
+            if self.faults.on(Fault::AuditFailureIgnored) {
+                return Ok(());
+            }
+            return Err(HubError::Config(
+                "the audit store is unwritable (test mode)".into(),
+            ));
+        }
         event.time = self.clock.now();
-        self.store.append_audit(&event).await
+        if let Some(id) = event.client_id.clone() {
+            if let Some(client) = self.store.client(&id).await? {
+                event.client_name = Some(client.name);
+                event.client_trust_level = Some(client.trust_level.as_str().to_owned());
+                event.client_tags = client.tags;
+            }
+        }
+        self.store.append_audit(&event).await?;
+        if let Some(file) = &self.audit_jsonl {
+            use std::io::Write;
+            let line = serde_json::to_string(&event)?;
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            writeln!(file, "{line}")
+                .and_then(|_| file.flush())
+                .map_err(|e| HubError::Config(format!("audit JSON Lines file: {e}")))?;
+        }
+        // Nobody listening is fine: the live feed is best effort, the store is the record.
+        let _ = self.audit_feed.send(event);
+        Ok(())
     }
 }
 
@@ -153,10 +196,25 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         60,
         config.registration_rate_exempt.clone(),
     );
+    let audit_jsonl = match &config.audit_jsonl {
+        Some(path) => Some(std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    HubError::Config(format!("cannot open audit file {}: {e}", path.display()))
+                })?,
+        )),
+        None => None,
+    };
     let hub = Arc::new(Hub {
         cimd,
         registrations,
         policy_cache: RwLock::new(None),
+        audit_failing: std::sync::atomic::AtomicBool::new(false),
+        audit_feed: tokio::sync::broadcast::channel(1024).0,
+        audit_jsonl,
         faults: config.faults.clone(),
         config,
         store,

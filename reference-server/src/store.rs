@@ -813,8 +813,9 @@ impl Store {
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), HubError> {
         sqlx::query(
             "INSERT INTO audit_events (id, time, type, outcome, actor_type, actor_id, user_id, tenant, client_id,
-               resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip, policies, act)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip, policies, act,
+               client_name, client_trust_level, client_tags, scopes_dropped)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&event.id)
         .bind(event.time)
@@ -833,33 +834,44 @@ impl Store {
         .bind(&event.source_ip)
         .bind(to_json(&event.policies))
         .bind(event.act.as_ref().map(to_json))
+        .bind(&event.client_name)
+        .bind(&event.client_trust_level)
+        .bind(to_json(&event.client_tags))
+        .bind(to_json(&event.scopes_dropped))
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Events after `after_seq`, oldest first, optionally of one type or one flow.
+    /// The sequence number of the newest event (0 for none).
+    pub async fn last_audit_seq(&self) -> Result<i64, HubError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Events matching `filter`, oldest first, paged by sequence number.
     pub async fn audit_events(
         &self,
-        after_seq: i64,
-        event_type: Option<&str>,
-        correlation_id: Option<&str>,
-        client_id: Option<&str>,
-        limit: i64,
+        filter: &AuditFilter,
     ) -> Result<Vec<(i64, AuditEvent)>, HubError> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_events WHERE seq > ?
-               AND (? IS NULL OR type = ?) AND (? IS NULL OR correlation_id = ?) AND (? IS NULL OR client_id = ?)
-             ORDER BY seq LIMIT ?",
+            "SELECT * FROM audit_events WHERE seq > ?1
+               AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR correlation_id = ?3)
+               AND (?4 IS NULL OR client_id = ?4) AND (?5 IS NULL OR user_id = ?5)
+               AND (?6 IS NULL OR tenant = ?6) AND (?7 IS NULL OR time >= ?7) AND (?8 IS NULL OR time < ?8)
+             ORDER BY seq LIMIT ?9",
         )
-        .bind(after_seq)
-        .bind(event_type)
-        .bind(event_type)
-        .bind(correlation_id)
-        .bind(correlation_id)
-        .bind(client_id)
-        .bind(client_id)
-        .bind(limit)
+        .bind(filter.after)
+        .bind(&filter.event_type)
+        .bind(&filter.correlation_id)
+        .bind(&filter.client_id)
+        .bind(&filter.user)
+        .bind(&filter.tenant)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -883,6 +895,10 @@ impl Store {
                     correlation_id: row.try_get("correlation_id")?,
                     source_ip: row.try_get("source_ip")?,
                     policies: from_json(row, "policies")?,
+                    client_name: row.try_get("client_name")?,
+                    client_trust_level: row.try_get("client_trust_level")?,
+                    client_tags: from_json(row, "client_tags")?,
+                    scopes_dropped: from_json(row, "scopes_dropped")?,
                     act: row
                         .try_get::<Option<String>, _>("act")?
                         .map(|raw| serde_json::from_str(&raw))
@@ -892,6 +908,29 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Which audit events to read: every field narrows; `after` pages.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AuditFilter {
+    /// Only events with a sequence number above this.
+    #[serde(default)]
+    pub after: i64,
+    /// Time range on the hub clock, seconds since the epoch: `from` inclusive, `to` exclusive.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub correlation_id: Option<String>,
+    pub client_id: Option<String>,
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    #[serde(default = "default_audit_limit")]
+    pub limit: i64,
+}
+
+fn default_audit_limit() -> i64 {
+    500
 }
 
 fn consent_from_row(row: &SqliteRow) -> Result<Consent, HubError> {

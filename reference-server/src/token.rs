@@ -224,9 +224,17 @@ pub async fn token(
                 .client(issued.client_id.clone())
                 .resource(issued.resource.clone())
                 .scopes(&issued.requested, &issued.scopes)
-                .act(issued.act.clone())
+                .act(if hub.faults.on(Fault::MissingActInAudit) {
+                    None
+                } else {
+                    issued.act.clone()
+                })
                 .correlation(issued.correlation_id.clone().unwrap_or(correlation.clone()))
-                .reason(format!("grant {grant_type}")),
+                .reason(if hub.faults.on(Fault::LeakTokenInAudit) {
+                    format!("grant {grant_type}; token {}", issued.token)
+                } else {
+                    format!("grant {grant_type}")
+                }),
             )
             .await?;
             let mut body = json!({
