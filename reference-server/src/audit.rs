@@ -175,3 +175,26 @@ impl Outcome {
         }
     }
 }
+
+/// The event in a CloudEvents 1.0 envelope (JSON format), as SIEMs take it:
+/// `id` is the event id, `source` the hub's issuer, `type` the event type
+/// under `dev.agentic-identity-hub.audit.`, `time` RFC 3339, `subject` the
+/// client, `sequence` the position in the trail, `data` the event itself
+/// (schema version in `dataschema`).
+pub fn cloud_event(event: &AuditEvent, seq: i64, issuer: &str) -> serde_json::Value {
+    let time = chrono::DateTime::from_timestamp(event.time, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": event.id,
+        "source": issuer,
+        "type": format!("dev.agentic-identity-hub.audit.{}", event.event_type),
+        "time": time,
+        "subject": event.client_id,
+        "sequence": seq,
+        "datacontenttype": "application/json",
+        "dataschema": format!("urn:agentic-identity-hub:audit:v{AUDIT_SCHEMA_VERSION}"),
+        "data": event,
+    })
+}

@@ -33,6 +33,8 @@ pub struct HubConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed (the address it
     /// appended last); every other peer's forwarded-for headers are ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Deliver every audit event to this URL (CloudEvents batches, at least once, in order).
+    pub audit_webhook: Option<String>,
     /// Append every audit event to this JSON Lines file as well.
     pub audit_jsonl: Option<PathBuf>,
     /// How long a user's consent is remembered, in seconds; after that they are asked again.
@@ -62,6 +64,7 @@ impl Default for HubConfig {
             consent_ttl: 90 * 24 * 3600,
             trusted_proxies: Vec::new(),
             audit_jsonl: None,
+            audit_webhook: None,
             test_mode: false,
             control_token: None,
             admin_token: None,

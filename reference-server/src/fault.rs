@@ -109,6 +109,8 @@ faults! {
     LeakTokenInAudit => "leak-token-in-audit",
     /// Exchanged tokens are audited without their delegation chain (`act`).
     MissingActInAudit => "missing-act-in-audit",
+    /// The audit webhook starts from the newest event after a restart, losing what was not yet delivered.
+    WebhookLosesEventsOnRestart => "webhook-loses-events-on-restart",
     /// A failed audit write is ignored and the action goes ahead unaudited.
     AuditFailureIgnored => "audit-failure-ignored",
     /// The hub forgets consent: a client asking again shows the user every scope, not only the new ones.

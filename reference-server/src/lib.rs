@@ -34,6 +34,7 @@ pub mod store;
 pub mod throttle;
 pub mod token;
 pub mod tokens;
+pub mod webhook;
 
 pub use config::HubConfig;
 pub use fault::{Fault, Faults};

@@ -57,6 +57,9 @@ struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Deliver every audit event to this URL as CloudEvents batches (at least once, in order, resumable).
+    #[arg(long, env = "HUB_AUDIT_WEBHOOK")]
+    audit_webhook: Option<String>,
     /// Also append every audit event to this JSON Lines file.
     #[arg(long, env = "HUB_AUDIT_JSONL")]
     audit_jsonl: Option<PathBuf>,
@@ -123,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         consent_ttl: args.consent_ttl,
         trusted_proxies: args.trusted_proxies,
         audit_jsonl: args.audit_jsonl,
+        audit_webhook: args.audit_webhook,
         control_token: args.control_token,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         faults: Faults::new(args.faults),

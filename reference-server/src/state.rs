@@ -137,6 +137,8 @@ pub struct RunningHub {
     pub resources: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), std::io::Error>>,
+    /// The audit webhook's delivery task, stopped with the hub.
+    webhook: Option<JoinHandle<()>>,
 }
 
 impl RunningHub {
@@ -148,6 +150,9 @@ impl RunningHub {
 
     /// Stops serving and waits for in-flight requests to finish.
     pub async fn stop(mut self) {
+        if let Some(webhook) = self.webhook.take() {
+            webhook.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -158,6 +163,9 @@ impl RunningHub {
 
 impl Drop for RunningHub {
     fn drop(&mut self) {
+        if let Some(webhook) = self.webhook.take() {
+            webhook.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -231,6 +239,10 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         .iter()
         .map(|s| (s.id.clone(), hub.resource_url(s)))
         .collect();
+    let webhook = match hub.config.audit_webhook.clone() {
+        Some(url) => Some(crate::webhook::spawn(hub.clone(), url).await?),
+        None => None,
+    };
     let router = crate::app::router(hub);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -250,5 +262,6 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         resources,
         shutdown: Some(tx),
         task,
+        webhook,
     })
 }

@@ -843,6 +843,27 @@ impl Store {
         Ok(())
     }
 
+    /// Where an audit stream got to (0: from the beginning).
+    pub async fn audit_cursor(&self, stream: &str) -> Result<i64, HubError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_cursors WHERE stream = ?")
+            .bind(stream)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    pub async fn set_audit_cursor(&self, stream: &str, seq: i64) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO audit_cursors (stream, seq) VALUES (?, ?)
+             ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(stream)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The sequence number of the newest event (0 for none).
     pub async fn last_audit_seq(&self) -> Result<i64, HubError> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_events")

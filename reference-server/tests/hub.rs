@@ -801,3 +801,119 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     untrusting.stop().await;
     trusting.stop().await;
 }
+
+/// Every CloudEvent the webhook endpoint accepted (2xx), in arrival order.
+async fn delivered(server: &wiremock::MockServer) -> Vec<Value> {
+    let mut out = Vec::new();
+    for request in server.received_requests().await.unwrap_or_default() {
+        if let Ok(Value::Array(batch)) = serde_json::from_slice::<Value>(&request.body) {
+            out.extend(batch);
+        }
+    }
+    out
+}
+
+/// Waits (bounded) until `cond` holds for what the endpoint received.
+async fn until_delivered(
+    server: &wiremock::MockServer,
+    cond: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let got = delivered(server).await;
+        if cond(&got) || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn webhook_across_restart(faults: Vec<Fault>) -> (Vec<i64>, i64) {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, ResponseTemplate};
+    let path = std::env::temp_dir().join(format!(
+        "hub-webhook-{}-{}.sqlite",
+        std::process::id(),
+        faults.len()
+    ));
+    let _ = std::fs::remove_file(&path);
+    // The endpoint is down while the first hub runs.
+    let down = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&down)
+        .await;
+    let mut first = config(Database::File(path.clone()));
+    first.audit_webhook = Some(format!("{}/audit", down.uri()));
+    let hub = reference_server::spawn(first).await.unwrap();
+    for _ in 0..3 {
+        register(&hub).await;
+    }
+    let last_before: Value = client()
+        .get(format!("{}/control/audit?limit=0", hub.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last_before = last_before["last_seq"].as_i64().unwrap();
+    let attempted = until_delivered(&down, |events| !events.is_empty()).await;
+    assert!(!attempted.is_empty(), "delivery was attempted");
+    hub.stop().await;
+
+    // It comes back; so does the hub, on the same database.
+    let up = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&up)
+        .await;
+    let mut second = config(Database::File(path.clone()));
+    second.audit_webhook = Some(format!("{}/audit", up.uri()));
+    second.faults = Faults::new(faults);
+    let hub = reference_server::spawn(second).await.unwrap();
+    register(&hub).await;
+    let got = until_delivered(&up, |events| {
+        events.iter().any(|e| {
+            e["data"]["type"] == "client.registered" && e["sequence"].as_i64() > Some(last_before)
+        })
+    })
+    .await;
+    hub.stop().await;
+    let _ = std::fs::remove_file(&path);
+    for event in &got {
+        assert_eq!(event["specversion"], "1.0");
+        assert!(event["type"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("dev.agentic-identity-hub.audit."));
+    }
+    (
+        got.iter().filter_map(|e| e["sequence"].as_i64()).collect(),
+        last_before,
+    )
+}
+
+#[tokio::test]
+async fn the_audit_webhook_delivers_everything_in_order_across_a_restart() {
+    let (sequences, last_before) = webhook_across_restart(Vec::new()).await;
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "in order: {sequences:?}"
+    );
+    let expected: Vec<i64> = (1..=*sequences.last().unwrap()).collect();
+    assert_eq!(sequences, expected, "no loss, no repeat");
+    assert!(
+        sequences.len() as i64 > last_before,
+        "events from before the restart arrived"
+    );
+    // The same check catches a hub that forgets undelivered events on restart.
+    let (lossy, last_before) =
+        webhook_across_restart(vec![Fault::WebhookLosesEventsOnRestart]).await;
+    assert!(
+        lossy.first().copied().unwrap_or(i64::MAX) > last_before,
+        "the fault loses the events from before the restart: {lossy:?}"
+    );
+}
