@@ -304,6 +304,9 @@ pub enum Action {
         /// Only events about this client (a registered name or a profile role).
         #[serde(default)]
         client: Option<String>,
+        /// Read through the `[admin]` API (the product's) instead of `[control]`.
+        #[serde(default)]
+        via_admin: bool,
     },
 }
 

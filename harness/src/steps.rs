@@ -323,6 +323,25 @@ impl<'p> Run<'p> {
                     );
                 }
             }
+            Action::CallResource {
+                tool: Some(tool),
+                with_token: true,
+                ..
+            } if ok => {
+                let id = self
+                    .token_claims
+                    .last()
+                    .and_then(|c| c["client_id"].as_str())
+                    .map(str::to_owned);
+                expect(
+                    format!("running the tool `{tool}`"),
+                    vec!["tool.executed"],
+                    id,
+                    "success",
+                    false,
+                    None,
+                );
+            }
             Action::CreatePolicy { name, .. } if ok => {
                 expect(
                     format!("creating policy `{name}`"),
@@ -552,8 +571,13 @@ impl<'p> Run<'p> {
                 self.token_exchange(client, scope.as_deref(), resource.as_deref())
                     .await
             }
-            Action::AuditEvents { event_type, client } => {
-                self.audit_events(event_type, client.as_deref()).await
+            Action::AuditEvents {
+                event_type,
+                client,
+                via_admin,
+            } => {
+                self.audit_events(event_type, client.as_deref(), *via_admin)
+                    .await
             }
         }
     }
@@ -1695,12 +1719,17 @@ impl<'p> Run<'p> {
         &mut self,
         event_type: &str,
         client: Option<&str>,
+        via_admin: bool,
     ) -> Result<Value, StepError> {
-        let control = self
-            .profile
-            .control
-            .clone()
-            .ok_or_else(|| precondition("this step needs the profile's [control] section"))?;
+        let section = if via_admin { "admin" } else { "control" };
+        let control = if via_admin {
+            self.profile.admin.clone()
+        } else {
+            self.profile.control.clone()
+        }
+        .ok_or_else(|| {
+            precondition(format!("this step needs the profile's [{section}] section"))
+        })?;
         let mut url = Url::parse(&format!("{}/audit", control.url.trim_end_matches('/')))
             .map_err(|e| precondition(e.to_string()))?;
         url.query_pairs_mut()

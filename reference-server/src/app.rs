@@ -32,6 +32,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/register", post(registration::register))
         .route("/revoke", post(revocation::revoke))
         .route("/introspect", post(revocation::introspect))
+        .route(
+            "/audit/tool-executions",
+            post(resource::report_tool_execution),
+        )
         .route("/jwks.json", get(metadata::jwks))
         .route(
             "/.well-known/openid-configuration",

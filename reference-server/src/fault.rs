@@ -111,6 +111,10 @@ faults! {
     MissingActInAudit => "missing-act-in-audit",
     /// The audit webhook starts from the newest event after a restart, losing what was not yet delivered.
     WebhookLosesEventsOnRestart => "webhook-loses-events-on-restart",
+    /// Tool executions on the demo MCP server are not audited.
+    DropToolAudit => "drop-tool-audit",
+    /// The audit query ignores its client_id filter.
+    AuditQueryIgnoresFilters => "audit-query-ignores-filters",
     /// A failed audit write is ignored and the action goes ahead unaudited.
     AuditFailureIgnored => "audit-failure-ignored",
     /// The hub forgets consent: a client asking again shows the user every scope, not only the new ones.

@@ -140,17 +140,22 @@ pub async fn mcp_endpoint(
                     &tool.scope,
                 ));
             }
-            hub.audit(
-                AuditEvent::new("tool.executed", Outcome::Success)
-                    .actor("client", claims.client_id.clone())
-                    .user((claims.sub != claims.client_id).then(|| claims.sub.clone()))
-                    .tenant(claims.tenant.clone())
-                    .client(claims.client_id.clone())
-                    .resource(own_url.clone())
-                    .reason(format!("tool {}", tool.name))
-                    .source_ip(peer.ip().to_string()),
-            )
-            .await?;
+            if !hub.faults.on(Fault::DropToolAudit) {
+                let scopes: Vec<String> = claims.scopes().map(str::to_owned).collect();
+                hub.audit(
+                    AuditEvent::new("tool.executed", Outcome::Success)
+                        .actor("client", claims.client_id.clone())
+                        .user((claims.sub != claims.client_id).then(|| claims.sub.clone()))
+                        .tenant(claims.tenant.clone())
+                        .client(claims.client_id.clone())
+                        .resource(own_url.clone())
+                        .scopes(std::slice::from_ref(&tool.scope), &scopes)
+                        .act(claims.act.clone())
+                        .reason(format!("tool {}", tool.name))
+                        .source_ip(peer.ip().to_string()),
+                )
+                .await?;
+            }
             json!({"content": [{"type": "text", "text": format!("{} ran for {}", tool.name, claims.sub)}]})
         }
         _ => return Ok(rpc_error(id, -32601, "method not found")),
@@ -161,4 +166,72 @@ pub async fn mcp_endpoint(
 fn rpc_error(id: Value, code: i64, message: &str) -> Response {
     Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
         .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolExecution {
+    tool: String,
+    /// The canonical URL of the reporting MCP server; it must be one the hub protects.
+    resource: String,
+    client_id: String,
+    /// The user the tool ran for, if any.
+    user: Option<String>,
+    tenant: Option<String>,
+    /// `success` (default) or `failure`.
+    outcome: Option<String>,
+    reason: Option<String>,
+    /// The delegation chain of the token the tool ran under.
+    act: Option<Value>,
+}
+
+/// `POST /oauth/audit/tool-executions`: an MCP server reports a tool it ran,
+/// authenticating as a resource-server client (tag `resource_server`).
+pub async fn report_tool_execution(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let params = crate::params::Params::parse(b"").unwrap_or_default();
+    let caller = crate::token::authenticate(&hub, &headers, &params).await?;
+    if !caller.authenticated || !caller.client.tags.iter().any(|t| t == "resource_server") {
+        return Err(OAuthError::InvalidClient(
+            "only resource servers may report tool executions".into(),
+        ));
+    }
+    let report: ToolExecution = serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    if hub.server_for_resource(&report.resource).await?.is_none() {
+        return Err(OAuthError::InvalidTarget(
+            "the resource is not an MCP server this hub protects".into(),
+        ));
+    }
+    let outcome = match report.outcome.as_deref() {
+        None | Some("success") => Outcome::Success,
+        Some("failure") => Outcome::Failure,
+        Some(other) => {
+            return Err(OAuthError::InvalidRequest(format!(
+                "outcome must be success or failure, not `{other}`"
+            )))
+        }
+    };
+    hub.audit(
+        AuditEvent::new("tool.executed", outcome)
+            .actor("mcp_server", caller.client.client_id.clone())
+            .user(report.user)
+            .tenant(report.tenant)
+            .client(report.client_id)
+            .resource(report.resource)
+            .act(report.act)
+            .reason(
+                report
+                    .reason
+                    .map(|r| format!("tool {}: {r}", report.tool))
+                    .unwrap_or_else(|| format!("tool {}", report.tool)),
+            )
+            .source_ip(peer.ip().to_string()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
