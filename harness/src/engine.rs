@@ -181,6 +181,22 @@ async fn run_steps(
         (Level::Should, false) => Status::Warn,
     };
     for (i, step) in scenario.steps.iter().enumerate() {
+        let vars = run.vars();
+        let applies = step.when.iter().all(|(path, wanted)| {
+            let actual = crate::expect::lookup(&vars, path);
+            serde_json::to_value(wanted).ok().as_ref() == actual
+        });
+        if !applies {
+            result.steps.push(StepResult {
+                index: i + 1,
+                action: action_name(step),
+                setup: step.setup,
+                status: Status::Skip,
+                messages: vec!["not for the behaviour this target declares".into()],
+                exchanges: Vec::new(),
+            });
+            continue;
+        }
         let facts = run.perform(&step.action).await;
         if let Ok(facts) = &facts {
             run.note_audit(&step.action, facts);

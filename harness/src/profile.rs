@@ -44,6 +44,28 @@ pub struct Profile {
     pub callback: String,
     #[serde(default)]
     pub http: HttpSettings,
+    /// How the target treats a request its policies permit only in part.
+    #[serde(default)]
+    pub policy: PolicySettings,
+}
+
+/// The target's declared policy behaviour; scenarios check whichever is declared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// `filter`: grant the permitted scopes only; `block`: refuse the whole request.
+    #[serde(default = "filter")]
+    pub partial: String,
+}
+
+fn filter() -> String {
+    "filter".into()
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings { partial: filter() }
+    }
 }
 
 fn default_callback() -> String {
@@ -365,6 +387,12 @@ impl Profile {
                     ))
                 }
             }
+        }
+        if !matches!(self.policy.partial.as_str(), "filter" | "block") {
+            return Err(format!(
+                "policy.partial must be filter or block, not `{}`",
+                self.policy.partial
+            ));
         }
         if self.user.mode == UserMode::Control && self.control.is_none() {
             return Err("user.mode = \"control\" needs a [control] section".into());

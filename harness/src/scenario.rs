@@ -66,6 +66,10 @@ pub struct Step {
     /// A setup step only prepares the check: its failure is an `error`, not a `fail`.
     #[serde(default)]
     pub setup: bool,
+    /// Run the step only when these profile values hold (e.g. `{ "policy.partial" = "block" }`),
+    /// so one scenario checks whichever behaviour the target declares.
+    #[serde(default)]
+    pub when: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub expect: Expect,
 }

@@ -253,7 +253,7 @@ fn snapshot_trials() -> Vec<Trial> {
         Trial::test("snapshot::policy-matrix", || {
             let matrix = policy_matrix(&[
                 "policy.union",
-                "policy.partial-filtered",
+                "policy.partial-request",
                 "policy.and-within",
                 "policy.permissions-not-in",
                 "policy.claims-nested-not-equal",
@@ -525,6 +525,44 @@ fn cli_trials() -> Vec<Trial> {
             check(total == scenarios().len() as u64 && pass == total, || {
                 format!("{pass}/{total} passed")
             })
+        }),
+        Trial::test("cli::declared-block-is-checked-as-block", || {
+            // The reference hub filters a partly permitted request; a profile
+            // declaring `block` must make the check fail, so the block branch is live.
+            let (hub, base) = runtime().block_on(async {
+                let hub = harness::embedded::start(&root().join("fixtures"), &[])
+                    .await
+                    .expect("hub");
+                let base = hub.profile.base.clone().unwrap_or_default();
+                (hub, base)
+            });
+            let dir = temp_dir("block");
+            let path = profile_file(&dir, &base, "");
+            let text_profile = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .replace("partial = \"filter\"", "partial = \"block\"")
+                .replace(
+                    "token = \"dev-control-token\"",
+                    "token = \"conform-embedded-control-token\"",
+                )
+                .replace(
+                    "token = \"dev-admin-token\"",
+                    "token = \"conform-embedded-admin-token\"",
+                );
+            std::fs::write(&path, text_profile).map_err(|e| Failed::from(e.to_string()))?;
+            let output = conform(&[
+                "--target",
+                path.to_str().unwrap_or_default(),
+                "--scenario",
+                "policy.partial-request",
+                "--out",
+                dir.join("r").to_str().unwrap_or_default(),
+            ]);
+            runtime().block_on(hub.stop());
+            check(code(&output) == 1, || {
+                format!("exit {}: {}", code(&output), text(&output))
+            })?;
+            check(text(&output).contains("access_denied"), || text(&output))
         }),
         Trial::test("cli::unreachable-target-gives-errors-not-a-hang", || {
             let dir = temp_dir("unreachable");
