@@ -592,6 +592,16 @@ async fn audit_policy_decision(
             .client(client.client_id.clone())
             .resource(request.resource.clone())
             .scopes(&request.scopes, &scoping.permitted)
+            .dropped(
+                scoping
+                    .unavailable
+                    .iter()
+                    .map(|(scope, reason)| crate::audit::DroppedScope {
+                        scope: scope.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect(),
+            )
             .policies(scoping.matched_ids())
             .correlation(request.correlation_id.clone())
             .source_ip(peer.ip().to_string())

@@ -917,3 +917,41 @@ async fn the_audit_webhook_delivers_everything_in_order_across_a_restart() {
         "the fault loses the events from before the restart: {lossy:?}"
     );
 }
+
+#[tokio::test]
+async fn the_live_audit_feed_streams_events_as_they_are_written() {
+    let hub = start_with_admin().await;
+    let mut feed = client()
+        .get(format!("{}/admin/audit/stream", hub.base_url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    assert!(feed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let client_id = register(&hub).await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(&client_id) {
+        let chunk = tokio::time::timeout_at(deadline, feed.chunk())
+            .await
+            .expect("an event within the deadline")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: audit"), "{seen}");
+    assert!(seen.contains("client.registered"), "{seen}");
+    // An open stream would hold a graceful shutdown.
+    drop(feed);
+    let unauthenticated = client()
+        .get(format!("{}/admin/audit/stream", hub.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    hub.stop().await;
+}
