@@ -404,41 +404,17 @@ pub fn validate(draft: &Value, servers: &[McpServer]) -> Result<PolicySpec, Poli
     })?;
     refuse_unknown_fields(obj, POLICY_FIELDS, "the policy")?;
 
-    let name = match obj.get("name") {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) => s.trim(),
-        Some(other) => {
-            return Err(malformed(format!(
-                "`name` must be a string, not {}",
-                type_name(other)
-            )))
-        }
-    };
+    let name = optional_str(obj, "name", "`name`", "a string")?
+        .unwrap_or_default()
+        .trim();
     if name.is_empty() {
         return Err(PolicyError::EmptyName);
     }
+    let description = optional_str(obj, "description", "`description`", "a string")?
+        .unwrap_or_default()
+        .trim();
 
-    let description = match obj.get("description") {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) => s.trim(),
-        Some(other) => {
-            return Err(malformed(format!(
-                "`description` must be a string, not {}",
-                type_name(other)
-            )))
-        }
-    };
-
-    let raw_conditions: &[Value] = match obj.get("conditions") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(malformed(format!(
-                "`conditions` must be an array, not {}",
-                type_name(other)
-            )))
-        }
-    };
+    let raw_conditions = optional_array(obj, "conditions", "`conditions`", "an array")?;
     if raw_conditions.len() > MAX_CONDITIONS {
         return Err(PolicyError::TooManyConditions {
             max: MAX_CONDITIONS,
@@ -450,16 +426,7 @@ pub fn validate(draft: &Value, servers: &[McpServer]) -> Result<PolicySpec, Poli
         .map(|(index, raw)| validate_condition(index, raw))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let raw_grants: &[Value] = match obj.get("grants") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(malformed(format!(
-                "`grants` must be an array, not {}",
-                type_name(other)
-            )))
-        }
-    };
+    let raw_grants = optional_array(obj, "grants", "`grants`", "an array")?;
     if raw_grants.is_empty() {
         return Err(PolicyError::NoGrants);
     }
@@ -486,43 +453,21 @@ fn validate_condition(index: usize, raw: &Value) -> Result<Condition, PolicyErro
     })?;
     refuse_unknown_fields(obj, CONDITION_FIELDS, &format!("conditions[{index}]"))?;
 
-    let key = match obj.get("key") {
-        Some(Value::String(s)) => {
-            s.parse::<ConditionKey>()
-                .map_err(|_| PolicyError::UnknownConditionKey {
-                    index,
-                    key: s.clone(),
-                })?
-        }
-        None | Some(Value::Null) => {
-            return Err(malformed(format!("conditions[{index}] has no `key`")))
-        }
-        Some(other) => {
-            return Err(malformed(format!(
-                "conditions[{index}].key must be a string, not {}",
-                type_name(other)
-            )))
-        }
-    };
+    let key = required_str(obj, "key", &format!("conditions[{index}]"), "a string")?;
+    let key = key
+        .parse::<ConditionKey>()
+        .map_err(|_| PolicyError::UnknownConditionKey {
+            index,
+            key: key.to_owned(),
+        })?;
 
-    let operator = match obj.get("operator") {
-        Some(Value::String(s)) => {
-            s.parse::<Operator>()
-                .map_err(|_| PolicyError::UnknownOperator {
-                    index,
-                    operator: s.clone(),
-                })?
-        }
-        None | Some(Value::Null) => {
-            return Err(malformed(format!("conditions[{index}] has no `operator`")))
-        }
-        Some(other) => {
-            return Err(malformed(format!(
-                "conditions[{index}].operator must be a string, not {}",
-                type_name(other)
-            )))
-        }
-    };
+    let operator = required_str(obj, "operator", &format!("conditions[{index}]"), "a string")?;
+    let operator = operator
+        .parse::<Operator>()
+        .map_err(|_| PolicyError::UnknownOperator {
+            index,
+            operator: operator.to_owned(),
+        })?;
 
     let value = match obj.get("value") {
         None | Some(Value::Null) => {
@@ -558,36 +503,26 @@ fn validate_grant(index: usize, raw: &Value, servers: &[McpServer]) -> Result<Gr
     })?;
     refuse_unknown_fields(obj, GRANT_FIELDS, &format!("grants[{index}]"))?;
 
-    let mcp_server = match obj.get("mcp_server") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => {
-            return Err(malformed(format!("grants[{index}] has no `mcp_server`")))
-        }
-        Some(other) => {
-            return Err(malformed(format!(
-                "grants[{index}].mcp_server must be a string (an MCP server id), not {}",
-                type_name(other)
-            )))
-        }
-    };
-    let server = servers
-        .iter()
-        .find(|s| s.id == *mcp_server)
-        .ok_or_else(|| PolicyError::UnknownMcpServer {
+    let mcp_server = required_str(
+        obj,
+        "mcp_server",
+        &format!("grants[{index}]"),
+        "a string (an MCP server id)",
+    )?
+    .to_owned();
+    let server = servers.iter().find(|s| s.id == mcp_server).ok_or_else(|| {
+        PolicyError::UnknownMcpServer {
             index,
             mcp_server: mcp_server.clone(),
-        })?;
-
-    let raw_scopes: &[Value] = match obj.get("scopes") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(malformed(format!(
-                "grants[{index}].scopes must be an array of strings, not {}",
-                type_name(other)
-            )))
         }
-    };
+    })?;
+
+    let raw_scopes = optional_array(
+        obj,
+        "scopes",
+        &format!("grants[{index}].scopes"),
+        "an array of strings",
+    )?;
     if raw_scopes.is_empty() {
         return Err(PolicyError::NoScopes {
             index,
@@ -614,10 +549,7 @@ fn validate_grant(index: usize, raw: &Value, servers: &[McpServer]) -> Result<Gr
         }
     }
 
-    Ok(Grant {
-        mcp_server: mcp_server.clone(),
-        scopes,
-    })
+    Ok(Grant { mcp_server, scopes })
 }
 
 fn refuse_unknown_fields(
@@ -632,6 +564,52 @@ fn refuse_unknown_fields(
             allowed.join(", ")
         ))),
         None => Ok(()),
+    }
+}
+
+/// A field that must be a string when present; `None` when absent or null.
+/// `label` names it in the error (`` `name` ``, `conditions[0].key`).
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    label: &str,
+    expected: &str,
+) -> Result<Option<&'a str>, PolicyError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(malformed(format!(
+            "{label} must be {expected}, not {}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// A string field of the object at `parent` that must be present.
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    parent: &str,
+    expected: &str,
+) -> Result<&'a str, PolicyError> {
+    optional_str(obj, field, &format!("{parent}.{field}"), expected)?
+        .ok_or_else(|| malformed(format!("{parent} has no `{field}`")))
+}
+
+/// A field that must be an array when present; empty when absent or null.
+fn optional_array<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    label: &str,
+    expected: &str,
+) -> Result<&'a [Value], PolicyError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(malformed(format!(
+            "{label} must be {expected}, not {}",
+            type_name(other)
+        ))),
     }
 }
 
