@@ -17,6 +17,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::model::{AuthMethod, Client, TrustLevel};
+use crate::params::json_body;
 use crate::state::Hub;
 
 /// Refuses any call without the admin token.
@@ -25,26 +26,11 @@ pub async fn require_admin_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compare digests so the comparison time does not depend on the secret's bytes.
-    let ok = match (presented, hub.config.admin_token.as_deref()) {
-        (Some(p), Some(e)) => crate::random::sha256_b64url(p) == crate::random::sha256_b64url(e),
-        _ => false,
-    };
-    if ok {
+    if crate::credentials::bearer_matches(request.headers(), hub.config.admin_token.as_deref()) {
         next.run(request).await
     } else {
         OAuthError::InvalidToken("the admin API needs the admin token".into()).into_response()
     }
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OAuthError> {
-    serde_json::from_slice(body)
-        .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
 /// Resolves a user given by id or username.
@@ -121,7 +107,7 @@ pub async fn revoke_consent(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let revoke: RevokeConsent = parse_json(&body)?;
+    let revoke: RevokeConsent = json_body(&body)?;
     let user = user_id(&hub, &revoke.user).await?;
     let now = hub.clock.now();
     let (consents, refresh_tokens) = if hub.faults.on(Fault::ConsentRevocationIgnored) {
@@ -178,7 +164,7 @@ pub async fn create_policy(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let draft: serde_json::Value = parse_json(&body)?;
+    let draft: serde_json::Value = json_body(&body)?;
     let servers = hub.store.mcp_servers().await?;
     let now = hub.clock.now();
     let id = crate::random::id("pol");
@@ -300,7 +286,7 @@ pub async fn create_agent(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let new: NewAgent = parse_json(&body)?;
+    let new: NewAgent = json_body(&body)?;
     if new.name.trim().is_empty() {
         return Ok(invalid_agent("name is required"));
     }

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::model::{AuthMethod, Client, TrustLevel, User};
+use crate::params::json_body;
 use crate::state::Hub;
 
 /// Refuses any call without the control token.
@@ -23,18 +24,7 @@ pub async fn require_control_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let expected = hub.config.control_token.as_deref();
-    // Compare digests so the comparison time does not depend on the secret's bytes.
-    let ok = match (presented, expected) {
-        (Some(p), Some(e)) => crate::random::sha256_b64url(p) == crate::random::sha256_b64url(e),
-        _ => false,
-    };
-    if ok {
+    if crate::credentials::bearer_matches(request.headers(), hub.config.control_token.as_deref()) {
         next.run(request).await
     } else {
         OAuthError::InvalidToken("the control API needs the control token".into()).into_response()
@@ -91,7 +81,7 @@ pub async fn audit_failure(
     State(hub): State<Arc<Hub>>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let req: AuditFailure = parse_json(&body)?;
+    let req: AuditFailure = json_body(&body)?;
     hub.audit_failing
         .store(req.fail, std::sync::atomic::Ordering::Relaxed);
     Ok(Json(json!({"audit_failing": req.fail})).into_response())
@@ -117,7 +107,7 @@ pub async fn advance_clock(
     State(hub): State<Arc<Hub>>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let req: ClockAdvance = parse_json(&body)?;
+    let req: ClockAdvance = json_body(&body)?;
     let now = match (req.advance_seconds, req.reset, req.set) {
         (Some(seconds), false, None) => hub.clock.advance(seconds),
         (None, true, None) => hub.clock.reset(),
@@ -129,11 +119,6 @@ pub async fn advance_clock(
         }
     };
     Ok(Json(json!({"now": now, "offset_seconds": hub.clock.offset()})).into_response())
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OAuthError> {
-    serde_json::from_slice(body)
-        .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,7 +139,7 @@ pub async fn decide(
     Path(request_id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let decision: Decision = parse_json(&body)?;
+    let decision: Decision = json_body(&body)?;
     let request = hub
         .store
         .authorization_request(&request_id)
@@ -262,7 +247,7 @@ pub async fn trust_cimd_origin(
     State(hub): State<Arc<Hub>>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let req: TrustOrigin = parse_json(&body)?;
+    let req: TrustOrigin = json_body(&body)?;
     let url = url::Url::parse(&req.origin)
         .map_err(|e| OAuthError::InvalidRequest(format!("origin: {e}")))?;
     let origin = url.origin().ascii_serialization();
@@ -304,7 +289,7 @@ pub async fn create_client(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
     let _ = headers;
-    let new: NewClient = parse_json(&body)?;
+    let new: NewClient = json_body(&body)?;
     let secret_hash = new
         .secret
         .as_deref()
@@ -366,7 +351,7 @@ pub async fn create_user(
     State(hub): State<Arc<Hub>>,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let new: NewUser = parse_json(&body)?;
+    let new: NewUser = json_body(&body)?;
     let user = User {
         id: crate::random::id("user"),
         name: new.name.unwrap_or_else(|| new.username.clone()),

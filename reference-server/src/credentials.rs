@@ -29,3 +29,17 @@ pub async fn verify_secret(secret: &str, phc: &str) -> Result<bool, HubError> {
     .await
     .map_err(|e| HubError::PasswordHash(e.to_string()))?
 }
+
+/// Whether the request carries `Authorization: Bearer <expected>`; never when
+/// nothing is expected. Digests are compared so the comparison time does not
+/// depend on the secret's bytes. Guards the control and admin APIs.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: Option<&str>) -> bool {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (presented, expected) {
+        (Some(p), Some(e)) => crate::random::sha256_b64url(p) == crate::random::sha256_b64url(e),
+        _ => false,
+    }
+}

@@ -61,6 +61,12 @@ pub fn split_scopes(scope: Option<&str>) -> Vec<String> {
     scopes
 }
 
+/// A JSON request body of the control and admin APIs; bad JSON is `invalid_request`.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OAuthError> {
+    serde_json::from_slice(body)
+        .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
