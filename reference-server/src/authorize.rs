@@ -620,29 +620,58 @@ async fn deny_by_policy(
     scoping: &crate::scoping::Scoping,
     peer: &std::net::SocketAddr,
 ) -> Result<Response, OAuthError> {
-    if !hub.store.complete_request(&request.id).await? {
-        return Err(OAuthError::InvalidRequest(
+    complete(hub, request).await?;
+    send_denial(
+        hub,
+        request,
+        client,
+        &user.id,
+        user.primary_tenant().map(str::to_owned),
+        &format!("no requested scope is permitted: {}", scoping.explanation()),
+        "no requested scope is permitted for this user and client",
+        peer,
+    )
+    .await
+}
+
+/// Marks the request decided; a second decision (a replayed form) is refused.
+async fn complete(hub: &Hub, request: &AuthorizationRequest) -> Result<(), OAuthError> {
+    if hub.store.complete_request(&request.id).await? {
+        Ok(())
+    } else {
+        Err(OAuthError::InvalidRequest(
             "this authorization request was already decided".into(),
-        ));
+        ))
     }
+}
+
+/// Audits `consent.denied` with `reason` and sends the client `access_denied`
+/// with `description` (RFC 6749 §4.1.2.1). The request is already decided.
+#[allow(clippy::too_many_arguments)]
+async fn send_denial(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    tenant: Option<String>,
+    reason: &str,
+    description: &str,
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
     hub.audit(
         AuditEvent::new("consent.denied", Outcome::Failure)
-            .actor("user", user.id.clone())
-            .user(user.id.clone())
-            .tenant(user.primary_tenant().map(str::to_owned))
+            .actor("user", user_id.to_owned())
+            .user(user_id.to_owned())
+            .tenant(tenant)
             .client(client.client_id.clone())
             .resource(request.resource.clone())
             .scopes(&request.scopes, &[])
             .correlation(request.correlation_id.clone())
             .source_ip(peer.ip().to_string())
-            .reason(format!(
-                "no requested scope is permitted: {}",
-                scoping.explanation()
-            )),
+            .reason(reason),
     )
     .await?;
-    let err =
-        OAuthError::AccessDenied("no requested scope is permitted for this user and client".into());
+    let err = OAuthError::AccessDenied(description.to_owned());
     Ok(redirect_error(
         hub,
         &request.redirect_uri,
@@ -662,32 +691,23 @@ pub async fn deny(
     if hub.faults.on(Fault::IgnoreConsentDenial) {
         return decide(hub, request, client, user_id, &request.scopes, peer).await;
     }
-    if !hub.store.complete_request(&request.id).await? {
-        return Err(OAuthError::InvalidRequest(
-            "this authorization request was already decided".into(),
-        ));
-    }
-    let user = hub.store.user_by_id(user_id).await?;
-    hub.audit(
-        AuditEvent::new("consent.denied", Outcome::Failure)
-            .actor("user", user_id.to_owned())
-            .user(user_id.to_owned())
-            .tenant(user.and_then(|u| u.primary_tenant().map(str::to_owned)))
-            .client(client.client_id.clone())
-            .resource(request.resource.clone())
-            .scopes(&request.scopes, &[])
-            .correlation(request.correlation_id.clone())
-            .source_ip(peer.ip().to_string())
-            .reason("the user denied the request"),
-    )
-    .await?;
-    let err = OAuthError::AccessDenied("the user denied the request".into());
-    Ok(redirect_error(
+    complete(hub, request).await?;
+    let tenant = hub
+        .store
+        .user_by_id(user_id)
+        .await?
+        .and_then(|u| u.primary_tenant().map(str::to_owned));
+    send_denial(
         hub,
-        &request.redirect_uri,
-        request.state.as_deref(),
-        &err,
-    ))
+        request,
+        client,
+        user_id,
+        tenant,
+        "the user denied the request",
+        "the user denied the request",
+        peer,
+    )
+    .await
 }
 
 /// Records the user's approval of `newly_granted` and sends them back to the
@@ -710,11 +730,7 @@ pub async fn decide(
         .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
     // Policies are evaluated again: one may have changed since the page was shown.
     let scoping = scoping_for(hub, request, client, &user).await?;
-    if !hub.store.complete_request(&request.id).await? {
-        return Err(OAuthError::InvalidRequest(
-            "this authorization request was already decided".into(),
-        ));
-    }
+    complete(hub, request).await?;
     let granted: Vec<String> = request
         .scopes
         .iter()
@@ -725,10 +741,20 @@ pub async fn decide(
         })
         .cloned()
         .collect();
-    let user = Some(user);
-    let tenant = user
-        .as_ref()
-        .and_then(|u| u.primary_tenant().map(str::to_owned));
+    let tenant = user.primary_tenant().map(str::to_owned);
+    if granted.is_empty() {
+        return send_denial(
+            hub,
+            request,
+            client,
+            user_id,
+            tenant,
+            "the user granted no scope",
+            "the user granted none of the requested scopes",
+            peer,
+        )
+        .await;
+    }
     let event = |kind: &str, outcome| {
         AuditEvent::new(kind, outcome)
             .actor("user", user_id.to_owned())
@@ -740,17 +766,6 @@ pub async fn decide(
             .correlation(request.correlation_id.clone())
             .source_ip(peer.ip().to_string())
     };
-    if granted.is_empty() {
-        hub.audit(event("consent.denied", Outcome::Failure).reason("the user granted no scope"))
-            .await?;
-        let err = OAuthError::AccessDenied("the user granted none of the requested scopes".into());
-        return Ok(redirect_error(
-            hub,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &err,
-        ));
-    }
     let now = hub.clock.now();
     // The record keeps everything the user ever granted this client here, not
     // only this request's share, so a narrower request does not forget the rest.
