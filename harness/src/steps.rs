@@ -269,9 +269,23 @@ impl<'p> Run<'p> {
                     _ => {}
                 }
             }
-            Action::Token { client, .. } | Action::Refresh { client, .. } => {
-                let id = registered(client);
+            Action::Token { client, .. }
+            | Action::Refresh { client, .. }
+            | Action::ClientCredentials { client, .. }
+            | Action::JwtBearer { client, .. }
+            | Action::TokenExchange { client, .. } => {
+                let delegated = matches!(action, Action::Token { .. } | Action::Refresh { .. });
+                let id = if delegated {
+                    registered(client)
+                } else {
+                    self.profile
+                        .clients
+                        .get(client)
+                        .or_else(|| self.agents.get(client))
+                        .map(|c| c.client_id.clone())
+                };
                 if ok {
+                    // A code's token belongs to the flow of the consent that gave the code.
                     let flow = matches!(action, Action::Token { .. })
                         .then_some(self.last_consent)
                         .flatten();
@@ -280,37 +294,8 @@ impl<'p> Run<'p> {
                         token_types,
                         id,
                         "success",
-                        false,
-                        flow,
-                    );
-                } else if refused {
-                    expect(
-                        format!("the token request refused to `{client}`"),
-                        vec!["token.refused"],
-                        None,
-                        "failure",
-                        false,
-                        None,
-                    );
-                }
-            }
-            Action::ClientCredentials { client, .. }
-            | Action::JwtBearer { client, .. }
-            | Action::TokenExchange { client, .. } => {
-                let id = self
-                    .profile
-                    .clients
-                    .get(client)
-                    .or_else(|| self.agents.get(client))
-                    .map(|c| c.client_id.clone());
-                if ok {
-                    expect(
-                        format!("the token issued to `{client}`"),
-                        token_types,
-                        id,
-                        "success",
                         matches!(action, Action::TokenExchange { .. }),
-                        None,
+                        flow,
                     );
                 } else if refused {
                     expect(
@@ -1260,12 +1245,7 @@ impl<'p> Run<'p> {
         scope: Option<&str>,
         variant: AssertionVariant,
     ) -> Result<Value, StepError> {
-        let client = self
-            .profile
-            .clients
-            .get(role)
-            .cloned()
-            .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
+        let client = self.confidential(role)?;
         if client.auth_method != "private_key_jwt" {
             return Err(precondition(format!(
                 "[clients.{role}] must be a private_key_jwt client to sign a JWT grant"
@@ -1489,12 +1469,7 @@ impl<'p> Run<'p> {
     }
 
     async fn introspect(&mut self, role: &str, kind: TokenKind) -> Result<Value, StepError> {
-        let client = self
-            .profile
-            .clients
-            .get(role)
-            .cloned()
-            .ok_or_else(|| precondition(format!("the profile has no [clients.{role}]")))?;
+        let client = self.confidential(role)?;
         let token = self.latest(kind)?;
         let endpoint = self.endpoint("introspection_endpoint").await?;
         let request = self.confidential_post(
