@@ -367,6 +367,34 @@ fn profile_file(dir: &Path, base: &str, extra: &str) -> PathBuf {
     path
 }
 
+/// A hub running on its own (here in this process, reached only through a
+/// profile): the reference profile for its origin, edited by `edit`, in `dir`.
+fn separate_hub(
+    dir: &Path,
+    edit: impl Fn(String) -> String,
+) -> Result<(harness::embedded::EmbeddedTarget, PathBuf), Failed> {
+    let hub = runtime().block_on(async {
+        harness::embedded::start(&root().join("fixtures"), &[])
+            .await
+            .expect("hub")
+    });
+    let base = hub.profile.base.clone().unwrap_or_default();
+    let path = profile_file(dir, &base, "");
+    // The embedded door sets its own control and admin tokens; tell the profile.
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .replace(
+            "token = \"dev-control-token\"",
+            "token = \"conform-embedded-control-token\"",
+        )
+        .replace(
+            "token = \"dev-admin-token\"",
+            "token = \"conform-embedded-admin-token\"",
+        );
+    std::fs::write(&path, edit(text)).map_err(|e| Failed::from(e.to_string()))?;
+    Ok((hub, path))
+}
+
 fn cli_trials() -> Vec<Trial> {
     vec![
         Trial::test("cli::default-run-passes-and-writes-reports", || {
@@ -484,28 +512,8 @@ fn cli_trials() -> Vec<Trial> {
             })
         }),
         Trial::test("cli::target-profile-gives-the-same-verdicts", || {
-            // A hub running on its own (here in this process, reached only through the profile).
-            let (hub, base) = runtime().block_on(async {
-                let hub = harness::embedded::start(&root().join("fixtures"), &[])
-                    .await
-                    .expect("hub");
-                let base = hub.profile.base.clone().unwrap_or_default();
-                (hub, base)
-            });
             let dir = temp_dir("profile");
-            // The embedded door sets its own control and admin tokens; tell the profile.
-            let path = profile_file(&dir, &base, "");
-            let text_profile = std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .replace(
-                    "token = \"dev-control-token\"",
-                    "token = \"conform-embedded-control-token\"",
-                )
-                .replace(
-                    "token = \"dev-admin-token\"",
-                    "token = \"conform-embedded-admin-token\"",
-                );
-            std::fs::write(&path, text_profile).map_err(|e| Failed::from(e.to_string()))?;
+            let (hub, path) = separate_hub(&dir, |profile| profile)?;
             let output = conform(&[
                 "--target",
                 path.to_str().unwrap_or_default(),
@@ -529,27 +537,10 @@ fn cli_trials() -> Vec<Trial> {
         Trial::test("cli::declared-block-is-checked-as-block", || {
             // The reference hub filters a partly permitted request; a profile
             // declaring `block` must make the check fail, so the block branch is live.
-            let (hub, base) = runtime().block_on(async {
-                let hub = harness::embedded::start(&root().join("fixtures"), &[])
-                    .await
-                    .expect("hub");
-                let base = hub.profile.base.clone().unwrap_or_default();
-                (hub, base)
-            });
             let dir = temp_dir("block");
-            let path = profile_file(&dir, &base, "");
-            let text_profile = std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .replace("partial = \"filter\"", "partial = \"block\"")
-                .replace(
-                    "token = \"dev-control-token\"",
-                    "token = \"conform-embedded-control-token\"",
-                )
-                .replace(
-                    "token = \"dev-admin-token\"",
-                    "token = \"conform-embedded-admin-token\"",
-                );
-            std::fs::write(&path, text_profile).map_err(|e| Failed::from(e.to_string()))?;
+            let (hub, path) = separate_hub(&dir, |profile| {
+                profile.replace("partial = \"filter\"", "partial = \"block\"")
+            })?;
             let output = conform(&[
                 "--target",
                 path.to_str().unwrap_or_default(),
