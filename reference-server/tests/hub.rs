@@ -129,6 +129,31 @@ async fn get_json(url: String) -> Value {
         .expect("JSON body")
 }
 
+/// Moves the hub's test clock forward; answers the control API's body.
+async fn advance_clock(hub: &RunningHub, seconds: u32) -> Value {
+    client()
+        .post(format!("{}/control/clock", hub.base_url))
+        .bearer_auth(CONTROL)
+        .json(&json!({ "advance_seconds": seconds }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A user access token from a full code flow (login and consent through the control API).
+async fn access_token_for(hub: &RunningHub, client_id: &str, verifier: &str) -> String {
+    let code = code_for(hub, client_id, verifier).await;
+    let body: Value = redeem(hub, &code, client_id, verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// Redeems a code as the public test client would.
 async fn redeem(
     hub: &RunningHub,
@@ -339,16 +364,7 @@ async fn codes_expire_on_the_test_clock() {
     let client_id = register(&hub).await;
     let verifier = "clock-verifier-long-enough-for-pkce-rules-0123456789";
     let code = code_for(&hub, &client_id, verifier).await;
-    let advanced: Value = client()
-        .post(format!("{}/control/clock", hub.base_url))
-        .bearer_auth(CONTROL)
-        .json(&json!({"advance_seconds": 61}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let advanced = advance_clock(&hub, 61).await;
     assert_eq!(advanced["offset_seconds"], 61);
     let response = redeem(&hub, &code, &client_id, verifier).await;
     assert_eq!(response.status(), 400);
@@ -474,13 +490,7 @@ async fn hostile_registrations_get_oauth_errors_and_the_limit_is_per_source() {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
     // A new window on the test clock restores the budget.
-    client()
-        .post(format!("{}/control/clock", hub.base_url))
-        .bearer_auth(CONTROL)
-        .json(&json!({"advance_seconds": 60}))
-        .send()
-        .await
-        .unwrap();
+    advance_clock(&hub, 60).await;
     register(&hub).await;
     let refusals = audit(&hub, "client.registered").await;
     assert!(
@@ -551,13 +561,7 @@ async fn consent_is_remembered_until_it_expires() {
         !consent_page(&hub).await,
         "a remembered consent is not asked again"
     );
-    client()
-        .post(format!("{}/control/clock", hub.base_url))
-        .bearer_auth(CONTROL)
-        .json(&json!({"advance_seconds": 3601}))
-        .send()
-        .await
-        .unwrap();
+    advance_clock(&hub, 3601).await;
     assert!(
         consent_page(&hub).await,
         "an expired consent is asked again"
@@ -682,13 +686,7 @@ async fn token_exchange_refuses_foreign_revoked_and_expired_subjects() {
     let hub = start().await;
     let client_id = register(&hub).await;
     let verifier = "exchange-verifier-long-enough-for-pkce-rules-0123456789";
-    let code = code_for(&hub, &client_id, verifier).await;
-    let body: Value = redeem(&hub, &code, &client_id, verifier)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let user_token = body["access_token"].as_str().unwrap().to_owned();
+    let user_token = access_token_for(&hub, &client_id, verifier).await;
 
     let (status, ok) = exchange(&hub, &user_token).await;
     assert_eq!(status, 200, "{ok}");
@@ -730,20 +728,8 @@ async fn token_exchange_refuses_foreign_revoked_and_expired_subjects() {
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_request");
     // Expired.
-    let code = code_for(&hub, &client_id, verifier).await;
-    let body: Value = redeem(&hub, &code, &client_id, verifier)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let fresh = body["access_token"].as_str().unwrap().to_owned();
-    client()
-        .post(format!("{}/control/clock", hub.base_url))
-        .bearer_auth(CONTROL)
-        .json(&json!({"advance_seconds": 3600}))
-        .send()
-        .await
-        .unwrap();
+    let fresh = access_token_for(&hub, &client_id, verifier).await;
+    advance_clock(&hub, 3600).await;
     let (status, body) = exchange(&hub, &fresh).await;
     assert_eq!(status, 400);
     assert!(body["error_description"]
