@@ -1577,13 +1577,13 @@ impl<'p> Run<'p> {
             facts["body"]["client_secret"].as_str(),
         ) {
             self.keep_secret(secret);
-            // The agent's first configured server, as a resource role or URL.
+            // The resource role of the agent's first configured server (by its id).
             let server = spec["allowed_resources"][0].as_str().unwrap_or_default();
             let resource = self
                 .profile
                 .resources
                 .iter()
-                .find(|(_, r)| r.url.ends_with(&format!("/{server}")))
+                .find(|(_, r)| r.id.as_deref() == Some(server))
                 .map(|(role, _)| role.clone())
                 .unwrap_or_else(|| "primary".to_owned());
             self.agents.insert(

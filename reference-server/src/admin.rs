@@ -482,13 +482,36 @@ pub async fn decommission_agent(
 
 // ---- audit --------------------------------------------------------------------
 
-/// `GET /admin/audit?from=…&to=…&type=…&client_id=…&user=…&tenant=…&correlation_id=…&after=…&limit=…`:
-/// the trail, oldest first, paged by sequence number (`next_after`).
+/// `GET /admin/audit?from=…&to=…&type=…&client_id=…&user=…&tenant=…&correlation_id=…&after=…&limit=…`
+/// (also `GET /control/audit` in test mode): events oldest first, paged by
+/// `after` (a sequence number), with the newest sequence number in the trail
+/// (`last_seq`) so a reader can start from "now".
 pub async fn audit(
-    state: State<Arc<Hub>>,
-    query: Query<crate::store::AuditFilter>,
+    State(hub): State<Arc<Hub>>,
+    Query(mut filter): Query<crate::store::AuditFilter>,
 ) -> Result<Response, OAuthError> {
-    crate::control::audit_page(state, query).await
+    let last_seq = hub.store.last_audit_seq().await?;
+    filter.limit = filter.limit.clamp(0, 1000);
+    if hub.faults.on(crate::fault::Fault::AuditQueryIgnoresFilters) {
+        filter.client_id = None;
+    }
+    let events = hub.store.audit_events(&filter).await?;
+    let next = events.last().map(|(seq, _)| *seq);
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|(seq, e)| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["seq"] = json!(seq);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "schema_version": crate::audit::AUDIT_SCHEMA_VERSION,
+        "events": events,
+        "next_after": next,
+        "last_seq": last_seq,
+    }))
+    .into_response())
 }
 
 /// `GET /admin/audit/stream`: every event as it is written, as Server-Sent

@@ -61,7 +61,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
 
     if hub.config.test_mode {
         let control = Router::new()
-            .route("/audit", get(control::audit))
+            .route("/audit", get(admin::audit))
             .route("/audit/failure", post(control::audit_failure))
             .route("/clock", get(control::clock).post(control::advance_clock))
             .route("/authorizations/{request}/decision", post(control::decide))

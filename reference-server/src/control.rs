@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,44 +29,6 @@ pub async fn require_control_token(
     } else {
         OAuthError::InvalidToken("the control API needs the control token".into()).into_response()
     }
-}
-
-/// `GET /control/audit`: the same query as `GET /admin/audit`, for test harnesses.
-pub async fn audit(
-    state: State<Arc<Hub>>,
-    query: Query<crate::store::AuditFilter>,
-) -> Result<Response, OAuthError> {
-    audit_page(state, query).await
-}
-
-/// Events oldest first, paged by `after` (a sequence number), with the newest
-/// sequence number in the trail (`last_seq`) so a reader can start from "now".
-pub async fn audit_page(
-    State(hub): State<Arc<Hub>>,
-    Query(mut filter): Query<crate::store::AuditFilter>,
-) -> Result<Response, OAuthError> {
-    let last_seq = hub.store.last_audit_seq().await?;
-    filter.limit = filter.limit.clamp(0, 1000);
-    if hub.faults.on(crate::fault::Fault::AuditQueryIgnoresFilters) {
-        filter.client_id = None;
-    }
-    let events = hub.store.audit_events(&filter).await?;
-    let next = events.last().map(|(seq, _)| *seq);
-    let events: Vec<_> = events
-        .into_iter()
-        .map(|(seq, e)| {
-            let mut v = serde_json::to_value(e).unwrap_or_default();
-            v["seq"] = json!(seq);
-            v
-        })
-        .collect();
-    Ok(Json(json!({
-        "schema_version": crate::audit::AUDIT_SCHEMA_VERSION,
-        "events": events,
-        "next_after": next,
-        "last_seq": last_seq,
-    }))
-    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
