@@ -476,11 +476,6 @@ pub async fn consent_form(
         if new.is_empty() && !already.is_empty() {
             return decide(&hub, &request, &client, &user_id, &[], &peer).await;
         }
-        let unavailable: Vec<_> = scoping
-            .unavailable
-            .iter()
-            .map(|(scope, reason)| context! { scope => scope, reason => reason })
-            .collect();
         let redirect_host = Url::parse(&request.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -508,7 +503,7 @@ pub async fn consent_form(
                 localhost_only => localhost_only,
                 scopes => new,
                 already_granted => already,
-                unavailable => unavailable,
+                unavailable => scoping.unavailable,
             },
         )?)
     }
@@ -596,9 +591,9 @@ async fn audit_policy_decision(
                 scoping
                     .unavailable
                     .iter()
-                    .map(|(scope, reason)| crate::audit::DroppedScope {
-                        scope: scope.clone(),
-                        reason: reason.clone(),
+                    .map(|u| crate::audit::DroppedScope {
+                        scope: u.scope.clone(),
+                        reason: u.reason.clone(),
                     })
                     .collect(),
             )

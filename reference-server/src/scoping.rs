@@ -19,13 +19,23 @@ use crate::model::{Client, McpServer, User};
 use crate::policy::{self, Decision, Operator, Policy, Subject};
 use crate::state::Hub;
 
+/// A requested scope that cannot be granted, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unavailable {
+    pub scope: String,
+    pub reason: String,
+    /// Dropped by the client's own configuration rather than by policy.
+    #[serde(skip)]
+    pub by_configuration: bool,
+}
+
 /// The outcome for one request.
 #[derive(Debug, Clone)]
 pub struct Scoping {
     /// Requested scopes that may be granted, in request order.
     pub permitted: Vec<String>,
     /// Requested scopes that may not, each with the reason, for the consent page and the audit trail.
-    pub unavailable: Vec<(String, String)>,
+    pub unavailable: Vec<Unavailable>,
     /// The policy decision, when policies were evaluated.
     pub decision: Option<Decision>,
 }
@@ -37,10 +47,8 @@ impl Scoping {
             Some(d) => d.explanation(),
             None => "policies were not evaluated".to_owned(),
         };
-        for (scope, why) in &self.unavailable {
-            if why.starts_with("not in this client's configuration") {
-                text.push_str(&format!("; dropped {scope}: {why}"));
-            }
+        for u in self.unavailable.iter().filter(|u| u.by_configuration) {
+            text.push_str(&format!("; dropped {}: {}", u.scope, u.reason));
         }
         text
     }
@@ -110,10 +118,11 @@ impl Hub {
         let mut unavailable = Vec::new();
         for scope in requested {
             if !configured.contains(scope) {
-                unavailable.push((
-                    scope.clone(),
-                    format!("not in this client's configuration for {}", server.id),
-                ));
+                unavailable.push(Unavailable {
+                    scope: scope.clone(),
+                    reason: format!("not in this client's configuration for {}", server.id),
+                    by_configuration: true,
+                });
                 continue;
             }
             match &decision {
@@ -124,7 +133,11 @@ impl Hub {
                         .find(|dropped| &dropped.scope == scope)
                         .map(|dropped| dropped.reason.clone())
                         .unwrap_or_else(|| "no policy allows it".into());
-                    unavailable.push((scope.clone(), reason));
+                    unavailable.push(Unavailable {
+                        scope: scope.clone(),
+                        reason,
+                        by_configuration: false,
+                    });
                 }
                 _ => permitted.push(scope.clone()),
             }
