@@ -166,9 +166,10 @@ pub async fn create_policy(
 ) -> Result<Response, OAuthError> {
     let draft: serde_json::Value = json_body(&body)?;
     let servers = hub.store.mcp_servers().await?;
+    let connections = hub.known_connections().await?;
     let now = hub.clock.now();
     let id = crate::random::id("pol");
-    let policy = match crate::policy::validate(&draft, &servers) {
+    let policy = match crate::policy::validate_with(&draft, &servers, &connections) {
         Ok(spec) => spec.into_policy(id, now),
         Err(err) if hub.faults.on(Fault::AcceptInvalidPolicy) => crate::policy::Policy {
             id,

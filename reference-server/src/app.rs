@@ -12,7 +12,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::{Hub, ISSUER_PATH};
-use crate::{admin, authorize, control, metadata, registration, resource, revocation, token};
+use crate::{
+    admin, authorize, connect, connections, control, metadata, registration, resource, revocation,
+    token,
+};
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,6 +40,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
             post(resource::report_tool_execution),
         )
         .route("/jwks.json", get(metadata::jwks))
+        .route(
+            "/connections/{id}/connect",
+            get(connect::connect_form).post(connect::connect_submit),
+        )
+        .route("/connections/callback", get(connect::callback))
         .route(
             "/.well-known/openid-configuration",
             get(metadata::authorization_server_metadata),
@@ -92,6 +100,20 @@ pub fn router(hub: Arc<Hub>) -> Router {
             .route("/audit", get(admin::audit))
             .route("/audit/stream", get(admin::audit_stream))
             .route("/agents/{id}/decommission", post(admin::decommission_agent))
+            .route(
+                "/connections",
+                get(connections::list_connections).post(connections::create_connection),
+            )
+            .route(
+                "/connections/{id}",
+                get(connections::get_connection)
+                    .put(connections::put_connection)
+                    .delete(connections::delete_connection),
+            )
+            .route(
+                "/connections/{id}/tokens",
+                axum::routing::put(connections::put_token).delete(connections::delete_token),
+            )
             .layer(middleware::from_fn_with_state(
                 hub.clone(),
                 admin::require_admin_token,

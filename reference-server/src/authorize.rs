@@ -23,7 +23,7 @@ type Peer = ConnectInfo<std::net::SocketAddr>;
 
 /// An error shown to the user on the hub's own page: used whenever the client
 /// or redirect URI cannot be trusted, so the browser is never sent anywhere.
-fn error_page(hub: &Hub, err: &OAuthError) -> Response {
+pub(crate) fn error_page(hub: &Hub, err: &OAuthError) -> Response {
     let status = if matches!(err, OAuthError::ServerError) {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {

@@ -44,6 +44,17 @@ pub struct HubConfig {
     pub control_token: Option<String>,
     /// Enables the admin API (`/admin/*`), protected by this bearer token.
     pub admin_token: Option<String>,
+    /// Vault keys, `<id>:<base64 of 32 bytes>`; the first seals. When empty,
+    /// `vault-dev.key` in the seed directory is used if present (a
+    /// development key); with neither the hub refuses to start.
+    pub vault_keys: Vec<String>,
+    /// Upper bound on every call to a Connection's provider.
+    pub provider_timeout: std::time::Duration,
+    /// Serve the Agenda MCP server (crate `demo`) at its seeded MCP server's path.
+    pub agenda: Option<AgendaSettings>,
+    /// Where the demo provider listens, when it is not the seeded default:
+    /// the `demo-calendar` connection's endpoints are pointed at it.
+    pub demo_provider_url: Option<String>,
     pub faults: Faults,
 }
 
@@ -68,7 +79,43 @@ impl Default for HubConfig {
             test_mode: false,
             control_token: None,
             admin_token: None,
+            vault_keys: Vec::new(),
+            provider_timeout: std::time::Duration::from_secs(10),
+            agenda: None,
+            demo_provider_url: None,
             faults: Faults::default(),
+        }
+    }
+}
+
+/// How the hub runs the Agenda MCP server: which seeded MCP server it is,
+/// the credentials it uses at the hub, and the Connection it reads.
+#[derive(Clone)]
+pub struct AgendaSettings {
+    pub server_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub connection: String,
+}
+
+impl std::fmt::Debug for AgendaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgendaSettings")
+            .field("server_id", &self.server_id)
+            .field("client_id", &self.client_id)
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgendaSettings {
+    /// The seeded demo: MCP server `agenda`, client `rs-agenda`, connection `demo-calendar`.
+    pub fn demo(client_secret: impl Into<String>) -> Self {
+        AgendaSettings {
+            server_id: "agenda".into(),
+            client_id: "rs-agenda".into(),
+            client_secret: client_secret.into(),
+            connection: "demo-calendar".into(),
         }
     }
 }

@@ -47,6 +47,9 @@ pub async fn start(
         admin_token: Some(admin_token.to_owned()),
         faults: Faults::new(faults),
         registration_rate_exempt: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+        // Timeout scenarios wait this long; keep them short.
+        provider_timeout: std::time::Duration::from_secs(2),
+        agenda: Some(crate::config::AgendaSettings::demo("rs-agenda-secret")),
         ..HubConfig::default()
     })
     .await

@@ -69,6 +69,23 @@ pub enum OAuthError {
         description: String,
         retry_after: i64,
     },
+    /// `reauthorization_required`, an extension error code (RFC 6749 §8.5):
+    /// the vault holds no usable token for this owner of a Connection (none
+    /// was stored, or the provider refused its refresh token), so a person
+    /// must connect again at `connect_uri`.
+    #[error("reauthorization_required: {description}")]
+    ReauthorizationRequired {
+        description: String,
+        connect_uri: String,
+    },
+    /// RFC 6749 §4.1.2.1 `temporarily_unavailable`, answered with 502 (the
+    /// third-party provider answered badly) or 504 (it did not answer in
+    /// time): a Connection's token could not be refreshed right now.
+    #[error("temporarily_unavailable: {description}")]
+    ProviderUnavailable {
+        description: String,
+        timed_out: bool,
+    },
     /// RFC 6749 §4.1.2.1 `server_error`: an internal failure; the detail is in the log only.
     #[error("server_error")]
     ServerError,
@@ -92,6 +109,8 @@ impl OAuthError {
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::InsufficientScope(_) => "insufficient_scope",
             OAuthError::TooManyRequests { .. } => "temporarily_unavailable",
+            OAuthError::ReauthorizationRequired { .. } => "reauthorization_required",
+            OAuthError::ProviderUnavailable { .. } => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
         }
     }
@@ -112,7 +131,9 @@ impl OAuthError {
             | OAuthError::InvalidClientMetadata(d)
             | OAuthError::InvalidToken(d)
             | OAuthError::InsufficientScope(d) => d,
-            OAuthError::TooManyRequests { description, .. } => description,
+            OAuthError::TooManyRequests { description, .. }
+            | OAuthError::ReauthorizationRequired { description, .. }
+            | OAuthError::ProviderUnavailable { description, .. } => description,
             OAuthError::ServerError => "the server could not complete the request",
         }
     }
@@ -123,6 +144,10 @@ impl OAuthError {
             OAuthError::InsufficientScope(_) | OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::ProviderUnavailable {
+                timed_out: true, ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            OAuthError::ProviderUnavailable { .. } => StatusCode::BAD_GATEWAY,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -130,7 +155,10 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code(), "error_description": self.description() });
+        let mut body = json!({ "error": self.code(), "error_description": self.description() });
+        if let OAuthError::ReauthorizationRequired { connect_uri, .. } = &self {
+            body["connect_uri"] = json!(connect_uri);
+        }
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

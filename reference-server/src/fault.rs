@@ -199,6 +199,44 @@ faults! {
     CimdNoSsrfGuard => "cimd-no-ssrf-guard",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
+    /// An expired stored connection token is returned as it is, never refreshed (docs/connections.md, Refresh).
+    NoVaultRefresh => "no-vault-refresh",
+    /// Concurrent requests for one expired connection token each refresh it upstream (no single flight).
+    RefreshWithoutSingleFlight => "refresh-without-single-flight",
+    /// A refresh token the provider rotated is not stored; the next refresh reuses the old one (RFC 6749 §6).
+    DropRotatedRefreshToken => "drop-rotated-refresh-token",
+    /// A user's connection request is granted although no Connections Policy matches.
+    IgnoreConnectionPolicy => "ignore-connection-policy",
+    /// A connection token carries every stored scope, not only those the matching policies allow.
+    ConnectionPolicyIgnoresScopes => "connection-policy-ignores-scopes",
+    /// A user with no token of their own gets another user's token for the connection.
+    CrossUserConnection => "cross-user-connection",
+    /// A tenant's connection token is returned to users of another tenant.
+    CrossTenantConnection => "cross-tenant-connection",
+    /// Connections Policies are applied to agent (client_credentials) tokens as well.
+    ConnectionPolicyOnAgents => "connection-policy-on-agents",
+    /// An agent not in the connection's allowed clients still gets its token.
+    IgnoreAllowedClients => "ignore-allowed-clients",
+    /// A provider invalid_grant does not mark the connection; every request retries the refresh upstream.
+    RetryAfterInvalidGrant => "retry-after-invalid-grant",
+    /// Provider calls have no timeout: a provider that never answers holds the request.
+    UnboundedProviderTimeout => "unbounded-provider-timeout",
+    /// A provider answering garbage makes the hub fail with a 500 instead of a precise 502 error.
+    ProviderErrorsAs500 => "provider-errors-as-500",
+    /// The connect flow sends no PKCE code_challenge to the provider (RFC 7636 §4.3, RFC 9700 §2.1.1).
+    ConnectWithoutPkce => "connect-without-pkce",
+    /// The connect callback accepts a state it never issued (RFC 6749 §10.12).
+    ConnectIgnoresState => "connect-ignores-state",
+    /// connection.token.issued and connection refresh events are not audited.
+    DropConnectionAudit => "drop-connection-audit",
+    /// The connection token's value is written into its connection.token.issued audit event.
+    LeakConnectionTokenInAudit => "leak-connection-token-in-audit",
+    /// Connection tokens are stored in the database without encryption.
+    PlaintextVault => "plaintext-vault",
+    /// The Agenda MCP server forwards the caller's hub token to the provider instead of the vault token.
+    McpTokenPassthrough => "mcp-token-passthrough",
+    /// The Agenda MCP server runs a tool without the scope the tool needs.
+    AgendaSkipToolScope => "agenda-skip-tool-scope",
 }
 
 impl fmt::Display for Fault {

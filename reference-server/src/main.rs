@@ -75,6 +75,32 @@ struct Args {
     /// Bearer token the admin API (/admin) requires; without it the admin API is off.
     #[arg(long, env = "HUB_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// A vault key sealing Connection secrets, `<id>:<base64 of 32 bytes>` (repeatable; the first seals).
+    /// Without one the hub uses `vault-dev.key` from the seed directory, or refuses to start.
+    #[arg(
+        long = "vault-key",
+        env = "HUB_VAULT_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    vault_keys: Vec<String>,
+    /// Upper bound, in seconds, on every call to a Connection's provider.
+    #[arg(long, env = "HUB_PROVIDER_TIMEOUT", default_value_t = 10)]
+    provider_timeout: u64,
+    /// Do not start the offline demo (the mock Demo Calendar provider and the Agenda MCP server).
+    #[arg(long, env = "HUB_NO_DEMO")]
+    no_demo: bool,
+    /// Where the demo's mock third-party provider listens.
+    #[arg(long, env = "HUB_DEMO_PROVIDER_BIND", default_value = "127.0.0.1:8090")]
+    demo_provider_bind: SocketAddr,
+    /// The Agenda MCP server's client secret at the hub (client `rs-agenda` in the seed).
+    #[arg(
+        long,
+        env = "HUB_AGENDA_CLIENT_SECRET",
+        default_value = "rs-agenda-secret",
+        hide_env_values = true
+    )]
+    agenda_client_secret: String,
     /// Switch on a named fault (repeatable); see --list-faults.
     #[arg(long = "fault", env = "HUB_FAULTS", value_delimiter = ',')]
     faults: Vec<Fault>,
@@ -111,6 +137,19 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // The demo's third-party provider runs beside the hub, on its own origin.
+    let provider = if args.no_demo {
+        None
+    } else {
+        Some(
+            demo::provider::spawn(
+                args.demo_provider_bind,
+                demo::provider::ProviderConfig::default(),
+            )
+            .await
+            .context("starting the demo provider (--no-demo skips it)")?,
+        )
+    };
     let config = HubConfig {
         bind: args.bind,
         public_url: args.public_url,
@@ -129,6 +168,11 @@ async fn main() -> anyhow::Result<()> {
         audit_webhook: args.audit_webhook,
         control_token: args.control_token,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        vault_keys: args.vault_keys,
+        agenda: (!args.no_demo)
+            .then(|| reference_server::AgendaSettings::demo(args.agenda_client_secret.clone())),
+        demo_provider_url: provider.as_ref().map(|p| p.url.clone()),
+        provider_timeout: std::time::Duration::from_secs(args.provider_timeout.max(1)),
         faults: Faults::new(args.faults),
         ..HubConfig::default()
     };
@@ -140,6 +184,13 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(issuer = %hub.issuer, "hub listening on {}", hub.local_addr);
     for (id, url) in &hub.resources {
         tracing::info!(mcp_server = %id, resource = %url, "protected MCP server");
+    }
+    if let Some(provider) = &provider {
+        tracing::info!(
+            provider = %provider.url,
+            connect = %format!("{}/connections/demo-calendar/connect", hub.issuer),
+            "demo: mock third-party provider \"Demo Calendar\"; connect it, then call the Agenda MCP server"
+        );
     }
     if test_mode {
         tracing::warn!("test mode: the control API is enabled under /control");

@@ -14,6 +14,11 @@ pub fn environment() -> Environment<'static> {
         ("login.html", include_str!("../templates/login.html")),
         ("consent.html", include_str!("../templates/consent.html")),
         ("error.html", include_str!("../templates/error.html")),
+        ("connect.html", include_str!("../templates/connect.html")),
+        (
+            "connected.html",
+            include_str!("../templates/connected.html"),
+        ),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));

@@ -266,17 +266,76 @@ impl fmt::Display for Condition {
     }
 }
 
-/// The scopes a policy allows on one MCP server.
+/// The scopes a policy allows on one MCP server (an MCP Server Policy grant)
+/// or on one Connection's tokens (a Connections Policy grant): exactly one
+/// of `mcp_server` and `connection` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    /// The MCP server's id.
+    /// The MCP server's id; empty in a connection grant.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mcp_server: String,
+    /// The Connection's id, in a Connections Policy grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The scopes allowed; empty for an API-key connection, which has none.
     pub scopes: Vec<String>,
 }
 
 impl Grant {
     fn allows(&self, server_id: &str, scope: &str) -> bool {
-        self.mcp_server == server_id && self.scopes.iter().any(|s| s == scope)
+        self.connection.is_none()
+            && self.mcp_server == server_id
+            && self.scopes.iter().any(|s| s == scope)
+    }
+
+    fn targets(&self, target: &Target) -> bool {
+        match target {
+            Target::Server(server) => self.connection.is_none() && self.mcp_server == server.id,
+            Target::Connection(connection) => {
+                self.connection.as_deref() == Some(connection.id.as_str())
+            }
+        }
+    }
+
+    fn allows_on(&self, target: &Target, scope: &str) -> bool {
+        match target {
+            Target::Server(server) => self.allows(&server.id, scope),
+            Target::Connection(connection) => {
+                self.connection.as_deref() == Some(connection.id.as_str())
+                    && self.scopes.iter().any(|s| s == scope)
+            }
+        }
+    }
+}
+
+/// A Connection as the policy engine sees it: its id and the scopes its
+/// tokens can carry (none for an API-key connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownConnection {
+    pub id: String,
+    pub scopes: Vec<String>,
+}
+
+/// What a decision is about: an MCP server or a Connection.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Server(&'a McpServer),
+    Connection(&'a KnownConnection),
+}
+
+impl Target<'_> {
+    fn scopes(&self) -> &[String] {
+        match self {
+            Target::Server(s) => &s.scopes,
+            Target::Connection(c) => &c.scopes,
+        }
+    }
+    /// `MCP server calendar` / `connection demo-calendar`, for explanations.
+    fn label(&self) -> String {
+        match self {
+            Target::Server(s) => s.id.clone(),
+            Target::Connection(c) => format!("connection {}", c.id),
+        }
     }
 }
 
@@ -297,6 +356,10 @@ impl Policy {
     /// Whether one of this policy's grants allows `scope` on the server with id `server_id`.
     pub fn allows(&self, server_id: &str, scope: &str) -> bool {
         self.grants.iter().any(|g| g.allows(server_id, scope))
+    }
+
+    fn allows_on(&self, target: &Target, scope: &str) -> bool {
+        self.grants.iter().any(|g| g.allows_on(target, scope))
     }
 }
 
@@ -373,6 +436,12 @@ pub enum PolicyError {
     /// A grant names an MCP server id the hub does not know.
     #[error("grants[{index}]: unknown MCP server {mcp_server:?}")]
     UnknownMcpServer { index: usize, mcp_server: String },
+    /// A grant names a Connection id the hub does not know.
+    #[error("grants[{index}]: unknown connection {connection:?}")]
+    UnknownConnection { index: usize, connection: String },
+    /// A grant names both an MCP server and a connection, or neither.
+    #[error("grants[{index}]: a grant names exactly one of `mcp_server` and `connection`")]
+    AmbiguousGrant { index: usize },
     /// A grant names a scope the MCP server does not define.
     #[error("grants[{index}]: MCP server {mcp_server:?} has no scope {scope:?}")]
     UnknownScope {
@@ -387,7 +456,7 @@ pub enum PolicyError {
 
 const POLICY_FIELDS: &[&str] = &["name", "description", "conditions", "grants"];
 const CONDITION_FIELDS: &[&str] = &["key", "operator", "value"];
-const GRANT_FIELDS: &[&str] = &["mcp_server", "scopes"];
+const GRANT_FIELDS: &[&str] = &["mcp_server", "connection", "scopes"];
 
 /// Validates an administrator's policy draft against the known MCP servers.
 ///
@@ -396,6 +465,16 @@ const GRANT_FIELDS: &[&str] = &["mcp_server", "scopes"];
 /// `description` and `conditions` are optional. The name and description are
 /// trimmed; duplicate scopes within a grant are dropped.
 pub fn validate(draft: &Value, servers: &[McpServer]) -> Result<PolicySpec, PolicyError> {
+    validate_with(draft, servers, &[])
+}
+
+/// [`validate`], also knowing the hub's Connections, so that grants may name
+/// a connection (`{"connection": "…", "scopes": […]}`): a Connections Policy.
+pub fn validate_with(
+    draft: &Value,
+    servers: &[McpServer],
+    connections: &[KnownConnection],
+) -> Result<PolicySpec, PolicyError> {
     let obj = draft.as_object().ok_or_else(|| {
         malformed(format!(
             "a policy must be a JSON object, not {}",
@@ -433,7 +512,7 @@ pub fn validate(draft: &Value, servers: &[McpServer]) -> Result<PolicySpec, Poli
     let grants = raw_grants
         .iter()
         .enumerate()
-        .map(|(index, raw)| validate_grant(index, raw, servers))
+        .map(|(index, raw)| validate_grant(index, raw, servers, connections))
         .collect::<Result<Vec<_>, _>>()?;
 
     Ok(PolicySpec {
@@ -494,7 +573,12 @@ fn validate_condition(index: usize, raw: &Value) -> Result<Condition, PolicyErro
     })
 }
 
-fn validate_grant(index: usize, raw: &Value, servers: &[McpServer]) -> Result<Grant, PolicyError> {
+fn validate_grant(
+    index: usize,
+    raw: &Value,
+    servers: &[McpServer],
+    connections: &[KnownConnection],
+) -> Result<Grant, PolicyError> {
     let obj = raw.as_object().ok_or_else(|| {
         malformed(format!(
             "grants[{index}] must be a JSON object, not {}",
@@ -502,6 +586,17 @@ fn validate_grant(index: usize, raw: &Value, servers: &[McpServer]) -> Result<Gr
         ))
     })?;
     refuse_unknown_fields(obj, GRANT_FIELDS, &format!("grants[{index}]"))?;
+    if let Some(connection) = optional_str(
+        obj,
+        "connection",
+        &format!("grants[{index}].connection"),
+        "a string (a connection id)",
+    )? {
+        if obj.get("mcp_server").is_some_and(|v| !v.is_null()) {
+            return Err(PolicyError::AmbiguousGrant { index });
+        }
+        return validate_connection_grant(index, obj, connection, connections);
+    }
 
     let mcp_server = required_str(
         obj,
@@ -549,7 +644,63 @@ fn validate_grant(index: usize, raw: &Value, servers: &[McpServer]) -> Result<Gr
         }
     }
 
-    Ok(Grant { mcp_server, scopes })
+    Ok(Grant {
+        mcp_server,
+        connection: None,
+        scopes,
+    })
+}
+
+fn validate_connection_grant(
+    index: usize,
+    obj: &Map<String, Value>,
+    connection: &str,
+    connections: &[KnownConnection],
+) -> Result<Grant, PolicyError> {
+    let known = connections
+        .iter()
+        .find(|c| c.id == connection)
+        .ok_or_else(|| PolicyError::UnknownConnection {
+            index,
+            connection: connection.to_owned(),
+        })?;
+    let raw_scopes = optional_array(
+        obj,
+        "scopes",
+        &format!("grants[{index}].scopes"),
+        "an array of strings",
+    )?;
+    // An API-key connection has no scopes: naming it is the whole grant.
+    if raw_scopes.is_empty() && !known.scopes.is_empty() {
+        return Err(PolicyError::NoScopes {
+            index,
+            mcp_server: format!("connection {connection}"),
+        });
+    }
+    let mut scopes: Vec<String> = Vec::with_capacity(raw_scopes.len());
+    for (position, raw_scope) in raw_scopes.iter().enumerate() {
+        let scope = raw_scope.as_str().ok_or_else(|| {
+            malformed(format!(
+                "grants[{index}].scopes[{position}] must be a string, not {}",
+                type_name(raw_scope)
+            ))
+        })?;
+        if !known.scopes.iter().any(|s| s == scope) {
+            return Err(PolicyError::UnknownScope {
+                index,
+                mcp_server: format!("connection {connection}"),
+                scope: scope.to_owned(),
+            });
+        }
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    Ok(Grant {
+        mcp_server: String::new(),
+        connection: Some(connection.to_owned()),
+        scopes,
+    })
 }
 
 fn refuse_unknown_fields(
@@ -858,7 +1009,7 @@ pub struct Decision {
     /// Requested scopes (in request order, duplicates removed) that the union
     /// of the matching policies' grants allows on this server.
     pub permitted: Vec<String>,
-    /// Every policy whose conditions all held, in policy order.
+    /// Every policy with a grant on this target whose conditions all held, in policy order.
     pub matched: Vec<PolicyRef>,
     /// Requested scopes (in request order, duplicates removed) not permitted.
     pub dropped: Vec<DroppedScope>,
@@ -916,8 +1067,32 @@ pub fn evaluate(
     server: &McpServer,
     requested: &[String],
 ) -> Decision {
+    evaluate_target(policies, subject, Target::Server(server), requested)
+}
+
+/// Decides which of the `requested` scopes of a Connection's token the
+/// Connections Policies permit for `subject` (same conditions, same union,
+/// same least privilege as for MCP servers).
+pub fn evaluate_connection(
+    policies: &[Policy],
+    subject: &Subject,
+    connection: &KnownConnection,
+    requested: &[String],
+) -> Decision {
+    evaluate_target(policies, subject, Target::Connection(connection), requested)
+}
+
+fn evaluate_target(
+    policies: &[Policy],
+    subject: &Subject,
+    server: Target,
+    requested: &[String],
+) -> Decision {
+    // A policy that grants nothing on this target does not apply to it, even
+    // when its conditions hold (a Connections Policy for an MCP server, say).
     let matched: Vec<&Policy> = policies
         .iter()
+        .filter(|p| p.grants.iter().any(|g| g.targets(&server)))
         .filter(|p| first_failure(p, subject).is_none())
         .collect();
 
@@ -927,12 +1102,12 @@ pub fn evaluate(
         if requested[..position].contains(scope) {
             continue;
         }
-        if matched.iter().any(|p| p.allows(&server.id, scope)) {
+        if matched.iter().any(|p| p.allows_on(&server, scope)) {
             permitted.push(scope.clone());
         } else {
             dropped.push(DroppedScope {
                 scope: scope.clone(),
-                reason: drop_reason(policies, &matched, subject, server, scope),
+                reason: drop_reason(policies, &matched, subject, &server, scope),
             });
         }
     }
@@ -955,14 +1130,14 @@ fn drop_reason(
     policies: &[Policy],
     matched: &[&Policy],
     subject: &Subject,
-    server: &McpServer,
+    server: &Target,
     scope: &str,
 ) -> String {
     // Non-matching policies that would have allowed this scope, and why each
     // did not match (bounded).
     let mut why_not = String::new();
     let mut would_allow = 0usize;
-    for policy in policies.iter().filter(|p| p.allows(&server.id, scope)) {
+    for policy in policies.iter().filter(|p| p.allows_on(server, scope)) {
         // Only the policies named in the reason pay for a FailedCondition.
         let Some(index) = first_failure(policy, subject) else {
             continue; // a matching policy; cannot happen for a dropped scope
@@ -986,14 +1161,21 @@ fn drop_reason(
         ));
     }
 
-    let unknown_scope = if server.scopes.iter().any(|s| s == scope) {
+    let unknown_scope = if server.scopes().iter().any(|s| s == scope) {
         String::new()
     } else {
-        format!(
-            " ({} is not a scope of MCP server {})",
-            truncate(scope, MAX_RENDERED),
-            server.id
-        )
+        match server {
+            Target::Server(s) => format!(
+                " ({} is not a scope of MCP server {})",
+                truncate(scope, MAX_RENDERED),
+                s.id
+            ),
+            Target::Connection(c) => format!(
+                " ({} is not a scope of connection {})",
+                truncate(scope, MAX_RENDERED),
+                c.id
+            ),
+        }
     };
 
     if matched.is_empty() {
@@ -1005,7 +1187,7 @@ fn drop_reason(
                 "no policy matched: none of the {} policies allows {} on {}{unknown_scope}",
                 policies.len(),
                 truncate(scope, MAX_RENDERED),
-                server.id
+                server.label()
             );
         }
         return format!("no policy matched: {why_not}{unknown_scope}");
@@ -1023,7 +1205,7 @@ fn drop_reason(
     let mut reason = format!(
         "matching policies ({names}) do not allow {} on {}{unknown_scope}",
         truncate(scope, MAX_RENDERED),
-        server.id
+        server.label()
     );
     if would_allow > 0 {
         reason.push_str("; policies that would allow it did not match: ");
@@ -1147,6 +1329,7 @@ mod tests {
                 .iter()
                 .map(|(server, scopes)| Grant {
                     mcp_server: (*server).into(),
+                    connection: None,
                     scopes: scopes.iter().map(|s| (*s).into()).collect(),
                 })
                 .collect(),
@@ -1832,6 +2015,7 @@ mod tests {
             spec.grants,
             vec![Grant {
                 mcp_server: "calendar".into(),
+                connection: None,
                 scopes: scopes(&["calendar.read", "calendar.write"]),
             }]
         );

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use crate::error::HubError;
 use crate::model::{AuthMethod, Client, McpServer, Tenant, TrustLevel, User};
-use crate::store::Store;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,12 +20,15 @@ pub struct Seed {
     pub mcp_servers: Vec<McpServer>,
     #[serde(default)]
     pub clients: Vec<SeedClient>,
-    /// MCP Server Policies, validated like those created through the admin API.
+    /// MCP Server and Connections Policies, validated like those created through the admin API.
     #[serde(default)]
     pub policies: Vec<SeedPolicy>,
+    /// Connections, in the admin API's shape (docs/connections.md).
+    #[serde(default)]
+    pub connections: Vec<SeedPolicy>,
 }
 
-/// A policy as written in a seed file: a stable id and the admin API's draft shape.
+/// A policy or connection as written in a seed file: a stable id and the admin API's draft shape.
 #[derive(Debug, Deserialize)]
 pub struct SeedPolicy {
     pub id: String,
@@ -90,11 +92,15 @@ impl Seed {
             seed.mcp_servers.extend(part.mcp_servers);
             seed.clients.extend(part.clients);
             seed.policies.extend(part.policies);
+            seed.connections.extend(part.connections);
         }
         Ok(seed)
     }
 
-    pub async fn apply(self, store: &Store, now: i64) -> Result<(), HubError> {
+    /// Upserts everything; connection secrets are sealed with the hub's vault.
+    pub async fn apply(self, hub: &crate::state::Hub) -> Result<(), HubError> {
+        let store = &hub.store;
+        let now = hub.clock.now();
         for tenant in &self.tenants {
             store.upsert_tenant(tenant).await?;
         }
@@ -141,13 +147,26 @@ impl Seed {
             };
             store.upsert_client(&client).await?;
         }
-        let servers = store.mcp_servers().await?;
-        for p in self.policies {
-            let spec = crate::policy::validate(&serde_json::Value::Object(p.draft), &servers)
+        for c in self.connections {
+            crate::connections::seed_connection(hub, &c.id, serde_json::Value::Object(c.draft))
+                .await
                 .map_err(|e| HubError::Seed {
-                    path: format!("policy {}", p.id),
-                    message: e.to_string(),
+                    path: format!("connection {}", c.id),
+                    message: e.description().to_owned(),
                 })?;
+        }
+        let servers = store.mcp_servers().await?;
+        let connections = hub.known_connections().await?;
+        for p in self.policies {
+            let spec = crate::policy::validate_with(
+                &serde_json::Value::Object(p.draft),
+                &servers,
+                &connections,
+            )
+            .map_err(|e| HubError::Seed {
+                path: format!("policy {}", p.id),
+                message: e.to_string(),
+            })?;
             store.insert_policy(&spec.into_policy(p.id, now)).await?;
         }
         Ok(())

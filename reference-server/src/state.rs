@@ -42,6 +42,16 @@ pub struct Hub {
     pub audit_feed: tokio::sync::broadcast::Sender<AuditEvent>,
     /// The JSON Lines audit file, when configured.
     pub audit_jsonl: Option<std::sync::Mutex<std::fs::File>>,
+    /// The keys Connection secrets are sealed with.
+    pub vault: crate::vault::VaultKeys,
+    /// One lock per stored Connection token, so its refresh is single-flight.
+    pub connection_flights: crate::retrieval::Flights,
+    /// Calls to Connection providers, bounded by `provider_timeout`.
+    pub provider_http: reqwest::Client,
+    /// The same without a useful bound, for the `unbounded-provider-timeout` fault.
+    pub provider_http_unbounded: reqwest::Client,
+    /// Connect flows waiting for the provider's redirect back, by `state`.
+    pub pending_connects: crate::connect::PendingConnects,
 }
 
 impl Hub {
@@ -172,6 +182,43 @@ impl Drop for RunningHub {
     }
 }
 
+/// The Agenda MCP server, configured to reach this hub over HTTP like any
+/// other resource server would, and the path to mount it at.
+async fn agenda_router(
+    hub: &Hub,
+    settings: &crate::config::AgendaSettings,
+) -> Result<(String, axum::Router), HubError> {
+    let server = hub
+        .store
+        .mcp_servers()
+        .await?
+        .into_iter()
+        .find(|s| s.id == settings.server_id)
+        .ok_or_else(|| {
+            HubError::Config(format!(
+                "the Agenda MCP server needs the MCP server `{}` in the seed",
+                settings.server_id
+            ))
+        })?;
+    let config = demo::agenda::AgendaConfig {
+        resource: hub.resource_url(&server),
+        resource_metadata: crate::metadata::resource_metadata_url(hub, &server.path),
+        issuer: hub.issuer.clone(),
+        jwks_uri: hub.endpoint("/jwks.json"),
+        token_endpoint: hub.endpoint("/token"),
+        audit_endpoint: hub.endpoint("/audit/tool-executions"),
+        client_id: settings.client_id.clone(),
+        client_secret: settings.client_secret.clone(),
+        connection: settings.connection.clone(),
+        api_base_url: None,
+        faults: demo::agenda::AgendaFaults {
+            token_passthrough: hub.faults.on(crate::fault::Fault::McpTokenPassthrough),
+            skip_tool_scope: hub.faults.on(crate::fault::Fault::AgendaSkipToolScope),
+        },
+    };
+    Ok((server.path, demo::agenda::router(config)))
+}
+
 /// Opens storage, applies the seed, binds the listener and serves in the background.
 pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
     if config.test_mode && config.control_token.as_deref().is_none_or(str::is_empty) {
@@ -192,11 +239,27 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         .unwrap_or_else(|| format!("http://{local_addr}"));
     let issuer = format!("{base_url}{ISSUER_PATH}");
 
+    let vault = if !config.vault_keys.is_empty() {
+        crate::vault::VaultKeys::parse(&config.vault_keys)
+    } else {
+        match config.seed_dir.as_ref().map(|d| d.join("vault-dev.key")) {
+            Some(path) if path.is_file() => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "using the development vault key from the seed directory; pass --vault-key in production"
+                );
+                crate::vault::VaultKeys::from_file(&path)
+            }
+            _ => Err(crate::vault::VaultError::NoKey),
+        }
+    }
+    .map_err(|e| HubError::Config(e.to_string()))?;
     let clock = Clock::default();
     let store = Store::open(&config.database).await?;
-    if let Some(dir) = &config.seed_dir {
-        Seed::load_dir(dir)?.apply(&store, clock.now()).await?;
-    }
+    let seed = match &config.seed_dir {
+        Some(dir) => Some(Seed::load_dir(dir)?),
+        None => None,
+    };
     let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
     let cimd = crate::cimd::CimdResolver::new(config.cimd_trusted_origins.clone());
     let registrations = crate::throttle::Throttle::new(
@@ -223,6 +286,13 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         audit_failing: std::sync::atomic::AtomicBool::new(false),
         audit_feed: tokio::sync::broadcast::channel(1024).0,
         audit_jsonl,
+        vault,
+        connection_flights: Default::default(),
+        provider_http: crate::retrieval::provider_client(config.provider_timeout),
+        provider_http_unbounded: crate::retrieval::provider_client(std::time::Duration::from_secs(
+            3600,
+        )),
+        pending_connects: Default::default(),
         faults: config.faults.clone(),
         config,
         store,
@@ -232,6 +302,13 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         issuer: issuer.clone(),
         pages: crate::pages::environment(),
     });
+    crate::connections::check_vault_keys(&hub).await?;
+    if let Some(seed) = seed {
+        seed.apply(&hub).await?;
+    }
+    if let Some(url) = &hub.config.demo_provider_url {
+        crate::connections::point_demo_connection(&hub, url).await?;
+    }
     let resources = hub
         .store
         .mcp_servers()
@@ -243,7 +320,14 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         Some(url) => Some(crate::webhook::spawn(hub.clone(), url).await?),
         None => None,
     };
-    let router = crate::app::router(hub);
+    let agenda = match &hub.config.agenda {
+        Some(settings) => Some(agenda_router(&hub, settings).await?),
+        None => None,
+    };
+    let mut router = crate::app::router(hub);
+    if let Some((path, agenda)) = agenda {
+        router = router.nest_service(&path, agenda);
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(

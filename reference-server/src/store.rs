@@ -134,6 +134,19 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// The pool, for modules that keep their own tables (connections).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn tenant_exists(&self, id: &str) -> Result<bool, HubError> {
+        let row = sqlx::query("SELECT 1 FROM tenants WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     // ---- seed objects -------------------------------------------------
 
     pub async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), HubError> {

@@ -169,6 +169,10 @@ pub async fn token(
         .unwrap_or_default()
         .to_owned();
     let client_hint = params.get("client_id").ok().flatten().map(str::to_owned);
+    if grant_type == TOKEN_EXCHANGE_GRANT && crate::retrieval::names_connection(&params) {
+        let source = hub.source_address(peer.ip(), &headers).to_string();
+        return crate::retrieval::exchange(&hub, &headers, &params, &source, &correlation).await;
+    }
     let outcome = match grant_type.as_str() {
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
         "client_credentials" => {
