@@ -1,16 +1,27 @@
 //! The audit collector: after every scenario, reads the target's audit trail
-//! (through its control API) and checks that the scenario's actions were
-//! recorded, with the required fields, reasons for refusals, the delegation
-//! chain for exchanged tokens, one correlation id per flow, and no secret the
-//! harness saw anywhere in it. Reported as its own check on every scenario.
+//! and checks that the scenario's actions were recorded, with the required
+//! fields, reasons for refusals, the delegation chain for exchanged tokens,
+//! one correlation id per flow, and no secret the harness saw anywhere in it.
+//! Reported as its own check on every scenario.
+//!
+//! The trail comes from one of two sources, as the profile's `[audit] source`
+//! says: the control API (`/control/audit`, paged by sequence number), or the
+//! target's audit webhook, which POSTs CloudEvents batches to an endpoint the
+//! harness hosts ([`WebhookCollector`], at [`WEBHOOK_PATH`]). Either way a
+//! scenario's check looks at everything that came after its mark, so
+//! concurrent scenarios see each other's events and match their own by client.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::http::Http;
-use crate::profile::Profile;
+use crate::profile::{AuditSource, Profile};
 use crate::verdict::Status;
 
 /// An event the target must have written because of something the harness did.
@@ -40,6 +51,12 @@ pub struct AuditCheck {
     pub events_read: usize,
     /// Events the scenario's actions required.
     pub events_expected: usize,
+    /// Where the events were read: `control` (the control API) or `webhook`
+    /// (the stream the target delivered to the harness's endpoint).
+    pub source: AuditSource,
+    /// The URL they were read from, or received at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 impl AuditCheck {
@@ -49,19 +66,71 @@ impl AuditCheck {
             messages: vec![why.to_owned()],
             events_read: 0,
             events_expected: 0,
+            source: AuditSource::Control,
+            endpoint: None,
+        }
+    }
+
+    fn error(source: AuditSource, endpoint: Option<String>, why: String) -> AuditCheck {
+        AuditCheck {
+            status: Status::Error,
+            messages: vec![why],
+            events_read: 0,
+            events_expected: 0,
+            source,
+            endpoint,
         }
     }
 }
 
-/// The newest sequence number in the trail, read before a scenario starts.
-pub async fn mark(http: &Http, profile: &Profile) -> Option<i64> {
-    let control = profile.control.as_ref()?;
+/// Where the trail stood when a scenario started.
+pub enum Mark {
+    /// The newest sequence number, read through the control API.
+    Control(i64),
+    /// How many distinct events the webhook collector had received.
+    Webhook {
+        collector: Arc<WebhookCollector>,
+        position: usize,
+    },
+}
+
+/// Marks the trail before a scenario starts; a scenario whose trail cannot be
+/// read gets the check it should report instead (`skip` or `error`).
+pub async fn mark(http: &Http, profile: &Profile) -> Result<Mark, AuditCheck> {
+    match profile.audit.source {
+        AuditSource::Control => mark_control(http, profile).await.map(Mark::Control),
+        AuditSource::Webhook => {
+            let collector = collector_for(profile).await.map_err(|e| {
+                AuditCheck::error(AuditSource::Webhook, None, format!("audit webhook: {e}"))
+            })?;
+            let position = collector.position();
+            Ok(Mark::Webhook {
+                collector,
+                position,
+            })
+        }
+    }
+}
+
+/// The newest sequence number in the trail, through the control API.
+async fn mark_control(http: &Http, profile: &Profile) -> Result<i64, AuditCheck> {
+    let control = profile.control.as_ref().ok_or_else(|| {
+        AuditCheck::skip("no audit collector: the profile has no [control] API to read the trail")
+    })?;
     let url = format!("{}/audit?limit=0", control.url.trim_end_matches('/'));
+    let unreadable = || {
+        AuditCheck::skip(
+            "no audit collector: the control API did not say where the trail stands (last_seq)",
+        )
+    };
     let response = http
         .send(http.get(&url).bearer_auth(&control.token))
         .await
-        .ok()?;
-    response.json()?.get("last_seq")?.as_i64()
+        .map_err(|_| unreadable())?;
+    response
+        .json()
+        .and_then(|body| body.get("last_seq").and_then(Value::as_i64))
+        .ok_or_else(unreadable)
 }
 
 /// Every event written after `after`.
@@ -101,23 +170,39 @@ fn secret_hint(secret: &str) -> String {
     format!("`{shown}…` ({} characters)", secret.chars().count())
 }
 
-/// Checks the trail written since `after` against what the scenario did.
+/// Checks the trail written since `mark` against what the scenario did.
 pub async fn check(
     http: &Http,
     profile: &Profile,
-    after: i64,
+    mark: Mark,
     expectations: &[AuditExpectation],
     own_clients: &BTreeSet<String>,
     secrets: &[String],
 ) -> AuditCheck {
-    let events = match events_since(http, profile, after).await {
+    let (source, endpoint, read) = match &mark {
+        Mark::Control(after) => (
+            AuditSource::Control,
+            profile
+                .control
+                .as_ref()
+                .map(|c| format!("{}/audit", c.url.trim_end_matches('/'))),
+            events_since(http, profile, *after).await,
+        ),
+        Mark::Webhook {
+            collector,
+            position,
+        } => (
+            AuditSource::Webhook,
+            Some(collector.url()),
+            Ok(collector.settle(*position, expectations).await),
+        ),
+    };
+    let events = match read {
         Ok(events) => events,
         Err(e) => {
             return AuditCheck {
-                status: Status::Error,
-                messages: vec![e],
-                events_read: 0,
                 events_expected: expectations.len(),
+                ..AuditCheck::error(source, endpoint, e)
             }
         }
     };
@@ -184,18 +269,10 @@ pub async fn check(
     let mut used = vec![false; events.len()];
     let mut matched: Vec<Option<usize>> = Vec::new();
     for expectation in expectations {
-        let found = events.iter().enumerate().position(|(i, e)| {
-            !used[i]
-                && expectation
-                    .types
-                    .iter()
-                    .any(|t| e["type"].as_str() == Some(t))
-                && e["outcome"].as_str() == Some(expectation.outcome)
-                && expectation
-                    .client_id
-                    .as_deref()
-                    .is_none_or(|c| e["client_id"].as_str() == Some(c))
-        });
+        let found = events
+            .iter()
+            .enumerate()
+            .position(|(i, e)| !used[i] && fits(expectation, e));
         match found {
             None => messages.push(format!(
                 "no `{}` event ({}) for {}",
@@ -229,6 +306,9 @@ pub async fn check(
         }
         matched.push(found);
     }
+    if let (false, Mark::Webhook { collector, .. }) = (messages.is_empty(), &mark) {
+        messages.extend(collector.diagnosis());
+    }
     AuditCheck {
         status: if messages.is_empty() {
             Status::Pass
@@ -238,5 +318,337 @@ pub async fn check(
         messages,
         events_read: events.len(),
         events_expected: expectations.len(),
+        source,
+        endpoint,
     }
+}
+
+/// Whether `event` is one the expectation asks for.
+fn fits(expectation: &AuditExpectation, event: &Value) -> bool {
+    expectation
+        .types
+        .iter()
+        .any(|t| event["type"].as_str() == Some(t))
+        && event["outcome"].as_str() == Some(expectation.outcome)
+        && expectation
+            .client_id
+            .as_deref()
+            .is_none_or(|c| event["client_id"].as_str() == Some(c))
+}
+
+/// Whether every expectation has an event of its own among `events`
+/// (the same greedy matching as [`check`]).
+fn all_arrived(events: &[Value], expectations: &[AuditExpectation]) -> bool {
+    let mut used = vec![false; events.len()];
+    expectations.iter().all(|expectation| {
+        match events
+            .iter()
+            .enumerate()
+            .position(|(i, e)| !used[i] && fits(expectation, e))
+        {
+            Some(i) => {
+                used[i] = true;
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+// ---- the webhook source ----------------------------------------------------------
+
+/// The path the collector receives the target's audit webhook on.
+pub const WEBHOOK_PATH: &str = "/audit-webhook";
+/// The longest a webhook-mode check waits for a scenario's events.
+const WEBHOOK_DEADLINE: Duration = Duration::from_secs(5);
+/// A stream that has been silent this long (since the check began) has
+/// delivered what the target wrote before it.
+const WEBHOOK_QUIET: Duration = Duration::from_secs(1);
+
+/// Receives the target's audit webhook: CloudEvents batches
+/// (`application/cloudevents-batch+json`, or one structured CloudEvent) POSTed
+/// to [`WEBHOOK_PATH`]. Keeps each event's `data` (the audit event) once, in
+/// arrival order, de-duplicated by event id since delivery is at least once,
+/// and answers `204`. A delivery it cannot read gets `400`; another path `404`.
+pub struct WebhookCollector {
+    /// Serves the endpoint (on its own thread) while the collector lives.
+    server: MockServer,
+    stream: Arc<Stream>,
+}
+
+struct Stream {
+    received: Mutex<Received>,
+    /// Bumped on every delivery that brought a new event.
+    arrivals: tokio::sync::watch::Sender<usize>,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Received {
+    /// The `data` of each distinct event, in arrival order.
+    events: Vec<Value>,
+    ids: HashSet<String>,
+    deliveries: usize,
+    duplicates: usize,
+    last_arrival: Option<Instant>,
+    /// Why deliveries were refused (the latest few), for diagnosis.
+    refused: Vec<String>,
+    refused_count: usize,
+}
+
+impl Stream {
+    /// Takes one delivery's body; all of it or none of it.
+    fn accept(&self, body: &[u8]) -> Result<(), String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        let items = match value {
+            Value::Array(items) => items,
+            single @ Value::Object(_) => vec![single],
+            _ => return Err("the body is neither a CloudEvents batch nor a CloudEvent".into()),
+        };
+        let mut batch = Vec::with_capacity(items.len());
+        for (i, mut item) in items.into_iter().enumerate() {
+            let data = match item.get_mut("data").map(Value::take) {
+                Some(data @ Value::Object(_)) => data,
+                _ => {
+                    return Err(format!(
+                        "CloudEvent {i} has no `data` object (the audit event)"
+                    ))
+                }
+            };
+            let id = item["id"]
+                .as_str()
+                .or(data["id"].as_str())
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| format!("CloudEvent {i} has no `id`"))?
+                .to_owned();
+            batch.push((id, data));
+        }
+        let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        received.deliveries += 1;
+        let before = received.events.len();
+        for (id, data) in batch {
+            if received.ids.insert(id) {
+                received.events.push(data);
+            } else {
+                received.duplicates += 1;
+            }
+        }
+        if received.events.len() > before {
+            received.last_arrival = Some(Instant::now());
+            let total = received.events.len();
+            drop(received);
+            self.arrivals.send_replace(total);
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, why: String) {
+        let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        received.refused_count += 1;
+        if received.refused.len() == 3 {
+            received.refused.remove(0);
+        }
+        received.refused.push(why);
+    }
+}
+
+/// The endpoint's responder: takes the deliveries to [`WEBHOOK_PATH`].
+struct Deliveries(Arc<Stream>);
+
+impl Respond for Deliveries {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        match self.0.accept(&request.body) {
+            Ok(()) => ResponseTemplate::new(204),
+            Err(why) => {
+                self.0.refuse(why.clone());
+                ResponseTemplate::new(400).set_body_string(why)
+            }
+        }
+    }
+}
+
+/// Anything else sent to the collector: noted, so a misconfigured URL is diagnosed.
+struct Misdirected(Arc<Stream>);
+
+impl Respond for Misdirected {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        self.0.refuse(format!(
+            "{} {} (the collector takes POST {WEBHOOK_PATH})",
+            request.method,
+            request.url.path()
+        ));
+        ResponseTemplate::new(404)
+    }
+}
+
+impl WebhookCollector {
+    /// Listens on `listen` (port 0: any free port) and starts receiving.
+    pub async fn start(listen: SocketAddr) -> std::io::Result<WebhookCollector> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        let server = MockServer::builder()
+            .listener(listener)
+            .disable_request_recording()
+            .start()
+            .await;
+        let stream = Arc::new(Stream {
+            received: Mutex::new(Received::default()),
+            arrivals: tokio::sync::watch::Sender::new(0),
+            started: Instant::now(),
+        });
+        Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path(WEBHOOK_PATH))
+            .respond_with(Deliveries(stream.clone()))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Misdirected(stream.clone()))
+            .with_priority(u8::MAX)
+            .mount(&server)
+            .await;
+        Ok(WebhookCollector { server, stream })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        *self.server.address()
+    }
+
+    /// The URL the target must deliver to (`--audit-webhook` for the reference hub).
+    pub fn url(&self) -> String {
+        format!("http://{}{WEBHOOK_PATH}", self.address())
+    }
+
+    /// How many distinct events have arrived so far.
+    pub fn position(&self) -> usize {
+        self.received().events.len()
+    }
+
+    /// Every distinct event received so far (each CloudEvent's `data`), in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        self.received().events.clone()
+    }
+
+    fn received(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.stream
+            .received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The events received after `position`, once the ones `expectations`
+    /// imply have arrived, or the stream has been quiet for [`WEBHOOK_QUIET`]
+    /// since the check began, or [`WEBHOOK_DEADLINE`] has passed. Delivery is
+    /// in order, so when the last expected event is there, so is every event
+    /// the target wrote before it.
+    async fn settle(&self, position: usize, expectations: &[AuditExpectation]) -> Vec<Value> {
+        let began = Instant::now();
+        let deadline = began + WEBHOOK_DEADLINE;
+        let mut arrivals = self.stream.arrivals.subscribe();
+        loop {
+            arrivals.borrow_and_update();
+            let (events, last_arrival) = {
+                let received = self.received();
+                let from = position.min(received.events.len());
+                (received.events[from..].to_vec(), received.last_arrival)
+            };
+            let quiet_at = last_arrival.map_or(began, |t| t.max(began)) + WEBHOOK_QUIET;
+            let now = Instant::now();
+            if all_arrived(&events, expectations) || now >= deadline || now >= quiet_at {
+                return events;
+            }
+            let wake = tokio::time::Instant::from_std(deadline.min(quiet_at));
+            let _ = tokio::time::timeout_at(wake, arrivals.changed()).await;
+        }
+    }
+
+    /// What may explain missing events: nothing received at all, or refused deliveries.
+    fn diagnosis(&self) -> Vec<String> {
+        let received = self.received();
+        let mut notes = Vec::new();
+        if received.deliveries == 0 {
+            notes.push(format!(
+                "nothing has been delivered to {} in the {}s since the harness started listening: \
+                 was the target started with its audit webhook pointing there?",
+                self.url(),
+                self.stream.started.elapsed().as_secs()
+            ));
+        }
+        if received.refused_count > 0 {
+            notes.push(format!(
+                "the collector refused {} request(s), lately: {}",
+                received.refused_count,
+                received.refused.join("; ")
+            ));
+        }
+        notes
+    }
+}
+
+/// The collectors of this process, by the address they listen on: one per
+/// address, shared by every scenario of every run against it.
+fn collectors() -> &'static tokio::sync::Mutex<HashMap<SocketAddr, Arc<WebhookCollector>>> {
+    static COLLECTORS: OnceLock<tokio::sync::Mutex<HashMap<SocketAddr, Arc<WebhookCollector>>>> =
+        OnceLock::new();
+    COLLECTORS.get_or_init(Default::default)
+}
+
+/// The collector for `listen`, started on first use. Port 0 starts a new one on
+/// a free port each time: see [`start_collector`].
+pub async fn webhook_collector(listen: SocketAddr) -> std::io::Result<Arc<WebhookCollector>> {
+    let mut collectors = collectors().lock().await;
+    if listen.port() != 0 {
+        if let Some(collector) = collectors.get(&listen) {
+            return Ok(collector.clone());
+        }
+    }
+    let collector = Arc::new(WebhookCollector::start(listen).await?);
+    collectors.insert(collector.address(), collector.clone());
+    Ok(collector)
+}
+
+/// The collector a webhook-mode profile names (which must not say port 0).
+async fn collector_for(profile: &Profile) -> Result<Arc<WebhookCollector>, String> {
+    let listen: SocketAddr = profile
+        .audit
+        .webhook_listen
+        .as_deref()
+        .ok_or("the profile has no audit.webhook_listen")?
+        .parse()
+        .map_err(|e| format!("audit.webhook_listen: {e}"))?;
+    if listen.port() == 0 {
+        return Err(
+            "audit.webhook_listen has port 0: start the collector first (start_collector) \
+             so the target can be told its port"
+                .into(),
+        );
+    }
+    webhook_collector(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+/// Starts the collector a webhook-mode profile asks for, before any scenario
+/// runs, and writes the port it got into `webhook_listen` when that said port 0.
+/// Nothing to do (`None`) for the control source.
+pub async fn start_collector(
+    profile: &mut Profile,
+) -> Result<Option<Arc<WebhookCollector>>, String> {
+    if profile.audit.source != AuditSource::Webhook {
+        return Ok(None);
+    }
+    let listen: SocketAddr = profile
+        .audit
+        .webhook_listen
+        .as_deref()
+        .ok_or("audit.source = \"webhook\" needs audit.webhook_listen")?
+        .parse()
+        .map_err(|e| format!("audit.webhook_listen: {e}"))?;
+    let collector = webhook_collector(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    profile.audit.webhook_listen = Some(collector.address().to_string());
+    tracing::info!(url = %collector.url(), "audit collector receiving the target's webhook");
+    Ok(Some(collector))
 }

@@ -58,6 +58,10 @@ pub struct StepResult {
     /// The HTTP exchanges, kept for steps that did not pass; secrets redacted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exchanges: Vec<Exchange>,
+    /// Every exchange of the step (bounded) with the claims of the JWTs it
+    /// carried, for report.html and `--narrate`; not in report.json.
+    #[serde(skip)]
+    pub transcript: crate::transcript::Transcript,
 }
 
 fn action_name(step: &crate::scenario::Step) -> String {
@@ -107,6 +111,8 @@ pub async fn run_scenario(
 
     let mut run = Run::new(profile);
     let audit_from = crate::audit::mark(&run.http, profile).await;
+    // Marking the trail is the collector's exchange, not the first step's.
+    let _ = run.http.take_transcript();
     let outcome = tokio::time::timeout(
         SCENARIO_TIMEOUT,
         run_steps(&mut run, scenario, options, &mut result),
@@ -114,20 +120,19 @@ pub async fn run_scenario(
     .await;
     run.teardown(scenario).await;
     let audit = match audit_from {
-        Some(after) => {
+        Ok(mark) => {
             crate::audit::check(
                 &run.http,
                 profile,
-                after,
+                mark,
                 &run.audit_expectations,
                 &run.own_clients,
                 &run.secrets,
             )
             .await
         }
-        None => crate::audit::AuditCheck::skip(
-            "no audit collector: the profile has no [control] API to read the trail",
-        ),
+        // No trail to read (`skip`), or the collector could not start (`error`).
+        Err(unchecked) => unchecked,
     };
     // The audit exchanges are the collector's, not a step's.
     let _ = run.http.take_transcript();
@@ -143,6 +148,7 @@ pub async fn run_scenario(
             SCENARIO_TIMEOUT.as_secs()
         ));
         let mut exchanges = run.http.take_transcript();
+        let transcript = crate::transcript::Transcript::of(&exchanges);
         exchanges.iter_mut().for_each(|e| e.redact(&run.secrets));
         result.steps.push(StepResult {
             index: result.steps.len() + 1,
@@ -151,6 +157,7 @@ pub async fn run_scenario(
             status: Status::Error,
             messages: vec!["timed out".into()],
             exchanges,
+            transcript,
         });
     }
     // Redact now that every secret of the scenario is known.
@@ -164,6 +171,7 @@ pub async fn run_scenario(
         step.exchanges
             .iter_mut()
             .for_each(|e| e.redact(&run.secrets));
+        step.transcript.redact(&run.secrets);
     }
     result.token_claims = run.token_claims.clone();
     result.duration_ms = started.elapsed().as_millis() as u64;
@@ -176,51 +184,16 @@ async fn run_steps(
     options: &RunOptions,
     result: &mut ScenarioResult,
 ) {
-    let violation = match (scenario.level, options.strict) {
-        (Level::Must, _) | (Level::Should, true) => Status::Fail,
-        (Level::Should, false) => Status::Warn,
-    };
+    let violation = violation_status(scenario.level, options.strict);
     for (i, step) in scenario.steps.iter().enumerate() {
-        let vars = run.vars();
-        let applies = step.when.iter().all(|(path, wanted)| {
-            let actual = crate::expect::lookup(&vars, path);
-            serde_json::to_value(wanted).ok().as_ref() == actual
-        });
-        if !applies {
-            result.steps.push(StepResult {
-                index: i + 1,
-                action: action_name(step),
-                setup: step.setup,
-                status: Status::Skip,
-                messages: vec!["not for the behaviour this target declares".into()],
-                exchanges: Vec::new(),
-            });
+        let step_result = run_step(run, i + 1, step, violation).await;
+        let status = step_result.status;
+        let messages = step_result.messages.clone();
+        result.steps.push(step_result);
+        if status == Status::Skip {
             continue;
         }
-        let facts = run.perform(&step.action).await;
-        if let Ok(facts) = &facts {
-            run.note_audit(&step.action, facts);
-        }
-        let exchanges = run.http.take_transcript();
-        let (status, messages) = match facts {
-            Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
-            Err(e) => (Status::Error, vec![e.to_string()]),
-            Ok(facts) => match crate::expect::evaluate(&step.expect, &facts, &run.vars()) {
-                Err(e) => (Status::Error, vec![format!("scenario file: {e}")]),
-                Ok(unmet) if unmet.is_empty() => (Status::Pass, Vec::new()),
-                Ok(unmet) if step.setup => (Status::Error, unmet),
-                Ok(unmet) => (violation, unmet),
-            },
-        };
         let passed = status == Status::Pass;
-        result.steps.push(StepResult {
-            index: i + 1,
-            action: action_name(step),
-            setup: step.setup,
-            status,
-            messages: messages.clone(),
-            exchanges: if passed { Vec::new() } else { exchanges },
-        });
         if !passed {
             result.status = status;
             let what = if step.setup { "setup step" } else { "step" };
@@ -232,6 +205,68 @@ async fn run_steps(
             ));
             return;
         }
+    }
+}
+
+/// What breaking a requirement of this level is: `fail`, or `warn` for a
+/// SHOULD when the run is not strict.
+pub fn violation_status(level: Level, strict: bool) -> Status {
+    match (level, strict) {
+        (Level::Must, _) | (Level::Should, true) => Status::Fail,
+        (Level::Should, false) => Status::Warn,
+    }
+}
+
+/// Runs one step (or skips it when its `when` does not hold for the target)
+/// and decides its status; `index` counts from 1. Exchanges are not redacted
+/// yet: secrets learnt later in the scenario are redacted by the caller.
+pub async fn run_step(
+    run: &mut Run<'_>,
+    index: usize,
+    step: &crate::scenario::Step,
+    violation: Status,
+) -> StepResult {
+    let vars = run.vars();
+    let applies = step.when.iter().all(|(path, wanted)| {
+        let actual = crate::expect::lookup(&vars, path);
+        serde_json::to_value(wanted).ok().as_ref() == actual
+    });
+    if !applies {
+        return StepResult {
+            index,
+            action: action_name(step),
+            setup: step.setup,
+            status: Status::Skip,
+            messages: vec!["not for the behaviour this target declares".into()],
+            exchanges: Vec::new(),
+            transcript: Default::default(),
+        };
+    }
+    let facts = run.perform(&step.action).await;
+    if let Ok(facts) = &facts {
+        run.note_audit(&step.action, facts);
+    }
+    let exchanges = run.http.take_transcript();
+    let transcript = crate::transcript::Transcript::of(&exchanges);
+    let (status, messages) = match facts {
+        Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
+        Err(e) => (Status::Error, vec![e.to_string()]),
+        Ok(facts) => match crate::expect::evaluate(&step.expect, &facts, &run.vars()) {
+            Err(e) => (Status::Error, vec![format!("scenario file: {e}")]),
+            Ok(unmet) if unmet.is_empty() => (Status::Pass, Vec::new()),
+            Ok(unmet) if step.setup => (Status::Error, unmet),
+            Ok(unmet) => (violation, unmet),
+        },
+    };
+    let passed = status == Status::Pass;
+    StepResult {
+        index,
+        action: action_name(step),
+        setup: step.setup,
+        status,
+        messages,
+        exchanges: if passed { Vec::new() } else { exchanges },
+        transcript,
     }
 }
 

@@ -33,4 +33,6 @@ pub enum HarnessError {
     Report { path: PathBuf, message: String },
     #[error("cannot start the embedded reference hub: {0}")]
     Embedded(String),
+    #[error("cannot start the audit webhook collector: {0}")]
+    AuditCollector(String),
 }

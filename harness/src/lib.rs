@@ -7,16 +7,21 @@
 pub mod audit;
 pub mod baseline;
 pub mod challenge;
+pub mod diagram;
 pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod expect;
+pub mod html;
 pub mod http;
+pub mod narrate;
 pub mod profile;
+pub mod provider;
 pub mod report;
 pub mod scenario;
 pub mod sensitivity;
 pub mod steps;
+pub mod transcript;
 pub mod user;
 pub mod verdict;
 
@@ -109,13 +114,17 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
     };
 
     let started = Instant::now();
-    let (profile, embedded) = match &config.target {
+    let (mut profile, embedded) = match &config.target {
         Target::Embedded { faults } => {
             let target = embedded::start(&config.fixtures_dir, faults).await?;
             (target.profile.clone(), Some(target))
         }
         Target::Profile(path) => (Profile::load(path, None)?, None),
     };
+    // A webhook-mode audit collector listens before the first scenario acts.
+    audit::start_collector(&mut profile)
+        .await
+        .map_err(HarnessError::AuditCollector)?;
     let options = RunOptions {
         strict: config.strict,
     };

@@ -43,9 +43,17 @@ struct Args {
     /// Embedded hub only: switch on a named fault (repeatable), to watch a check fail.
     #[arg(long = "fault")]
     faults: Vec<String>,
-    /// Run the sensitivity matrix (clean hub plus every fault) and write sensitivity.md/json.
+    /// Run the sensitivity matrix (clean hub plus every fault) and write
+    /// sensitivity.md/json and report.html (the clean run with the matrix).
     #[arg(long, conflicts_with = "target")]
     sensitivity: bool,
+    /// Run one scenario (an id or a glob), or a walkthrough (`delegated-agent`,
+    /// `autonomous-agent`), step by step and explain every exchange.
+    #[arg(long, value_name = "SCENARIO|WALKTHROUGH", conflicts_with_all = ["sensitivity", "list", "glob", "baseline"])]
+    narrate: Option<String>,
+    /// With --narrate: wait for Enter between steps (only when stdin is a terminal).
+    #[arg(long, requires = "narrate")]
+    pause: bool,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +122,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    if let Some(name) = &args.narrate {
+        let mut stdout = std::io::stdout();
+        let passed = harness::narrate::run(&config, name, args.pause, &mut stdout).await?;
+        return Ok(if passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+
     if args.sensitivity {
         let scenarios = harness::load_scenarios(&config)?;
         let matrix = harness::sensitivity::run(&config.fixtures_dir, &scenarios).await?;
@@ -123,6 +141,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.out.join("sensitivity.json"),
             serde_json::to_string_pretty(&matrix)?,
         )?;
+        if let Some(html) = harness::html::render_sensitivity(&matrix) {
+            std::fs::write(args.out.join("report.html"), html)?;
+        }
         print!("{}", matrix.markdown());
         return Ok(if matrix.all_caught() {
             ExitCode::SUCCESS

@@ -47,6 +47,82 @@ pub struct Profile {
     /// How the target treats a request its policies permit only in part.
     #[serde(default)]
     pub policy: PolicySettings,
+    /// How to reach the target's Connections (credential vault), for `connections` scenarios.
+    #[serde(default)]
+    pub connections: ConnectionSettings,
+    /// Where the harness's audit collector reads the target's audit trail.
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// How the audit collector (`audit.rs`) reads the target's trail.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// `control`: page through the control API's `/audit`; `webhook`: receive
+    /// the target's CloudEvents stream on an endpoint the harness hosts.
+    #[serde(default)]
+    pub source: AuditSource,
+    /// For `webhook`: the `ip:port` the harness listens on. The target must
+    /// POST its batches to `http://<webhook_listen>/audit-webhook`.
+    #[serde(default)]
+    pub webhook_listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSource {
+    #[default]
+    Control,
+    Webhook,
+}
+
+/// The target's Connections (docs/connections.md): how the harness names a
+/// connection at the token endpoint, starts the connect flow, and which
+/// connection the Agenda MCP server reads from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// The connection the `agenda` resource's tools fetch tokens from (fixed
+    /// when the target starts); scenarios that replace it are exclusive.
+    #[serde(default = "demo_calendar")]
+    pub agenda_connection: String,
+    /// The `resource` that names a connection in a token exchange, followed by its id.
+    #[serde(default = "connection_resource_prefix")]
+    pub resource_prefix: String,
+    /// The connect flow's start page; `{connection}` is replaced by the id.
+    #[serde(default)]
+    pub connect_url: Option<String>,
+    /// How long the target waits for a provider before it answers 504; the
+    /// harness allows this plus `timeout_margin_secs` for a connection token.
+    #[serde(default = "ten")]
+    pub provider_timeout_secs: u64,
+    #[serde(default = "five")]
+    pub timeout_margin_secs: u64,
+}
+
+fn demo_calendar() -> String {
+    "demo-calendar".into()
+}
+
+fn connection_resource_prefix() -> String {
+    "urn:hub:connection:".into()
+}
+
+fn five() -> u64 {
+    5
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            agenda_connection: demo_calendar(),
+            resource_prefix: connection_resource_prefix(),
+            connect_url: None,
+            provider_timeout_secs: ten(),
+            timeout_margin_secs: five(),
+        }
+    }
 }
 
 /// The target's declared policy behaviour; scenarios check whichever is declared.
@@ -141,6 +217,11 @@ pub struct Capabilities {
     /// Agents created, listed and decommissioned through the admin API (`[admin]`).
     #[serde(default)]
     pub agent_admin: bool,
+    /// Connections (a credential vault) managed through the admin API and
+    /// retrieved by token exchange (`[connections]`, `[clients.agenda_rs]`,
+    /// `[resources.agenda]`).
+    #[serde(default)]
+    pub connections: bool,
 }
 
 fn yes() -> bool {
@@ -163,6 +244,7 @@ impl Default for Capabilities {
             policy_admin: false,
             token_exchange: false,
             agent_admin: false,
+            connections: false,
         }
     }
 }
@@ -183,6 +265,7 @@ impl Capabilities {
             "policy_admin" => Some(self.policy_admin),
             "token_exchange" => Some(self.token_exchange),
             "agent_admin" => Some(self.agent_admin),
+            "connections" => Some(self.connections),
             _ => None,
         }
     }
@@ -393,6 +476,27 @@ impl Profile {
                 "policy.partial must be filter or block, not `{}`",
                 self.policy.partial
             ));
+        }
+        match (self.audit.source, &self.audit.webhook_listen) {
+            (AuditSource::Webhook, None) => {
+                return Err(
+                    "audit.source = \"webhook\" needs audit.webhook_listen (the ip:port the harness listens on)"
+                        .into(),
+                )
+            }
+            (AuditSource::Webhook, Some(listen)) => {
+                listen.parse::<std::net::SocketAddr>().map_err(|e| {
+                    format!(
+                        "audit.webhook_listen `{listen}`: {e} (expected ip:port, e.g. 127.0.0.1:8977)"
+                    )
+                })?;
+            }
+            (AuditSource::Control, Some(_)) => {
+                return Err(
+                    "audit.webhook_listen applies only to audit.source = \"webhook\"".into(),
+                )
+            }
+            (AuditSource::Control, None) => {}
         }
         if self.user.mode == UserMode::Control && self.control.is_none() {
             return Err("user.mode = \"control\" needs a [control] section".into());

@@ -1,6 +1,7 @@
 //! What a run writes: `report.json` (schema `conform-report/1`, documented in
-//! `reports/README.md`), `junit.xml` for CI, `summary.md` for people, and the
-//! table printed to the terminal.
+//! `reports/README.md`), `junit.xml` for CI, `summary.md` for people,
+//! `report.html` (see `html.rs`) for people who want to see the flows, and
+//! the table printed to the terminal.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -75,7 +76,7 @@ fn write(path: &Path, contents: &str) -> Result<(), HarnessError> {
     })
 }
 
-/// Writes report.json, junit.xml and summary.md into `dir`.
+/// Writes report.json, junit.xml, summary.md and report.html (`html.rs`) into `dir`.
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<(), HarnessError> {
     std::fs::create_dir_all(dir).map_err(|e| HarnessError::Report {
         path: dir.to_path_buf(),
@@ -88,6 +89,7 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<(), HarnessError> {
     write(&dir.join("report.json"), &json)?;
     write(&dir.join("junit.xml"), &junit(report)?)?;
     write(&dir.join("summary.md"), &markdown(report))?;
+    write(&dir.join("report.html"), &crate::html::render(report, None))?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HarnessError;
+pub use crate::provider::TokenMode;
 use crate::verdict::Level;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,19 +34,47 @@ pub struct Scenario {
 impl Scenario {
     /// Scenarios that move the target's clock, rotate its keys or change its
     /// policies must not share a target with others.
+    /// A policy that only grants connections this scenario created affects
+    /// nothing else, so it may run alongside others.
     pub fn exclusive(&self) -> bool {
-        self.steps.iter().any(|s| {
-            matches!(
-                s.action,
-                Action::AdvanceClock { .. }
-                    | Action::SetClock { .. }
-                    | Action::AuditFailure { .. }
-                    | Action::RotateKeys
-                    | Action::CreatePolicy { .. }
-                    | Action::DeletePolicy { .. }
-            )
+        let global_policy = |name: &str| {
+            self.steps
+                .iter()
+                .find_map(|s| match &s.action {
+                    Action::CreatePolicy { name: n, policy } if n == name => Some(policy),
+                    _ => None,
+                })
+                .is_none_or(|policy| !grants_only_connections(policy))
+        };
+        self.steps.iter().any(|s| match &s.action {
+            Action::AdvanceClock { .. }
+            | Action::SetClock { .. }
+            | Action::AuditFailure { .. }
+            | Action::RotateKeys => true,
+            Action::CreatePolicy { name, .. } | Action::DeletePolicy { name } => {
+                global_policy(name)
+            }
+            Action::CreateConnection { agenda, .. } => *agenda,
+            _ => false,
         })
     }
+}
+
+/// Whether every grant of a policy names a connection this scenario created
+/// (`${conn.…}`), never an MCP server or a connection others use.
+fn grants_only_connections(policy: &toml::Value) -> bool {
+    policy
+        .get("grants")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|grants| {
+            !grants.is_empty()
+                && grants.iter().all(|g| {
+                    g.get("mcp_server").is_none()
+                        && g.get("connection")
+                            .and_then(toml::Value::as_str)
+                            .is_some_and(|c| c.starts_with("${conn."))
+                })
+        })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -311,7 +340,130 @@ pub enum Action {
         /// Read through the `[admin]` API (the product's) instead of `[control]`.
         #[serde(default)]
         via_admin: bool,
+        /// Only events whose `resource` is this (e.g. `urn:hub:connection:${conn.self.id}`).
+        #[serde(default)]
+        resource: Option<String>,
     },
+    /// Admin: create (or replace) a Connection through the admin API, pointing
+    /// at this scenario's third-party provider (started on first use). Its id
+    /// is fresh (`conform-<as>-<random>`) unless `agenda`, which replaces the
+    /// profile's `connections.agenda_connection` and makes the scenario exclusive.
+    CreateConnection {
+        #[serde(default = "self_name", rename = "as")]
+        name: String,
+        #[serde(default)]
+        kind: ConnectionKind,
+        #[serde(default = "calendar_scopes")]
+        scopes: Vec<String>,
+        /// Client ids (`${clients.agent.client_id}`) of the agents that may retrieve its tokens.
+        #[serde(default)]
+        allowed_clients: Vec<String>,
+        #[serde(default)]
+        agenda: bool,
+        /// Fields sent instead of the generated ones (e.g. a malformed `token_endpoint`).
+        #[serde(default)]
+        set: BTreeMap<String, toml::Value>,
+    },
+    /// Admin: store a token for an owner (`user:<name>`, `tenant:<id>`,
+    /// `agent:<client_id>`) through the admin API: one the provider issued
+    /// (with a refresh token unless `refresh_token = false`), or a fresh API key.
+    StoreConnectionToken {
+        #[serde(default = "self_name")]
+        connection: String,
+        owner: String,
+        /// Seconds until it expires (`0`: already expired).
+        #[serde(default = "hour")]
+        expires_in: u64,
+        /// Send no expiry at all (the target cannot know when it expires).
+        #[serde(default)]
+        no_expiry: bool,
+        /// The scopes the provider grants and the target is told (the connection's by default).
+        #[serde(default)]
+        scopes: Option<Vec<String>>,
+        #[serde(default = "yes")]
+        refresh_token: bool,
+    },
+    /// Agent or MCP server: retrieve a connection's token by token exchange
+    /// (RFC 8693) with the latest access token as the subject, authenticated
+    /// as `client`; `concurrent` identical requests at once.
+    ConnectionToken {
+        #[serde(default = "self_name")]
+        connection: String,
+        #[serde(default = "agenda_rs")]
+        client: String,
+        #[serde(default)]
+        scope: Option<String>,
+        #[serde(default = "one")]
+        concurrent: u32,
+    },
+    /// Third-party provider: how its token endpoint answers from now on, and
+    /// the lifetime of the tokens it issues there.
+    ProviderMode {
+        #[serde(default)]
+        token: TokenMode,
+        #[serde(default = "hour")]
+        expires_in: u64,
+    },
+    /// Third-party provider: what it has seen (token requests, refresh tokens
+    /// presented, API calls and the bearer tokens they carried).
+    ProviderLog,
+    /// Admin: a connection as the admin API shows it, with its tokens' status.
+    GetConnection {
+        #[serde(default = "self_name")]
+        connection: String,
+        /// The owner (`agent:<client_id>`, `tenant:<id>`, `user:<id>`, as the
+        /// admin API names it) whose token view becomes the `token` fact.
+        #[serde(default)]
+        owner: Option<String>,
+    },
+    /// User: connect a connection in a browser (log in at the target, approve
+    /// at the provider, come back to the target's callback); with
+    /// `forge_state`, come back with a state the target never issued.
+    Connect {
+        #[serde(default = "self_name")]
+        connection: String,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        forge_state: bool,
+    },
+    /// MCP client: call a tool of a protected MCP server through Streamable
+    /// HTTP (initialize, notifications/initialized, tools/call) with the latest access token.
+    McpTool {
+        #[serde(default = "agenda")]
+        resource: String,
+        tool: String,
+        #[serde(default)]
+        arguments: BTreeMap<String, toml::Value>,
+    },
+}
+
+/// What kind of credential a Connection holds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionKind {
+    #[default]
+    Oauth2,
+    ApiKey,
+}
+
+fn calendar_scopes() -> Vec<String> {
+    vec!["calendar.read".into(), "calendar.write".into()]
+}
+fn hour() -> u64 {
+    3600
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn agenda_rs() -> String {
+    "agenda_rs".into()
+}
+fn agenda() -> String {
+    "agenda".into()
 }
 
 /// How a private_key_jwt assertion (RFC 7523 §2.2) is built.
@@ -526,4 +678,42 @@ pub fn filter(scenarios: Vec<Scenario>, glob: &str) -> Result<Vec<Scenario>, Har
         return Err(HarnessError::NoMatch(glob.to_owned()));
     }
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(steps: &str) -> Scenario {
+        let text = format!(
+            "id = \"t.t\"\ntitle = \"t\"\nlevel = \"MUST\"\ncatches = [\"x\"]\n\
+             [[refs]]\nid = \"r\"\nurl = \"u\"\nquote = \"q\"\n{steps}"
+        );
+        toml::from_str(&text).expect("a scenario")
+    }
+
+    #[test]
+    fn only_policies_on_this_scenarios_connections_run_alongside_others() {
+        let own = scenario(
+            "[[steps]]\ndo = \"create_connection\"\n\
+             [[steps]]\ndo = \"create_policy\"\nas = \"p\"\n[steps.policy]\nname = \"p\"\n\
+             grants = [{ connection = \"${conn.self.id}\", scopes = [\"calendar.read\"] }]\n\
+             [[steps]]\ndo = \"delete_policy\"\nname = \"p\"\n",
+        );
+        assert!(!own.exclusive());
+        let shared = scenario(
+            "[[steps]]\ndo = \"create_policy\"\n[steps.policy]\nname = \"p\"\n\
+             grants = [{ connection = \"demo-calendar\", scopes = [\"calendar.read\"] }]\n",
+        );
+        assert!(shared.exclusive());
+        let server = scenario(
+            "[[steps]]\ndo = \"create_policy\"\n[steps.policy]\nname = \"p\"\n\
+             grants = [{ connection = \"${conn.self.id}\", scopes = [] }, { mcp_server = \"lab\", scopes = [\"lab.read\"] }]\n",
+        );
+        assert!(server.exclusive());
+        let unknown_delete = scenario("[[steps]]\ndo = \"delete_policy\"\nname = \"elsewhere\"\n");
+        assert!(unknown_delete.exclusive());
+        let agenda = scenario("[[steps]]\ndo = \"create_connection\"\nagenda = true\n");
+        assert!(agenda.exclusive());
+    }
 }

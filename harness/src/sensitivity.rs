@@ -20,10 +20,17 @@ use crate::verdict::Status;
 /// Faults that no black-box scenario can trip because they need the target
 /// restarted, each with the reference hub's own test that proves it is
 /// caught (`cargo test --workspace` runs it too).
-pub const PROVEN_BY_HUB_TESTS: &[(&str, &str)] = &[(
-    "webhook-loses-events-on-restart",
-    "reference-server/tests/hub.rs::the_audit_webhook_delivers_everything_in_order_across_a_restart",
-)];
+pub const PROVEN_BY_HUB_TESTS: &[(&str, &str)] = &[
+    (
+        "webhook-loses-events-on-restart",
+        "reference-server/tests/hub.rs::the_audit_webhook_delivers_everything_in_order_across_a_restart",
+    ),
+    // Encryption at rest is invisible over HTTP: only the database file shows it.
+    (
+        "plaintext-vault",
+        "reference-server/tests/hub.rs::the_database_file_holds_no_plaintext_connection_secret",
+    ),
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultRow {
@@ -45,6 +52,9 @@ pub struct Matrix {
     pub rows: Vec<FaultRow>,
     /// Faults named by scenarios that the hub does not know.
     pub unknown_claims: Vec<String>,
+    /// The clean run itself, for report.html (not in sensitivity.json).
+    #[serde(skip)]
+    pub clean_run: Option<crate::report::RunReport>,
 }
 
 impl Matrix {
@@ -104,13 +114,30 @@ pub async fn run(fixtures_dir: &Path, scenarios: &[Scenario]) -> Result<Matrix, 
     unknown_claims.dedup();
 
     let clean = crate::embedded::start(fixtures_dir, &[]).await?;
-    let results = run_all(Arc::new(clean.profile.clone()), scenarios, &options).await;
+    let started = std::time::Instant::now();
+    let clean_profile = clean.profile.clone();
+    let results = run_all(Arc::new(clean_profile.clone()), scenarios, &options).await;
     clean.stop().await;
-    let clean_failures = results
+    let clean_failures: Vec<String> = results
         .iter()
         .filter(|r| r.status != Status::Pass)
         .map(|r| r.id.clone())
         .collect();
+    let clean_run = crate::report::RunReport {
+        schema: crate::report::REPORT_SCHEMA,
+        tool: concat!("conform ", env!("CARGO_PKG_VERSION")).to_owned(),
+        target: crate::report::TargetInfo {
+            name: format!("{} (clean, for the sensitivity matrix)", clean_profile.name),
+            issuer: clean_profile.issuer.clone(),
+            embedded: true,
+        },
+        strict: options.strict,
+        duration_ms: started.elapsed().as_millis() as u64,
+        summary: crate::report::Summary::of(&results),
+        baseline: None,
+        gate_passed: clean_failures.is_empty(),
+        scenarios: results,
+    };
 
     // Fault runs are independent hubs: run a few at once.
     let permits = Arc::new(tokio::sync::Semaphore::new(4));
@@ -181,5 +208,6 @@ pub async fn run(fixtures_dir: &Path, scenarios: &[Scenario]) -> Result<Matrix, 
         clean_failures,
         rows,
         unknown_claims,
+        clean_run: Some(clean_run),
     })
 }

@@ -44,6 +44,8 @@ fn tamper_signature(jwt: &str) -> String {
 }
 use crate::user::{self, Move};
 
+mod connections;
+
 /// Why an action could not produce facts at all.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -116,6 +118,16 @@ pub struct Run<'p> {
     pub secrets: Vec<String>,
     /// Decoded claims of every access token received, for reports and snapshots.
     pub token_claims: Vec<Value>,
+    /// The third-party provider behind this scenario's connections, started on first use.
+    provider: Option<crate::provider::Provider>,
+    /// How the provider was last told to answer.
+    provider_mode: Option<crate::provider::TokenMode>,
+    /// Connections created (or replaced) in this scenario, by name; removed at teardown.
+    connections: BTreeMap<String, connections::CreatedConnection>,
+    /// Tokens stored in this scenario: (connection id, owner).
+    stored_owners: Vec<(String, String)>,
+    /// API keys stored in this scenario, with their owner.
+    api_keys: BTreeMap<String, String>,
 }
 
 impl<'p> Run<'p> {
@@ -149,6 +161,11 @@ impl<'p> Run<'p> {
             last_consent: None,
             secrets,
             token_claims: Vec::new(),
+            provider: None,
+            provider_mode: None,
+            connections: BTreeMap::new(),
+            stored_owners: Vec::new(),
+            api_keys: BTreeMap::new(),
         }
     }
 
@@ -179,6 +196,9 @@ impl<'p> Run<'p> {
             .collect();
         profile["registered"] = Value::Object(registered);
         profile["state"] = json!(self.state_sent);
+        let (conn, provider) = self.connection_vars();
+        profile["conn"] = conn;
+        profile["provider"] = provider;
         profile
     }
 
@@ -384,6 +404,7 @@ impl<'p> Run<'p> {
             }
             _ => {}
         }
+        self.note_connection_audit(action, facts);
     }
 
     fn keep_secret(&mut self, secret: &str) {
@@ -393,6 +414,13 @@ impl<'p> Run<'p> {
     }
 
     pub async fn perform(&mut self, action: &Action) -> Result<Value, StepError> {
+        let facts = self.perform_action(action).await;
+        // Whatever the provider issued meanwhile is a secret the scenario saw.
+        self.sync_provider_secrets();
+        facts
+    }
+
+    async fn perform_action(&mut self, action: &Action) -> Result<Value, StepError> {
         match action {
             Action::FetchAsMetadata { from_prm } => {
                 let issuer = if *from_prm {
@@ -560,10 +588,74 @@ impl<'p> Run<'p> {
                 event_type,
                 client,
                 via_admin,
+                resource,
             } => {
-                self.audit_events(event_type, client.as_deref(), *via_admin)
+                self.audit_events(
+                    event_type,
+                    client.as_deref(),
+                    *via_admin,
+                    resource.as_deref(),
+                )
+                .await
+            }
+            Action::CreateConnection {
+                name,
+                kind,
+                scopes,
+                allowed_clients,
+                agenda,
+                set,
+            } => {
+                self.create_connection(name, *kind, scopes, allowed_clients, *agenda, set)
                     .await
             }
+            Action::StoreConnectionToken {
+                connection,
+                owner,
+                expires_in,
+                no_expiry,
+                scopes,
+                refresh_token,
+            } => {
+                self.store_connection_token(
+                    connection,
+                    owner,
+                    *expires_in,
+                    *no_expiry,
+                    scopes.as_deref(),
+                    *refresh_token,
+                )
+                .await
+            }
+            Action::ConnectionToken {
+                connection,
+                client,
+                scope,
+                concurrent,
+            } => {
+                self.connection_token(connection, client, scope.as_deref(), *concurrent)
+                    .await
+            }
+            Action::ProviderMode { token, expires_in } => {
+                self.set_provider_mode(*token, *expires_in).await
+            }
+            Action::ProviderLog => self.provider_log(),
+            Action::GetConnection { connection, owner } => {
+                self.get_connection(connection, owner.as_deref()).await
+            }
+            Action::Connect {
+                connection,
+                user,
+                forge_state,
+            } => {
+                self.connect(connection, user.as_deref(), *forge_state)
+                    .await
+            }
+            Action::McpTool {
+                resource,
+                tool,
+                arguments,
+            } => self.mcp_tool(resource, tool, arguments).await,
         }
     }
 
@@ -1695,6 +1787,7 @@ impl<'p> Run<'p> {
         event_type: &str,
         client: Option<&str>,
         via_admin: bool,
+        resource: Option<&str>,
     ) -> Result<Value, StepError> {
         let section = if via_admin { "admin" } else { "control" };
         let control = if via_admin {
@@ -1722,16 +1815,29 @@ impl<'p> Run<'p> {
             .send(self.http.get(url.as_str()).bearer_auth(&control.token))
             .await?;
         let body = response.json();
-        let events = body
+        let mut events = body
             .as_ref()
             .and_then(|b| b.get("events"))
+            .and_then(Value::as_array)
             .cloned()
-            .unwrap_or(Value::Array(Vec::new()));
+            .unwrap_or_default();
+        if let Some(resource) = resource {
+            let resource = self.text(resource)?;
+            events.retain(|e| e["resource"].as_str() == Some(resource.as_str()));
+        }
+        // Whether any of these events holds a secret the scenario saw.
+        let text = Value::Array(events.clone()).to_string();
+        let mentions_secret = self
+            .secrets
+            .iter()
+            .filter(|s| s.len() >= 8)
+            .any(|s| text.contains(s.as_str()));
         Ok(json!({
             "status": response.status,
-            "count": events.as_array().map(Vec::len).unwrap_or_default(),
-            "last": events.as_array().and_then(|e| e.last()).cloned(),
+            "count": events.len(),
+            "last": events.last().cloned(),
             "events": events,
+            "mentions_secret": mentions_secret,
         }))
     }
 
@@ -1908,6 +2014,8 @@ impl<'p> Run<'p> {
         if let Some((_, task)) = self.ssrf_probe.take() {
             task.abort();
         }
+        self.connection_teardown().await;
+        self.sync_provider_secrets();
         let created: Vec<String> = std::mem::take(&mut self.policies).into_values().collect();
         for id in created {
             let _ = self

@@ -165,11 +165,32 @@ pub async fn create_policy(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
     let draft: serde_json::Value = json_body(&body)?;
+    match add_policy(&hub, &draft, None, &peer.ip().to_string()).await? {
+        Ok(policy) => Ok((StatusCode::CREATED, Json(json!(policy))).into_response()),
+        Err(err) => Ok(admin_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_policy",
+            err.to_string(),
+        )),
+    }
+}
+
+/// Validates a policy draft and stores it, in force for the very next
+/// request; the outcome is audited either way, with an `admin` actor (`admin`
+/// names the console's administrator; `None` for the admin API's token).
+/// Shared by the admin API and the console. The inner error is the draft's
+/// precise problem; the outer one an internal failure.
+pub async fn add_policy(
+    hub: &Hub,
+    draft: &serde_json::Value,
+    admin: Option<String>,
+    source_ip: &str,
+) -> Result<Result<crate::policy::Policy, crate::policy::PolicyError>, OAuthError> {
     let servers = hub.store.mcp_servers().await?;
     let connections = hub.known_connections().await?;
     let now = hub.clock.now();
     let id = crate::random::id("pol");
-    let policy = match crate::policy::validate_with(&draft, &servers, &connections) {
+    let policy = match crate::policy::validate_with(draft, &servers, &connections) {
         Ok(spec) => spec.into_policy(id, now),
         Err(err) if hub.faults.on(Fault::AcceptInvalidPolicy) => crate::policy::Policy {
             id,
@@ -186,29 +207,25 @@ pub async fn create_policy(
         Err(err) => {
             hub.audit(
                 AuditEvent::new("policy.created", Outcome::Failure)
-                    .actor("admin", None)
-                    .source_ip(peer.ip().to_string())
+                    .actor("admin", admin)
+                    .source_ip(source_ip.to_owned())
                     .reason(format!("invalid policy: {err}")),
             )
             .await?;
-            return Ok(admin_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_policy",
-                err.to_string(),
-            ));
+            return Ok(Err(err));
         }
     };
     hub.store.insert_policy(&policy).await?;
     hub.policies_changed().await;
     hub.audit(
         AuditEvent::new("policy.created", Outcome::Success)
-            .actor("admin", None)
+            .actor("admin", admin)
             .policies(vec![policy.id.clone()])
-            .source_ip(peer.ip().to_string())
+            .source_ip(source_ip.to_owned())
             .reason(format!("policy \"{}\" created", policy.name)),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!(policy))).into_response())
+    Ok(Ok(policy))
 }
 
 /// `DELETE /admin/policies/{id}`: gone for the very next request (there is no disabled state).
@@ -217,23 +234,37 @@ pub async fn delete_policy(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
 ) -> Result<Response, OAuthError> {
-    if !hub.store.delete_policy(&id).await? {
+    if !remove_policy(&hub, &id, None, &peer.ip().to_string()).await? {
         return Ok(admin_error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no policy `{id}`"),
         ));
     }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes a policy, in force for the very next request, and audits it;
+/// false when there was none with that id. Shared by the admin API and the console.
+pub async fn remove_policy(
+    hub: &Hub,
+    id: &str,
+    admin: Option<String>,
+    source_ip: &str,
+) -> Result<bool, OAuthError> {
+    if !hub.store.delete_policy(id).await? {
+        return Ok(false);
+    }
     hub.policies_changed().await;
     hub.audit(
         AuditEvent::new("policy.deleted", Outcome::Success)
-            .actor("admin", None)
-            .policies(vec![id.clone()])
-            .source_ip(peer.ip().to_string())
+            .actor("admin", admin)
+            .policies(vec![id.to_owned()])
+            .source_ip(source_ip.to_owned())
             .reason(format!("policy {id} deleted")),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(true)
 }
 
 // ---- agents -------------------------------------------------------------------
@@ -417,11 +448,40 @@ fn agent_json(client: &Client, decommissioned_at: Option<i64>) -> serde_json::Va
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of the agent list; each narrows, empty ones are ignored.
+#[derive(Debug, Default, Deserialize)]
 pub struct AgentQuery {
-    tag: Option<String>,
-    tenant: Option<String>,
-    trust_level: Option<String>,
+    pub tag: Option<String>,
+    pub tenant: Option<String>,
+    pub trust_level: Option<String>,
+}
+
+/// Manual and verified clients (agents), newest first, with when they were
+/// decommissioned, narrowed by `query`. Shared by the admin API and the console.
+pub async fn find_agents(
+    hub: &Hub,
+    query: &AgentQuery,
+) -> Result<Vec<(Client, Option<i64>)>, OAuthError> {
+    let wanted = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let (tag, tenant, trust_level) = (
+        wanted(&query.tag),
+        wanted(&query.tenant),
+        wanted(&query.trust_level),
+    );
+    let clients = hub
+        .store
+        .clients_with_trust(&[TrustLevel::Manual, TrustLevel::Verified])
+        .await?;
+    Ok(clients
+        .into_iter()
+        .filter(|(c, _)| tag.as_ref().is_none_or(|t| c.tags.contains(t)))
+        .filter(|(c, _)| tenant.as_ref().is_none_or(|t| c.tenant.as_ref() == Some(t)))
+        .filter(|(c, _)| {
+            trust_level
+                .as_ref()
+                .is_none_or(|t| c.trust_level.as_str() == t)
+        })
+        .collect())
 }
 
 /// `GET /admin/agents?tag=…&tenant=…&trust_level=…`: manual and verified clients.
@@ -429,25 +489,9 @@ pub async fn list_agents(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<AgentQuery>,
 ) -> Result<Response, OAuthError> {
-    let clients = hub
-        .store
-        .clients_with_trust(&[TrustLevel::Manual, TrustLevel::Verified])
-        .await?;
-    let agents: Vec<_> = clients
+    let agents: Vec<_> = find_agents(&hub, &query)
+        .await?
         .iter()
-        .filter(|(c, _)| query.tag.as_ref().is_none_or(|t| c.tags.contains(t)))
-        .filter(|(c, _)| {
-            query
-                .tenant
-                .as_ref()
-                .is_none_or(|t| c.tenant.as_ref() == Some(t))
-        })
-        .filter(|(c, _)| {
-            query
-                .trust_level
-                .as_ref()
-                .is_none_or(|t| c.trust_level.as_str() == t)
-        })
         .map(|(c, at)| agent_json(c, *at))
         .collect();
     Ok(Json(json!({ "agents": agents })).into_response())
@@ -460,25 +504,42 @@ pub async fn decommission_agent(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
 ) -> Result<Response, OAuthError> {
-    let now = hub.clock.now();
-    let Some(refresh_tokens) = hub.store.decommission_client(&id, now).await? else {
+    let Some(refresh_tokens) = decommission(&hub, &id, None, &peer.ip().to_string()).await? else {
         return Ok(admin_error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no agent `{id}` in service"),
         ));
     };
+    Ok(Json(json!({"client_id": id, "refresh_tokens_revoked": refresh_tokens})).into_response())
+}
+
+/// Takes an agent out of service and audits it (`agent.decommissioned`):
+/// it can no longer authenticate, its refresh tokens are revoked and its
+/// access tokens stop validating. Returns how many refresh tokens were
+/// revoked, or None when no such agent is in service. Shared by the admin
+/// API and the console (`admin` names the console's administrator).
+pub async fn decommission(
+    hub: &Hub,
+    id: &str,
+    admin: Option<String>,
+    source_ip: &str,
+) -> Result<Option<u64>, OAuthError> {
+    let now = hub.clock.now();
+    let Some(refresh_tokens) = hub.store.decommission_client(id, now).await? else {
+        return Ok(None);
+    };
     hub.audit(
         AuditEvent::new("agent.decommissioned", Outcome::Success)
-            .actor("admin", None)
-            .client(id.clone())
-            .source_ip(peer.ip().to_string())
+            .actor("admin", admin)
+            .client(id.to_owned())
+            .source_ip(source_ip.to_owned())
             .reason(format!(
                 "decommissioned; {refresh_tokens} refresh token(s) revoked, access tokens invalid"
             )),
     )
     .await?;
-    Ok(Json(json!({"client_id": id, "refresh_tokens_revoked": refresh_tokens})).into_response())
+    Ok(Some(refresh_tokens))
 }
 
 // ---- audit --------------------------------------------------------------------
@@ -489,14 +550,9 @@ pub async fn decommission_agent(
 /// (`last_seq`) so a reader can start from "now".
 pub async fn audit(
     State(hub): State<Arc<Hub>>,
-    Query(mut filter): Query<crate::store::AuditFilter>,
+    Query(filter): Query<crate::store::AuditFilter>,
 ) -> Result<Response, OAuthError> {
-    let last_seq = hub.store.last_audit_seq().await?;
-    filter.limit = filter.limit.clamp(0, 1000);
-    if hub.faults.on(crate::fault::Fault::AuditQueryIgnoresFilters) {
-        filter.client_id = None;
-    }
-    let events = hub.store.audit_events(&filter).await?;
+    let (events, last_seq) = query_audit(&hub, filter).await?;
     let next = events.last().map(|(seq, _)| *seq);
     let events: Vec<_> = events
         .into_iter()
@@ -515,25 +571,60 @@ pub async fn audit(
     .into_response())
 }
 
+/// The audit query: events matching `filter` (at most 1,000), oldest first,
+/// with their sequence numbers, and the newest sequence number in the trail.
+/// Shared by the admin and control APIs and the console.
+pub async fn query_audit(
+    hub: &Hub,
+    mut filter: crate::store::AuditFilter,
+) -> Result<(Vec<(i64, AuditEvent)>, i64), OAuthError> {
+    let last_seq = hub.store.last_audit_seq().await?;
+    filter.limit = filter.limit.clamp(0, 1000);
+    if hub.faults.on(crate::fault::Fault::AuditQueryIgnoresFilters) {
+        filter.client_id = None;
+    }
+    Ok((hub.store.audit_events(&filter).await?, last_seq))
+}
+
 /// `GET /admin/audit/stream`: every event as it is written, as Server-Sent
 /// Events (`event: audit`, the event JSON as data). A reader that falls more
 /// than 1,024 events behind is told how many it missed (`event: lagged`) and
 /// should catch up through `GET /admin/audit`.
 pub async fn audit_stream(State(hub): State<Arc<Hub>>) -> Response {
+    audit_sse(&hub, |_| true, None)
+}
+
+/// The live feed as Server-Sent Events: the events `keep` accepts, as they
+/// are written, until `until` (seconds on the hub clock) if given. Shared by
+/// the admin API and the console.
+pub fn audit_sse(
+    hub: &Arc<Hub>,
+    keep: impl Fn(&AuditEvent) -> bool + Send + Sync + 'static,
+    until: Option<i64>,
+) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
     let receiver = hub.audit_feed.subscribe();
-    let stream = futures_util::stream::unfold(receiver, |mut rx| async move {
-        let item = match rx.recv().await {
-            Ok(event) => Event::default()
-                .event("audit")
-                .id(event.id.clone())
-                .json_data(&event)
-                .unwrap_or_else(|_| Event::default().event("error")),
-            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-            Err(RecvError::Closed) => return None,
+    let state = (receiver, hub.clone(), keep);
+    let stream = futures_util::stream::unfold(state, move |(mut rx, hub, keep)| async move {
+        let item = loop {
+            match rx.recv().await {
+                Ok(_) if until.is_some_and(|t| hub.clock.now() >= t) => return None,
+                Ok(event) if !keep(&event) => continue,
+                Ok(event) => {
+                    break Event::default()
+                        .event("audit")
+                        .id(event.id.clone())
+                        .json_data(&event)
+                        .unwrap_or_else(|_| Event::default().event("error"))
+                }
+                Err(RecvError::Lagged(n)) => {
+                    break Event::default().event("lagged").data(n.to_string())
+                }
+                Err(RecvError::Closed) => return None,
+            }
         };
-        Some((Ok::<_, std::convert::Infallible>(item), rx))
+        Some((Ok::<_, std::convert::Infallible>(item), (rx, hub, keep)))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())

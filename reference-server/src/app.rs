@@ -65,6 +65,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(metadata::protected_resource_metadata),
         )
         .nest(ISSUER_PATH, oauth)
+        .nest(crate::console::PREFIX, crate::console::router(hub.clone()))
+        .route("/console/", get(crate::console::slash))
         .fallback(fallback);
 
     if hub.config.test_mode {
@@ -189,6 +191,7 @@ async fn index(State(hub): State<Arc<Hub>>) -> Response {
         "<!doctype html><html lang=\"en\"><title>Agentic identity hub</title><body>\
          <h1>Agentic identity hub</h1><p>Issuer: <code>{issuer}</code></p>\
          <p>Metadata: <a href=\"/.well-known/oauth-authorization-server{ISSUER_PATH}\">RFC 8414</a></p>\
+         <p>Administrators: <a href=\"/console\">the hub console</a></p>\
          <h2>Protected MCP servers</h2><ul>{items}</ul></body></html>",
         issuer = hub.issuer
     ))

@@ -367,19 +367,13 @@ pub async fn login_submit(
     let result = async {
         let params = Params::parse(&body)?;
         let (request, client) = open_request(&hub, &params).await?;
-        let username = params.get("username")?.unwrap_or_default();
-        let password = params.get("password")?.unwrap_or_default();
-        let user = hub.store.user_by_username(username).await?;
-        let verified = match &user {
-            Some(user) => crate::credentials::verify_secret(password, &user.password_hash).await?,
-            None => false,
-        };
+        let user = crate::credentials::sign_in(&hub, &params).await?;
         let event = AuditEvent::new("user.login", Outcome::Success)
             .client(client.client_id.clone())
             .resource(request.resource.clone())
             .correlation(request.correlation_id.clone())
             .source_ip(peer.ip().to_string());
-        match user.filter(|_| verified) {
+        match user {
             Some(user) => {
                 hub.audit(
                     event

@@ -167,14 +167,7 @@ pub async fn connect_submit(
         let connection = oauth2_connection(&hub, &id).await?;
         let client = provider_client(&hub, &connection)?;
         let params = Params::parse(&body)?;
-        let username = params.get("username")?.unwrap_or_default();
-        let password = params.get("password")?.unwrap_or_default();
-        let user = hub.store.user_by_username(username).await?;
-        let verified = match &user {
-            Some(user) => crate::credentials::verify_secret(password, &user.password_hash).await?,
-            None => false,
-        };
-        let Some(user) = user.filter(|_| verified) else {
+        let Some(user) = crate::credentials::sign_in(&hub, &params).await? else {
             hub.audit(
                 AuditEvent::new("user.login", Outcome::Failure)
                     .actor("user", None)

@@ -43,3 +43,18 @@ pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: Option<&str>) -
         _ => false,
     }
 }
+
+/// The user a login form's `username` and `password` name, if the password
+/// is right; `None` for an unknown user or a wrong password alike.
+pub async fn sign_in(
+    hub: &crate::state::Hub,
+    params: &crate::params::Params,
+) -> Result<Option<crate::model::User>, crate::error::OAuthError> {
+    let username = params.get("username")?.unwrap_or_default();
+    let password = params.get("password")?.unwrap_or_default();
+    let Some(user) = hub.store.user_by_username(username).await? else {
+        return Ok(None);
+    };
+    let verified = verify_secret(password, &user.password_hash).await?;
+    Ok(verified.then_some(user))
+}

@@ -235,6 +235,8 @@ faults! {
     PlaintextVault => "plaintext-vault",
     /// The Agenda MCP server forwards the caller's hub token to the provider instead of the vault token.
     McpTokenPassthrough => "mcp-token-passthrough",
+    /// A connection whose endpoint is not an absolute http(s) URL is accepted at creation.
+    AcceptMalformedConnectionEndpoint => "accept-malformed-connection-endpoint",
     /// The Agenda MCP server runs a tool without the scope the tool needs.
     AgendaSkipToolScope => "agenda-skip-tool-scope",
 }

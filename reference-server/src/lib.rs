@@ -14,6 +14,7 @@ pub mod conditions;
 pub mod config;
 pub mod connect;
 pub mod connections;
+pub mod console;
 pub mod control;
 pub mod credentials;
 pub mod embedded;

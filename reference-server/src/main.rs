@@ -185,6 +185,10 @@ async fn main() -> anyhow::Result<()> {
     for (id, url) in &hub.resources {
         tracing::info!(mcp_server = %id, resource = %url, "protected MCP server");
     }
+    tracing::info!(
+        console = %format!("{}/console", hub.base_url),
+        "hub console: sign in with an administrator from the seed ([[admins]])"
+    );
     if let Some(provider) = &provider {
         tracing::info!(
             provider = %provider.url,

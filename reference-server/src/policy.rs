@@ -624,6 +624,23 @@ fn validate_grant(
             mcp_server: mcp_server.clone(),
         });
     }
+    let scopes = grant_scopes(index, raw_scopes, &server.scopes, &mcp_server)?;
+
+    Ok(Grant {
+        mcp_server,
+        connection: None,
+        scopes,
+    })
+}
+
+/// A grant's scopes: strings its target defines, duplicates dropped.
+/// `target` names the target in errors (`lab`, `connection demo-calendar`).
+fn grant_scopes(
+    index: usize,
+    raw_scopes: &[Value],
+    defined: &[String],
+    target: &str,
+) -> Result<Vec<String>, PolicyError> {
     let mut scopes: Vec<String> = Vec::with_capacity(raw_scopes.len());
     for (position, raw_scope) in raw_scopes.iter().enumerate() {
         let scope = raw_scope.as_str().ok_or_else(|| {
@@ -632,10 +649,10 @@ fn validate_grant(
                 type_name(raw_scope)
             ))
         })?;
-        if !server.scopes.iter().any(|s| s == scope) {
+        if !defined.iter().any(|s| s == scope) {
             return Err(PolicyError::UnknownScope {
                 index,
-                mcp_server: mcp_server.clone(),
+                mcp_server: target.to_owned(),
                 scope: scope.to_owned(),
             });
         }
@@ -643,12 +660,7 @@ fn validate_grant(
             scopes.push(scope.to_owned());
         }
     }
-
-    Ok(Grant {
-        mcp_server,
-        connection: None,
-        scopes,
-    })
+    Ok(scopes)
 }
 
 fn validate_connection_grant(
@@ -677,25 +689,12 @@ fn validate_connection_grant(
             mcp_server: format!("connection {connection}"),
         });
     }
-    let mut scopes: Vec<String> = Vec::with_capacity(raw_scopes.len());
-    for (position, raw_scope) in raw_scopes.iter().enumerate() {
-        let scope = raw_scope.as_str().ok_or_else(|| {
-            malformed(format!(
-                "grants[{index}].scopes[{position}] must be a string, not {}",
-                type_name(raw_scope)
-            ))
-        })?;
-        if !known.scopes.iter().any(|s| s == scope) {
-            return Err(PolicyError::UnknownScope {
-                index,
-                mcp_server: format!("connection {connection}"),
-                scope: scope.to_owned(),
-            });
-        }
-        if !scopes.iter().any(|s| s == scope) {
-            scopes.push(scope.to_owned());
-        }
-    }
+    let scopes = grant_scopes(
+        index,
+        raw_scopes,
+        &known.scopes,
+        &format!("connection {connection}"),
+    )?;
     Ok(Grant {
         mcp_server: String::new(),
         connection: Some(connection.to_owned()),

@@ -26,6 +26,18 @@ pub struct Seed {
     /// Connections, in the admin API's shape (docs/connections.md).
     #[serde(default)]
     pub connections: Vec<SeedPolicy>,
+    /// Administrators of the hub console (`/console`, docs/console.md).
+    #[serde(default)]
+    pub admins: Vec<SeedAdmin>,
+}
+
+/// A console administrator as written in a seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedAdmin {
+    pub username: String,
+    /// argon2 PHC hash of the password (`hub --hash-secret`).
+    pub password_hash: String,
 }
 
 /// A policy or connection as written in a seed file: a stable id and the admin API's draft shape.
@@ -93,6 +105,7 @@ impl Seed {
             seed.clients.extend(part.clients);
             seed.policies.extend(part.policies);
             seed.connections.extend(part.connections);
+            seed.admins.extend(part.admins);
         }
         Ok(seed)
     }
@@ -106,6 +119,9 @@ impl Seed {
         }
         for user in &self.users {
             store.upsert_user(user).await?;
+        }
+        for admin in &self.admins {
+            crate::console::upsert_admin(hub, &admin.username, &admin.password_hash).await?;
         }
         for server in &self.mcp_servers {
             if !server.path.starts_with('/') {

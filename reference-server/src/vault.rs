@@ -146,25 +146,7 @@ impl VaultKeys {
 
     /// Seals `plaintext` under the active key, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &str) -> Sealed {
-        let key = &self.keys[0];
-        let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
-        let ciphertext = key
-            .cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            // AES-GCM encryption fails only for inputs of ~64 GiB.
-            .expect("AES-256-GCM seals any value of reasonable size");
-        Sealed {
-            key_id: key.id.clone(),
-            nonce: nonce.to_vec(),
-            ciphertext,
-        }
+        seal_with(&self.keys[0], plaintext, aad.as_bytes())
     }
 
     /// Opens a value sealed under any configured key, checking `aad`.
@@ -196,25 +178,8 @@ impl VaultKeys {
 
     /// The check value for the key `key_id`, sealed under it.
     pub fn check_value(&self, key_id: &str) -> Option<Sealed> {
-        let index = self.keys.iter().position(|k| k.id == key_id)?;
-        let key = &self.keys[index];
-        let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
-        let ciphertext = key
-            .cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: CHECK_VALUE,
-                    aad: b"vault-key-check",
-                },
-            )
-            .expect("AES-256-GCM seals the check value");
-        Some(Sealed {
-            key_id: key.id.clone(),
-            nonce: nonce.to_vec(),
-            ciphertext,
-        })
+        let key = self.keys.iter().find(|k| k.id == key_id)?;
+        Some(seal_with(key, CHECK_VALUE, b"vault-key-check"))
     }
 
     /// Whether `sealed` is a check value this configuration opens.
@@ -225,6 +190,27 @@ impl VaultKeys {
         } else {
             Err(VaultError::Open(sealed.key_id.clone()))
         }
+    }
+}
+
+fn seal_with(key: &VaultKey, plaintext: &[u8], aad: &[u8]) -> Sealed {
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let ciphertext = key
+        .cipher
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        // AES-GCM encryption fails only for inputs of ~64 GiB.
+        .expect("AES-256-GCM seals any value of reasonable size");
+    Sealed {
+        key_id: key.id.clone(),
+        nonce: nonce.to_vec(),
+        ciphertext,
     }
 }
 

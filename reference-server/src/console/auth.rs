@@ -1,0 +1,487 @@
+//! Console administrators, their sessions, and the guard every console
+//! request passes: same-origin and CSRF checks on POST, security headers on
+//! every answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{message, render, safe_next, Admin, Page, Session, PREFIX};
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::HubError;
+use crate::params::Params;
+use crate::state::Hub;
+
+/// The session cookie.
+pub(crate) const SESSION_COOKIE: &str = "hub_console";
+/// The sign-in form's own CSRF token, before there is a session.
+const LOGIN_COOKIE: &str = "hub_console_login";
+/// How long a session lasts, on the hub clock.
+pub(crate) const SESSION_TTL: i64 = 8 * 3600;
+/// How long a sign-in form may be submitted after it was shown.
+const LOGIN_FORM_TTL: i64 = 600;
+/// Largest console form the guard reads (the hub's body limit is the same).
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// A valid argon2id hash of a random string: unknown usernames are checked
+/// against it, so a sign-in takes as long whether or not the name exists.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$zclI6qiSM9kxTfDrR0v2qA$u0QbcIOw7AxszGeoXbdw+Qx0DEWPjnpCZMRXJ2k5OvI";
+
+/// Creates or updates a console administrator from the seed. A changed
+/// password ends the administrator's open sessions.
+pub async fn upsert_admin(hub: &Hub, username: &str, password_hash: &str) -> Result<(), HubError> {
+    let seed_error = |message: String| HubError::Seed {
+        path: format!("admin {username}"),
+        message,
+    };
+    if username.trim().is_empty() || username.len() > 64 {
+        return Err(seed_error("a username has 1 to 64 characters".into()));
+    }
+    argon2::PasswordHash::new(password_hash)
+        .map_err(|e| seed_error(format!("password_hash is not an argon2 PHC string: {e}")))?;
+    let pool = hub.store.pool();
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = ?")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    sqlx::query(
+        "INSERT INTO admins (username, password_hash, created_at) VALUES (?, ?, ?)
+         ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
+    )
+    .bind(username)
+    .bind(password_hash)
+    .bind(hub.clock.now())
+    .execute(pool)
+    .await?;
+    if previous.is_some_and(|p| p != password_hash) {
+        sqlx::query("DELETE FROM console_sessions WHERE username = ?")
+            .bind(username)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The value of one cookie of the request.
+fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// A console cookie: HttpOnly, SameSite=Strict, only under /console, and
+/// Secure when the hub's public URL is https.
+fn cookie(hub: &Hub, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if hub.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={PREFIX}; HttpOnly; SameSite=Strict{secure}{max_age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(presented.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    diff == 0 && !expected.is_empty()
+}
+
+/// The live session the request's cookie names, if any.
+async fn session_from(hub: &Hub, headers: &HeaderMap) -> Result<Option<Session>, HubError> {
+    let Some(id) = read_cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "SELECT username, csrf, expires_at FROM console_sessions WHERE id_hash = ? AND expires_at > ?",
+    )
+    .bind(crate::random::sha256_b64url(id))
+    .bind(hub.clock.now())
+    .fetch_optional(hub.store.pool())
+    .await?;
+    row.map(|r| {
+        Ok(Session {
+            username: r.try_get("username")?,
+            csrf: r.try_get("csrf")?,
+            expires_at: r.try_get("expires_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Whether a state-changing request comes from the console's own pages:
+/// `Sec-Fetch-Site` must be `same-origin` (or `none`, typed by the user) and
+/// `Origin` the hub's origin or the origin the request was addressed to.
+/// Headers a browser did not send are not required (curl, tests); the CSRF
+/// token is.
+fn same_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), &'static str> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return Err("The request came from another site");
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("null");
+    if origin.eq_ignore_ascii_case(&hub.base_url) {
+        return Ok(());
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (authority, host) {
+        (Some(a), Some(h)) if a.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err("The request's Origin is not this hub"),
+    }
+}
+
+/// Every console request: loads the session, checks POSTs (same origin, CSRF
+/// token in the form), and adds the console's security headers.
+pub(crate) async fn guard(
+    State(hub): State<Arc<Hub>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let session = match session_from(&hub, request.headers()).await {
+        Ok(session) => session,
+        Err(err) => return super::Fail::from(err).into_response(),
+    };
+    if let Some(session) = &session {
+        request.extensions_mut().insert(session.clone());
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        request = match check_post(&hub, session.as_ref(), request).await {
+            Ok(request) => request,
+            Err(refused) => return with_headers(refused),
+        };
+    }
+    with_headers(next.run(request).await)
+}
+
+/// The same-origin and CSRF checks of a POST; on success the request is
+/// rebuilt with the body it had.
+async fn check_post(
+    hub: &Hub,
+    session: Option<&Session>,
+    request: Request,
+) -> Result<Request, Response> {
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.0.path().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let login = path == format!("{PREFIX}/login");
+    let source = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| hub.source_address(c.0.ip(), request.headers()).to_string());
+    let refuse = |why: &str| {
+        message(
+            hub,
+            session,
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            &format!("{why}. Nothing was changed; go back, reload the page and try again."),
+        )
+    };
+    if let Err(why) = same_origin(hub, request.headers()) {
+        audit_refusal(hub, session, &path, why, source.clone()).await?;
+        return Err(refuse(why));
+    }
+    if !login && session.is_none() {
+        return Err(Redirect::to(&format!("{PREFIX}/login")).into_response());
+    }
+    let expected = if login {
+        read_cookie(request.headers(), LOGIN_COOKIE)
+            .unwrap_or_default()
+            .to_owned()
+    } else {
+        session.map(|s| s.csrf.clone()).unwrap_or_default()
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| refuse("The form is too large"))?;
+    let presented = Params::parse(&bytes)
+        .ok()
+        .and_then(|p| p.get("csrf").ok().flatten().map(str::to_owned))
+        .unwrap_or_default();
+    if !same_secret(&presented, &expected) {
+        let why = if login {
+            "The sign-in form has expired"
+        } else if presented.is_empty() {
+            "The form carried no CSRF token"
+        } else {
+            "The form's CSRF token is not this session's"
+        };
+        audit_refusal(hub, session, &path, why, source).await?;
+        return Err(refuse(why));
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// A refused console POST is audited when it names a session: an
+/// administrator's browser was made to send it, or their form went stale.
+async fn audit_refusal(
+    hub: &Hub,
+    session: Option<&Session>,
+    path: &str,
+    why: &str,
+    source: Option<String>,
+) -> Result<(), Response> {
+    let Some(session) = session else {
+        return Ok(());
+    };
+    hub.audit(
+        AuditEvent::new("admin.request_refused", Outcome::Failure)
+            .actor("admin", session.username.clone())
+            .source_ip(source)
+            .reason(format!("POST {path}: {why}")),
+    )
+    .await
+    .map_err(|e| super::Fail::from(e).into_response())
+}
+
+/// Headers on every console answer: nothing from elsewhere, no framing, no caching.
+fn with_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+             img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The sign-in page, with a fresh form token in a cookie and a hidden field.
+fn login_page(
+    hub: &Hub,
+    status: StatusCode,
+    next: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Page {
+    let token = crate::random::secret();
+    let mut response = render(
+        hub,
+        status,
+        "console/login.html",
+        context! { csrf => token, next => next, error => error, notice => notice },
+    )?;
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(hub, LOGIN_COOKIE, &token, Some(LOGIN_FORM_TTL)),
+    );
+    Ok(response)
+}
+
+fn next_or_home(next: Option<&str>) -> String {
+    next.filter(|n| safe_next(n))
+        .map(str::to_owned)
+        .unwrap_or_else(|| PREFIX.to_owned())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+/// `GET /console/login`.
+pub(crate) async fn login_form(
+    State(hub): State<Arc<Hub>>,
+    session: Option<axum::Extension<Session>>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Page {
+    let next = next_or_home(q.next.as_deref());
+    if session.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let notice = q.signed_out.is_some().then_some("You have signed out.");
+    login_page(&hub, StatusCode::OK, &next, None, notice)
+}
+
+/// `POST /console/login`: checks the administrator's password (argon2id),
+/// opens a session and audits the attempt either way.
+pub(crate) async fn login_submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Page {
+    let params = Params::parse(&body).unwrap_or_default();
+    let field = |name: &str| {
+        params
+            .get(name)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (username, password) = (field("username"), field("password"));
+    let next = next_or_home(Some(&field("next")));
+    let source = hub.source_address(peer.ip(), &headers).to_string();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = ?")
+            .bind(&username)
+            .fetch_optional(hub.store.pool())
+            .await
+            .map_err(HubError::from)?;
+    let verified =
+        crate::credentials::verify_secret(&password, stored.as_deref().unwrap_or(DUMMY_HASH))
+            .await?
+            && stored.is_some();
+    if !verified {
+        // An unknown name is not recorded: it could be a password typed in the wrong field.
+        let (actor, reason) = match stored {
+            Some(_) => (Some(username.clone()), "wrong password"),
+            None => (None, "no administrator with that username"),
+        };
+        hub.audit(
+            AuditEvent::new("admin.login", Outcome::Failure)
+                .actor("admin", actor)
+                .source_ip(source)
+                .reason(format!("console sign-in refused: {reason}")),
+        )
+        .await?;
+        return login_page(
+            &hub,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            Some("Wrong username or password."),
+            None,
+        );
+    }
+    let now = hub.clock.now();
+    let id = crate::random::secret();
+    let pool = hub.store.pool();
+    sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
+        .bind(now)
+        .execute(pool)
+        .await
+        .map_err(HubError::from)?;
+    sqlx::query(
+        "INSERT INTO console_sessions (id_hash, username, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(crate::random::sha256_b64url(&id))
+    .bind(&username)
+    .bind(crate::random::secret())
+    .bind(now)
+    .bind(now + SESSION_TTL)
+    .execute(pool)
+    .await
+    .map_err(HubError::from)?;
+    hub.audit(
+        AuditEvent::new("admin.login", Outcome::Success)
+            .actor("admin", username)
+            .source_ip(source)
+            .reason("signed in to the console"),
+    )
+    .await?;
+    let mut response = Redirect::to(&next).into_response();
+    let h = response.headers_mut();
+    h.append(header::SET_COOKIE, cookie(&hub, SESSION_COOKIE, &id, None));
+    h.append(header::SET_COOKIE, cookie(&hub, LOGIN_COOKIE, "", Some(0)));
+    Ok(response)
+}
+
+/// `POST /console/logout`: the session ends on the server, the cookie is cleared.
+pub(crate) async fn logout(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Admin(admin): Admin,
+    headers: HeaderMap,
+) -> Page {
+    if let Some(id) = read_cookie(&headers, SESSION_COOKIE) {
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+            .bind(crate::random::sha256_b64url(id))
+            .execute(hub.store.pool())
+            .await
+            .map_err(HubError::from)?;
+    }
+    hub.audit(
+        AuditEvent::new("admin.logout", Outcome::Success)
+            .actor("admin", admin.username)
+            .source_ip(hub.source_address(peer.ip(), &headers).to_string())
+            .reason("signed out of the console"),
+    )
+    .await?;
+    let mut response = Redirect::to(&format!("{PREFIX}/login?signed_out=1")).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(&hub, SESSION_COOKIE, "", Some(0)),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole_and_never_empty() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("", ""));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("hub_console_login=a; hub_console=b"),
+        );
+        assert_eq!(read_cookie(&headers, SESSION_COOKIE), Some("b"));
+        assert_eq!(read_cookie(&headers, LOGIN_COOKIE), Some("a"));
+        assert_eq!(read_cookie(&headers, "other"), None);
+    }
+
+    #[test]
+    fn only_console_paths_are_returned_to() {
+        assert!(safe_next("/console/agents?tag=x"));
+        assert!(!safe_next("https://evil.example/console/"));
+        assert!(!safe_next("/console//evil.example"));
+        assert!(!safe_next("/oauth/token"));
+    }
+}
