@@ -44,7 +44,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/connections/{id}/connect",
             get(connect::connect_form).post(connect::connect_submit),
         )
-        .route("/connections/callback", get(connect::callback))
+        .route("/connections/{id}/callback", get(connect::callback))
         .route(
             "/.well-known/openid-configuration",
             get(metadata::authorization_server_metadata),

@@ -56,21 +56,31 @@ impl PendingConnects {
         list.push(pending);
     }
 
-    /// Removes and returns the flow `state` names, if it is still live. Under
-    /// the `connect-ignores-state` fault an unknown state takes the latest flow.
-    fn take(&self, state: &str, now: i64, ignore_state: bool) -> Option<PendingConnect> {
+    /// Removes and returns the flow of `connection_id` that `state` names,
+    /// if it is still live. Under the `connect-ignores-state` fault an
+    /// unknown state takes that connection's latest flow.
+    fn take(
+        &self,
+        connection_id: &str,
+        state: &str,
+        now: i64,
+        ignore_state: bool,
+    ) -> Option<PendingConnect> {
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         list.retain(|p| p.created_at + CONNECT_TTL_SECS > now);
-        match list.iter().position(|p| p.state == state) {
+        let ours = |p: &PendingConnect| p.connection_id == connection_id;
+        match list.iter().position(|p| ours(p) && p.state == state) {
             Some(i) => Some(list.remove(i)),
-            None if ignore_state => list.pop(),
+            None if ignore_state => list.iter().rposition(ours).map(|i| list.remove(i)),
             None => None,
         }
     }
 }
 
-fn redirect_uri(hub: &Hub) -> String {
-    hub.endpoint("/connections/callback")
+/// One callback per connection: a code or state sent back for one provider
+/// can never complete another connection's flow (a mix-up).
+fn redirect_uri(hub: &Hub, connection_id: &str) -> String {
+    hub.endpoint(&format!("/connections/{connection_id}/callback"))
 }
 
 fn provider_client(
@@ -102,7 +112,8 @@ fn provider_client(
         .clone()
         .and_then(|u| TokenUrl::new(u).ok())
         .ok_or_else(unusable)?;
-    let redirect = RedirectUrl::new(redirect_uri(hub)).map_err(|_| OAuthError::ServerError)?;
+    let redirect =
+        RedirectUrl::new(redirect_uri(hub, &connection.id)).map_err(|_| OAuthError::ServerError)?;
     let mut client = BasicClient::new(ClientId::new(
         connection.client_id.clone().unwrap_or_default(),
     ))
@@ -225,11 +236,12 @@ pub struct Callback {
     error: Option<String>,
 }
 
-/// `GET /oauth/connections/callback`: the provider sends the browser back;
-/// the code is redeemed with the PKCE verifier and the tokens are sealed.
+/// `GET /oauth/connections/{id}/callback`: the provider sends the browser
+/// back; the code is redeemed with the PKCE verifier and the tokens are sealed.
 pub async fn callback(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(connection_id): Path<String>,
     Query(query): Query<Callback>,
 ) -> Response {
     let refused = |resource: Option<String>, reason: String| {
@@ -241,13 +253,21 @@ pub async fn callback(
     };
     let now = hub.clock.now();
     let Some(pending) = query.state.as_deref().and_then(|s| {
-        hub.pending_connects
-            .take(s, now, hub.faults.on(Fault::ConnectIgnoresState))
+        hub.pending_connects.take(
+            &connection_id,
+            s,
+            now,
+            hub.faults.on(Fault::ConnectIgnoresState),
+        )
     }) else {
         let err = OAuthError::InvalidRequest(
             "this connect attempt is unknown, expired or already used (state mismatch)".into(),
         );
-        if let Err(e) = hub.audit(refused(None, err.description().to_owned())).await {
+        let resource = Some(format!("{RESOURCE_PREFIX}{connection_id}"));
+        if let Err(e) = hub
+            .audit(refused(resource, err.description().to_owned()))
+            .await
+        {
             return OAuthError::from(e).into_response();
         }
         return error_page(&hub, &err);

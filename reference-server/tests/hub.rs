@@ -1290,7 +1290,10 @@ async fn the_demo_path_connects_the_provider_and_the_agenda_reads_the_calendar()
         .unwrap();
     assert_eq!(back.status(), 302);
     let callback = back.headers()["location"].to_str().unwrap().to_owned();
-    assert!(callback.starts_with(&format!("{}/connections/callback", hub.issuer)));
+    assert!(callback.starts_with(&format!(
+        "{}/connections/demo-calendar/callback",
+        hub.issuer
+    )));
     let connected = browser.get(&callback).send().await.unwrap();
     assert_eq!(connected.status(), 200);
     assert!(connected.text().await.unwrap().contains("is connected"));
