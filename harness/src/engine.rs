@@ -118,24 +118,7 @@ pub async fn run_scenario(
         run_steps(&mut run, scenario, options, &mut result),
     )
     .await;
-    run.teardown(scenario).await;
-    let audit = match audit_from {
-        Ok(mark) => {
-            crate::audit::check(
-                &run.http,
-                profile,
-                mark,
-                &run.audit_expectations,
-                &run.own_clients,
-                &run.secrets,
-            )
-            .await
-        }
-        // No trail to read (`skip`), or the collector could not start (`error`).
-        Err(unchecked) => unchecked,
-    };
-    // The audit exchanges are the collector's, not a step's.
-    let _ = run.http.take_transcript();
+    let audit = teardown_and_check_audit(&mut run, profile, scenario, audit_from).await;
     if audit.status == Status::Fail && result.status == Status::Pass {
         result.status = Status::Fail;
         result.reason = Some(format!("audit: {}", audit.messages.join("; ")));
@@ -206,6 +189,35 @@ async fn run_steps(
             return;
         }
     }
+}
+
+/// Tears the scenario's objects down, then checks the audit trail written
+/// since `mark` against what the run did (shared by runs and narration).
+pub(crate) async fn teardown_and_check_audit(
+    run: &mut Run<'_>,
+    profile: &Profile,
+    scenario: &Scenario,
+    mark: Result<crate::audit::Mark, crate::audit::AuditCheck>,
+) -> crate::audit::AuditCheck {
+    run.teardown(scenario).await;
+    let audit = match mark {
+        Ok(mark) => {
+            crate::audit::check(
+                &run.http,
+                profile,
+                mark,
+                &run.audit_expectations,
+                &run.own_clients,
+                &run.secrets,
+            )
+            .await
+        }
+        // No trail to read (`skip`), or the collector could not start (`error`).
+        Err(unchecked) => unchecked,
+    };
+    // The audit exchanges are the collector's, not a step's.
+    let _ = run.http.take_transcript();
+    audit
 }
 
 /// What breaking a requirement of this level is: `fail`, or `warn` for a

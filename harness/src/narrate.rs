@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::engine::{run_step, violation_status};
+use crate::engine::{run_step, teardown_and_check_audit, violation_status};
 use crate::error::HarnessError;
 use crate::profile::Profile;
 use crate::scenario::Scenario;
@@ -645,22 +645,7 @@ async fn narrate_scenario(
             wait_for_enter(out).await?;
         }
     }
-    run.teardown(scenario).await;
-    let audit = match mark {
-        Ok(mark) => {
-            crate::audit::check(
-                &run.http,
-                profile,
-                mark,
-                &run.audit_expectations,
-                &run.own_clients,
-                &run.secrets,
-            )
-            .await
-        }
-        Err(unchecked) => unchecked,
-    };
-    let _ = run.http.take_transcript();
+    let audit = teardown_and_check_audit(&mut run, profile, scenario, mark).await;
     writeln!(
         out,
         "Audit trail: {} ({} events read, {} expected from what the scenario did)",
