@@ -71,6 +71,14 @@ pub enum TrustLevel {
 }
 
 impl TrustLevel {
+    /// Every level, for lists that show all clients.
+    pub const ALL: [TrustLevel; 4] = [
+        TrustLevel::Manual,
+        TrustLevel::Verified,
+        TrustLevel::Dcr,
+        TrustLevel::Cimd,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TrustLevel::Dcr => "dcr",

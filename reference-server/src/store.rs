@@ -294,6 +294,24 @@ impl Store {
         Self::client_from_row(&row).map(Some)
     }
 
+    /// Any client, decommissioned or not, with when it was decommissioned.
+    pub async fn client_any(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Client, Option<i64>)>, HubError> {
+        let Some(row) = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            Self::client_from_row(&row)?,
+            row.try_get("decommissioned_at")?,
+        )))
+    }
+
     /// Every client with the given trust levels, decommissioned or not, newest first.
     pub async fn clients_with_trust(
         &self,

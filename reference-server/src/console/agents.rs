@@ -105,17 +105,7 @@ async fn find(
     hub: &Hub,
     id: &str,
 ) -> Result<Option<(Client, Option<i64>)>, crate::error::HubError> {
-    Ok(hub
-        .store
-        .clients_with_trust(&[
-            TrustLevel::Manual,
-            TrustLevel::Verified,
-            TrustLevel::Dcr,
-            TrustLevel::Cimd,
-        ])
-        .await?
-        .into_iter()
-        .find(|(c, _)| c.client_id == id))
+    hub.store.client_any(id).await
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -625,12 +625,7 @@ pub(crate) async fn what_if(
         .collect();
     let mut clients: Vec<_> = hub
         .store
-        .clients_with_trust(&[
-            TrustLevel::Manual,
-            TrustLevel::Verified,
-            TrustLevel::Dcr,
-            TrustLevel::Cimd,
-        ])
+        .clients_with_trust(&TrustLevel::ALL)
         .await?
         .into_iter()
         .filter(|(_, at)| at.is_none())
