@@ -35,6 +35,12 @@ impl Params {
         Ok(first)
     }
 
+    /// A form field as text for a page to show back: empty when absent,
+    /// empty or repeated (forms never need the protocol's precise errors).
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).ok().flatten().unwrap_or_default().to_owned()
+    }
+
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name)?
             .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter `{name}` is required")))

@@ -349,14 +349,7 @@ pub(crate) async fn login_submit(
     body: Bytes,
 ) -> Page {
     let params = Params::parse(&body).unwrap_or_default();
-    let field = |name: &str| {
-        params
-            .get(name)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let field = |name: &str| params.text(name);
     let (username, password) = (field("username"), field("password"));
     let next = next_or_home(Some(&field("next")));
     let source = hub.source_address(peer.ip(), &headers).to_string();

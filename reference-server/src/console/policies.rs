@@ -488,14 +488,7 @@ pub(crate) async fn new_step(
     body: Bytes,
 ) -> Page {
     let params = Params::parse(&body).unwrap_or_default();
-    let field = |name: &str| {
-        params
-            .get(name)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let field = |name: &str| params.text(name);
     let step: u8 = field("step").parse().unwrap_or(1).clamp(1, 3);
     let action = field("action");
     let mut draft = match carried(&params) {
