@@ -239,6 +239,10 @@ faults! {
     AcceptMalformedConnectionEndpoint => "accept-malformed-connection-endpoint",
     /// The Agenda MCP server runs a tool without the scope the tool needs.
     AgendaSkipToolScope => "agenda-skip-tool-scope",
+    /// An API-key connection's key is handed out as a Bearer access token, not as `N_A`.
+    ApiKeyAsBearer => "api-key-as-bearer",
+    /// A connection token is looked up in the tenant before the subject's own.
+    TenantTokenBeforeOwn => "tenant-token-before-own",
 }
 
 impl fmt::Display for Fault {

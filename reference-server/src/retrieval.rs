@@ -335,10 +335,11 @@ async fn decide(
     if connection.kind == ConnectionKind::ApiKey {
         let key = row.credential.api_key.clone().unwrap_or_default();
         attempt.granted = Vec::new();
+        let as_bearer = hub.faults.on(Fault::ApiKeyAsBearer);
         let body = json!({
             "access_token": key,
-            "issued_token_type": API_KEY_TYPE,
-            "token_type": "N_A",
+            "issued_token_type": if as_bearer { ACCESS_TOKEN_TYPE } else { API_KEY_TYPE },
+            "token_type": if as_bearer { "Bearer" } else { "N_A" },
             "connection": connection.id,
             "api_base_url": connection.api_base_url,
         });
@@ -454,7 +455,11 @@ async fn find_token(
     connection: &Connection,
     candidates: &[Owner],
 ) -> Result<Option<TokenRow>, OAuthError> {
-    for owner in candidates {
+    let mut candidates = candidates.to_vec();
+    if hub.faults.on(Fault::TenantTokenBeforeOwn) {
+        candidates.reverse();
+    }
+    for owner in &candidates {
         if let Some(row) = hub.connection_token(&connection.id, owner, "").await? {
             return Ok(Some(row));
         }
