@@ -5,11 +5,19 @@
 //! ephemeral loopback port and learn its origin. The profile used to drive it
 //! is the same file a user would point at a separately started hub
 //! (`fixtures/profiles/reference.toml`), with `${base}` set to that origin.
+//!
+//! The door is the cargo feature `embedded` (on by default). Without it the
+//! harness is a lean black box that cannot even name the reference hub
+//! (`cargo tree -p harness --no-default-features` lists no
+//! `reference-server`): [`start`] says so, and a run needs `--target`.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::HarnessError;
 use crate::profile::Profile;
+
+/// Whether this build carries the reference hub.
+pub const BUILT_IN: bool = cfg!(feature = "embedded");
 
 /// The control and admin tokens the embedded hub is started with; they never leave the process.
 const EMBEDDED_CONTROL_TOKEN: &str = "conform-embedded-control-token";
@@ -18,11 +26,13 @@ const EMBEDDED_ADMIN_TOKEN: &str = "conform-embedded-admin-token";
 /// A running embedded hub and the profile that drives it.
 pub struct EmbeddedTarget {
     pub profile: Profile,
+    #[cfg(feature = "embedded")]
     hub: reference_server::RunningHub,
 }
 
 impl EmbeddedTarget {
     pub async fn stop(self) {
+        #[cfg(feature = "embedded")]
         self.hub.stop().await;
     }
 }
@@ -36,24 +46,48 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every fault the reference hub can switch on, with its description.
+/// Every fault the reference hub can switch on, with its description (none
+/// without the hub).
 pub fn faults() -> Vec<(&'static str, &'static str)> {
-    reference_server::embedded::fault_catalogue()
+    #[cfg(feature = "embedded")]
+    return reference_server::embedded::fault_catalogue();
+    #[cfg(not(feature = "embedded"))]
+    return Vec::new();
 }
 
 /// Starts the reference hub with the fixtures under `fixtures_dir` and the named faults.
 pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTarget, HarnessError> {
-    let hub = reference_server::embedded::start(
-        &fixtures_dir.join("hub"),
-        faults,
-        EMBEDDED_CONTROL_TOKEN,
-        EMBEDDED_ADMIN_TOKEN,
-    )
-    .await
-    .map_err(|e| HarnessError::Embedded(e.to_string()))?;
+    #[cfg(not(feature = "embedded"))]
+    {
+        let _ = (fixtures_dir, faults);
+        Err(HarnessError::NoEmbeddedHub)
+    }
+    #[cfg(feature = "embedded")]
+    {
+        let hub = reference_server::embedded::start(
+            &fixtures_dir.join("hub"),
+            faults,
+            EMBEDDED_CONTROL_TOKEN,
+            EMBEDDED_ADMIN_TOKEN,
+        )
+        .await
+        .map_err(|e| HarnessError::Embedded(e.to_string()))?;
+        let profile = profile(fixtures_dir, &hub.base_url, faults)?;
+        Ok(EmbeddedTarget { profile, hub })
+    }
+}
+
+/// The reference profile with `${base}` set to the hub's origin and the
+/// embedded tokens in place.
+#[cfg_attr(not(feature = "embedded"), allow(dead_code))]
+fn profile(
+    fixtures_dir: &Path,
+    base_url: &str,
+    faults: &[String],
+) -> Result<Profile, HarnessError> {
     let mut profile = Profile::load(
         &fixtures_dir.join("profiles/reference.toml"),
-        Some(&hub.base_url),
+        Some(base_url),
     )?;
     if let Some(control) = profile.control.as_mut() {
         control.token = EMBEDDED_CONTROL_TOKEN.to_owned();
@@ -66,5 +100,5 @@ pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTar
     } else {
         format!("embedded reference hub with faults: {}", faults.join(", "))
     };
-    Ok(EmbeddedTarget { profile, hub })
+    Ok(profile)
 }

@@ -47,6 +47,23 @@ pub struct ScenarioResult {
     pub audit: Option<crate::audit::AuditCheck>,
 }
 
+impl ScenarioResult {
+    /// Did a checking step (not a setup step, not the audit check) find the
+    /// target breaking this scenario's requirement? Only this proves a fault.
+    pub fn requirement_broken(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|step| !step.setup && step.status.is_violation())
+    }
+
+    /// Did the audit check after the scenario fail?
+    pub fn audit_broken(&self) -> bool {
+        self.audit
+            .as_ref()
+            .is_some_and(|audit| audit.status == Status::Fail)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub index: usize,

@@ -33,6 +33,8 @@ pub enum HarnessError {
     Report { path: PathBuf, message: String },
     #[error("cannot start the embedded reference hub: {0}")]
     Embedded(String),
+    #[error("this conform was built without the reference hub (cargo feature `embedded`): give it a target profile with --target")]
+    NoEmbeddedHub,
     #[error("cannot start the audit webhook collector: {0}")]
     AuditCollector(String),
 }

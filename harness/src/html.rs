@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::diagram::{esc, hub_origin, sequence_svg, DiagramStep};
 use crate::engine::{ScenarioResult, StepResult};
 use crate::report::RunReport;
-use crate::sensitivity::Matrix;
+use crate::sensitivity::{Coverage, Matrix};
 use crate::transcript::{mask_jwts, Recorded};
 use crate::verdict::Status;
 
@@ -296,34 +296,31 @@ fn scenario_html(r: &ScenarioResult, hub: &str, seen: &mut Seen) -> String {
 }
 
 fn sensitivity_html(m: &Matrix) -> String {
-    let caught = m.rows.iter().filter(|r| r.caught).count();
+    let full = m.coverage == Coverage::Full;
     let mut out = format!(
-        r#"<section id="sensitivity"><h2>Sensitivity matrix</h2><p>Every check can fail: the suite ran against the clean reference hub ({}) and once per named fault. Faults caught: <b>{caught} of {}</b>.</p>"#,
-        if m.clean_failures.is_empty() {
-            "every scenario passed".to_owned()
+        r#"<section id="sensitivity"><h2>Sensitivity matrix</h2><p>Every check can fail: the suite ran against the clean reference hub and once per named fault, {}. A claim is proven only when the scenario's own requirement fails; the audit check is a column of its own. {}</p>"#,
+        if full {
+            "running every scenario under every fault"
         } else {
-            format!("FAILING {}", esc(&m.clean_failures.join(", ")))
+            "running the scenarios that claim it"
         },
-        m.rows.len()
+        esc(&m.headline())
     );
-    if !m.unknown_claims.is_empty() {
-        let _ = write!(
-            out,
-            r#"<p class="reason">Scenarios claim faults the hub does not know: {}</p>"#,
-            esc(&m.unknown_claims.join(", "))
-        );
+    out.push_str("<table><tr><th>Fault</th><th>Caught</th><th>What it breaks</th><th>Claimed by</th><th>Audit check tripped</th>");
+    if full {
+        out.push_str("<th>Collateral</th>");
     }
-    out.push_str("<table><tr><th>Fault</th><th>Caught</th><th>What it breaks</th><th>Claimed by</th><th>Also tripped</th></tr>");
+    out.push_str("</tr>");
+    let codes = |ids: &[String]| {
+        ids.iter()
+            .map(|c| format!("<code>{}</code>", esc(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for r in &m.rows {
-        let also: Vec<String> = r
-            .tripped
-            .iter()
-            .filter(|t| !r.claimed_by.contains(t))
-            .map(|t| esc(t))
-            .collect();
         let _ = write!(
             out,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"muted\">{}</td>",
             esc(&r.fault),
             if r.caught {
                 badge(Status::Pass).replace("PASS", "yes")
@@ -331,13 +328,13 @@ fn sensitivity_html(m: &Matrix) -> String {
                 badge(Status::Fail).replace("FAIL", "NO")
             },
             esc(&r.description),
-            r.claimed_by
-                .iter()
-                .map(|c| format!("<code>{}</code>", esc(c)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            also.join(", ")
+            codes(&r.claimed_by),
+            codes(&r.audit_tripped),
         );
+        if full {
+            let _ = write!(out, "<td class=\"muted\">{}</td>", codes(&r.collateral));
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</table></section>");
     out

@@ -4,6 +4,7 @@
 //! agent, resource server) and talks to the target over HTTP only. See
 //! `ARCHITECTURE.md` for the map.
 
+pub mod artifacts;
 pub mod audit;
 pub mod baseline;
 pub mod challenge;
@@ -150,7 +151,7 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
         scenarios: results,
     };
     if let Some(dir) = &config.out_dir {
-        report::write_all(&report, dir)?;
+        artifacts::write_run(&report, dir)?;
     }
     Ok(report)
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use harness::sensitivity::Coverage;
 use harness::{RunConfig, Target};
 
 /// Conformance suite for agentic identity hubs and MCP authorization servers.
@@ -43,10 +44,15 @@ struct Args {
     /// Embedded hub only: switch on a named fault (repeatable), to watch a check fail.
     #[arg(long = "fault")]
     faults: Vec<String>,
-    /// Run the sensitivity matrix (clean hub plus every fault) and write
-    /// sensitivity.md/json and report.html (the clean run with the matrix).
+    /// Prove every check can fail: the clean hub, then one hub per fault with
+    /// the scenarios that claim it; writes sensitivity.md/json and report.html
+    /// (the clean run with the matrix).
     #[arg(long, conflicts_with = "target")]
     sensitivity: bool,
+    /// With --sensitivity: run every scenario under every fault (slow) and
+    /// report collateral trips too.
+    #[arg(long, requires = "sensitivity")]
+    full: bool,
     /// Run one scenario (an id or a glob), or a walkthrough (`delegated-agent`,
     /// `autonomous-agent`), step by step and explain every exchange.
     #[arg(long, value_name = "SCENARIO|WALKTHROUGH", conflicts_with_all = ["sensitivity", "list", "glob", "baseline"])]
@@ -134,16 +140,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     if args.sensitivity {
         let scenarios = harness::load_scenarios(&config)?;
-        let matrix = harness::sensitivity::run(&config.fixtures_dir, &scenarios).await?;
-        std::fs::create_dir_all(&args.out)?;
-        std::fs::write(args.out.join("sensitivity.md"), matrix.markdown())?;
-        std::fs::write(
-            args.out.join("sensitivity.json"),
-            serde_json::to_string_pretty(&matrix)?,
-        )?;
-        if let Some(html) = harness::html::render_sensitivity(&matrix) {
-            std::fs::write(args.out.join("report.html"), html)?;
-        }
+        let coverage = if args.full {
+            Coverage::Full
+        } else {
+            Coverage::Claimed
+        };
+        let matrix = harness::sensitivity::run(&config.fixtures_dir, &scenarios, coverage).await?;
+        harness::artifacts::write_sensitivity(&matrix, &args.out)?;
         print!("{}", matrix.markdown());
         return Ok(if matrix.all_caught() {
             ExitCode::SUCCESS

@@ -4,7 +4,6 @@
 //! the table printed to the terminal.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
@@ -67,30 +66,6 @@ pub struct TargetInfo {
     pub name: String,
     pub issuer: String,
     pub embedded: bool,
-}
-
-fn write(path: &Path, contents: &str) -> Result<(), HarnessError> {
-    std::fs::write(path, contents).map_err(|e| HarnessError::Report {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-/// Writes report.json, junit.xml, summary.md and report.html (`html.rs`) into `dir`.
-pub fn write_all(report: &RunReport, dir: &Path) -> Result<(), HarnessError> {
-    std::fs::create_dir_all(dir).map_err(|e| HarnessError::Report {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let json = serde_json::to_string_pretty(report).map_err(|e| HarnessError::Report {
-        path: dir.join("report.json"),
-        message: e.to_string(),
-    })?;
-    write(&dir.join("report.json"), &json)?;
-    write(&dir.join("junit.xml"), &junit(report)?)?;
-    write(&dir.join("summary.md"), &markdown(report))?;
-    write(&dir.join("report.html"), &crate::html::render(report, None))?;
-    Ok(())
 }
 
 /// JUnit XML: one suite per scenario group, one case per scenario. Warnings

@@ -661,6 +661,20 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
             "a scenario must name the reference-hub fault(s) it catches".into(),
         ));
     }
+    // The fault names are known only where the hub is built in; a lean build
+    // cannot run the sensitivity proof, so it has nothing to check them against.
+    if crate::embedded::BUILT_IN {
+        let known = crate::embedded::faults();
+        if let Some(unknown) = scenario
+            .catches
+            .iter()
+            .find(|c| !known.iter().any(|(name, _)| name == c))
+        {
+            return Err(err(format!(
+                "`catches` names `{unknown}`, which is not a fault of the reference hub (`hub --list-faults`)"
+            )));
+        }
+    }
     Ok(scenario)
 }
 

@@ -1,213 +1,345 @@
-//! The sensitivity matrix: proof that every check can fail.
+//! The sensitivity proof: every check can fail.
 //!
-//! The suite runs against the clean reference hub (everything must pass) and
-//! then once per named fault. A fault is *caught* when every scenario that
-//! claims it (`catches = [...]`) does not pass. Every fault must be claimed by
-//! some scenario (or, for the few that need the target restarted, be proven
-//! by a named test of the hub itself) and every scenario must claim a fault
-//! the hub knows.
+//! The suite runs once against the clean reference hub, where everything
+//! must pass. Then each named fault gets a hub of its own, and the scenarios
+//! that claim it (`catches = [...]`) run against that hub. A claimed pair is
+//! *proven* only when the scenario's **own requirement** fails: a checking
+//! step (not a setup step) finds the deviation. A scenario whose steps pass
+//! but whose audit check trips has not proven its claim; the audit check is
+//! reported in a column of its own, and faults that break only the audit
+//! trail are claimed by the `audit.*` scenarios, whose steps read the trail.
+//!
+//! The default run costs what it proves: one hub per fault, running only the
+//! claiming scenarios, several faults at once. [`Coverage::Full`]
+//! (`conform --sensitivity --full`) runs every scenario under every fault and
+//! reports the collateral trips too; it is for investigation, not for CI.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
-use crate::engine::{run_all, RunOptions};
+use crate::engine::{run_all, RunOptions, ScenarioResult};
 use crate::error::HarnessError;
+use crate::report::RunReport;
 use crate::scenario::Scenario;
 use crate::verdict::Status;
 
 /// Faults that no black-box scenario can trip because they need the target
-/// restarted, each with the reference hub's own test that proves it is
-/// caught (`cargo test --workspace` runs it too).
+/// restarted or its files read, each with the reference hub's own test that
+/// proves it is caught (`cargo test --workspace` runs it too).
 pub const PROVEN_BY_HUB_TESTS: &[(&str, &str)] = &[
     (
         "webhook-loses-events-on-restart",
-        "reference-server/tests/hub.rs::the_audit_webhook_delivers_everything_in_order_across_a_restart",
+        "reference-server/tests/hub/audit.rs::the_audit_webhook_delivers_everything_in_order_across_a_restart",
     ),
     // Encryption at rest is invisible over HTTP: only the database file shows it.
     (
         "plaintext-vault",
-        "reference-server/tests/hub.rs::the_database_file_holds_no_plaintext_connection_secret",
+        "reference-server/tests/hub/vault.rs::the_database_file_holds_no_plaintext_connection_secret",
     ),
 ];
 
+/// Fault hubs running at once. Each is small (in-memory SQLite) and most of a
+/// run is waiting on loopback HTTP, so a few per core keep both cores busy.
+const FAULT_HUBS_AT_ONCE: usize = 6;
+
+/// Which scenarios run under each fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coverage {
+    /// Only the scenarios that claim the fault: proves every claimed pair.
+    Claimed,
+    /// Every scenario under every fault: also shows collateral trips.
+    Full,
+}
+
+/// What one fault did to the scenarios that ran under it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultRow {
     pub fault: String,
     pub description: String,
-    /// Scenarios that claim to catch it.
+    /// Scenarios that claim to catch it (or the hub test that proves it).
     pub claimed_by: Vec<String>,
-    /// Claiming scenarios that still passed: the fault went unnoticed by them.
+    /// Claiming scenarios whose own requirement failed: the claim is proven.
+    pub caught_by: Vec<String>,
+    /// Claiming scenarios whose own requirement held: the fault went unnoticed by them.
     pub missed_by: Vec<String>,
-    /// Every scenario that did not pass under this fault (claimed or not).
-    pub tripped: Vec<String>,
+    /// Scenarios whose audit check failed under this fault (a separate
+    /// column: an audit trip never proves a claim).
+    pub audit_tripped: Vec<String>,
+    /// With full coverage: scenarios that do not claim the fault but whose
+    /// own requirement failed under it.
+    pub collateral: Vec<String>,
+    /// Every claim is proven (and there is at least one).
     pub caught: bool,
+}
+
+impl FaultRow {
+    /// Judges one fault's run: `results` are the scenarios run under it.
+    fn judge(
+        fault: &str,
+        description: &str,
+        claimed_by: Vec<String>,
+        results: &[ScenarioResult],
+    ) -> FaultRow {
+        let broken = |id: &str| results.iter().any(|r| r.id == id && r.requirement_broken());
+        let (caught_by, missed_by): (Vec<String>, Vec<String>) =
+            claimed_by.iter().cloned().partition(|id| broken(id));
+        FaultRow {
+            fault: fault.to_owned(),
+            description: description.to_owned(),
+            caught: !claimed_by.is_empty() && missed_by.is_empty(),
+            audit_tripped: results
+                .iter()
+                .filter(|r| r.audit_broken())
+                .map(|r| r.id.clone())
+                .collect(),
+            collateral: results
+                .iter()
+                .filter(|r| r.requirement_broken() && !claimed_by.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect(),
+            claimed_by,
+            caught_by,
+            missed_by,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Matrix {
+    pub coverage: Coverage,
     /// Scenarios that did not pass against the clean hub (must be empty).
     pub clean_failures: Vec<String>,
     pub rows: Vec<FaultRow>,
-    /// Faults named by scenarios that the hub does not know.
-    pub unknown_claims: Vec<String>,
+    /// Claimed (fault, scenario) pairs whose requirement failed under the fault.
+    pub proven_pairs: usize,
+    /// Every claimed (fault, scenario) pair.
+    pub claimed_pairs: usize,
     /// The clean run itself, for report.html (not in sensitivity.json).
     #[serde(skip)]
-    pub clean_run: Option<crate::report::RunReport>,
+    pub clean_run: Option<RunReport>,
 }
 
 impl Matrix {
     pub fn all_caught(&self) -> bool {
-        self.clean_failures.is_empty()
-            && self.unknown_claims.is_empty()
-            && self.rows.iter().all(|r| r.caught)
+        self.clean_failures.is_empty() && self.rows.iter().all(|r| r.caught)
+    }
+
+    /// The faults that were not caught, each with why.
+    pub fn misses(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| !r.caught)
+            .map(|r| {
+                if r.claimed_by.is_empty() {
+                    format!("{}: no scenario claims it", r.fault)
+                } else {
+                    format!(
+                        "{}: the requirement of {} held{}",
+                        r.fault,
+                        r.missed_by.join(", "),
+                        if r.audit_tripped.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (audit check tripped: {})", r.audit_tripped.join(", "))
+                        }
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// One line for people: what was proven and at what cost.
+    pub fn headline(&self) -> String {
+        format!(
+            "Clean hub: {}. Faults caught: {} of {}. Claimed pairs proven: {} of {} ({} coverage).",
+            if self.clean_failures.is_empty() {
+                "all scenarios pass".to_owned()
+            } else {
+                format!("FAILING {}", self.clean_failures.join(", "))
+            },
+            self.rows.iter().filter(|r| r.caught).count(),
+            self.rows.len(),
+            self.proven_pairs,
+            self.claimed_pairs,
+            match self.coverage {
+                Coverage::Claimed => "claimed",
+                Coverage::Full => "full",
+            }
+        )
     }
 
     pub fn markdown(&self) -> String {
-        let caught = self.rows.iter().filter(|r| r.caught).count();
         let mut out = format!(
-            "# Sensitivity matrix\n\nClean hub: {}. Faults caught: {caught} of {}.\n\n| Fault | Caught | Claimed by | Also tripped |\n|---|---|---|---|\n",
-            if self.clean_failures.is_empty() { "all scenarios pass".to_owned() } else { format!("FAILING {}", self.clean_failures.join(", ")) },
-            self.rows.len()
+            "# Sensitivity matrix\n\n{}\n\n| Fault | Caught | Claimed by | Audit check tripped |{}\n|---|---|---|---|{}\n",
+            self.headline(),
+            if self.coverage == Coverage::Full { " Collateral |" } else { "" },
+            if self.coverage == Coverage::Full { "---|" } else { "" },
         );
+        let list = |ids: &[String]| {
+            ids.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for r in &self.rows {
-            let also: Vec<_> = r
-                .tripped
-                .iter()
-                .filter(|t| !r.claimed_by.contains(t))
-                .cloned()
-                .collect();
             out.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
+                "| `{}` | {} | {} | {} |",
                 r.fault,
                 if r.caught { "yes" } else { "**NO**" },
-                r.claimed_by
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                also.join(", ")
+                list(&r.claimed_by),
+                list(&r.audit_tripped),
             ));
-        }
-        if !self.unknown_claims.is_empty() {
-            out.push_str(&format!(
-                "\nUnknown faults claimed: {}\n",
-                self.unknown_claims.join(", ")
-            ));
+            if self.coverage == Coverage::Full {
+                out.push_str(&format!(" {} |", list(&r.collateral)));
+            }
+            out.push('\n');
         }
         out
     }
 }
 
-/// Runs the clean hub and every fault; each run gets its own embedded hub.
-pub async fn run(fixtures_dir: &Path, scenarios: &[Scenario]) -> Result<Matrix, HarnessError> {
-    let options = RunOptions { strict: true };
-    let known = crate::embedded::faults();
-    let mut unknown_claims: Vec<String> = scenarios
+/// Which scenarios claim `fault`.
+fn claimers<'a>(scenarios: &'a [Scenario], fault: &str) -> Vec<&'a Scenario> {
+    scenarios
         .iter()
-        .flat_map(|s| s.catches.iter())
-        .filter(|c| !known.iter().any(|(name, _)| name == c))
-        .cloned()
-        .collect();
-    unknown_claims.sort();
-    unknown_claims.dedup();
+        .filter(|s| s.catches.iter().any(|c| c == fault))
+        .collect()
+}
 
-    let clean = crate::embedded::start(fixtures_dir, &[]).await?;
-    let started = std::time::Instant::now();
-    let clean_profile = clean.profile.clone();
-    let results = run_all(Arc::new(clean_profile.clone()), scenarios, &options).await;
-    clean.stop().await;
-    let clean_failures: Vec<String> = results
+/// Runs the clean hub and every fault the hub knows.
+pub async fn run(
+    fixtures_dir: &Path,
+    scenarios: &[Scenario],
+    coverage: Coverage,
+) -> Result<Matrix, HarnessError> {
+    let faults = crate::embedded::faults();
+    prove(fixtures_dir, scenarios, &faults, coverage).await
+}
+
+/// Runs the clean hub and each of `faults` (name, description) with its
+/// claiming scenarios (or, with full coverage, every scenario).
+pub async fn prove(
+    fixtures_dir: &Path,
+    scenarios: &[Scenario],
+    faults: &[(&str, &str)],
+    coverage: Coverage,
+) -> Result<Matrix, HarnessError> {
+    let options = RunOptions { strict: true };
+    let permits = Arc::new(Semaphore::new(FAULT_HUBS_AT_ONCE));
+
+    // Each fault run is an independent hub; they all go at once, bounded.
+    let mut runs = Vec::new();
+    for (fault, _) in faults {
+        if PROVEN_BY_HUB_TESTS.iter().any(|(f, _)| f == fault) {
+            runs.push(None);
+            continue;
+        }
+        let to_run: Vec<Scenario> = match coverage {
+            Coverage::Claimed => claimers(scenarios, fault).into_iter().cloned().collect(),
+            Coverage::Full => scenarios.to_vec(),
+        };
+        let fixtures_dir = fixtures_dir.to_path_buf();
+        let options = options.clone();
+        let permits = permits.clone();
+        let fault = (*fault).to_owned();
+        runs.push(Some(tokio::spawn(async move {
+            if to_run.is_empty() {
+                return Ok(Vec::new());
+            }
+            let _permit = permits.acquire_owned().await;
+            let target =
+                crate::embedded::start(&fixtures_dir, std::slice::from_ref(&fault)).await?;
+            let results = run_all(Arc::new(target.profile.clone()), &to_run, &options).await;
+            target.stop().await;
+            Ok::<_, HarnessError>(results)
+        })));
+    }
+
+    let clean_run = clean_run(fixtures_dir, scenarios, &options).await?;
+    let clean_failures: Vec<String> = clean_run
+        .scenarios
         .iter()
         .filter(|r| r.status != Status::Pass)
         .map(|r| r.id.clone())
         .collect();
-    let clean_run = crate::report::RunReport {
+
+    let mut rows = Vec::new();
+    for ((fault, description), run) in faults.iter().zip(runs) {
+        let row = match run {
+            Some(run) => {
+                let results = run.await.map_err(|e| {
+                    HarnessError::Embedded(format!("fault run `{fault}` crashed: {e}"))
+                })??;
+                let claimed_by = claimers(scenarios, fault)
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .collect();
+                FaultRow::judge(fault, description, claimed_by, &results)
+            }
+            None => proven_by_hub_test(fault, description),
+        };
+        rows.push(row);
+    }
+    let claimed_pairs = rows.iter().map(|r| r.claimed_by.len()).sum();
+    let proven_pairs = rows.iter().map(|r| r.caught_by.len()).sum();
+    Ok(Matrix {
+        coverage,
+        clean_failures,
+        rows,
+        proven_pairs,
+        claimed_pairs,
+        clean_run: Some(clean_run),
+    })
+}
+
+/// The row of a fault that the hub's own test proves.
+fn proven_by_hub_test(fault: &str, description: &str) -> FaultRow {
+    let test = PROVEN_BY_HUB_TESTS
+        .iter()
+        .find(|(f, _)| *f == fault)
+        .map(|(_, t)| format!("hub test {t}"))
+        .unwrap_or_default();
+    FaultRow {
+        fault: fault.to_owned(),
+        description: description.to_owned(),
+        claimed_by: vec![test.clone()],
+        caught_by: vec![test],
+        missed_by: Vec::new(),
+        audit_tripped: Vec::new(),
+        collateral: Vec::new(),
+        caught: true,
+    }
+}
+
+/// Every scenario against the clean hub, as a report for report.html.
+async fn clean_run(
+    fixtures_dir: &Path,
+    scenarios: &[Scenario],
+    options: &RunOptions,
+) -> Result<RunReport, HarnessError> {
+    let clean = crate::embedded::start(fixtures_dir, &[]).await?;
+    let started = std::time::Instant::now();
+    let profile = clean.profile.clone();
+    let results = run_all(Arc::new(profile.clone()), scenarios, options).await;
+    clean.stop().await;
+    let passed = results.iter().all(|r| r.status == Status::Pass);
+    Ok(RunReport {
         schema: crate::report::REPORT_SCHEMA,
         tool: concat!("conform ", env!("CARGO_PKG_VERSION")).to_owned(),
         target: crate::report::TargetInfo {
-            name: format!("{} (clean, for the sensitivity matrix)", clean_profile.name),
-            issuer: clean_profile.issuer.clone(),
+            name: format!("{} (clean, for the sensitivity matrix)", profile.name),
+            issuer: profile.issuer.clone(),
             embedded: true,
         },
         strict: options.strict,
         duration_ms: started.elapsed().as_millis() as u64,
         summary: crate::report::Summary::of(&results),
         baseline: None,
-        gate_passed: clean_failures.is_empty(),
+        gate_passed: passed,
         scenarios: results,
-    };
-
-    // Fault runs are independent hubs: run a few at once.
-    let permits = Arc::new(tokio::sync::Semaphore::new(4));
-    let (hub_tested, known): (Vec<_>, Vec<_>) = known
-        .into_iter()
-        .partition(|(name, _)| PROVEN_BY_HUB_TESTS.iter().any(|(f, _)| f == name));
-    let mut runs = Vec::new();
-    for (fault, _) in &known {
-        let fixtures_dir = fixtures_dir.to_path_buf();
-        let scenarios = scenarios.to_vec();
-        let options = options.clone();
-        let permits = permits.clone();
-        let fault = (*fault).to_owned();
-        runs.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let target =
-                crate::embedded::start(&fixtures_dir, std::slice::from_ref(&fault)).await?;
-            let results = run_all(Arc::new(target.profile.clone()), &scenarios, &options).await;
-            target.stop().await;
-            Ok::<_, HarnessError>(results)
-        }));
-    }
-    let mut rows = Vec::new();
-    for ((fault, description), run) in known.into_iter().zip(runs) {
-        let results = run
-            .await
-            .map_err(|e| HarnessError::Embedded(format!("fault run `{fault}` crashed: {e}")))??;
-        let claimed_by: Vec<String> = scenarios
-            .iter()
-            .filter(|s| s.catches.iter().any(|c| c == fault))
-            .map(|s| s.id.clone())
-            .collect();
-        let tripped: Vec<String> = results
-            .iter()
-            .filter(|r| r.status.is_violation())
-            .map(|r| r.id.clone())
-            .collect();
-        let missed_by: Vec<String> = claimed_by
-            .iter()
-            .filter(|c| !tripped.contains(c))
-            .cloned()
-            .collect();
-        rows.push(FaultRow {
-            fault: fault.to_owned(),
-            description: description.to_owned(),
-            caught: !claimed_by.is_empty() && missed_by.is_empty(),
-            claimed_by,
-            missed_by,
-            tripped,
-        });
-    }
-    for (fault, description) in hub_tested {
-        let test = PROVEN_BY_HUB_TESTS
-            .iter()
-            .find(|(f, _)| *f == fault)
-            .map(|(_, t)| *t)
-            .unwrap_or_default();
-        rows.push(FaultRow {
-            fault: fault.to_owned(),
-            description: description.to_owned(),
-            claimed_by: vec![format!("hub test {test}")],
-            missed_by: Vec::new(),
-            tripped: Vec::new(),
-            caught: true,
-        });
-    }
-    Ok(Matrix {
-        clean_failures,
-        rows,
-        unknown_claims,
-        clean_run: Some(clean_run),
     })
 }
