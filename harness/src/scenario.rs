@@ -14,7 +14,8 @@ pub use crate::steps::authorize::Pkce;
 pub use crate::steps::catalogue::Action;
 pub use crate::steps::cimd::CimdVariant;
 pub use crate::steps::parties::ConnectionKind;
-pub use crate::steps::token::{ClientAuth, RefreshPick, TokenKind, Verifier};
+pub use crate::steps::revocation::TokenKind;
+pub use crate::steps::token::{ClientAuth, RefreshPick, Verifier};
 pub use crate::steps::AssertionVariant;
 use crate::verdict::Level;
 

@@ -31,6 +31,7 @@ pub mod discovery;
 pub mod registration;
 pub mod resource;
 pub mod resource_server;
+pub mod revocation;
 pub mod third_party;
 pub mod token;
 pub mod vault;

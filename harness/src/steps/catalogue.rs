@@ -16,7 +16,7 @@ use super::failure::StepError;
 use super::run::Run;
 use super::{
     admin, agent, agents, authorize, cimd, connect, connections, control, discovery, registration,
-    resource, resource_server, third_party, token, vault,
+    resource, resource_server, revocation, third_party, token, vault,
 };
 
 /// An action's name in scenario files, and its declaration.
@@ -89,7 +89,7 @@ catalogue! {
     "token" => Token(token::Token),
     "validate_token" => ValidateToken(resource_server::ValidateToken),
     "refresh" => Refresh(token::Refresh),
-    "revoke" => Revoke(token::Revoke),
+    "revoke" => Revoke(revocation::Revoke),
     "introspect" => Introspect(resource_server::Introspect),
     "host_client_metadata" => HostClientMetadata(cimd::HostClientMetadata),
     "cimd_fetch_count" => CimdFetchCount(cimd::CimdFetchCount),
@@ -170,5 +170,36 @@ impl Action {
         let mut evidence = std::mem::take(&mut run.evidence);
         self.oblige_as_declared(facts, run, &mut evidence);
         run.evidence = evidence;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_named_once_and_found_by_its_name() {
+        let mut names: Vec<&str> = catalogue().iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "a name is listed twice");
+        for entry in catalogue() {
+            assert_eq!(info(entry.name).actor, entry.info.actor);
+        }
+        assert_eq!(info("timeout").actor, "harness");
+    }
+
+    #[test]
+    fn scenario_files_name_actions_as_the_catalogue_does() {
+        for name in ["rotate_keys", "ssrf_connections", "provider_log"] {
+            let action: Action =
+                toml::from_str(&format!("do = \"{name}\"")).expect("an action without parameters");
+            assert_eq!(action.name(), name);
+        }
+        let register: Action =
+            toml::from_str("do = \"register\"\nas = \"other\"").expect("a registration");
+        assert!(matches!(&register, Action::Register(r) if r.name == "other"));
+        assert_eq!(register.info().actor, "MCP client");
     }
 }

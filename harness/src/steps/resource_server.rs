@@ -10,8 +10,8 @@ use super::act::{Act, ActionInfo};
 use super::credentials::unverified_claims;
 use super::defaults::{introspector, primary};
 use super::failure::{precondition, StepError};
+use super::revocation::TokenKind;
 use super::run::Run;
-use super::token::TokenKind;
 
 /// Resource server: validate the last access token as an RFC 9068 JWT.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! The MCP client at the token endpoint: redeeming a code (RFC 6749 §4.1.3,
-//! RFC 7636 §4.5), refreshing (§6) and revoking (RFC 7009); and the
-//! obligations every token request leaves, whoever sent it.
+//! RFC 7636 §4.5) and refreshing (§6); and the audit obligations every token
+//! request leaves, whoever sent it.
 
 use oauth2::basic::BasicClient;
 use oauth2::{
@@ -26,14 +26,6 @@ pub enum ClientAuth {
     #[default]
     None,
     PrivateKeyJwt,
-}
-
-/// Which of the run's tokens an action uses.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    Access,
-    Refresh,
 }
 
 /// Which refresh token a `refresh` step presents.
@@ -150,27 +142,6 @@ impl Act for Refresh {
             same_flow_as: None,
         };
         refreshed.oblige(facts, evidence);
-    }
-}
-
-/// MCP client: revoke its latest access or refresh token (RFC 7009).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Revoke {
-    #[serde(default = "self_name")]
-    pub client: String,
-    pub token: TokenKind,
-}
-
-impl Act for Revoke {
-    const INFO: ActionInfo = ActionInfo::new(
-        "MCP client",
-        "The client revokes one of its tokens; from then on it must not work.",
-        "RFC 7009 §2.1",
-        "https://www.rfc-editor.org/rfc/rfc7009#section-2.1",
-    );
-
-    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.revoke(&self.client, self.token).await
     }
 }
 
@@ -397,38 +368,5 @@ impl Run<'_> {
                 .is_some_and(|latest| *latest != presented);
         facts["refresh_token_rotated"] = Value::Bool(rotated);
         Ok(facts)
-    }
-
-    pub(super) fn latest(&self, kind: TokenKind) -> Result<String, StepError> {
-        match kind {
-            TokenKind::Access => self.client.last_token.clone(),
-            TokenKind::Refresh => self.client.refresh_tokens.last().cloned(),
-        }
-        .ok_or_else(|| precondition(format!("no {kind:?} token has been obtained yet")))
-    }
-
-    async fn revoke(&mut self, client: &str, kind: TokenKind) -> Result<Value, StepError> {
-        let client = self.registered(client)?;
-        let token = self.latest(kind)?;
-        let endpoint = self.endpoint("revocation_endpoint").await?;
-        let hint = match kind {
-            TokenKind::Access => "access_token",
-            TokenKind::Refresh => "refresh_token",
-        };
-        let form = [
-            ("token", token.as_str()),
-            ("token_type_hint", hint),
-            ("client_id", client.client_id.as_str()),
-        ];
-        let response = self
-            .http
-            .send(self.http.post(&endpoint).form(&form))
-            .await?;
-        let body = response.json();
-        Ok(json!({
-            "status": response.status,
-            "body": body,
-            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
-        }))
     }
 }
