@@ -110,15 +110,7 @@ impl Act for StoreConnectionToken {
     );
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.store_connection_token(
-            &self.connection,
-            &self.owner,
-            self.expires_in,
-            self.no_expiry,
-            self.scopes.as_deref(),
-            self.refresh_token,
-        )
-        .await
+        run.store_connection_token(self).await
     }
 
     fn oblige(&self, facts: &Value, _run: &Run<'_>, evidence: &mut Evidence) {
@@ -267,18 +259,14 @@ impl Run<'_> {
         Ok(facts)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn store_connection_token(
         &mut self,
-        connection: &str,
-        owner: &str,
-        expires_in: u64,
-        no_expiry: bool,
-        scopes: Option<&[String]>,
-        refresh_token: bool,
+        request: &StoreConnectionToken,
     ) -> Result<Value, StepError> {
-        let created = self.connection(connection)?;
-        let owner = self.text(owner)?;
+        let (expires_in, no_expiry) = (request.expires_in, request.no_expiry);
+        let (scopes, refresh_token) = (request.scopes.as_deref(), request.refresh_token);
+        let created = self.connection(&request.connection)?;
+        let owner = self.text(&request.owner)?;
         let owner_body = owner_json(&owner)?;
         let (body, label) = match created.kind {
             ConnectionKind::ApiKey => {
