@@ -69,7 +69,7 @@ pub fn hub_origin(issuer: &str) -> String {
 fn actor_lane(action: &str) -> Lane {
     Lane {
         rank: 0,
-        title: crate::narrate::action_info(action).actor.to_owned(),
+        title: crate::steps::info(action).actor.to_owned(),
         subtitle: "harness".to_owned(),
     }
 }
@@ -121,11 +121,7 @@ fn target_lane(url: &str, hub: &str, action: &str) -> Lane {
     };
     Lane {
         rank: 4,
-        title: if action == "connect" {
-            "provider".into()
-        } else {
-            "other host".into()
-        },
+        title: crate::steps::info(action).elsewhere.into(),
         subtitle: host,
     }
 }

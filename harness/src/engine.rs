@@ -82,10 +82,7 @@ pub struct StepResult {
 }
 
 fn action_name(step: &crate::scenario::Step) -> String {
-    serde_json::to_value(&step.action)
-        .ok()
-        .and_then(|v| v.get("do").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default()
+    step.action.name().to_owned()
 }
 
 /// Runs one scenario to its verdict.
@@ -135,7 +132,7 @@ pub async fn run_scenario(
         run_steps(&mut run, scenario, options, &mut result),
     )
     .await;
-    let audit = teardown_and_check_audit(&mut run, profile, scenario, audit_from).await;
+    let audit = teardown_and_check_audit(&mut run, profile, audit_from).await;
     if audit.status == Status::Fail && result.status == Status::Pass {
         result.status = Status::Fail;
         result.reason = Some(format!("audit: {}", audit.messages.join("; ")));
@@ -149,7 +146,9 @@ pub async fn run_scenario(
         ));
         let mut exchanges = run.http.take_transcript();
         let transcript = crate::transcript::Transcript::of(&exchanges);
-        exchanges.iter_mut().for_each(|e| e.redact(&run.secrets));
+        exchanges
+            .iter_mut()
+            .for_each(|e| e.redact(&run.evidence.secrets));
         result.steps.push(StepResult {
             index: result.steps.len() + 1,
             action: "timeout".into(),
@@ -162,18 +161,18 @@ pub async fn run_scenario(
     }
     // Redact now that every secret of the scenario is known.
     if let Some(reason) = result.reason.as_mut() {
-        crate::http::scrub(reason, &run.secrets);
+        crate::http::scrub(reason, &run.evidence.secrets);
     }
     for step in &mut result.steps {
         step.messages
             .iter_mut()
-            .for_each(|m| crate::http::scrub(m, &run.secrets));
+            .for_each(|m| crate::http::scrub(m, &run.evidence.secrets));
         step.exchanges
             .iter_mut()
-            .for_each(|e| e.redact(&run.secrets));
-        step.transcript.redact(&run.secrets);
+            .for_each(|e| e.redact(&run.evidence.secrets));
+        step.transcript.redact(&run.evidence.secrets);
     }
-    result.token_claims = run.token_claims.clone();
+    result.token_claims = run.evidence.token_claims.clone();
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
 }
@@ -213,19 +212,18 @@ async fn run_steps(
 pub(crate) async fn teardown_and_check_audit(
     run: &mut Run<'_>,
     profile: &Profile,
-    scenario: &Scenario,
     mark: Result<crate::audit::Mark, crate::audit::AuditCheck>,
 ) -> crate::audit::AuditCheck {
-    run.teardown(scenario).await;
+    run.teardown().await;
     let audit = match mark {
         Ok(mark) => {
             crate::audit::check(
                 &run.http,
                 profile,
                 mark,
-                &run.audit_expectations,
-                &run.own_clients,
-                &run.secrets,
+                &run.evidence.obligations,
+                &run.evidence.own_clients,
+                &run.evidence.secrets,
             )
             .await
         }
@@ -271,9 +269,9 @@ pub async fn run_step(
             transcript: Default::default(),
         };
     }
-    let facts = run.perform(&step.action).await;
+    let facts = step.action.perform(run).await;
     if let Ok(facts) = &facts {
-        run.note_audit(&step.action, facts);
+        step.action.oblige(facts, run);
     }
     let exchanges = run.http.take_transcript();
     let transcript = crate::transcript::Transcript::of(&exchanges);

@@ -5,9 +5,38 @@
 //! those facts; their string values may use `${…}` variables drawn from the
 //! target profile and the scenario's state.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::scenario::Expect;
+/// Predicates over the facts a step recorded. Paths are dotted (`body.issuer`,
+/// `www_authenticate.params.scope`); string values may use `${…}` variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The OAuth `error` code, wherever the action found it.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// For `authorize`: `code`, `error` (redirected with an error) or `not_redirected`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub present: Vec<String>,
+    #[serde(default)]
+    pub absent: Vec<String>,
+    #[serde(default)]
+    pub equals: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub not_equals: BTreeMap<String, toml::Value>,
+    /// The array at the path contains the value, or the string contains the substring.
+    #[serde(default)]
+    pub contains: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub not_contains: BTreeMap<String, toml::Value>,
+}
 
 /// Looks up a dotted path (`body.issuer`, `params.0`) in a JSON value.
 pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {

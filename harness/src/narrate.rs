@@ -23,193 +23,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Width paragraphs are wrapped to.
 const WIDTH: usize = 84;
 
-/// Who acts in a step, what the step shows, and where that comes from.
-#[derive(Debug, Clone, Copy)]
-pub struct ActionInfo {
-    /// The party the harness plays (a lane of the sequence diagrams).
-    pub actor: &'static str,
-    pub shows: &'static str,
-    /// The spec section (or the hub's contract) the step's behaviour comes from.
-    pub spec: &'static str,
-    /// Its address: a URL, or a path in this repository (`docs/…`).
-    pub url: &'static str,
-}
+pub use crate::steps::ActionInfo;
 
-const MCP_AUTH: &str =
-    "https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization";
-
-/// The explanation table: one entry per scenario action.
+/// The declaration of the action a step result names, from the catalogue
+/// (report.html reads it by the name its step results keep).
 pub fn action_info(action: &str) -> ActionInfo {
-    let info = |actor, shows, spec, url| ActionInfo {
-        actor,
-        shows,
-        spec,
-        url,
-    };
-    match action {
-        "fetch_as_metadata" => info(
-            "MCP client",
-            "The MCP client discovers the authorization server: it inserts /.well-known/oauth-authorization-server into the issuer URL and reads the metadata (endpoints, grant types, PKCE methods). The issuer in the document must be exactly the one it was fetched for.",
-            "RFC 8414 §3",
-            "https://www.rfc-editor.org/rfc/rfc8414#section-3",
-        ),
-        "fetch_resource_metadata" => info(
-            "MCP client",
-            "The MCP client asks the MCP server which authorization server protects it: the Protected Resource Metadata names the resource exactly and lists its authorization_servers and scopes.",
-            "RFC 9728 §3",
-            "https://www.rfc-editor.org/rfc/rfc9728#section-3",
-        ),
-        "call_resource" => info(
-            "MCP client",
-            "The MCP client calls the protected MCP server. Without a valid token the answer is 401 with a WWW-Authenticate Bearer challenge whose resource_metadata points at the Protected Resource Metadata; a token for another server, or without the tool's scope, is refused too (403 insufficient_scope).",
-            "RFC 6750 §3, RFC 9728 §5.1",
-            "https://www.rfc-editor.org/rfc/rfc6750#section-3",
-        ),
-        "register" => info(
-            "MCP client",
-            "The MCP client registers itself by Dynamic Client Registration: it posts its metadata (name, redirect URIs) and gets a client_id back. A public client gets no secret: PKCE protects its codes instead.",
-            "RFC 7591 §3",
-            "https://www.rfc-editor.org/rfc/rfc7591#section-3",
-        ),
-        "register_burst" => info(
-            "MCP client",
-            "Registrations in a row from one source address: open registration is budgeted per source, and beyond the budget the hub answers 429 Too Many Requests with Retry-After.",
-            "RFC 6585 §4",
-            "https://www.rfc-editor.org/rfc/rfc6585#section-4",
-        ),
-        "authorize" => info(
-            "user (browser)",
-            "The user's browser follows the MCP client's authorization request (response_type=code, a PKCE S256 code_challenge, state, and the resource the token is for), signs in and answers the per-scope consent page. Only scopes the user's policies allow are offered; the hub redirects back with a code, the state and its iss.",
-            "draft-ietf-oauth-v2-1-13 §4.1.1",
-            "https://datatracker.ietf.org/doc/html/draft-ietf-oauth-v2-1-13#section-4.1.1",
-        ),
-        "token" => info(
-            "MCP client",
-            "The MCP client redeems the code at the token endpoint with its PKCE code_verifier and the resource it wants a token for. The access token is a JWT whose aud is that resource and whose scope is what the user granted and policy allows.",
-            "RFC 6749 §4.1.3, RFC 7636 §4.5",
-            "https://www.rfc-editor.org/rfc/rfc6749#section-4.1.3",
-        ),
-        "validate_token" => info(
-            "resource server",
-            "The resource server validates the access token as an RFC 9068 JWT: the signature against the hub's JWKS, typ at+jwt, iss, aud equal to its own URL, and exp.",
-            "RFC 9068 §4",
-            "https://www.rfc-editor.org/rfc/rfc9068#section-4",
-        ),
-        "refresh" => info(
-            "MCP client",
-            "The MCP client trades its refresh token for a new access token. A public client's refresh token is rotated, a reused one revokes the family, and the scope can only shrink.",
-            "RFC 6749 §6",
-            "https://www.rfc-editor.org/rfc/rfc6749#section-6",
-        ),
-        "revoke" => info(
-            "MCP client",
-            "The client revokes one of its tokens; from then on it must not work.",
-            "RFC 7009 §2.1",
-            "https://www.rfc-editor.org/rfc/rfc7009#section-2.1",
-        ),
-        "introspect" => info(
-            "resource server",
-            "A resource server asks the hub whether a token is still active, and for whom.",
-            "RFC 7662 §2",
-            "https://www.rfc-editor.org/rfc/rfc7662#section-2",
-        ),
-        "host_client_metadata" | "cimd_fetch_count" | "listen_for_ssrf" | "ssrf_connections" => info(
-            "CIMD host",
-            "The client's identity is an https URL serving its metadata document (a Client ID Metadata Document): the hub fetches it, with SSRF guards, instead of a registration. The harness hosts the document and counts what the hub fetched.",
-            "draft-ietf-oauth-client-id-metadata-document-01 §4",
-            "https://datatracker.ietf.org/doc/html/draft-ietf-oauth-client-id-metadata-document-01#section-4",
-        ),
-        "revoke_consent" => info(
-            "admin",
-            "The administrator revokes a user's consent to a client through the hub's admin API; its refresh tokens go with it, and the next authorization asks the user again.",
-            "the hub's admin API",
-            "docs/admin-api.md",
-        ),
-        "jwt_bearer" => info(
-            "agent",
-            "An autonomous agent presents a JWT it signed with its registered key as the authorization grant, and gets a token for itself with no user.",
-            "RFC 7523 §2.1",
-            "https://www.rfc-editor.org/rfc/rfc7523#section-2.1",
-        ),
-        "rotate_keys" | "advance_clock" | "set_clock" | "audit_failure" => info(
-            "test driver",
-            "The test driver changes the hub through its control API (test mode only): it rotates the signing key, moves the hub's clock, or makes the audit store fail, so that time and failure can be checked without waiting.",
-            "the hub's control API",
-            "docs/control-api.md",
-        ),
-        "client_credentials" => info(
-            "agent",
-            "An autonomous agent authenticates with its own credentials (a client secret or a private_key_jwt assertion) and gets a token for itself, with no user. Its configuration decides the resource and scopes; its conditions (source address ranges, UTC time windows) decide whether it gets one at all.",
-            "RFC 6749 §4.4",
-            "https://www.rfc-editor.org/rfc/rfc6749#section-4.4",
-        ),
-        "create_policy" | "delete_policy" => info(
-            "admin",
-            "The administrator creates or deletes a policy: conditions on the user and client, and the MCP servers (or connections) and scopes it grants. Policies apply from the very next request, and with no matching policy there is no scope.",
-            "Product model: MCP Server Policies",
-            "docs/product-model.md#mcp-server-policies",
-        ),
-        "create_agent" | "decommission_agent" | "list_agents" => info(
-            "admin",
-            "The administrator manages autonomous agents: created just in time with tags, an owner, allowed resources and scopes, and conditions; decommissioning one revokes its tokens at once.",
-            "Product model: Autonomous agents",
-            "docs/product-model.md#autonomous-agents",
-        ),
-        "token_exchange" => info(
-            "agent",
-            "An agent exchanges the user's access token (the subject_token) for one of its own: the user stays the sub, the agent is named in the act claim, and the scope can only narrow.",
-            "RFC 8693 §2.1, §4.1",
-            "https://www.rfc-editor.org/rfc/rfc8693#section-2.1",
-        ),
-        "audit_events" => info(
-            "audit reader",
-            "The audit trail is read back: every registration, consent, policy decision, token and tool call is an event with the user, client and resource, correlated per flow, and never a secret.",
-            "Product model: Audit",
-            "docs/product-model.md#audit",
-        ),
-        "create_connection" | "get_connection" => info(
-            "admin",
-            "The administrator defines (or inspects) a Connection: a third-party provider, its OAuth endpoints, client and scopes, and who may retrieve its tokens. The admin API shows the status of the stored tokens, never their values.",
-            "Connections contract",
-            "docs/connections.md",
-        ),
-        "store_connection_token" => info(
-            "admin",
-            "A provider token is stored in the vault for an owner (a user, a tenant or an agent), sealed with AES-256-GCM.",
-            "Connections contract",
-            "docs/connections.md",
-        ),
-        "connection_token" => info(
-            "MCP server / agent",
-            "An MCP server (or an agent) asks the hub's vault for a connection's token by token exchange: the subject token says for whom, resource=urn:hub:connection:<id> names the connection. Connections Policies decide for users, allowed_clients for agents; an expired token is refreshed at the provider first.",
-            "RFC 8693 §2.1; Connections contract: Retrieval",
-            "docs/connections.md#retrieval-token-exchange-rfc-8693",
-        ),
-        "provider_mode" | "provider_log" => info(
-            "provider",
-            "The harness plays the third-party provider: here it is told how to answer, or says what it saw (the refresh tokens presented and the bearer tokens its API received).",
-            "Connections contract: Refresh",
-            "docs/connections.md#refresh",
-        ),
-        "connect" => info(
-            "user (browser)",
-            "The user connects the provider in the browser: the hub acts as the provider's OAuth client (authorization code with PKCE S256 and a single-use state) and seals the tokens it gets.",
-            "Connections contract: Connecting a user in a browser",
-            "docs/connections.md#connecting-a-user-in-a-browser",
-        ),
-        "mcp_tool" => info(
-            "MCP client",
-            "The MCP client calls a tool over Streamable HTTP (initialize, then tools/call) with its access token. The MCP server checks the token's audience and the tool's scope, takes the user's provider token from the hub's vault, and never passes the client's token upstream.",
-            "MCP 2025-11-25 authorization §Access Token Privilege Restriction",
-            "https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization#access-token-privilege-restriction",
-        ),
-        _ => info(
-            "harness",
-            "A step of the scenario.",
-            "MCP 2025-11-25 authorization",
-            MCP_AUTH,
-        ),
-    }
+    crate::steps::info(action)
 }
 
 /// A named walkthrough: scenarios in order, each with why it is there.
@@ -518,13 +337,6 @@ fn claims_block(claims: &Value, indent: &str) -> String {
     out
 }
 
-fn action_of(step: &crate::scenario::Step) -> String {
-    serde_json::to_value(&step.action)
-        .ok()
-        .and_then(|v| v.get("do").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default()
-}
-
 fn spec_line(spec: &str, url: &str) -> String {
     if url.starts_with("http") {
         format!("{spec} <{url}>")
@@ -575,8 +387,8 @@ async fn narrate_scenario(
     let mut verdict = Status::Pass;
     let mut reason = None;
     for (i, step) in scenario.steps.iter().enumerate() {
-        let action = action_of(step);
-        let info = action_info(&action);
+        let action = step.action.name();
+        let info = step.action.info();
         writeln!(
             out,
             "── step {}/{total} · {action} · {}{}",
@@ -611,7 +423,7 @@ async fn narrate_scenario(
                 }
             };
         let mut transcript = result.transcript.clone();
-        transcript.redact(&run.secrets);
+        transcript.redact(&run.evidence.secrets);
         for recorded in &transcript.exchanges {
             write!(out, "{}", describe(recorded, seen))?;
         }
@@ -624,7 +436,7 @@ async fn narrate_scenario(
         let mut messages = result.messages.clone();
         messages
             .iter_mut()
-            .for_each(|m| crate::http::scrub(m, &run.secrets));
+            .for_each(|m| crate::http::scrub(m, &run.evidence.secrets));
         match result.status {
             Status::Pass => writeln!(out, "  ✓ as required")?,
             Status::Skip => writeln!(out, "  – skipped: {}", messages.join("; "))?,
@@ -645,7 +457,7 @@ async fn narrate_scenario(
             wait_for_enter(out).await?;
         }
     }
-    let audit = teardown_and_check_audit(&mut run, profile, scenario, mark).await;
+    let audit = teardown_and_check_audit(&mut run, profile, mark).await;
     writeln!(
         out,
         "Audit trail: {} ({} events read, {} expected from what the scenario did)",
@@ -655,7 +467,7 @@ async fn narrate_scenario(
     )?;
     for m in &audit.messages {
         let mut m = m.clone();
-        crate::http::scrub(&mut m, &run.secrets);
+        crate::http::scrub(&mut m, &run.evidence.secrets);
         write!(out, "{}", wrap(&mask_jwts(&m), "  · "))?;
     }
     if audit.status == Status::Fail && verdict == Status::Pass {

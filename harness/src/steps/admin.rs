@@ -1,0 +1,223 @@
+//! The administrator at the hub's admin API (the profile's `[admin]`):
+//! revoking a consent and managing policies; and the admin API calls every
+//! admin action shares.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::act::{Act, ActionInfo, InScenario};
+use super::defaults::self_name;
+use super::evidence::{succeeded, Evidence};
+use super::failure::{precondition, StepError};
+use super::run::Run;
+use crate::http::Response;
+
+/// Admin: revoke the profile user's consent to client `client` (the profile's `[admin]` API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeConsent {
+    #[serde(default = "self_name")]
+    pub client: String,
+}
+
+impl Act for RevokeConsent {
+    const INFO: ActionInfo = ActionInfo::new(
+        "admin",
+        "The administrator revokes a user's consent to a client through the hub's admin API; its refresh tokens go with it, and the next authorization asks the user again.",
+        "the hub's admin API",
+        "docs/admin-api.md",
+    );
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.revoke_consent(&self.client).await
+    }
+
+    fn oblige(&self, facts: &Value, run: &Run<'_>, evidence: &mut Evidence) {
+        if succeeded(facts) {
+            evidence.oblige(
+                format!("revoking the consent to `{}`", self.client),
+                vec!["consent.revoked"],
+                run.registered_id(&self.client),
+                "success",
+            );
+        }
+    }
+}
+
+const POLICIES: ActionInfo = ActionInfo::new(
+    "admin",
+    "The administrator creates or deletes a policy: conditions on the user and client, and the MCP servers (or connections) and scopes it grants. Policies apply from the very next request, and with no matching policy there is no scope.",
+    "Product model: MCP Server Policies",
+    "docs/product-model.md#mcp-server-policies",
+);
+
+/// Admin: create a policy (the admin API's JSON shape, written as TOML) and
+/// remember its id under `as`. Makes the scenario exclusive; teardown deletes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatePolicy {
+    #[serde(default = "self_name", rename = "as")]
+    pub name: String,
+    pub policy: toml::Value,
+}
+
+impl Act for CreatePolicy {
+    const INFO: ActionInfo = POLICIES;
+
+    fn exclusive(&self, scenario: &InScenario<'_>) -> bool {
+        changes_others(scenario, &self.name)
+    }
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.create_policy(&self.name, &self.policy).await
+    }
+
+    fn oblige(&self, facts: &Value, _run: &Run<'_>, evidence: &mut Evidence) {
+        if succeeded(facts) {
+            evidence.oblige(
+                format!("creating policy `{}`", self.name),
+                vec!["policy.created"],
+                None,
+                "success",
+            );
+        }
+    }
+}
+
+/// Admin: delete a policy created earlier in the scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletePolicy {
+    #[serde(default = "self_name")]
+    pub name: String,
+}
+
+impl Act for DeletePolicy {
+    const INFO: ActionInfo = POLICIES;
+
+    fn exclusive(&self, scenario: &InScenario<'_>) -> bool {
+        changes_others(scenario, &self.name)
+    }
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.delete_policy(&self.name).await
+    }
+
+    fn oblige(&self, facts: &Value, _run: &Run<'_>, evidence: &mut Evidence) {
+        if succeeded(facts) {
+            evidence.oblige(
+                format!("deleting policy `{}`", self.name),
+                vec!["policy.deleted"],
+                None,
+                "success",
+            );
+        }
+    }
+}
+
+/// Whether the policy the scenario creates under `name` (or one it never
+/// created) can change what other scenarios get. A policy that only grants
+/// connections this scenario created affects nothing else.
+fn changes_others(scenario: &InScenario<'_>, name: &str) -> bool {
+    scenario
+        .policies
+        .get(name)
+        .is_none_or(|policy| !grants_only_connections(policy))
+}
+
+/// Whether every grant of a policy names a connection this scenario created
+/// (`${conn.…}`), never an MCP server or a connection others use.
+fn grants_only_connections(policy: &toml::Value) -> bool {
+    policy
+        .get("grants")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|grants| {
+            !grants.is_empty()
+                && grants.iter().all(|g| {
+                    g.get("mcp_server").is_none()
+                        && g.get("connection")
+                            .and_then(toml::Value::as_str)
+                            .is_some_and(|c| c.starts_with("${conn."))
+                })
+        })
+}
+
+impl Run<'_> {
+    /// A call to the target's admin API (the profile's `[admin]`).
+    pub(super) async fn admin(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Response, StepError> {
+        let admin = self
+            .profile
+            .admin
+            .clone()
+            .ok_or_else(|| precondition("this step needs the profile's [admin] section"))?;
+        let url = format!("{}{path}", admin.url.trim_end_matches('/'));
+        let mut request = self.http.request(method, &url).bearer_auth(&admin.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Ok(self.http.send(request).await?)
+    }
+
+    pub(super) fn admin_facts(response: &Response) -> Value {
+        let body = response.json();
+        json!({
+            "status": response.status,
+            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
+            "body": body,
+        })
+    }
+
+    /// TOML written in a scenario, as the JSON the admin API takes, with `${…}` resolved.
+    pub(super) fn admin_json(&self, value: &toml::Value) -> Result<Value, StepError> {
+        let json = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+        let text = self.text(&json.to_string())?;
+        serde_json::from_str(&text).map_err(|e| precondition(e.to_string()))
+    }
+
+    /// The admin revokes the profile user's consent to a client.
+    async fn revoke_consent(&mut self, name: &str) -> Result<Value, StepError> {
+        let client = self.registered(name)?;
+        let admin = self
+            .profile
+            .admin
+            .clone()
+            .ok_or_else(|| precondition("this step needs the profile's [admin] section"))?;
+        let url = format!("{}/consents/revoke", admin.url.trim_end_matches('/'));
+        let body = json!({"user": self.profile.user.username, "client_id": client.client_id});
+        let response = self
+            .http
+            .send(self.http.post(&url).bearer_auth(&admin.token).json(&body))
+            .await?;
+        Ok(json!({"status": response.status, "body": response.json()}))
+    }
+
+    async fn create_policy(
+        &mut self,
+        name: &str,
+        policy: &toml::Value,
+    ) -> Result<Value, StepError> {
+        let draft = self.admin_json(policy)?;
+        let response = self
+            .admin(reqwest::Method::POST, "/policies", Some(draft))
+            .await?;
+        let facts = Self::admin_facts(&response);
+        if let Some(id) = facts["body"]["id"].as_str() {
+            self.created.policies.insert(name.to_owned(), id.to_owned());
+        }
+        Ok(facts)
+    }
+
+    async fn delete_policy(&mut self, name: &str) -> Result<Value, StepError> {
+        let id = self
+            .created
+            .policies
+            .remove(name)
+            .ok_or_else(|| precondition(format!("no policy `{name}` was created")))?;
+        let response = self
+            .admin(reqwest::Method::DELETE, &format!("/policies/{id}"), None)
+            .await?;
+        Ok(Self::admin_facts(&response))
+    }
+}

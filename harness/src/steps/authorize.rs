@@ -1,0 +1,299 @@
+//! The authorization request (OAuth 2.1 §4.1.1): the MCP client sends the
+//! user's browser to the hub, which signs the user in, asks for consent and
+//! redirects back with a code.
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use url::Url;
+
+use super::act::{Act, ActionInfo};
+use super::browser::{redirect_location, without_query};
+use super::defaults::{primary, self_name};
+use super::evidence::Evidence;
+use super::failure::{precondition, StepError};
+use super::parties::PendingCode;
+use super::run::Run;
+use crate::http::Response;
+use crate::user::{self, Move};
+
+/// How the authorization request carries PKCE.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Pkce {
+    #[default]
+    S256,
+    Plain,
+    None,
+}
+
+/// MCP client and user: authorization request, login and consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Authorize {
+    #[serde(default = "self_name")]
+    pub client: String,
+    #[serde(default)]
+    pub pkce: Pkce,
+    /// Redirect URI to present; the registered one by default.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// Resource to request: a role name, a URL, or `omit`.
+    #[serde(default = "primary")]
+    pub resource: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub deny: bool,
+    /// Log in as this user of the profile's `[users]` instead of `[user]`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Untick these scopes on the consent page (the user declines them).
+    #[serde(default)]
+    pub uncheck: Vec<String>,
+    /// Build the request with the oauth2 crate (the happy path) instead of by hand.
+    #[serde(default)]
+    pub oauth2_crate: bool,
+}
+
+impl Act for Authorize {
+    const INFO: ActionInfo = ActionInfo::new(
+        "user (browser)",
+        "The user's browser follows the MCP client's authorization request (response_type=code, a PKCE S256 code_challenge, state, and the resource the token is for), signs in and answers the per-scope consent page. Only scopes the user's policies allow are offered; the hub redirects back with a code, the state and its iss.",
+        "draft-ietf-oauth-v2-1-13 §4.1.1",
+        "https://datatracker.ietf.org/doc/html/draft-ietf-oauth-v2-1-13#section-4.1.1",
+    );
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        let uncheck = self
+            .uncheck
+            .iter()
+            .map(|s| run.text(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        run.authorize(self, &uncheck).await
+    }
+
+    /// A code means the user consented; `access_denied`, that they refused.
+    fn oblige(&self, facts: &Value, run: &Run<'_>, evidence: &mut Evidence) {
+        let client = &self.client;
+        let id = run.registered_id(client);
+        if let Some(id) = &id {
+            evidence.own_clients.insert(id.clone());
+        }
+        match (facts["outcome"].as_str(), facts["error"].as_str()) {
+            (Some("code"), _) => {
+                let i = evidence.oblige(
+                    format!("the consent given to `{client}`"),
+                    vec!["consent.granted"],
+                    id,
+                    "success",
+                );
+                evidence.last_consent = Some(i);
+            }
+            (Some("error"), Some("access_denied")) => {
+                evidence.oblige(
+                    format!("the consent refused to `{client}`"),
+                    vec!["consent.denied"],
+                    id,
+                    "failure",
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Run<'_> {
+    async fn authorize(
+        &mut self,
+        request: &Authorize,
+        uncheck: &[String],
+    ) -> Result<Value, StepError> {
+        let (pkce, deny, oauth2_crate) = (request.pkce, request.deny, request.oauth2_crate);
+        let (redirect_uri, resource) = (request.redirect_uri.as_deref(), request.resource.as_str());
+        let (scope, login_as) = (request.scope.as_deref(), request.user.as_deref());
+        let client = self.registered(&request.client)?;
+        let endpoint = self.endpoint("authorization_endpoint").await?;
+        let presented_redirect = match redirect_uri {
+            Some(r) => self.text(r)?,
+            None => client.redirect_uri.clone(),
+        };
+        let resource_url = self.resource_url(resource)?;
+        let scope = match scope {
+            Some(s) => Some(self.text(s)?),
+            None => self
+                .profile
+                .resources
+                .get(resource)
+                .map(|r| r.scopes.join(" ")),
+        };
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let verifier = verifier.secret().clone();
+        self.evidence.keep_secret(&verifier);
+        let state = crate::random_token();
+        self.client.state_sent = Some(state.clone());
+
+        let url = if oauth2_crate && pkce == Pkce::S256 {
+            let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+                .set_auth_uri(
+                    AuthUrl::new(endpoint.clone()).map_err(|e| precondition(e.to_string()))?,
+                )
+                .set_redirect_uri(
+                    RedirectUrl::new(presented_redirect.clone())
+                        .map_err(|e| precondition(e.to_string()))?,
+                );
+            let state_for_crate = state.clone();
+            let mut request = oauth
+                .authorize_url(move || CsrfToken::new(state_for_crate))
+                .set_pkce_challenge(challenge);
+            for s in scope.iter().flat_map(|s| s.split_ascii_whitespace()) {
+                request = request.add_scope(Scope::new(s.to_owned()));
+            }
+            if let Some(r) = &resource_url {
+                request = request.add_extra_param("resource", r.clone());
+            }
+            request.url().0
+        } else {
+            let mut url = Url::parse(&endpoint).map_err(|e| precondition(e.to_string()))?;
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("response_type", "code");
+                q.append_pair("client_id", &client.client_id);
+                q.append_pair("redirect_uri", &presented_redirect);
+                q.append_pair("state", &state);
+                match pkce {
+                    Pkce::S256 => {
+                        q.append_pair("code_challenge", challenge.as_str());
+                        q.append_pair("code_challenge_method", "S256");
+                    }
+                    Pkce::Plain => {
+                        q.append_pair("code_challenge", &verifier);
+                        q.append_pair("code_challenge_method", "plain");
+                    }
+                    Pkce::None => {}
+                }
+                if let Some(scope) = &scope {
+                    q.append_pair("scope", scope);
+                }
+                if let Some(r) = &resource_url {
+                    q.append_pair("resource", r);
+                }
+            }
+            url
+        };
+
+        let hub_origin = Url::parse(&endpoint)
+            .map_err(|e| precondition(e.to_string()))?
+            .origin();
+        let vars = self.vars_as(login_as)?;
+        let mut current = url.to_string();
+        let mut response = self.http.send(self.http.get(&current)).await?;
+        // The scopes each consent page asked for (none shown: empty).
+        let mut offered: Vec<String> = Vec::new();
+        let mut consent_shown = false;
+        for _ in 0..12 {
+            if let Some(location) = redirect_location(&response, &current) {
+                let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
+                if target.origin() != hub_origin || without_query(&target) == presented_redirect {
+                    let mut facts =
+                        self.left_hub(&target, &presented_redirect, &verifier, &response);
+                    facts["consent_offered"] = json!(offered);
+                    facts["consent_shown"] = json!(consent_shown);
+                    return Ok(facts);
+                }
+                current = location;
+                response = self.http.send(self.http.get(&current)).await?;
+                continue;
+            }
+            if response.status != 200 {
+                return Ok(json!({
+                    "outcome": "not_redirected",
+                    "status": response.status,
+                    "page": current,
+                    "error": response.json().and_then(|b| b.get("error").cloned()),
+                }));
+            }
+            match user::act(
+                &self.http,
+                self.profile,
+                &vars,
+                &current,
+                &response,
+                deny,
+                uncheck,
+            )
+            .await?
+            {
+                Move::GoTo(location) => {
+                    let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
+                    if target.origin() != hub_origin || without_query(&target) == presented_redirect
+                    {
+                        let mut facts =
+                            self.left_hub(&target, &presented_redirect, &verifier, &response);
+                        facts["consent_offered"] = json!(offered);
+                        facts["consent_shown"] = json!(consent_shown);
+                        return Ok(facts);
+                    }
+                    current = location;
+                    response = self.http.send(self.http.get(&current)).await?;
+                }
+                Move::Submitted {
+                    response: next,
+                    offered: asked,
+                } => {
+                    if !asked.is_empty() {
+                        consent_shown = true;
+                        offered.extend(asked);
+                    }
+                    response = next;
+                }
+            }
+        }
+        Err(precondition(
+            "the authorization flow did not finish within 12 pages",
+        ))
+    }
+
+    /// The browser is leaving the hub: record where to and with what.
+    fn left_hub(
+        &mut self,
+        target: &Url,
+        presented_redirect: &str,
+        verifier: &str,
+        response: &Response,
+    ) -> Value {
+        let params: Map<String, Value> = target
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        let destination = without_query(target);
+        let code = params
+            .get("code")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(code) = &code {
+            self.evidence.keep_secret(code);
+            self.client.pending = Some(PendingCode {
+                code: code.clone(),
+                verifier: verifier.to_owned(),
+                redirect_uri: presented_redirect.to_owned(),
+            });
+        }
+        let outcome = if code.is_some() {
+            "code"
+        } else if params.contains_key("error") {
+            "error"
+        } else {
+            "redirected"
+        };
+        json!({
+            "outcome": outcome,
+            "status": response.status,
+            "redirected_to": destination,
+            "to_presented_redirect_uri": destination == presented_redirect,
+            "params": params,
+            "error": params.get("error").cloned(),
+            "state_sent": self.client.state_sent,
+        })
+    }
+}

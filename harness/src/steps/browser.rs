@@ -1,0 +1,47 @@
+//! The user's browser: following redirects, telling when it leaves the hub,
+//! and whom it signs in as. Shared by `authorize` and `connect`.
+
+use serde_json::{json, Value};
+use url::Url;
+
+use super::failure::{precondition, StepError};
+use super::run::Run;
+use crate::http::Response;
+
+/// Where a redirect sends the browser, resolved against the current page.
+pub(super) fn redirect_location(response: &Response, current: &str) -> Option<String> {
+    if !(300..400).contains(&response.status) {
+        return None;
+    }
+    let location = response.header("location")?;
+    Url::parse(current)
+        .ok()?
+        .join(location)
+        .ok()
+        .map(|u| u.to_string())
+}
+
+pub(super) fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+impl Run<'_> {
+    /// The variables the browser's forms are filled from, signed in as a
+    /// `[users]` name of the profile instead of `[user]` when one is given.
+    pub(super) fn vars_as(&self, user: Option<&str>) -> Result<Value, StepError> {
+        let mut vars = self.vars();
+        if let Some(name) = user {
+            let other = self
+                .profile
+                .users
+                .get(name)
+                .ok_or_else(|| precondition(format!("the profile has no [users.{name}]")))?;
+            vars["user"]["username"] = json!(other.username);
+            vars["user"]["password"] = json!(other.password);
+        }
+        Ok(vars)
+    }
+}

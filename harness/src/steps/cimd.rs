@@ -1,0 +1,285 @@
+//! The CIMD host: a client whose client_id is the https URL of its metadata
+//! document (draft-ietf-oauth-client-id-metadata-document), served by the
+//! harness on loopback; and the SSRF probe, an address the target must
+//! never fetch.
+
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::act::{Act, ActionInfo};
+use super::credentials::{CIMD_CLIENT_KEY, CIMD_CLIENT_KID};
+use super::defaults::self_name;
+use super::failure::{precondition, StepError};
+use super::parties::Registered;
+use super::run::Run;
+
+const CIMD: ActionInfo = ActionInfo::new(
+    "CIMD host",
+    "The client's identity is an https URL serving its metadata document (a Client ID Metadata Document): the hub fetches it, with SSRF guards, instead of a registration. The harness hosts the document and counts what the hub fetched.",
+    "draft-ietf-oauth-client-id-metadata-document-01 §4",
+    "https://datatracker.ietf.org/doc/html/draft-ietf-oauth-client-id-metadata-document-01#section-4",
+);
+
+/// What is wrong with a hosted client metadata document, if anything.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CimdVariant {
+    #[default]
+    Valid,
+    /// `client_id` differs from the document's URL.
+    ClientIdMismatch,
+    /// Over 5 KiB.
+    Oversize,
+    /// Declares `client_secret_basic`.
+    SharedSecret,
+    /// The URL answers 302 to another URL that serves a valid document.
+    Redirect,
+    /// Declares `private_key_jwt` with a `jwks_uri` the host also serves (CIMD §6.2).
+    PrivateKeyJwt,
+}
+
+/// CIMD host: serve a Client ID Metadata Document on loopback, tell the target
+/// (through its control API) to trust that origin, and use the document's URL
+/// as the client_id of the client named `as`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostClientMetadata {
+    #[serde(default = "self_name", rename = "as")]
+    pub name: String,
+    #[serde(default)]
+    pub variant: CimdVariant,
+    /// Serve with `Cache-Control: max-age=N`.
+    #[serde(default)]
+    pub max_age: Option<u32>,
+    /// Answer the first fetch with HTTP 500.
+    #[serde(default)]
+    pub fail_first: bool,
+}
+
+impl Act for HostClientMetadata {
+    const INFO: ActionInfo = CIMD;
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.host_client_metadata(&self.name, self.variant, self.max_age, self.fail_first)
+            .await
+    }
+}
+
+/// CIMD host: how many times the target fetched the document of client `as`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CimdFetchCount {
+    #[serde(default = "self_name", rename = "as")]
+    pub name: String,
+}
+
+impl Act for CimdFetchCount {
+    const INFO: ActionInfo = CIMD;
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.cimd_fetch_count(&self.name).await
+    }
+}
+
+/// SSRF probe: listen on an untrusted loopback address (127.0.0.2) and make
+/// client `as` an https client_id URL pointing there. Nothing should connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenForSsrf {
+    #[serde(default = "self_name", rename = "as")]
+    pub name: String,
+}
+
+impl Act for ListenForSsrf {
+    const INFO: ActionInfo = CIMD;
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.listen_for_ssrf(&self.name).await
+    }
+}
+
+/// SSRF probe: how many connections the probe listener accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SsrfConnections {}
+
+impl Act for SsrfConnections {
+    const INFO: ActionInfo = CIMD;
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        Ok(json!({
+            "count": run
+                .cimd
+                .ssrf_probe
+                .as_ref()
+                .map(|(count, _)| count.load(std::sync::atomic::Ordering::SeqCst))
+                .ok_or_else(|| precondition("no SSRF probe is listening"))?
+        }))
+    }
+}
+
+impl Run<'_> {
+    async fn host_client_metadata(
+        &mut self,
+        name: &str,
+        variant: CimdVariant,
+        max_age: Option<u32>,
+        fail_first: bool,
+    ) -> Result<Value, StepError> {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        if self.cimd.host.is_none() {
+            self.cimd.host = Some(wiremock::MockServer::start().await);
+        }
+        let (origin, trust) = {
+            let origin = self.cimd.host.as_ref().map(|s| s.uri()).unwrap_or_default();
+            let trust = self
+                .control_post("/cimd/trust", json!({"origin": origin}))
+                .await?;
+            (origin, trust)
+        };
+        // A fresh path per run: the target may cache documents by URL.
+        let doc_path = format!("/clients/{}/{name}.json", crate::random_token());
+        let url = format!("{origin}{doc_path}");
+        let mut doc = json!({
+            "client_id": url,
+            "client_name": format!("conform CIMD client ({name})"),
+            "redirect_uris": [self.profile.callback],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        match variant {
+            CimdVariant::Valid | CimdVariant::Redirect => {}
+            CimdVariant::ClientIdMismatch => {
+                doc["client_id"] = json!(format!("{url}-someone-else"))
+            }
+            CimdVariant::Oversize => doc["padding"] = json!("x".repeat(6 * 1024)),
+            CimdVariant::SharedSecret => {
+                doc["token_endpoint_auth_method"] = json!("client_secret_basic")
+            }
+            CimdVariant::PrivateKeyJwt => {
+                let jwks_path = format!("{doc_path}.jwks");
+                let key = jsonwebtoken::EncodingKey::from_ec_pem(CIMD_CLIENT_KEY.as_bytes())
+                    .map_err(|e| precondition(format!("the harness's CIMD key: {e}")))?;
+                let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256)
+                    .map_err(|e| precondition(format!("the harness's CIMD key: {e}")))?;
+                jwk.common.key_id = Some(CIMD_CLIENT_KID.to_owned());
+                let server = self
+                    .cimd
+                    .host
+                    .as_ref()
+                    .ok_or_else(|| precondition("no CIMD host"))?;
+                Mock::given(method("GET"))
+                    .and(path(jwks_path.clone()))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"keys": [jwk]})))
+                    .mount(server)
+                    .await;
+                doc["token_endpoint_auth_method"] = json!("private_key_jwt");
+                doc["jwks_uri"] = json!(format!("{origin}{jwks_path}"));
+            }
+        }
+        let mut ok = ResponseTemplate::new(200).set_body_json(doc);
+        if let Some(seconds) = max_age {
+            ok = ok.insert_header("cache-control", format!("max-age={seconds}").as_str());
+        }
+        let server = self
+            .cimd
+            .host
+            .as_ref()
+            .ok_or_else(|| precondition("no CIMD host"))?;
+        if fail_first {
+            Mock::given(method("GET"))
+                .and(path(doc_path.clone()))
+                .respond_with(ResponseTemplate::new(500))
+                .up_to_n_times(1)
+                .with_priority(1)
+                .mount(server)
+                .await;
+        }
+        if variant == CimdVariant::Redirect {
+            let real = format!("{doc_path}.real");
+            Mock::given(method("GET"))
+                .and(path(doc_path.clone()))
+                .respond_with(
+                    ResponseTemplate::new(302)
+                        .insert_header("location", format!("{origin}{real}").as_str()),
+                )
+                .mount(server)
+                .await;
+            Mock::given(method("GET"))
+                .and(path(real))
+                .respond_with(ok)
+                .mount(server)
+                .await;
+        } else {
+            Mock::given(method("GET"))
+                .and(path(doc_path.clone()))
+                .respond_with(ok)
+                .with_priority(2)
+                .mount(server)
+                .await;
+        }
+        self.client.registered.insert(
+            name.to_owned(),
+            Registered {
+                client_id: url.clone(),
+                redirect_uri: self.profile.callback.clone(),
+            },
+        );
+        self.cimd.paths.insert(name.to_owned(), doc_path);
+        Ok(json!({"status": trust["status"], "url": url, "trust": trust}))
+    }
+
+    async fn listen_for_ssrf(&mut self, name: &str) -> Result<Value, StepError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // 127.0.0.2: loopback, but not an address the target was told to trust.
+        let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+            .await
+            .map_err(|e| precondition(format!("cannot listen on 127.0.0.2: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| precondition(e.to_string()))?
+            .port();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        if let Some((_, old)) = self.cimd.ssrf_probe.replace((count, task)) {
+            old.abort();
+        }
+        let url = format!(
+            "https://127.0.0.2:{port}/clients/{}/{name}.json",
+            crate::random_token()
+        );
+        self.client.registered.insert(
+            name.to_owned(),
+            Registered {
+                client_id: url.clone(),
+                redirect_uri: self.profile.callback.clone(),
+            },
+        );
+        Ok(json!({"url": url}))
+    }
+
+    async fn cimd_fetch_count(&mut self, name: &str) -> Result<Value, StepError> {
+        let doc_path = self
+            .cimd
+            .paths
+            .get(name)
+            .cloned()
+            .ok_or_else(|| precondition(format!("no document is hosted for `{name}`")))?;
+        let server = self
+            .cimd
+            .host
+            .as_ref()
+            .ok_or_else(|| precondition("no CIMD host"))?;
+        let requests = server.received_requests().await.unwrap_or_default();
+        let count = requests
+            .iter()
+            .filter(|r| r.url.path().starts_with(&doc_path))
+            .count();
+        Ok(json!({"count": count}))
+    }
+}

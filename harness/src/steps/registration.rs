@@ -1,0 +1,212 @@
+//! Dynamic Client Registration (RFC 7591), as the MCP client does it, and
+//! the registration budget per source address (RFC 6585 §4).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use url::Url;
+
+use super::act::{Act, ActionInfo};
+use super::defaults::self_name;
+use super::evidence::{succeeded, Evidence};
+use super::failure::{precondition, StepError};
+use super::parties::Registered;
+use super::run::Run;
+
+/// MCP client: register through DCR (RFC 7591). Extra fields are sent as metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Register {
+    /// Name under which later steps refer to this client.
+    #[serde(default = "self_name", rename = "as")]
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uris: Option<Vec<String>>,
+    /// Instead of `redirect_uris`: this many distinct loopback callback URIs (a hostile registration).
+    #[serde(default)]
+    pub redirect_uri_count: Option<u32>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, toml::Value>,
+}
+
+impl Act for Register {
+    const INFO: ActionInfo = ActionInfo::new(
+        "MCP client",
+        "The MCP client registers itself by Dynamic Client Registration: it posts its metadata (name, redirect URIs) and gets a client_id back. A public client gets no secret: PKCE protects its codes instead.",
+        "RFC 7591 §3",
+        "https://www.rfc-editor.org/rfc/rfc7591#section-3",
+    );
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        let generated = self.redirect_uri_count.map(|n| {
+            (0..n)
+                .map(|i| format!("{}/{i}", run.profile.callback.trim_end_matches('/')))
+                .collect::<Vec<_>>()
+        });
+        run.register(
+            &self.name,
+            generated.as_deref().or(self.redirect_uris.as_deref()),
+            &self.metadata,
+        )
+        .await
+    }
+
+    fn oblige(&self, facts: &Value, run: &Run<'_>, evidence: &mut Evidence) {
+        if !succeeded(facts) {
+            return;
+        }
+        if let Some(id) = facts["body"]["client_id"].as_str() {
+            evidence.own_clients.insert(id.to_owned());
+        }
+        evidence.oblige(
+            format!("registering `{}`", self.name),
+            vec!["client.registered"],
+            run.registered_id(&self.name),
+            "success",
+        );
+    }
+}
+
+/// MCP client: register up to `count` times in a row, stopping at the first
+/// refusal. From 127.0.0.2 when the target is on loopback, so the budget of
+/// the harness's ordinary address is untouched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterBurst {
+    pub count: u32,
+}
+
+impl Act for RegisterBurst {
+    const INFO: ActionInfo = ActionInfo::new(
+        "MCP client",
+        "Registrations in a row from one source address: open registration is budgeted per source, and beyond the budget the hub answers 429 Too Many Requests with Retry-After.",
+        "RFC 6585 §4",
+        "https://www.rfc-editor.org/rfc/rfc6585#section-4",
+    );
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.register_burst(self.count).await
+    }
+}
+
+impl Run<'_> {
+    async fn register(
+        &mut self,
+        name: &str,
+        redirect_uris: Option<&[String]>,
+        extra: &BTreeMap<String, toml::Value>,
+    ) -> Result<Value, StepError> {
+        let endpoint = self.endpoint("registration_endpoint").await?;
+        let redirect_uris = match redirect_uris {
+            Some(uris) => uris
+                .iter()
+                .map(|u| self.text(u))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![self.profile.callback.clone()],
+        };
+        let mut body = json!({
+            "client_name": format!("conform test client ({name})"),
+            "redirect_uris": redirect_uris,
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        for (key, value) in extra {
+            let value = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+            body[key] = match value {
+                Value::String(s) => Value::String(self.text(&s)?),
+                other => other,
+            };
+        }
+        let response = self
+            .http
+            .send(self.http.post(&endpoint).json(&body))
+            .await?;
+        let json = response.json();
+        if matches!(response.status, 200 | 201) {
+            if let Some(client_id) = json
+                .as_ref()
+                .and_then(|b| b.get("client_id"))
+                .and_then(Value::as_str)
+            {
+                self.client.registered.insert(
+                    name.to_owned(),
+                    Registered {
+                        client_id: client_id.to_owned(),
+                        redirect_uri: redirect_uris.first().cloned().unwrap_or_default(),
+                    },
+                );
+            }
+        }
+        Ok(json!({
+            "status": response.status,
+            "body": json,
+            "error": json.as_ref().and_then(|b| b.get("error")).cloned(),
+            "sent": body,
+        }))
+    }
+
+    pub(super) fn registered(&self, name: &str) -> Result<Registered, StepError> {
+        self.client.registered.get(name).cloned().ok_or_else(|| {
+            precondition(format!("no client registered as `{name}` in this scenario"))
+        })
+    }
+
+    /// The client id of a client registered (or hosted, or created) under `name`.
+    pub(super) fn registered_id(&self, name: &str) -> Option<String> {
+        self.client
+            .registered
+            .get(name)
+            .map(|r| r.client_id.clone())
+    }
+
+    /// Registers up to `count` clients in a row; stops at the first answer that is not a success.
+    async fn register_burst(&mut self, count: u32) -> Result<Value, StepError> {
+        let endpoint = self.endpoint("registration_endpoint").await?;
+        let target_on_loopback = Url::parse(&endpoint)
+            .ok()
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+            .is_some_and(|h| match h {
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+                url::Host::Domain(d) => d == "localhost",
+            });
+        let (http, source) = if target_on_loopback {
+            let second = std::net::IpAddr::from([127, 0, 0, 2]);
+            (
+                self.http.with_local_address(&self.profile.http, second),
+                second.to_string(),
+            )
+        } else {
+            (self.http.clone(), "default".to_owned())
+        };
+        let body = json!({
+            "client_name": "conform rate-limit probe",
+            "redirect_uris": [self.profile.callback],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        let mut accepted = 0;
+        for _ in 0..count {
+            let response = http.send(http.post(&endpoint).json(&body)).await?;
+            if matches!(response.status, 200 | 201) {
+                accepted += 1;
+                continue;
+            }
+            let json = response.json();
+            return Ok(json!({
+                "status": response.status,
+                "accepted_before_refusal": accepted,
+                "retry_after": response.header("retry-after"),
+                "error": json.as_ref().and_then(|b| b.get("error")).cloned(),
+                "body": json,
+                "source_address": source,
+            }));
+        }
+        Ok(json!({
+            "status": 201,
+            "accepted_before_refusal": accepted,
+            "source_address": source,
+        }))
+    }
+}
