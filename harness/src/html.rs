@@ -181,7 +181,7 @@ fn exchange_html(r: &Recorded, passed: bool, seen: &mut Seen) -> String {
 }
 
 fn step_html(step: &StepResult, seen: &mut Seen) -> String {
-    let info = crate::narrate::action_info(&step.action);
+    let info = crate::steps::info(&step.action);
     let passed = matches!(step.status, Status::Pass | Status::Skip);
     let mut out = format!(
         r#"<li>{} <b>{}</b> <span class="muted">by the {}{}</span>"#,

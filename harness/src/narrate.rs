@@ -25,12 +25,6 @@ const WIDTH: usize = 84;
 
 pub use crate::steps::ActionInfo;
 
-/// The declaration of the action a step result names, from the catalogue
-/// (report.html reads it by the name its step results keep).
-pub fn action_info(action: &str) -> ActionInfo {
-    crate::steps::info(action)
-}
-
 /// A named walkthrough: scenarios in order, each with why it is there.
 #[derive(Debug, Clone, Copy)]
 pub struct Walkthrough {

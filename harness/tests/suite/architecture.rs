@@ -39,6 +39,10 @@ pub fn trials() -> Vec<Trial> {
         })
         .collect();
     trials.push(Trial::test("architecture::black-box", black_box));
+    trials.push(Trial::test(
+        "architecture::every-action-documented",
+        every_action_documented,
+    ));
     trials
 }
 
@@ -367,4 +371,32 @@ fn black_box() -> Result<(), Failed> {
             .any(|l| l.starts_with("reference-server") || l.starts_with("demo ")),
         || "the lean harness (--no-default-features) depends on reference-server or demo".into(),
     )
+}
+
+/// scenarios/README.md's actions table has a row for every action of the catalogue,
+/// and no row for an action that does not exist.
+fn every_action_documented() -> Result<(), Failed> {
+    let readme = std::fs::read_to_string(root().join("scenarios/README.md"))
+        .map_err(|e| Failed::from(e.to_string()))?;
+    let section = readme
+        .split("## Actions and their facts")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .ok_or("scenarios/README.md has no \"Actions and their facts\" section")?;
+    let documented: BTreeSet<&str> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`').map(|(name, _)| name))
+        .collect();
+    let catalogue: BTreeSet<&str> = harness::steps::catalogue()
+        .iter()
+        .map(|entry| entry.name)
+        .collect();
+    let undocumented: Vec<_> = catalogue.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&catalogue).collect();
+    check(undocumented.is_empty() && unknown.is_empty(), || {
+        format!(
+            "scenarios/README.md: no row for {undocumented:?}; rows for unknown actions {unknown:?}"
+        )
+    })
 }
