@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use reference_server::model::{AuthMethod, Client, McpServer, TrustLevel, User};
-use reference_server::policy::{evaluate, validate, Policy, Subject};
+use reference_server::policy::rules::{evaluate, validate, Policy, Subject};
 use serde_json::{json, Value};
 
 fn servers() -> Vec<McpServer> {

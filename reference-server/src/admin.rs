@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::model::{AuthMethod, Client, TrustLevel};
@@ -185,14 +185,14 @@ pub async fn add_policy(
     draft: &serde_json::Value,
     admin: Option<String>,
     source_ip: &str,
-) -> Result<Result<crate::policy::Policy, crate::policy::PolicyError>, OAuthError> {
+) -> Result<Result<crate::policy::rules::Policy, crate::policy::rules::PolicyError>, OAuthError> {
     let servers = hub.store.mcp_servers().await?;
     let connections = hub.known_connections().await?;
     let now = hub.clock.now();
     let id = crate::random::id("pol");
-    let policy = match crate::policy::validate_with(draft, &servers, &connections) {
+    let policy = match crate::policy::rules::validate_with(draft, &servers, &connections) {
         Ok(spec) => spec.into_policy(id, now),
-        Err(err) if hub.faults.on(Fault::AcceptInvalidPolicy) => crate::policy::Policy {
+        Err(err) if hub.faults.on(Fault::AcceptInvalidPolicy) => crate::policy::rules::Policy {
             id,
             name: draft
                 .get("name")
@@ -274,8 +274,8 @@ const AGENT_GRANTS: &[&str] = &[
     "authorization_code",
     "refresh_token",
     "client_credentials",
-    crate::token::JWT_BEARER_GRANT,
-    crate::token::TOKEN_EXCHANGE_GRANT,
+    crate::oauth::token::JWT_BEARER_GRANT,
+    crate::oauth::token::TOKEN_EXCHANGE_GRANT,
 ];
 
 #[derive(Debug, Deserialize)]
@@ -297,7 +297,7 @@ pub struct NewAgent {
     #[serde(default)]
     redirect_uris: Vec<String>,
     #[serde(default)]
-    conditions: Option<crate::conditions::AgentConditions>,
+    conditions: Option<crate::policy::conditions::AgentConditions>,
     /// `client_secret_basic` (default: a secret is generated and shown once) or `private_key_jwt` with `jwks`.
     token_endpoint_auth_method: Option<String>,
     jwks: Option<serde_json::Value>,
@@ -348,7 +348,7 @@ pub async fn create_agent(
         )));
     }
     for uri in &new.redirect_uris {
-        if let Err(e) = crate::registration::validate_redirect_uri(&hub, uri) {
+        if let Err(e) = crate::oauth::registration::validate_redirect_uri(&hub, uri) {
             return Ok(invalid_agent(e.description().to_owned()));
         }
     }
@@ -563,7 +563,7 @@ pub async fn audit(
         })
         .collect();
     Ok(Json(json!({
-        "schema_version": crate::audit::AUDIT_SCHEMA_VERSION,
+        "schema_version": crate::audit::event::AUDIT_SCHEMA_VERSION,
         "events": events,
         "next_after": next,
         "last_seq": last_seq,

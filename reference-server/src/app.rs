@@ -11,11 +11,11 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::mcp::resource;
+use crate::oauth::{authorize, metadata, registration, revocation, token};
 use crate::state::{Hub, ISSUER_PATH};
-use crate::{
-    admin, authorize, connect, connections, control, metadata, registration, resource, revocation,
-    token,
-};
+use crate::vault::{connect, connections};
+use crate::{admin, control};
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;

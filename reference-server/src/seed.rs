@@ -164,17 +164,21 @@ impl Seed {
             store.upsert_client(&client).await?;
         }
         for c in self.connections {
-            crate::connections::seed_connection(hub, &c.id, serde_json::Value::Object(c.draft))
-                .await
-                .map_err(|e| HubError::Seed {
-                    path: format!("connection {}", c.id),
-                    message: e.description().to_owned(),
-                })?;
+            crate::vault::connections::seed_connection(
+                hub,
+                &c.id,
+                serde_json::Value::Object(c.draft),
+            )
+            .await
+            .map_err(|e| HubError::Seed {
+                path: format!("connection {}", c.id),
+                message: e.description().to_owned(),
+            })?;
         }
         let servers = store.mcp_servers().await?;
         let connections = hub.known_connections().await?;
         for p in self.policies {
-            let spec = crate::policy::validate_with(
+            let spec = crate::policy::rules::validate_with(
                 &serde_json::Value::Object(p.draft),
                 &servers,
                 &connections,

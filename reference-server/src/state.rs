@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{oneshot, RwLock};
 use tokio::task::JoinHandle;
 
-use crate::audit::AuditEvent;
+use crate::audit::event::AuditEvent;
 use crate::clock::Clock;
 use crate::config::HubConfig;
 use crate::error::HubError;
@@ -31,11 +31,11 @@ pub struct Hub {
     /// Issuer identifier, byte-exact as advertised (RFC 8414 §2).
     pub issuer: String,
     pub pages: minijinja::Environment<'static>,
-    pub cimd: crate::cimd::CimdResolver,
+    pub cimd: crate::oauth::cimd::CimdResolver,
     /// Budget of dynamic registrations per source address.
     pub registrations: crate::throttle::Throttle,
     /// Policies as last read from the store; emptied on every change.
-    pub policy_cache: RwLock<Option<Arc<Vec<crate::policy::Policy>>>>,
+    pub policy_cache: RwLock<Option<Arc<Vec<crate::policy::rules::Policy>>>>,
     /// Test mode: make every audit write fail, to prove actions fail with it.
     pub audit_failing: std::sync::atomic::AtomicBool,
     /// Every audit event as written, for the live feed (Server-Sent Events).
@@ -43,15 +43,15 @@ pub struct Hub {
     /// The JSON Lines audit file, when configured.
     pub audit_jsonl: Option<std::sync::Mutex<std::fs::File>>,
     /// The keys Connection secrets are sealed with.
-    pub vault: crate::vault::VaultKeys,
+    pub vault: crate::vault::sealing::VaultKeys,
     /// One lock per stored Connection token, so its refresh is single-flight.
-    pub connection_flights: crate::retrieval::Flights,
+    pub connection_flights: crate::vault::retrieval::Flights,
     /// Calls to Connection providers, bounded by `provider_timeout`.
     pub provider_http: reqwest::Client,
     /// The same without a useful bound, for the `unbounded-provider-timeout` fault.
     pub provider_http_unbounded: reqwest::Client,
     /// Connect flows waiting for the provider's redirect back, by `state`.
-    pub pending_connects: crate::connect::PendingConnects,
+    pub pending_connects: crate::vault::connect::PendingConnects,
 }
 
 impl Hub {
@@ -202,7 +202,7 @@ async fn agenda_router(
         })?;
     let config = demo::agenda::AgendaConfig {
         resource: hub.resource_url(&server),
-        resource_metadata: crate::metadata::resource_metadata_url(hub, &server.path),
+        resource_metadata: crate::oauth::metadata::resource_metadata_url(hub, &server.path),
         issuer: hub.issuer.clone(),
         jwks_uri: hub.endpoint("/jwks.json"),
         token_endpoint: hub.endpoint("/token"),
@@ -240,7 +240,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
     let issuer = format!("{base_url}{ISSUER_PATH}");
 
     let vault = if !config.vault_keys.is_empty() {
-        crate::vault::VaultKeys::parse(&config.vault_keys)
+        crate::vault::sealing::VaultKeys::parse(&config.vault_keys)
     } else {
         match config.seed_dir.as_ref().map(|d| d.join("vault-dev.key")) {
             Some(path) if path.is_file() => {
@@ -248,9 +248,9 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
                     path = %path.display(),
                     "using the development vault key from the seed directory; pass --vault-key in production"
                 );
-                crate::vault::VaultKeys::from_file(&path)
+                crate::vault::sealing::VaultKeys::from_file(&path)
             }
-            _ => Err(crate::vault::VaultError::NoKey),
+            _ => Err(crate::vault::sealing::VaultError::NoKey),
         }
     }
     .map_err(|e| HubError::Config(e.to_string()))?;
@@ -261,7 +261,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         None => None,
     };
     let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
-    let cimd = crate::cimd::CimdResolver::new(config.cimd_trusted_origins.clone());
+    let cimd = crate::oauth::cimd::CimdResolver::new(config.cimd_trusted_origins.clone());
     let registrations = crate::throttle::Throttle::new(
         config.registration_rate_limit,
         60,
@@ -288,10 +288,10 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         audit_jsonl,
         vault,
         connection_flights: Default::default(),
-        provider_http: crate::retrieval::provider_client(config.provider_timeout),
-        provider_http_unbounded: crate::retrieval::provider_client(std::time::Duration::from_secs(
-            3600,
-        )),
+        provider_http: crate::vault::retrieval::provider_client(config.provider_timeout),
+        provider_http_unbounded: crate::vault::retrieval::provider_client(
+            std::time::Duration::from_secs(3600),
+        ),
         pending_connects: Default::default(),
         faults: config.faults.clone(),
         config,
@@ -302,12 +302,12 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         issuer: issuer.clone(),
         pages: crate::pages::environment(),
     });
-    crate::connections::check_vault_keys(&hub).await?;
+    crate::vault::connections::check_vault_keys(&hub).await?;
     if let Some(seed) = seed {
         seed.apply(&hub).await?;
     }
     if let Some(url) = &hub.config.demo_provider_url {
-        crate::connections::point_demo_connection(&hub, url).await?;
+        crate::vault::connections::point_demo_connection(&hub, url).await?;
     }
     let resources = hub
         .store
@@ -317,7 +317,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         .map(|s| (s.id.clone(), hub.resource_url(s)))
         .collect();
     let webhook = match hub.config.audit_webhook.clone() {
-        Some(url) => Some(crate::webhook::spawn(hub.clone(), url).await?),
+        Some(url) => Some(crate::audit::webhook::spawn(hub.clone(), url).await?),
         None => None,
     };
     let agenda = match &hub.config.agenda {

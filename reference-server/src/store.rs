@@ -11,10 +11,10 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use crate::audit::AuditEvent;
+use crate::audit::event::AuditEvent;
 use crate::error::HubError;
 use crate::model::{AuthMethod, Client, Consent, McpServer, Tenant, TrustLevel, User};
-use crate::policy::Policy;
+use crate::policy::rules::Policy;
 
 /// Where the hub keeps its state.
 #[derive(Debug, Clone)]
@@ -933,7 +933,7 @@ impl Store {
                     time: row.try_get("time")?,
                     event_type: row.try_get("type")?,
                     outcome: row.try_get("outcome")?,
-                    actor: crate::audit::Actor {
+                    actor: crate::audit::event::Actor {
                         kind: row.try_get("actor_type")?,
                         id: row.try_get("actor_id")?,
                     },

@@ -11,7 +11,7 @@ use minijinja::{context, Value};
 use serde_json::{json, Value as Json};
 
 use super::{message, query, segment, view, Admin, Page, PREFIX};
-use crate::audit::AuditEvent;
+use crate::audit::event::AuditEvent;
 use crate::state::Hub;
 use crate::store::AuditFilter;
 

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{message, render, safe_next, Admin, Page, Session, PREFIX};
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::HubError;
 use crate::params::Params;
 use crate::state::Hub;

@@ -3,7 +3,7 @@
 //! and the what-if evaluator.
 //!
 //! The draft travels between steps in hidden fields, as the admin API's JSON
-//! (`conditions`, `grants`), and is validated by [`crate::policy::validate_with`]
+//! (`conditions`, `grants`), and is validated by [`crate::policy::rules::validate_with`]
 //! at every step: whatever a form sends, only a valid policy is stored.
 
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use serde_json::{json, Value as Json};
 use super::{message, segment, view, Admin, Page, Session, PREFIX};
 use crate::model::TrustLevel;
 use crate::params::Params;
-use crate::policy::{Policy, PolicyError, Subject};
+use crate::policy::rules::{Policy, PolicyError, Subject};
 use crate::state::Hub;
 
 /// Condition keys offered as suggestions (a `jwtClaims.` key takes a path).
@@ -406,7 +406,7 @@ fn grants_of(params: &Params) -> Vec<Json> {
 /// `user.roles contains "engineer"` for a well-formed condition, its JSON
 /// otherwise: conditions read well before the draft has grants (step 2).
 fn condition_text(raw: &Json) -> String {
-    serde_json::from_value::<crate::policy::Condition>(raw.clone())
+    serde_json::from_value::<crate::policy::rules::Condition>(raw.clone())
         .map(|c| c.to_string())
         .unwrap_or_else(|_| raw.to_string())
 }
@@ -429,7 +429,7 @@ async fn step_page(
             ..Row::default()
         });
     }
-    let summary = crate::policy::validate_with(
+    let summary = crate::policy::rules::validate_with(
         &draft.json(Some("draft")),
         &hub.store.mcp_servers().await?,
         &hub.known_connections().await?,
@@ -500,7 +500,7 @@ pub(crate) async fn new_step(
     let servers = hub.store.mcp_servers().await?;
     let connections = hub.known_connections().await?;
     let check = |draft: &Draft, name: Option<&str>| {
-        crate::policy::validate_with(&draft.json(name), &servers, &connections)
+        crate::policy::rules::validate_with(&draft.json(name), &servers, &connections)
     };
     match (step, action.as_str()) {
         (1, _) => {
@@ -673,8 +673,12 @@ pub(crate) async fn what_if(
                 };
                 for connection in hub.connections().await? {
                     let known = connection.known();
-                    let decision =
-                        crate::policy::evaluate_connection(&policies, &who, &known, &known.scopes);
+                    let decision = crate::policy::rules::evaluate_connection(
+                        &policies,
+                        &who,
+                        &known,
+                        &known.scopes,
+                    );
                     let allowed = !decision.matched.is_empty();
                     connections_out.push(json!({
                         "id": connection.id,

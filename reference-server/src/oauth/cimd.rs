@@ -365,7 +365,7 @@ fn validate(hub: &Hub, client_id: &str, doc: &Map<String, Value>) -> Result<Clie
         .filter(|v: &Vec<String>| !v.is_empty())
         .ok_or_else(|| invalid("redirect_uris must be a non-empty array of strings"))?;
     for uri in &redirect_uris {
-        crate::registration::validate_redirect_uri(hub, uri)
+        crate::oauth::registration::validate_redirect_uri(hub, uri)
             .map_err(|e| CimdError::Invalid(e.description().to_owned()))?;
     }
     let method = doc

@@ -73,7 +73,7 @@ async fn deliver_batch(hub: &Hub, client: &reqwest::Client, url: &str) -> Result
     };
     let batch: Vec<_> = events
         .iter()
-        .map(|(seq, e)| crate::audit::cloud_event(e, *seq, &hub.issuer))
+        .map(|(seq, e)| crate::audit::event::cloud_event(e, *seq, &hub.issuer))
         .collect();
     let response = client
         .post(url)

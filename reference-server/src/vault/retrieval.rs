@@ -22,17 +22,17 @@ use oauth2::{
 };
 use serde_json::json;
 
-use crate::audit::DroppedScope;
-use crate::audit::{AuditEvent, Outcome};
-use crate::connections::{
-    Connection, ConnectionKind, Credential, Owner, TokenRow, RESOURCE_PREFIX,
-};
+use crate::audit::event::DroppedScope;
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::oauth::token::{authenticate, TOKEN_EXCHANGE_GRANT};
 use crate::params::Params;
-use crate::policy::Subject;
+use crate::policy::rules::Subject;
 use crate::state::Hub;
-use crate::token::{authenticate, TOKEN_EXCHANGE_GRANT};
+use crate::vault::connections::{
+    Connection, ConnectionKind, Credential, Owner, TokenRow, RESOURCE_PREFIX,
+};
 
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The `issued_token_type` of an API key: not an OAuth token (RFC 8693 §3 allows other URIs).
@@ -408,7 +408,8 @@ async fn policy_permits(
     let policies = hub.policies().await?;
     let subject = Subject { user, client };
     let known = connection.known();
-    let decision = crate::policy::evaluate_connection(&policies, &subject, &known, requested);
+    let decision =
+        crate::policy::rules::evaluate_connection(&policies, &subject, &known, requested);
     // `matched` holds only policies with a grant on this connection.
     let granting: Vec<String> = decision.matched.iter().map(|m| m.id.clone()).collect();
     attempt.policies = granting.clone();

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::model::{AuthMethod, Client};
+use crate::oauth::access_token::Audience;
 use crate::state::Hub;
-use crate::tokens::Audience;
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -89,7 +89,7 @@ async fn client_keys(hub: &Hub, client: &Client, kid: Option<&str>) -> Result<Jw
         return Err(reject("the client has no registered keys"));
     };
     let fetch = |refresh| async move {
-        crate::cimd::client_jwks(hub, uri, refresh)
+        crate::oauth::cimd::client_jwks(hub, uri, refresh)
             .await
             .map_err(|e| Rejection(format!("its jwks_uri could not be used: {e}")))
     };
@@ -128,9 +128,11 @@ async fn verify_jwt(
     let client = match hub.store.client(&issuer).await? {
         Some(client) => client,
         // A metadata-document client may not have been seen yet.
-        None if crate::cimd::is_metadata_url(&issuer) => crate::cimd::resolve(hub, &issuer)
-            .await
-            .map_err(|e| Rejection(e.to_string()))?,
+        None if crate::oauth::cimd::is_metadata_url(&issuer) => {
+            crate::oauth::cimd::resolve(hub, &issuer)
+                .await
+                .map_err(|e| Rejection(e.to_string()))?
+        }
         None => return Err(reject("unknown client")),
     };
     if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::error::HubError;
 use crate::fault::Fault;
 use crate::model::{Client, McpServer, User};
-use crate::policy::{self, Decision, Operator, Policy, Subject};
+use crate::policy::rules::{self, Decision, Operator, Policy, Subject};
 use crate::state::Hub;
 
 /// A requested scope that cannot be granted, and why.
@@ -196,12 +196,12 @@ impl Hub {
             adjusted = Some(split);
         }
         let policies = adjusted.as_deref().unwrap_or(policies);
-        let mut decision = policy::evaluate(policies, &subject, server, requested);
+        let mut decision = rules::evaluate(policies, &subject, server, requested);
         if self.faults.on(Fault::PolicyUnionAsIntersection) && decision.matched.len() > 1 {
             for matched in decision.matched.clone() {
                 if let Some(p) = policies.iter().find(|p| p.id == matched.id) {
                     let alone =
-                        policy::evaluate(std::slice::from_ref(p), &subject, server, requested);
+                        rules::evaluate(std::slice::from_ref(p), &subject, server, requested);
                     decision.permitted.retain(|s| alone.permitted.contains(s));
                 }
             }

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 use url::{Host, Url};
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::model::{AuthMethod, Client, TrustLevel};

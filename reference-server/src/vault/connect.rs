@@ -16,14 +16,14 @@ use oauth2::{
 };
 use serde::Deserialize;
 
-use crate::audit::{AuditEvent, Outcome};
-use crate::authorize::error_page;
-use crate::connections::{Connection, ConnectionKind, Credential, Owner, RESOURCE_PREFIX};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::oauth::authorize::error_page;
 use crate::pages::render;
 use crate::params::Params;
 use crate::state::Hub;
+use crate::vault::connections::{Connection, ConnectionKind, Credential, Owner, RESOURCE_PREFIX};
 
 /// How long a user has to approve at the provider, in seconds.
 const CONNECT_TTL_SECS: i64 = 600;

@@ -18,13 +18,13 @@ use serde_json::{json, Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::params::json_body;
-use crate::policy::KnownConnection;
+use crate::policy::rules::KnownConnection;
 use crate::state::Hub;
-use crate::vault::{Sealed, PLAINTEXT_KEY_ID};
+use crate::vault::sealing::{Sealed, PLAINTEXT_KEY_ID};
 
 /// How a `resource` names a Connection at the token endpoint.
 pub const RESOURCE_PREFIX: &str = "urn:hub:connection:";
@@ -523,7 +523,7 @@ pub async fn check_vault_keys(hub: &Hub) -> Result<(), HubError> {
         .find(|k| k.as_str() != PLAINTEXT_KEY_ID && !configured.contains(&k.as_str()))
     {
         return Err(HubError::Config(
-            crate::vault::VaultError::UnknownKey(missing.clone()).to_string(),
+            crate::vault::sealing::VaultError::UnknownKey(missing.clone()).to_string(),
         ));
     }
     for id in configured {

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::oauth::token::authenticate;
 use crate::params::Params;
 use crate::state::Hub;
-use crate::token::authenticate;
 
 /// Tag that marks a confidential client as a resource server allowed to introspect.
 pub const RESOURCE_SERVER_TAG: &str = "resource_server";
@@ -66,8 +66,8 @@ pub async fn revoke(
                     .user((claims.sub != claims.client_id).then(|| claims.sub.clone()))
                     .tenant(claims.tenant.clone())
                     .resource(match &claims.aud {
-                        crate::tokens::Audience::One(a) => Some(a.clone()),
-                        crate::tokens::Audience::Many(_) => None,
+                        crate::oauth::access_token::Audience::One(a) => Some(a.clone()),
+                        crate::oauth::access_token::Audience::Many(_) => None,
                     })
                     .reason("access token revoked by its client"),
             )

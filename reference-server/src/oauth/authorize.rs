@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use url::Url;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::model::{Client, Consent};
@@ -129,8 +129,8 @@ async fn authorize_inner(
 
     // Until client and redirect URI are established, errors stay on the hub (RFC 6749 §4.1.2.1).
     let client_id = params.require("client_id")?;
-    let client = if crate::cimd::is_metadata_url(client_id) {
-        match crate::cimd::resolve(hub, client_id).await {
+    let client = if crate::oauth::cimd::is_metadata_url(client_id) {
+        match crate::oauth::cimd::resolve(hub, client_id).await {
             Ok(client) => Some(client),
             Err(err) => {
                 hub.audit(
@@ -477,7 +477,7 @@ pub async fn consent_form(
         // A client whose every redirect URI is local could be any program on the user's machine.
         let localhost_only = client.redirect_uris.iter().all(|r| {
             Url::parse(r)
-                .map(|u| crate::registration::is_loopback(u.host()))
+                .map(|u| crate::oauth::registration::is_loopback(u.host()))
                 .unwrap_or(false)
         });
         let name = resource_name(&hub, &request.resource).await?;
@@ -551,7 +551,7 @@ async fn scoping_for(
     request: &AuthorizationRequest,
     client: &Client,
     user: &crate::model::User,
-) -> Result<crate::scoping::Scoping, OAuthError> {
+) -> Result<crate::policy::scoping::Scoping, OAuthError> {
     let server = hub
         .server_for_resource(&request.resource)
         .await?
@@ -565,7 +565,7 @@ async fn audit_policy_decision(
     request: &AuthorizationRequest,
     client: &Client,
     user: &crate::model::User,
-    scoping: &crate::scoping::Scoping,
+    scoping: &crate::policy::scoping::Scoping,
     peer: &std::net::SocketAddr,
 ) -> Result<(), OAuthError> {
     let outcome = if scoping.permitted.is_empty() {
@@ -585,7 +585,7 @@ async fn audit_policy_decision(
                 scoping
                     .unavailable
                     .iter()
-                    .map(|u| crate::audit::DroppedScope {
+                    .map(|u| crate::audit::event::DroppedScope {
                         scope: u.scope.clone(),
                         reason: u.reason.clone(),
                     })
@@ -606,7 +606,7 @@ async fn deny_by_policy(
     request: &AuthorizationRequest,
     client: &Client,
     user: &crate::model::User,
-    scoping: &crate::scoping::Scoping,
+    scoping: &crate::policy::scoping::Scoping,
     peer: &std::net::SocketAddr,
 ) -> Result<Response, OAuthError> {
     complete(hub, request).await?;

@@ -12,14 +12,14 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::model::{AuthMethod, Client};
+use crate::oauth::access_token::TokenGrant;
 use crate::params::{split_scopes, Params};
 use crate::state::Hub;
 use crate::store::RefreshToken;
-use crate::tokens::TokenGrant;
 
 /// The client making a token request, and how sure we are of it.
 pub(crate) struct Caller {
@@ -71,13 +71,14 @@ pub(crate) async fn authenticate(
                 "use exactly one client authentication method".into(),
             ));
         }
-        if assertion_type != crate::assertion::JWT_BEARER_ASSERTION {
+        if assertion_type != crate::oauth::assertion::JWT_BEARER_ASSERTION {
             return Err(OAuthError::InvalidClient(format!(
                 "client_assertion_type `{assertion_type}` is not supported"
             )));
         }
         let assertion = params.require("client_assertion")?;
-        let client = crate::assertion::verify(hub, assertion, params.get("client_id")?).await?;
+        let client =
+            crate::oauth::assertion::verify(hub, assertion, params.get("client_id")?).await?;
         return Ok(Caller {
             client,
             authenticated: true,
@@ -169,9 +170,10 @@ pub async fn token(
         .unwrap_or_default()
         .to_owned();
     let client_hint = params.get("client_id").ok().flatten().map(str::to_owned);
-    if grant_type == TOKEN_EXCHANGE_GRANT && crate::retrieval::names_connection(&params) {
+    if grant_type == TOKEN_EXCHANGE_GRANT && crate::vault::retrieval::names_connection(&params) {
         let source = hub.source_address(peer.ip(), &headers).to_string();
-        return crate::retrieval::exchange(&hub, &headers, &params, &source, &correlation).await;
+        return crate::vault::retrieval::exchange(&hub, &headers, &params, &source, &correlation)
+            .await;
     }
     let outcome = match grant_type.as_str() {
         "authorization_code" => authorization_code(&hub, &headers, &params).await,
@@ -484,7 +486,7 @@ async fn jwt_bearer(
     } else {
         None
     };
-    let client = crate::assertion::verify_grant(hub, assertion).await?;
+    let client = crate::oauth::assertion::verify_grant(hub, assertion).await?;
     if authenticated.is_some_and(|id| id != client.client_id) {
         return Err(OAuthError::InvalidGrant(
             "the JWT grant was issued by another client than the one authenticated".into(),
@@ -508,8 +510,9 @@ async fn agent_token(
 ) -> Result<Issued, OAuthError> {
     // The agent's own conditions: where from and when (never policies).
     if let Some(raw) = client.metadata.get("conditions") {
-        let conditions: crate::conditions::AgentConditions = serde_json::from_value(raw.clone())
-            .map_err(|e| crate::error::HubError::Config(format!("agent conditions: {e}")))?;
+        let conditions: crate::policy::conditions::AgentConditions =
+            serde_json::from_value(raw.clone())
+                .map_err(|e| crate::error::HubError::Config(format!("agent conditions: {e}")))?;
         if !hub.faults.on(Fault::AgentIgnoreSourceRanges) {
             conditions
                 .check_source(source)
@@ -699,8 +702,8 @@ async fn token_exchange(
     let target = match (params.get("resource")?, params.get("audience")?) {
         (Some(r), _) | (None, Some(r)) => r.to_owned(),
         (None, None) => match &subject.aud {
-            crate::tokens::Audience::One(aud) => aud.clone(),
-            crate::tokens::Audience::Many(_) => {
+            crate::oauth::access_token::Audience::One(aud) => aud.clone(),
+            crate::oauth::access_token::Audience::Many(_) => {
                 return Err(bad("resource is required".into()));
             }
         },

@@ -1,0 +1,4 @@
+//! The audit trail and its delivery to an outside collector.
+
+pub mod event;
+pub mod webhook;

@@ -1,0 +1,3 @@
+//! The hub's own protected MCP endpoints.
+
+pub mod resource;

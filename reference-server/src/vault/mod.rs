@@ -1,0 +1,6 @@
+//! Connections to third-party providers and their credentials, sealed at rest.
+
+pub mod connect;
+pub mod connections;
+pub mod retrieval;
+pub mod sealing;
