@@ -16,9 +16,9 @@ use serde_json::json;
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel};
 use crate::params::json_body;
-use crate::state::Hub;
 
 /// Refuses any call without the admin token.
 pub async fn require_admin_token(
@@ -274,8 +274,8 @@ const AGENT_GRANTS: &[&str] = &[
     "authorization_code",
     "refresh_token",
     "client_credentials",
-    crate::oauth::token::JWT_BEARER_GRANT,
-    crate::oauth::token::TOKEN_EXCHANGE_GRANT,
+    crate::oauth::grants::JWT_BEARER_GRANT,
+    crate::oauth::grants::TOKEN_EXCHANGE_GRANT,
 ];
 
 #[derive(Debug, Deserialize)]
@@ -348,7 +348,7 @@ pub async fn create_agent(
         )));
     }
     for uri in &new.redirect_uris {
-        if let Err(e) = crate::oauth::registration::validate_redirect_uri(&hub, uri) {
+        if let Err(e) = crate::oauth::redirect_uri::validate_redirect_uri(&hub, uri) {
             return Ok(invalid_agent(e.description().to_owned()));
         }
     }

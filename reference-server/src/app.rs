@@ -11,9 +11,9 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::hub::{Hub, ISSUER_PATH};
 use crate::mcp::resource;
 use crate::oauth::{authorize, metadata, registration, revocation, token};
-use crate::state::{Hub, ISSUER_PATH};
 use crate::vault::{connect, connections};
 use crate::{admin, control};
 
@@ -65,8 +65,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(metadata::protected_resource_metadata),
         )
         .nest(ISSUER_PATH, oauth)
-        .nest(crate::console::PREFIX, crate::console::router(hub.clone()))
-        .route("/console/", get(crate::console::slash))
+        .nest(
+            crate::console::common::PREFIX,
+            crate::console::router(hub.clone()),
+        )
+        .route("/console/", get(crate::console::home::slash))
         .fallback(fallback);
 
     if hub.config.test_mode {

@@ -14,9 +14,9 @@ use serde_json::json;
 
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel, User};
 use crate::params::json_body;
-use crate::state::Hub;
 
 /// Refuses any call without the control token.
 pub async fn require_control_token(

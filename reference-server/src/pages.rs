@@ -23,7 +23,7 @@ pub fn environment() -> Environment<'static> {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));
     }
-    crate::console::register(&mut env);
+    crate::console::templates::register(&mut env);
     env
 }
 

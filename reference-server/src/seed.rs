@@ -111,7 +111,7 @@ impl Seed {
     }
 
     /// Upserts everything; connection secrets are sealed with the hub's vault.
-    pub async fn apply(self, hub: &crate::state::Hub) -> Result<(), HubError> {
+    pub async fn apply(self, hub: &crate::hub::Hub) -> Result<(), HubError> {
         let store = &hub.store;
         let now = hub.clock.now();
         for tenant in &self.tenants {
@@ -121,7 +121,7 @@ impl Seed {
             store.upsert_user(user).await?;
         }
         for admin in &self.admins {
-            crate::console::upsert_admin(hub, &admin.username, &admin.password_hash).await?;
+            crate::console::auth::upsert_admin(hub, &admin.username, &admin.password_hash).await?;
         }
         for server in &self.mcp_servers {
             if !server.path.starts_with('/') {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::error::HubError;
 use crate::fault::Fault;
-use crate::state::Hub;
+use crate::hub::Hub;
 
 const STREAM: &str = "webhook";
 const BATCH: i64 = 100;

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::{context, Value};
 use serde_json::json;
 
-use super::{message, segment, view, Admin, Page, PREFIX};
 use crate::admin::AgentQuery;
+use crate::console::common::{message, segment, view, Admin, Page, PREFIX};
+use crate::hub::Hub;
 use crate::model::{Client, TrustLevel};
-use crate::state::Hub;
 
 fn href(client_id: &str) -> String {
     format!("{PREFIX}/agents/{}", segment(client_id))
@@ -195,7 +195,7 @@ pub(crate) async fn show(
     agent["decommission_href"] = json!(format!("{}/decommission", href(&client.client_id)));
     agent["audit_href"] = json!(format!(
         "{PREFIX}/audit?{}",
-        super::query(&[("client_id", &client.client_id)])
+        crate::console::common::query(&[("client_id", &client.client_id)])
     ));
     view(
         &hub,

@@ -10,9 +10,9 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde_json::{json, Value as Json};
 
-use super::{message, query, segment, view, Admin, Page, PREFIX};
 use crate::audit::event::AuditEvent;
-use crate::state::Hub;
+use crate::console::common::{message, query, segment, view, Admin, Page, PREFIX};
+use crate::hub::Hub;
 use crate::store::AuditFilter;
 
 /// Events per page of the list.
@@ -239,7 +239,7 @@ pub(crate) async fn stream(
     State(hub): State<Arc<Hub>>,
     Admin(admin): Admin,
     Query(filters): Query<Filters>,
-) -> Result<Response, super::Fail> {
+) -> Result<Response, crate::console::common::Fail> {
     let event_type = some(&filters.event_type);
     let client_id = some(&filters.client_id);
     let user = filters.user_id(&hub).await?;

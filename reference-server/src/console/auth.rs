@@ -14,11 +14,11 @@ use minijinja::context;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{message, render, safe_next, Admin, Page, Session, PREFIX};
 use crate::audit::event::{AuditEvent, Outcome};
+use crate::console::common::{message, render, safe_next, Admin, Page, Session, PREFIX};
 use crate::error::HubError;
+use crate::hub::Hub;
 use crate::params::Params;
-use crate::state::Hub;
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "hub_console";
@@ -173,7 +173,7 @@ pub(crate) async fn guard(
 ) -> Response {
     let session = match session_from(&hub, request.headers()).await {
         Ok(session) => session,
-        Err(err) => return super::Fail::from(err).into_response(),
+        Err(err) => return crate::console::common::Fail::from(err).into_response(),
     };
     if let Some(session) = &session {
         request.extensions_mut().insert(session.clone());
@@ -268,7 +268,7 @@ async fn audit_refusal(
             .reason(format!("POST {path}: {why}")),
     )
     .await
-    .map_err(|e| super::Fail::from(e).into_response())
+    .map_err(|e| crate::console::common::Fail::from(e).into_response())
 }
 
 /// Headers on every console answer: nothing from elsewhere, no framing, no caching.

@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::{context, Value};
 use serde_json::{json, Value as Json};
 
-use super::{message, segment, view, Admin, Page, Session, PREFIX};
+use crate::console::common::{message, segment, view, Admin, Page, Session, PREFIX};
+use crate::hub::Hub;
 use crate::model::TrustLevel;
 use crate::params::Params;
 use crate::policy::rules::{Policy, PolicyError, Subject};
-use crate::state::Hub;
 
 /// Condition keys offered as suggestions (a `jwtClaims.` key takes a path).
 const KEYS: &[&str] = &[
@@ -157,7 +157,7 @@ pub(crate) async fn delete(
     if crate::admin::remove_policy(&hub, &id, Some(admin.username.clone()), &source).await? {
         Ok(Redirect::to(&format!(
             "{PREFIX}/policies?{}",
-            super::query(&[("deleted", &id)])
+            crate::console::common::query(&[("deleted", &id)])
         ))
         .into_response())
     } else {
@@ -569,7 +569,7 @@ pub(crate) async fn new_step(
             {
                 Ok(policy) => Ok(Redirect::to(&format!(
                     "{PREFIX}/policies?{}#policy-{}",
-                    super::query(&[("created", &policy.id)]),
+                    crate::console::common::query(&[("created", &policy.id)]),
                     policy.id
                 ))
                 .into_response()),

@@ -8,9 +8,9 @@ use axum::extract::State;
 use minijinja::{context, Value};
 use serde_json::json;
 
-use super::{segment, view, Admin, Page, PREFIX};
+use crate::console::common::{segment, view, Admin, Page, PREFIX};
+use crate::hub::{Hub, ISSUER_PATH};
 use crate::policy::rules::{Grant, Policy};
-use crate::state::{Hub, ISSUER_PATH};
 use crate::vault::connections::{ConnectionKind, Owner};
 
 /// How a policy reads in a list: its conditions in words and the scopes one

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::McpServer;
 use crate::oauth::metadata::resource_metadata_url;
-use crate::state::Hub;
 
 /// A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3, RFC 9728 §5.1).
 fn challenge(
@@ -194,7 +194,7 @@ pub async fn report_tool_execution(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let params = crate::params::Params::parse(b"").unwrap_or_default();
-    let caller = crate::oauth::token::authenticate(&hub, &headers, &params).await?;
+    let caller = crate::oauth::client_auth::authenticate(&hub, &headers, &params).await?;
     if !caller.authenticated || !caller.client.tags.iter().any(|t| t == "resource_server") {
         return Err(OAuthError::InvalidClient(
             "only resource servers may report tool executions".into(),

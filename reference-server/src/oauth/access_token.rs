@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
-use crate::state::Hub;
+use crate::hub::Hub;
 
 /// The `aud` claim: one resource, or (only under the `ignore-resource` fault) several.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

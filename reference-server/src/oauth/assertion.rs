@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client};
 use crate::oauth::access_token::Audience;
-use crate::state::Hub;
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -13,10 +13,10 @@ use url::Url;
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{Client, Consent};
 use crate::pages::render;
 use crate::params::{split_scopes, Params};
-use crate::state::Hub;
 use crate::store::{AuthorizationCode, AuthorizationRequest};
 
 type Peer = ConnectInfo<std::net::SocketAddr>;
@@ -477,7 +477,7 @@ pub async fn consent_form(
         // A client whose every redirect URI is local could be any program on the user's machine.
         let localhost_only = client.redirect_uris.iter().all(|r| {
             Url::parse(r)
-                .map(|u| crate::oauth::registration::is_loopback(u.host()))
+                .map(|u| crate::oauth::redirect_uri::is_loopback(u.host()))
                 .unwrap_or(false)
         });
         let name = resource_name(&hub, &request.resource).await?;

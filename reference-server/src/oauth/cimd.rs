@@ -10,19 +10,18 @@
 //! * no redirects, only a 200 counts, a 5 KiB cap and short timeouts;
 //! * cached per `Cache-Control: max-age` (at most 24 h); failures never cached.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, RwLock};
+
 use url::{Host, Url};
 
-use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel};
-use crate::state::Hub;
+use crate::oauth::cimd_cache::CimdError;
 
 /// The most of a document the hub reads.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
@@ -34,74 +33,6 @@ const DEFAULT_JWKS_CACHE_SECONDS: i64 = 300;
 const MAX_CACHE_SECONDS: i64 = 24 * 3600;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Why a Client ID Metadata Document was not accepted.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CimdError {
-    /// CIMD §3: the client_id must be an https URL with a path.
-    #[error("the client_id URL is not acceptable: {0}")]
-    BadUrl(String),
-    /// CIMD security considerations (SSRF): special-use addresses are never fetched.
-    #[error("the client_id URL points at a special-use address ({0})")]
-    SpecialUseAddress(IpAddr),
-    /// The document could not be fetched (timeout, connection, non-200, redirect).
-    #[error("the client metadata document could not be fetched: {0}")]
-    Fetch(String),
-    /// The document exceeds the size cap.
-    #[error("the fetched document is larger than {0} bytes")]
-    TooLarge(usize),
-    /// CIMD §4.1: the document must be valid JSON with the required properties.
-    #[error("the client metadata document is invalid: {0}")]
-    Invalid(String),
-    /// CIMD §4.1: `client_id` in the document must equal the URL exactly.
-    #[error("the document's client_id does not match the URL it was fetched from")]
-    ClientIdMismatch,
-    /// CIMD §4.1: shared-secret client authentication is not allowed.
-    #[error("the document declares a shared-secret authentication method `{0}`")]
-    SharedSecret(String),
-}
-
-impl From<CimdError> for OAuthError {
-    fn from(err: CimdError) -> Self {
-        OAuthError::InvalidClient(err.to_string())
-    }
-}
-
-/// A cached resolution and when it expires on the hub clock.
-type CacheEntry = (Result<Client, CimdError>, i64);
-
-/// Fetched documents and the operator's trusted origins.
-#[derive(Default)]
-pub struct CimdResolver {
-    /// Origins (`http://127.0.0.1:4000`) that may be fetched over http and on loopback.
-    trusted_origins: RwLock<Vec<String>>,
-    /// URL → (client, cache expiry on the hub clock), or a cached failure under a fault.
-    cache: Mutex<HashMap<String, CacheEntry>>,
-    /// `jwks_uri` → (key set, cache expiry on the hub clock).
-    jwks_cache: Mutex<HashMap<String, (JwkSet, i64)>>,
-}
-
-impl CimdResolver {
-    pub fn new(trusted_origins: Vec<String>) -> Self {
-        CimdResolver {
-            trusted_origins: RwLock::new(trusted_origins),
-            cache: Mutex::default(),
-            jwks_cache: Mutex::default(),
-        }
-    }
-
-    pub async fn trust_origin(&self, origin: &str) {
-        let mut trusted = self.trusted_origins.write().await;
-        if !trusted.iter().any(|o| o == origin) {
-            trusted.push(origin.to_owned());
-        }
-    }
-
-    async fn is_trusted(&self, url: &Url) -> bool {
-        let origin = url.origin().ascii_serialization();
-        self.trusted_origins.read().await.contains(&origin)
-    }
-}
 
 /// Is this `client_id` a URL, to be resolved as a metadata document?
 pub fn is_metadata_url(client_id: &str) -> bool {
@@ -365,7 +296,7 @@ fn validate(hub: &Hub, client_id: &str, doc: &Map<String, Value>) -> Result<Clie
         .filter(|v: &Vec<String>| !v.is_empty())
         .ok_or_else(|| invalid("redirect_uris must be a non-empty array of strings"))?;
     for uri in &redirect_uris {
-        crate::oauth::registration::validate_redirect_uri(hub, uri)
+        crate::oauth::redirect_uri::validate_redirect_uri(hub, uri)
             .map_err(|e| CimdError::Invalid(e.description().to_owned()))?;
     }
     let method = doc

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::error::OAuthError;
 use crate::fault::Fault;
-use crate::state::Hub;
+use crate::hub::Hub;
 
 /// RFC 8414 §2. Served at every discovery URL an MCP client may try for an
 /// issuer with a path (MCP authorization, "Authorization Server Metadata Discovery").
@@ -47,8 +47,8 @@ pub async fn authorization_server_metadata(
             "authorization_code",
             "refresh_token",
             "client_credentials",
-            crate::oauth::token::JWT_BEARER_GRANT,
-            crate::oauth::token::TOKEN_EXCHANGE_GRANT,
+            crate::oauth::grants::JWT_BEARER_GRANT,
+            crate::oauth::grants::TOKEN_EXCHANGE_GRANT,
         ],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],

@@ -1,6 +1,5 @@
 //! Dynamic Client Registration (RFC 7591) for public MCP clients.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -9,44 +8,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use url::{Host, Url};
 
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel};
-use crate::state::Hub;
+use crate::oauth::redirect_uri::validate_redirect_uri;
 
 /// How many redirect URIs one registration may carry.
 const MAX_REDIRECT_URIS: usize = 10;
 
 /// The largest registration request accepted: real client metadata is a few hundred bytes.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
-
-/// Is `host` a loopback host, for which plain http is allowed (OAuth 2.1 §8.4.2, RFC 8252 §7.3)?
-pub fn is_loopback(host: Option<Host<&str>>) -> bool {
-    match host {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
-
-/// Redirect URI rules: absolute, https or loopback http, no fragment (RFC 6749 §3.1.2, OAuth 2.1 §2.3.1).
-pub fn validate_redirect_uri(hub: &Hub, raw: &str) -> Result<(), OAuthError> {
-    let bad = |why: &str| OAuthError::InvalidRedirectUri(format!("redirect URI `{raw}` {why}"));
-    let url = Url::parse(raw).map_err(|_| bad("is not an absolute URL"))?;
-    if url.fragment().is_some() && !hub.faults.on(Fault::AcceptFragmentRedirect) {
-        return Err(bad("must not contain a fragment"));
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url.host()) || hub.faults.on(Fault::AcceptHttpRedirect) => Ok(()),
-        "http" => Err(bad("uses plain http on a host that is not loopback")),
-        _ => Err(bad("must use https, or http on a loopback host")),
-    }
-}
 
 fn string_list(meta: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, OAuthError> {
     match meta.get(key) {
@@ -259,26 +233,4 @@ pub async fn register(
         Json(response),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_loopback;
-    use url::Url;
-
-    #[test]
-    fn only_loopback_hosts_count_as_loopback() {
-        for (uri, loopback) in [
-            ("http://127.0.0.1:9/cb", true),
-            ("http://127.8.9.10/cb", true),
-            ("http://[::1]:8/cb", true),
-            ("http://localhost/cb", true),
-            ("http://localhost.evil.example/cb", false),
-            ("http://10.0.0.1/cb", false),
-            ("http://example.com/cb", false),
-        ] {
-            let url = Url::parse(uri).unwrap();
-            assert_eq!(is_loopback(url.host()), loopback, "{uri}");
-        }
-    }
 }

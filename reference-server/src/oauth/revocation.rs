@@ -12,9 +12,9 @@ use serde_json::json;
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
-use crate::oauth::token::authenticate;
+use crate::hub::Hub;
+use crate::oauth::client_auth::authenticate;
 use crate::params::Params;
-use crate::state::Hub;
 
 /// Tag that marks a confidential client as a resource server allowed to introspect.
 pub const RESOURCE_SERVER_TAG: &str = "resource_server";

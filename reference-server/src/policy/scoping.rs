@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use crate::error::HubError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{Client, McpServer, User};
 use crate::policy::rules::{self, Decision, Operator, Policy, Subject};
-use crate::state::Hub;
 
 /// A requested scope that cannot be granted, and why.
 #[derive(Debug, Clone, serde::Serialize)]

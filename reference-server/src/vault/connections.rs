@@ -21,9 +21,9 @@ use sqlx::Row;
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::params::json_body;
 use crate::policy::rules::KnownConnection;
-use crate::state::Hub;
 use crate::vault::sealing::{Sealed, PLAINTEXT_KEY_ID};
 
 /// How a `resource` names a Connection at the token endpoint.

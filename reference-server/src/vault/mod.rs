@@ -2,5 +2,7 @@
 
 pub mod connect;
 pub mod connections;
+pub mod flights;
+pub mod pending;
 pub mod retrieval;
 pub mod sealing;

@@ -9,8 +9,6 @@
 //! and a rotated refresh token is sealed and committed before the new access
 //! token leaves the hub.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -26,10 +24,11 @@ use crate::audit::event::DroppedScope;
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
-use crate::oauth::token::{authenticate, TOKEN_EXCHANGE_GRANT};
+use crate::hub::Hub;
+use crate::oauth::client_auth::authenticate;
+use crate::oauth::grants::TOKEN_EXCHANGE_GRANT;
 use crate::params::Params;
 use crate::policy::rules::Subject;
-use crate::state::Hub;
 use crate::vault::connections::{
     Connection, ConnectionKind, Credential, Owner, TokenRow, RESOURCE_PREFIX,
 };
@@ -39,17 +38,6 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const API_KEY_TYPE: &str = "urn:hub:token-type:api-key";
 /// A stored token this close to expiry is refreshed before it is handed out.
 const EXPIRY_SKEW_SECS: i64 = 30;
-
-/// Per stored token, the lock that makes its refresh single-flight.
-#[derive(Debug, Default)]
-pub struct Flights(std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>);
-
-impl Flights {
-    fn lock_for(&self, row_id: i64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(row_id).or_default().clone()
-    }
-}
 
 /// The HTTP client for provider calls: bounded by `timeout` and never
 /// following redirects (a token endpoint that redirects is misconfigured).
