@@ -143,7 +143,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         issuer: issuer.clone(),
         pages: crate::pages::environment(),
     });
-    crate::vault::connections::check_vault_keys(&hub).await?;
+    crate::vault::stored::check_vault_keys(&hub).await?;
     if let Some(seed) = seed {
         seed.apply(&hub).await?;
     }

@@ -1,5 +1,6 @@
-//! Durable state in SQLite through sqlx. Every query lives here so the
-//! endpoints speak in domain types and the schema can change in one place.
+//! Durable state in SQLite through sqlx. Every query lives here or in a
+//! per-concern part below (`store/connections.rs`, `store/console.rs`), so
+//! the endpoints speak in domain types and the schema changes in one place.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -15,6 +16,9 @@ use crate::audit::event::AuditEvent;
 use crate::error::HubError;
 use crate::model::{AuthMethod, Client, Consent, McpServer, Tenant, TrustLevel, User};
 use crate::policy::rules::Policy;
+
+pub mod connections;
+pub mod console;
 
 /// Where the hub keeps its state.
 #[derive(Debug, Clone)]
@@ -134,8 +138,8 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// The pool, for modules that keep their own tables (connections).
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// The pool, for the per-concern parts of the store (`store/*.rs`).
+    fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 

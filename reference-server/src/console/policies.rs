@@ -599,22 +599,12 @@ pub(crate) async fn what_if(
     Admin(admin): Admin,
     Query(q): Query<WhatIf>,
 ) -> Page {
-    use sqlx::Row as _;
-    let users: Vec<Json> = sqlx::query("SELECT id, username, name FROM users ORDER BY username")
-        .fetch_all(hub.store.pool())
-        .await
-        .map_err(crate::error::HubError::from)?
+    let users: Vec<Json> = hub
+        .store
+        .user_labels()
+        .await?
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.try_get::<String, _>("id").unwrap_or_default(),
-                "label": format!(
-                    "{} ({})",
-                    r.try_get::<String, _>("username").unwrap_or_default(),
-                    r.try_get::<String, _>("name").unwrap_or_default()
-                ),
-            })
-        })
+        .map(|u| json!({"id": u.id, "label": format!("{} ({})", u.username, u.name)}))
         .collect();
     let mut clients: Vec<_> = hub
         .store

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::console::common::{segment, view, Admin, Page, PREFIX};
 use crate::hub::{Hub, ISSUER_PATH};
 use crate::policy::rules::{Grant, Policy};
-use crate::vault::connections::{ConnectionKind, Owner};
+use crate::vault::connection::{ConnectionKind, Owner};
 
 /// How a policy reads in a list: its conditions in words and the scopes one
 /// of its grants allows.
@@ -97,7 +97,7 @@ fn status_label(status: &str) -> &'static str {
 }
 
 /// `GET /console/connections`: each Connection and, per owner, the status of
-/// its stored token. Only status fields leave [`crate::vault::connections::TokenRow`].
+/// its stored token. Only status fields leave [`crate::vault::connection::TokenRow`].
 pub(crate) async fn connections(State(hub): State<Arc<Hub>>, Admin(admin): Admin) -> Page {
     let now = hub.clock.now();
     let policies = hub.policies().await?;

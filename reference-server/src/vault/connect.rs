@@ -23,7 +23,7 @@ use crate::hub::Hub;
 use crate::oauth::authorize::error_page;
 use crate::pages::render;
 use crate::params::Params;
-use crate::vault::connections::{Connection, ConnectionKind, Credential, Owner, RESOURCE_PREFIX};
+use crate::vault::connection::{Connection, ConnectionKind, Credential, Owner, RESOURCE_PREFIX};
 use crate::vault::pending::PendingConnect;
 
 /// One callback per connection: a code or state sent back for one provider

@@ -1,8 +1,10 @@
 //! Connections to third-party providers and their credentials, sealed at rest.
 
 pub mod connect;
+pub mod connection;
 pub mod connections;
 pub mod flights;
 pub mod pending;
 pub mod retrieval;
 pub mod sealing;
+pub mod stored;

@@ -29,7 +29,7 @@ use crate::oauth::client_auth::authenticate;
 use crate::oauth::grants::TOKEN_EXCHANGE_GRANT;
 use crate::params::Params;
 use crate::policy::rules::Subject;
-use crate::vault::connections::{
+use crate::vault::connection::{
     Connection, ConnectionKind, Credential, Owner, TokenRow, RESOURCE_PREFIX,
 };
 
