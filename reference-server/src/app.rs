@@ -11,11 +11,17 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::admin;
+use crate::control;
 use crate::hub::{Hub, ISSUER_PATH};
 use crate::mcp::resource;
-use crate::oauth::{authorize, metadata, registration, revocation, token};
-use crate::vault::{connect, connections};
-use crate::{admin, control};
+use crate::oauth::authorize;
+use crate::oauth::metadata;
+use crate::oauth::registration;
+use crate::oauth::revocation;
+use crate::oauth::token;
+use crate::vault::connect;
+use crate::vault::connections;
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -59,6 +59,15 @@ impl Hub {
         format!("{}{}", self.base_url, server.path)
     }
 
+    /// Where a resource's metadata lives: the well-known prefix inserted
+    /// before its path (RFC 9728 §3.1).
+    pub fn resource_metadata_url(&self, path: &str) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource{path}",
+            self.base_url
+        )
+    }
+
     /// An endpoint under the issuer, e.g. `endpoint("/token")`.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)

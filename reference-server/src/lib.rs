@@ -4,6 +4,7 @@
 //! `ARCHITECTURE.md` at the repository root for the map of this crate.
 
 pub mod admin;
+pub mod agents;
 pub mod app;
 pub mod audit;
 pub mod clock;

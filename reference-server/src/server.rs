@@ -148,7 +148,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         seed.apply(&hub).await?;
     }
     if let Some(url) = &hub.config.demo_provider_url {
-        crate::vault::connections::point_demo_connection(&hub, url).await?;
+        crate::vault::definition::point_demo_connection(&hub, url).await?;
     }
     let resources = hub
         .store

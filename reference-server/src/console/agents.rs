@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::{context, Value};
 use serde_json::json;
 
-use crate::admin::AgentQuery;
+use crate::agents::AgentQuery;
 use crate::console::common::{message, segment, view, Admin, Page, PREFIX};
 use crate::hub::Hub;
 use crate::model::{Client, TrustLevel};
@@ -65,7 +65,7 @@ pub(crate) async fn list(
     Admin(admin): Admin,
     Query(query): Query<AgentQuery>,
 ) -> Page {
-    let everyone = crate::admin::find_agents(&hub, &AgentQuery::default()).await?;
+    let everyone = crate::agents::find_agents(&hub, &AgentQuery::default()).await?;
     let mut tags: Vec<&String> = everyone.iter().flat_map(|(c, _)| &c.tags).collect();
     tags.sort();
     tags.dedup();
@@ -76,7 +76,7 @@ pub(crate) async fn list(
     tenants.sort();
     tenants.dedup();
     let mut agents = Vec::new();
-    for (client, at) in crate::admin::find_agents(&hub, &query).await? {
+    for (client, at) in crate::agents::find_agents(&hub, &query).await? {
         agents.push(summary(&hub, &client, at).await?);
     }
     view(
@@ -253,7 +253,7 @@ pub(crate) async fn decommission(
     headers: HeaderMap,
 ) -> Page {
     let source = hub.source_address(peer.ip(), &headers).to_string();
-    match crate::admin::decommission(&hub, &id, Some(admin.username.clone()), &source).await? {
+    match crate::agents::decommission(&hub, &id, Some(admin.username.clone()), &source).await? {
         Some(revoked) => Ok(Redirect::to(&format!(
             "{}?refresh_tokens_revoked={revoked}",
             href(&id)

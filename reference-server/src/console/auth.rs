@@ -35,28 +35,6 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// against it, so a sign-in takes as long whether or not the name exists.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$zclI6qiSM9kxTfDrR0v2qA$u0QbcIOw7AxszGeoXbdw+Qx0DEWPjnpCZMRXJ2k5OvI";
 
-/// Creates or updates a console administrator from the seed. A changed
-/// password ends the administrator's open sessions.
-pub async fn upsert_admin(hub: &Hub, username: &str, password_hash: &str) -> Result<(), HubError> {
-    let seed_error = |message: String| HubError::Seed {
-        path: format!("admin {username}"),
-        message,
-    };
-    if username.trim().is_empty() || username.len() > 64 {
-        return Err(seed_error("a username has 1 to 64 characters".into()));
-    }
-    argon2::PasswordHash::new(password_hash)
-        .map_err(|e| seed_error(format!("password_hash is not an argon2 PHC string: {e}")))?;
-    let previous = hub.store.admin_password_hash(username).await?;
-    hub.store
-        .upsert_admin(username, password_hash, hub.clock.now())
-        .await?;
-    if previous.is_some_and(|p| p != password_hash) {
-        hub.store.delete_admin_sessions(username).await?;
-    }
-    Ok(())
-}
-
 /// The value of one cookie of the request.
 fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

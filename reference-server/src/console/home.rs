@@ -18,7 +18,7 @@ pub(crate) async fn home(
     axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
     Admin(admin): Admin,
 ) -> Page {
-    let agents = crate::admin::find_agents(&hub, &Default::default())
+    let agents = crate::agents::find_agents(&hub, &Default::default())
         .await?
         .iter()
         .filter(|(_, decommissioned)| decommissioned.is_none())

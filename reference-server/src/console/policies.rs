@@ -154,7 +154,9 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Page {
     let source = hub.source_address(peer.ip(), &headers).to_string();
-    if crate::admin::remove_policy(&hub, &id, Some(admin.username.clone()), &source).await? {
+    if crate::policy::changes::remove_policy(&hub, &id, Some(admin.username.clone()), &source)
+        .await?
+    {
         Ok(Redirect::to(&format!(
             "{PREFIX}/policies?{}",
             crate::console::common::query(&[("deleted", &id)])
@@ -559,7 +561,7 @@ pub(crate) async fn new_step(
                 return step_page(&hub, &admin, step, &draft, None, Some(err.to_string())).await;
             }
             let source = hub.source_address(peer.ip(), &headers).to_string();
-            match crate::admin::add_policy(
+            match crate::policy::changes::add_policy(
                 &hub,
                 &draft.json(None),
                 Some(admin.username.clone()),

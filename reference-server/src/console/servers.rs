@@ -28,7 +28,7 @@ fn policy_line(policy: &Policy, grant: &Grant) -> serde_json::Value {
 /// `GET /console/servers`.
 pub(crate) async fn servers(State(hub): State<Arc<Hub>>, Admin(admin): Admin) -> Page {
     let policies = hub.policies().await?;
-    let agents = crate::admin::find_agents(&hub, &Default::default()).await?;
+    let agents = crate::agents::find_agents(&hub, &Default::default()).await?;
     let as_metadata = format!(
         "{}/.well-known/oauth-authorization-server{ISSUER_PATH}",
         hub.base_url
@@ -68,7 +68,7 @@ pub(crate) async fn servers(State(hub): State<Arc<Hub>>, Admin(admin): Admin) ->
                     "tools": s.tools.iter().filter(|t| &t.scope == scope).map(|t| t.name.clone()).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "resource": hub.resource_url(s),
-                "resource_metadata": crate::oauth::metadata::resource_metadata_url(&hub, &s.path),
+                "resource_metadata": hub.resource_metadata_url(&s.path),
                 "policies": applying,
                 "agents": configured,
             })

@@ -23,7 +23,7 @@ pub async fn router(
         })?;
     let config = demo::agenda::AgendaConfig {
         resource: hub.resource_url(&server),
-        resource_metadata: crate::oauth::metadata::resource_metadata_url(hub, &server.path),
+        resource_metadata: hub.resource_metadata_url(&server.path),
         issuer: hub.issuer.clone(),
         jwks_uri: hub.endpoint("/jwks.json"),
         token_endpoint: hub.endpoint("/token"),

@@ -16,7 +16,6 @@ use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::hub::Hub;
 use crate::model::McpServer;
-use crate::oauth::metadata::resource_metadata_url;
 
 /// A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3, RFC 9728 §5.1).
 fn challenge(
@@ -34,7 +33,7 @@ fn challenge(
     if !hub.faults.on(Fault::NoResourceMetadataInChallenge) {
         params.push(format!(
             "resource_metadata=\"{}\"",
-            resource_metadata_url(hub, &server.path)
+            hub.resource_metadata_url(&server.path)
         ));
     }
     if !scope.is_empty() {

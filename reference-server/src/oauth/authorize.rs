@@ -15,28 +15,11 @@ use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::hub::Hub;
 use crate::model::{Client, Consent};
-use crate::pages::render;
+use crate::pages::{error_page, render};
 use crate::params::{split_scopes, Params};
 use crate::store::{AuthorizationCode, AuthorizationRequest};
 
 type Peer = ConnectInfo<std::net::SocketAddr>;
-
-/// An error shown to the user on the hub's own page: used whenever the client
-/// or redirect URI cannot be trusted, so the browser is never sent anywhere.
-pub(crate) fn error_page(hub: &Hub, err: &OAuthError) -> Response {
-    let status = if matches!(err, OAuthError::ServerError) {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    render(
-        &hub.pages,
-        status,
-        "error.html",
-        context! { error => err.code(), description => err.description() },
-    )
-    .unwrap_or_else(|e| OAuthError::from(e).into_response())
-}
 
 /// Sends the user back to the client with the outcome in the query (RFC 6749 §4.1.2, RFC 9207 §2).
 fn redirect_back(
@@ -47,7 +30,7 @@ fn redirect_back(
 ) -> Response {
     let Ok(mut url) = Url::parse(redirect_uri) else {
         return error_page(
-            hub,
+            &hub.pages,
             &OAuthError::InvalidRequest("the redirect URI is not valid".into()),
         );
     };
@@ -109,7 +92,7 @@ fn valid_challenge(challenge: &str) -> bool {
 pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
     match authorize_inner(&hub, &peer, &uri).await {
         Ok(response) => response,
-        Err(err) => error_page(&hub, &err),
+        Err(err) => error_page(&hub.pages, &err),
     }
 }
 
@@ -355,7 +338,7 @@ pub async fn login_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
         Ok::<_, OAuthError>(login_page(&hub, &request, &client, &name, None)?)
     }
     .await;
-    result.unwrap_or_else(|err| error_page(&hub, &err))
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
 }
 
 /// `POST /login`: checks the password and moves the request on to consent.
@@ -412,7 +395,7 @@ pub async fn login_submit(
         }
     }
     .await;
-    result.unwrap_or_else(|err| error_page(&hub, &err))
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
 }
 
 /// The scopes of `request` the user has already consented to for this client
@@ -502,7 +485,7 @@ pub async fn consent_form(
         )?)
     }
     .await;
-    result.unwrap_or_else(|err| error_page(&hub, &err))
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
 }
 
 /// `POST /consent`: issues the code for the approved scopes, or `access_denied`.
@@ -542,7 +525,7 @@ pub async fn consent_submit(
         decide(&hub, &request, &client, &user_id, &granted, &peer).await
     }
     .await;
-    result.unwrap_or_else(|err| error_page(&hub, &err))
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
 }
 
 /// Client configuration ∩ policies for an authorization request.

@@ -94,11 +94,3 @@ pub async fn protected_resource_metadata(
     }))
     .into_response())
 }
-
-/// Where a resource's metadata lives: the well-known prefix inserted before its path (RFC 9728 §3.1).
-pub fn resource_metadata_url(hub: &Hub, path: &str) -> String {
-    format!(
-        "{}/.well-known/oauth-protected-resource{path}",
-        hub.base_url
-    )
-}

@@ -1,6 +1,7 @@
 //! Who may get which scopes: administrator policies, agent conditions and the
 //! scope intersection every user-delegated issuance asks.
 
+pub mod changes;
 pub mod conditions;
 pub mod rules;
 pub mod scoping;

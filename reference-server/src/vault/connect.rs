@@ -20,8 +20,7 @@ use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::hub::Hub;
-use crate::oauth::authorize::error_page;
-use crate::pages::render;
+use crate::pages::{error_page, render};
 use crate::params::Params;
 use crate::vault::connection::{Connection, ConnectionKind, Credential, Owner, RESOURCE_PREFIX};
 use crate::vault::pending::PendingConnect;
@@ -111,7 +110,7 @@ fn connect_page(
 pub async fn connect_form(State(hub): State<Arc<Hub>>, Path(id): Path<String>) -> Response {
     match oauth2_connection(&hub, &id).await {
         Ok(connection) => connect_page(&hub, &connection, None, StatusCode::OK),
-        Err(err) => error_page(&hub, &err),
+        Err(err) => error_page(&hub.pages, &err),
     }
 }
 
@@ -175,7 +174,7 @@ pub async fn connect_submit(
         Ok::<_, OAuthError>(Redirect::to(url.as_str()).into_response())
     }
     .await;
-    result.unwrap_or_else(|err| error_page(&hub, &err))
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,7 +218,7 @@ pub async fn callback(
         {
             return OAuthError::from(e).into_response();
         }
-        return error_page(&hub, &err);
+        return error_page(&hub.pages, &err);
     };
     let resource = format!("{RESOURCE_PREFIX}{}", pending.connection_id);
     let result = async {
@@ -293,7 +292,7 @@ pub async fn callback(
             {
                 return OAuthError::from(e).into_response();
             }
-            error_page(&hub, &err)
+            error_page(&hub.pages, &err)
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod connection;
 pub mod connections;
+pub mod definition;
 pub mod flights;
 pub mod pending;
 pub mod retrieval;
