@@ -413,7 +413,7 @@ pub async fn decommission_agent(
 /// (`last_seq`) so a reader can start from "now".
 pub async fn audit(
     State(hub): State<Arc<Hub>>,
-    Query(filter): Query<crate::store::AuditFilter>,
+    Query(filter): Query<crate::store::audit::AuditFilter>,
 ) -> Result<Response, OAuthError> {
     let (events, last_seq) = query_audit(&hub, filter).await?;
     let next = events.last().map(|(seq, _)| *seq);

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crate::audit::event::AuditEvent;
 use crate::error::OAuthError;
 use crate::hub::Hub;
-use crate::store::AuditFilter;
+use crate::store::audit::AuditFilter;
 
 /// The audit query: events matching `filter` (at most 1,000), oldest first,
 /// with their sequence numbers, and the newest sequence number in the trail.

@@ -61,7 +61,7 @@ async fn deliver_batch(hub: &Hub, client: &reqwest::Client, url: &str) -> Result
         .map_err(|e| e.to_string())?;
     let events = hub
         .store
-        .audit_events(&crate::store::AuditFilter {
+        .audit_events(&crate::store::audit::AuditFilter {
             after: cursor,
             limit: BATCH,
             ..Default::default()

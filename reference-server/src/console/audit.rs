@@ -13,7 +13,7 @@ use serde_json::{json, Value as Json};
 use crate::audit::event::AuditEvent;
 use crate::console::common::{message, query, segment, view, Admin, Page, PREFIX};
 use crate::hub::Hub;
-use crate::store::AuditFilter;
+use crate::store::audit::AuditFilter;
 
 /// Events per page of the list.
 const PAGE: i64 = 100;

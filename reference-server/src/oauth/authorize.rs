@@ -17,7 +17,7 @@ use crate::hub::Hub;
 use crate::model::{Client, Consent};
 use crate::pages::{error_page, render};
 use crate::params::{split_scopes, Params};
-use crate::store::{AuthorizationCode, AuthorizationRequest};
+use crate::store::authorizations::{AuthorizationCode, AuthorizationRequest};
 
 type Peer = ConnectInfo<std::net::SocketAddr>;
 

@@ -19,7 +19,7 @@ use crate::oauth::access_token::TokenGrant;
 use crate::oauth::client_auth::authenticate;
 use crate::oauth::grants::{JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::params::{split_scopes, Params};
-use crate::store::RefreshToken;
+use crate::store::tokens::RefreshToken;
 
 /// `POST /token`.
 pub async fn token(
