@@ -179,7 +179,7 @@ impl Seed {
         let servers = store.mcp_servers().await?;
         let connections = hub.known_connections().await?;
         for p in self.policies {
-            let spec = crate::policy::rules::validate_with(
+            let spec = crate::policy::validation::validate_with(
                 &serde_json::Value::Object(p.draft),
                 &servers,
                 &connections,

@@ -3,7 +3,7 @@
 //! and the what-if evaluator.
 //!
 //! The draft travels between steps in hidden fields, as the admin API's JSON
-//! (`conditions`, `grants`), and is validated by [`crate::policy::rules::validate_with`]
+//! (`conditions`, `grants`), and is validated by [`crate::policy::validation::validate_with`]
 //! at every step: whatever a form sends, only a valid policy is stored.
 
 use std::net::SocketAddr;
@@ -20,7 +20,9 @@ use crate::console::common::{message, segment, view, Admin, Page, Session, PREFI
 use crate::hub::Hub;
 use crate::model::TrustLevel;
 use crate::params::Params;
-use crate::policy::rules::{Policy, PolicyError, Subject};
+use crate::policy::matching::Subject;
+use crate::policy::rules::Policy;
+use crate::policy::validation::PolicyError;
 
 /// Condition keys offered as suggestions (a `jwtClaims.` key takes a path).
 const KEYS: &[&str] = &[
@@ -431,7 +433,7 @@ async fn step_page(
             ..Row::default()
         });
     }
-    let summary = crate::policy::rules::validate_with(
+    let summary = crate::policy::validation::validate_with(
         &draft.json(Some("draft")),
         &hub.store.mcp_servers().await?,
         &hub.known_connections().await?,
@@ -502,7 +504,7 @@ pub(crate) async fn new_step(
     let servers = hub.store.mcp_servers().await?;
     let connections = hub.known_connections().await?;
     let check = |draft: &Draft, name: Option<&str>| {
-        crate::policy::rules::validate_with(&draft.json(name), &servers, &connections)
+        crate::policy::validation::validate_with(&draft.json(name), &servers, &connections)
     };
     match (step, action.as_str()) {
         (1, _) => {
@@ -665,7 +667,7 @@ pub(crate) async fn what_if(
                 };
                 for connection in hub.connections().await? {
                     let known = connection.known();
-                    let decision = crate::policy::rules::evaluate_connection(
+                    let decision = crate::policy::evaluation::evaluate_connection(
                         &policies,
                         &who,
                         &known,

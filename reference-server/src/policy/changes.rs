@@ -6,7 +6,8 @@ use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::hub::Hub;
-use crate::policy::rules::{validate_with, Policy, PolicyError};
+use crate::policy::rules::Policy;
+use crate::policy::validation::{validate_with, PolicyError};
 
 /// Validates a policy draft and stores it, in force for the very next
 /// request; the outcome is audited either way, with an `admin` actor (`admin`

@@ -3,5 +3,11 @@
 
 pub mod changes;
 pub mod conditions;
+pub mod evaluation;
+pub mod matching;
 pub mod rules;
 pub mod scoping;
+pub mod validation;
+
+#[cfg(test)]
+mod tests;

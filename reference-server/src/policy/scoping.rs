@@ -17,7 +17,9 @@ use crate::error::HubError;
 use crate::fault::Fault;
 use crate::hub::Hub;
 use crate::model::{Client, McpServer, User};
-use crate::policy::rules::{self, Decision, Operator, Policy, Subject};
+use crate::policy::evaluation::{self, Decision};
+use crate::policy::matching::Subject;
+use crate::policy::rules::{Operator, Policy};
 
 /// A requested scope that cannot be granted, and why.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -196,12 +198,12 @@ impl Hub {
             adjusted = Some(split);
         }
         let policies = adjusted.as_deref().unwrap_or(policies);
-        let mut decision = rules::evaluate(policies, &subject, server, requested);
+        let mut decision = evaluation::evaluate(policies, &subject, server, requested);
         if self.faults.on(Fault::PolicyUnionAsIntersection) && decision.matched.len() > 1 {
             for matched in decision.matched.clone() {
                 if let Some(p) = policies.iter().find(|p| p.id == matched.id) {
                     let alone =
-                        rules::evaluate(std::slice::from_ref(p), &subject, server, requested);
+                        evaluation::evaluate(std::slice::from_ref(p), &subject, server, requested);
                     decision.permitted.retain(|s| alone.permitted.contains(s));
                 }
             }

@@ -28,7 +28,7 @@ use crate::hub::Hub;
 use crate::oauth::client_auth::authenticate;
 use crate::oauth::grants::TOKEN_EXCHANGE_GRANT;
 use crate::params::Params;
-use crate::policy::rules::Subject;
+use crate::policy::matching::Subject;
 use crate::vault::connection::{
     Connection, ConnectionKind, Credential, Owner, TokenRow, RESOURCE_PREFIX,
 };
@@ -397,7 +397,7 @@ async fn policy_permits(
     let subject = Subject { user, client };
     let known = connection.known();
     let decision =
-        crate::policy::rules::evaluate_connection(&policies, &subject, &known, requested);
+        crate::policy::evaluation::evaluate_connection(&policies, &subject, &known, requested);
     // `matched` holds only policies with a grant on this connection.
     let granting: Vec<String> = decision.matched.iter().map(|m| m.id.clone()).collect();
     attempt.policies = granting.clone();
