@@ -1,6 +1,8 @@
 //! The hub's shared context: configuration, storage, keys, clock and the
 //! in-memory state every feature reads. Features take a `&Hub`; the hub
-//! itself knows none of them, so it sits below every endpoint.
+//! imports none of them, so it sits below every endpoint. What it keeps on
+//! their behalf (the CIMD cache, vault keys, refresh flights, pending connect
+//! flows) is defined in small modules that import nothing above them.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use crate::store::Store;
 /// RFC 8414 path insertion is exercised for real.
 pub const ISSUER_PATH: &str = "/oauth";
 
+/// The running hub, shared by every request as `Arc<Hub>`.
 pub struct Hub {
     pub config: HubConfig,
     pub store: Store,
