@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use reference_server::audit::{AuditEvent, Outcome};
+use reference_server::audit::event::{AuditEvent, Outcome};
 use reference_server::store::{Database, Store};
 
 fn main() {

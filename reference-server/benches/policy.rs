@@ -6,7 +6,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use reference_server::model::{AuthMethod, Client, McpServer, TrustLevel, User};
-use reference_server::policy::{evaluate, validate, Policy, Subject};
+use reference_server::policy::evaluation::evaluate;
+use reference_server::policy::matching::Subject;
+use reference_server::policy::rules::Policy;
+use reference_server::policy::validation::validate;
 use serde_json::{json, Value};
 
 fn servers() -> Vec<McpServer> {

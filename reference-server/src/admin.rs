@@ -13,12 +13,15 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::agents::{decommission, find_agents, AgentQuery};
+use crate::audit::event::{AuditEvent, Outcome};
+use crate::audit::trail::{audit_sse, query_audit};
 use crate::error::OAuthError;
 use crate::fault::Fault;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel};
 use crate::params::json_body;
-use crate::state::Hub;
+use crate::policy::changes::{add_policy, remove_policy};
 
 /// Refuses any call without the admin token.
 pub async fn require_admin_token(
@@ -175,59 +178,6 @@ pub async fn create_policy(
     }
 }
 
-/// Validates a policy draft and stores it, in force for the very next
-/// request; the outcome is audited either way, with an `admin` actor (`admin`
-/// names the console's administrator; `None` for the admin API's token).
-/// Shared by the admin API and the console. The inner error is the draft's
-/// precise problem; the outer one an internal failure.
-pub async fn add_policy(
-    hub: &Hub,
-    draft: &serde_json::Value,
-    admin: Option<String>,
-    source_ip: &str,
-) -> Result<Result<crate::policy::Policy, crate::policy::PolicyError>, OAuthError> {
-    let servers = hub.store.mcp_servers().await?;
-    let connections = hub.known_connections().await?;
-    let now = hub.clock.now();
-    let id = crate::random::id("pol");
-    let policy = match crate::policy::validate_with(draft, &servers, &connections) {
-        Ok(spec) => spec.into_policy(id, now),
-        Err(err) if hub.faults.on(Fault::AcceptInvalidPolicy) => crate::policy::Policy {
-            id,
-            name: draft
-                .get("name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("invalid")
-                .to_owned(),
-            description: format!("stored despite: {err}"),
-            conditions: Vec::new(),
-            grants: Vec::new(),
-            created_at: now,
-        },
-        Err(err) => {
-            hub.audit(
-                AuditEvent::new("policy.created", Outcome::Failure)
-                    .actor("admin", admin)
-                    .source_ip(source_ip.to_owned())
-                    .reason(format!("invalid policy: {err}")),
-            )
-            .await?;
-            return Ok(Err(err));
-        }
-    };
-    hub.store.insert_policy(&policy).await?;
-    hub.policies_changed().await;
-    hub.audit(
-        AuditEvent::new("policy.created", Outcome::Success)
-            .actor("admin", admin)
-            .policies(vec![policy.id.clone()])
-            .source_ip(source_ip.to_owned())
-            .reason(format!("policy \"{}\" created", policy.name)),
-    )
-    .await?;
-    Ok(Ok(policy))
-}
-
 /// `DELETE /admin/policies/{id}`: gone for the very next request (there is no disabled state).
 pub async fn delete_policy(
     State(hub): State<Arc<Hub>>,
@@ -244,29 +194,6 @@ pub async fn delete_policy(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Deletes a policy, in force for the very next request, and audits it;
-/// false when there was none with that id. Shared by the admin API and the console.
-pub async fn remove_policy(
-    hub: &Hub,
-    id: &str,
-    admin: Option<String>,
-    source_ip: &str,
-) -> Result<bool, OAuthError> {
-    if !hub.store.delete_policy(id).await? {
-        return Ok(false);
-    }
-    hub.policies_changed().await;
-    hub.audit(
-        AuditEvent::new("policy.deleted", Outcome::Success)
-            .actor("admin", admin)
-            .policies(vec![id.to_owned()])
-            .source_ip(source_ip.to_owned())
-            .reason(format!("policy {id} deleted")),
-    )
-    .await?;
-    Ok(true)
-}
-
 // ---- agents -------------------------------------------------------------------
 
 /// Grant types an agent may be configured for.
@@ -274,8 +201,8 @@ const AGENT_GRANTS: &[&str] = &[
     "authorization_code",
     "refresh_token",
     "client_credentials",
-    crate::token::JWT_BEARER_GRANT,
-    crate::token::TOKEN_EXCHANGE_GRANT,
+    crate::oauth::grants::JWT_BEARER_GRANT,
+    crate::oauth::grants::TOKEN_EXCHANGE_GRANT,
 ];
 
 #[derive(Debug, Deserialize)]
@@ -297,7 +224,7 @@ pub struct NewAgent {
     #[serde(default)]
     redirect_uris: Vec<String>,
     #[serde(default)]
-    conditions: Option<crate::conditions::AgentConditions>,
+    conditions: Option<crate::policy::conditions::AgentConditions>,
     /// `client_secret_basic` (default: a secret is generated and shown once) or `private_key_jwt` with `jwks`.
     token_endpoint_auth_method: Option<String>,
     jwks: Option<serde_json::Value>,
@@ -348,7 +275,7 @@ pub async fn create_agent(
         )));
     }
     for uri in &new.redirect_uris {
-        if let Err(e) = crate::registration::validate_redirect_uri(&hub, uri) {
+        if let Err(e) = crate::oauth::redirect_uri::validate_redirect_uri(&hub, uri) {
             return Ok(invalid_agent(e.description().to_owned()));
         }
     }
@@ -448,42 +375,6 @@ fn agent_json(client: &Client, decommissioned_at: Option<i64>) -> serde_json::Va
     })
 }
 
-/// Filters of the agent list; each narrows, empty ones are ignored.
-#[derive(Debug, Default, Deserialize)]
-pub struct AgentQuery {
-    pub tag: Option<String>,
-    pub tenant: Option<String>,
-    pub trust_level: Option<String>,
-}
-
-/// Manual and verified clients (agents), newest first, with when they were
-/// decommissioned, narrowed by `query`. Shared by the admin API and the console.
-pub async fn find_agents(
-    hub: &Hub,
-    query: &AgentQuery,
-) -> Result<Vec<(Client, Option<i64>)>, OAuthError> {
-    let wanted = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-    let (tag, tenant, trust_level) = (
-        wanted(&query.tag),
-        wanted(&query.tenant),
-        wanted(&query.trust_level),
-    );
-    let clients = hub
-        .store
-        .clients_with_trust(&[TrustLevel::Manual, TrustLevel::Verified])
-        .await?;
-    Ok(clients
-        .into_iter()
-        .filter(|(c, _)| tag.as_ref().is_none_or(|t| c.tags.contains(t)))
-        .filter(|(c, _)| tenant.as_ref().is_none_or(|t| c.tenant.as_ref() == Some(t)))
-        .filter(|(c, _)| {
-            trust_level
-                .as_ref()
-                .is_none_or(|t| c.trust_level.as_str() == t)
-        })
-        .collect())
-}
-
 /// `GET /admin/agents?tag=…&tenant=…&trust_level=…`: manual and verified clients.
 pub async fn list_agents(
     State(hub): State<Arc<Hub>>,
@@ -514,34 +405,6 @@ pub async fn decommission_agent(
     Ok(Json(json!({"client_id": id, "refresh_tokens_revoked": refresh_tokens})).into_response())
 }
 
-/// Takes an agent out of service and audits it (`agent.decommissioned`):
-/// it can no longer authenticate, its refresh tokens are revoked and its
-/// access tokens stop validating. Returns how many refresh tokens were
-/// revoked, or None when no such agent is in service. Shared by the admin
-/// API and the console (`admin` names the console's administrator).
-pub async fn decommission(
-    hub: &Hub,
-    id: &str,
-    admin: Option<String>,
-    source_ip: &str,
-) -> Result<Option<u64>, OAuthError> {
-    let now = hub.clock.now();
-    let Some(refresh_tokens) = hub.store.decommission_client(id, now).await? else {
-        return Ok(None);
-    };
-    hub.audit(
-        AuditEvent::new("agent.decommissioned", Outcome::Success)
-            .actor("admin", admin)
-            .client(id.to_owned())
-            .source_ip(source_ip.to_owned())
-            .reason(format!(
-                "decommissioned; {refresh_tokens} refresh token(s) revoked, access tokens invalid"
-            )),
-    )
-    .await?;
-    Ok(Some(refresh_tokens))
-}
-
 // ---- audit --------------------------------------------------------------------
 
 /// `GET /admin/audit?from=…&to=…&type=…&client_id=…&user=…&tenant=…&correlation_id=…&after=…&limit=…`
@@ -550,7 +413,7 @@ pub async fn decommission(
 /// (`last_seq`) so a reader can start from "now".
 pub async fn audit(
     State(hub): State<Arc<Hub>>,
-    Query(filter): Query<crate::store::AuditFilter>,
+    Query(filter): Query<crate::store::audit::AuditFilter>,
 ) -> Result<Response, OAuthError> {
     let (events, last_seq) = query_audit(&hub, filter).await?;
     let next = events.last().map(|(seq, _)| *seq);
@@ -563,27 +426,12 @@ pub async fn audit(
         })
         .collect();
     Ok(Json(json!({
-        "schema_version": crate::audit::AUDIT_SCHEMA_VERSION,
+        "schema_version": crate::audit::event::AUDIT_SCHEMA_VERSION,
         "events": events,
         "next_after": next,
         "last_seq": last_seq,
     }))
     .into_response())
-}
-
-/// The audit query: events matching `filter` (at most 1,000), oldest first,
-/// with their sequence numbers, and the newest sequence number in the trail.
-/// Shared by the admin and control APIs and the console.
-pub async fn query_audit(
-    hub: &Hub,
-    mut filter: crate::store::AuditFilter,
-) -> Result<(Vec<(i64, AuditEvent)>, i64), OAuthError> {
-    let last_seq = hub.store.last_audit_seq().await?;
-    filter.limit = filter.limit.clamp(0, 1000);
-    if hub.faults.on(crate::fault::Fault::AuditQueryIgnoresFilters) {
-        filter.client_id = None;
-    }
-    Ok((hub.store.audit_events(&filter).await?, last_seq))
 }
 
 /// `GET /admin/audit/stream`: every event as it is written, as Server-Sent
@@ -592,41 +440,4 @@ pub async fn query_audit(
 /// should catch up through `GET /admin/audit`.
 pub async fn audit_stream(State(hub): State<Arc<Hub>>) -> Response {
     audit_sse(&hub, |_| true, None)
-}
-
-/// The live feed as Server-Sent Events: the events `keep` accepts, as they
-/// are written, until `until` (seconds on the hub clock) if given. Shared by
-/// the admin API and the console.
-pub fn audit_sse(
-    hub: &Arc<Hub>,
-    keep: impl Fn(&AuditEvent) -> bool + Send + Sync + 'static,
-    until: Option<i64>,
-) -> Response {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    use tokio::sync::broadcast::error::RecvError;
-    let receiver = hub.audit_feed.subscribe();
-    let state = (receiver, hub.clone(), keep);
-    let stream = futures_util::stream::unfold(state, move |(mut rx, hub, keep)| async move {
-        let item = loop {
-            match rx.recv().await {
-                Ok(_) if until.is_some_and(|t| hub.clock.now() >= t) => return None,
-                Ok(event) if !keep(&event) => continue,
-                Ok(event) => {
-                    break Event::default()
-                        .event("audit")
-                        .id(event.id.clone())
-                        .json_data(&event)
-                        .unwrap_or_else(|_| Event::default().event("error"))
-                }
-                Err(RecvError::Lagged(n)) => {
-                    break Event::default().event("lagged").data(n.to_string())
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        };
-        Some((Ok::<_, std::convert::Infallible>(item), (rx, hub, keep)))
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
 }

@@ -11,11 +11,17 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::state::{Hub, ISSUER_PATH};
-use crate::{
-    admin, authorize, connect, connections, control, metadata, registration, resource, revocation,
-    token,
-};
+use crate::admin;
+use crate::control;
+use crate::hub::{Hub, ISSUER_PATH};
+use crate::mcp::resource;
+use crate::oauth::authorize;
+use crate::oauth::metadata;
+use crate::oauth::registration;
+use crate::oauth::revocation;
+use crate::oauth::token;
+use crate::vault::connect;
+use crate::vault::connections;
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -65,8 +71,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(metadata::protected_resource_metadata),
         )
         .nest(ISSUER_PATH, oauth)
-        .nest(crate::console::PREFIX, crate::console::router(hub.clone()))
-        .route("/console/", get(crate::console::slash))
+        .nest(
+            crate::console::common::PREFIX,
+            crate::console::router(hub.clone()),
+        )
+        .route("/console/", get(crate::console::home::slash))
         .fallback(fallback);
 
     if hub.config.test_mode {

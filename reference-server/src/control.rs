@@ -12,11 +12,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
 use crate::error::OAuthError;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel, User};
 use crate::params::json_body;
-use crate::state::Hub;
 
 /// Refuses any call without the control token.
 pub async fn require_control_token(
@@ -143,7 +143,8 @@ pub async fn decide(
             None => request.scopes.clone(),
         },
         "deny" => {
-            let response = crate::authorize::deny(&hub, &request, &client, &user.id, &peer).await?;
+            let response =
+                crate::oauth::authorize::deny(&hub, &request, &client, &user.id, &peer).await?;
             return Ok(redirect_json(&response));
         }
         _ => {
@@ -153,7 +154,7 @@ pub async fn decide(
         }
     };
     let response =
-        crate::authorize::decide(&hub, &request, &client, &user.id, &granted, &peer).await?;
+        crate::oauth::authorize::decide(&hub, &request, &client, &user.id, &granted, &peer).await?;
     Ok(redirect_json(&response))
 }
 

@@ -47,7 +47,7 @@ pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: Option<&str>) -
 /// The user a login form's `username` and `password` name, if the password
 /// is right; `None` for an unknown user or a wrong password alike.
 pub async fn sign_in(
-    hub: &crate::state::Hub,
+    hub: &crate::hub::Hub,
     params: &crate::params::Params,
 ) -> Result<Option<crate::model::User>, crate::error::OAuthError> {
     let username = params.get("username")?.unwrap_or_default();

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::fault::{Fault, Faults};
-use crate::state::RunningHub;
+use crate::server::RunningHub;
 use crate::store::Database;
 
 /// Every fault name the hub accepts, with its one-line description.
@@ -38,7 +38,7 @@ pub async fn start(
                 .map_err(|e| HubError::Config(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    crate::state::spawn(HubConfig {
+    crate::server::spawn(HubConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         database: Database::Memory,
         seed_dir: Some(seed_dir.to_path_buf()),

@@ -2,7 +2,7 @@
 //!
 //! They exist so the conformance suite can prove every check is able to fail
 //! (the sensitivity test). A fault is never on unless named on the command line
-//! or in [`crate::HubConfig::faults`]; each one breaks exactly the requirement
+//! or in [`crate::config::HubConfig::faults`]; each one breaks exactly the requirement
 //! its doc comment names and nothing else.
 
 use std::collections::BTreeSet;

@@ -3,9 +3,9 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::Environment;
+use minijinja::{context, Environment};
 
-use crate::error::HubError;
+use crate::error::{HubError, OAuthError};
 
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -23,7 +23,7 @@ pub fn environment() -> Environment<'static> {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("built-in template {name} does not parse: {e}"));
     }
-    crate::console::register(&mut env);
+    crate::console::templates::register(&mut env);
     env
 }
 
@@ -44,4 +44,21 @@ pub fn render(
         Html(html),
     )
         .into_response())
+}
+
+/// An error shown to the user on the hub's own page: used whenever the client
+/// or redirect URI cannot be trusted, so the browser is never sent anywhere.
+pub fn error_page(env: &Environment<'static>, err: &OAuthError) -> Response {
+    let status = if matches!(err, OAuthError::ServerError) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    render(
+        env,
+        status,
+        "error.html",
+        context! { error => err.code(), description => err.description() },
+    )
+    .unwrap_or_else(|e| OAuthError::from(e).into_response())
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::HubError;
+use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, McpServer, Tenant, TrustLevel, User};
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,7 +112,7 @@ impl Seed {
     }
 
     /// Upserts everything; connection secrets are sealed with the hub's vault.
-    pub async fn apply(self, hub: &crate::state::Hub) -> Result<(), HubError> {
+    pub async fn apply(self, hub: &Hub) -> Result<(), HubError> {
         let store = &hub.store;
         let now = hub.clock.now();
         for tenant in &self.tenants {
@@ -121,7 +122,7 @@ impl Seed {
             store.upsert_user(user).await?;
         }
         for admin in &self.admins {
-            crate::console::upsert_admin(hub, &admin.username, &admin.password_hash).await?;
+            upsert_admin(hub, &admin.username, &admin.password_hash).await?;
         }
         for server in &self.mcp_servers {
             if !server.path.starts_with('/') {
@@ -164,17 +165,21 @@ impl Seed {
             store.upsert_client(&client).await?;
         }
         for c in self.connections {
-            crate::connections::seed_connection(hub, &c.id, serde_json::Value::Object(c.draft))
-                .await
-                .map_err(|e| HubError::Seed {
-                    path: format!("connection {}", c.id),
-                    message: e.description().to_owned(),
-                })?;
+            crate::vault::definition::seed_connection(
+                hub,
+                &c.id,
+                serde_json::Value::Object(c.draft),
+            )
+            .await
+            .map_err(|e| HubError::Seed {
+                path: format!("connection {}", c.id),
+                message: e.description().to_owned(),
+            })?;
         }
         let servers = store.mcp_servers().await?;
         let connections = hub.known_connections().await?;
         for p in self.policies {
-            let spec = crate::policy::validate_with(
+            let spec = crate::policy::validation::validate_with(
                 &serde_json::Value::Object(p.draft),
                 &servers,
                 &connections,
@@ -187,4 +192,26 @@ impl Seed {
         }
         Ok(())
     }
+}
+
+/// Creates or updates a console administrator from the seed. A changed
+/// password ends the administrator's open sessions.
+async fn upsert_admin(hub: &Hub, username: &str, password_hash: &str) -> Result<(), HubError> {
+    let seed_error = |message: String| HubError::Seed {
+        path: format!("admin {username}"),
+        message,
+    };
+    if username.trim().is_empty() || username.len() > 64 {
+        return Err(seed_error("a username has 1 to 64 characters".into()));
+    }
+    argon2::PasswordHash::new(password_hash)
+        .map_err(|e| seed_error(format!("password_hash is not an argon2 PHC string: {e}")))?;
+    let previous = hub.store.admin_password_hash(username).await?;
+    hub.store
+        .upsert_admin(username, password_hash, hub.clock.now())
+        .await?;
+    if previous.is_some_and(|p| p != password_hash) {
+        hub.store.delete_admin_sessions(username).await?;
+    }
+    Ok(())
 }

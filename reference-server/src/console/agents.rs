@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::{context, Value};
 use serde_json::json;
 
-use super::{message, segment, view, Admin, Page, PREFIX};
-use crate::admin::AgentQuery;
+use crate::agents::AgentQuery;
+use crate::console::common::{message, segment, view, Admin, Page, PREFIX};
+use crate::hub::Hub;
 use crate::model::{Client, TrustLevel};
-use crate::state::Hub;
 
 fn href(client_id: &str) -> String {
     format!("{PREFIX}/agents/{}", segment(client_id))
@@ -65,7 +65,7 @@ pub(crate) async fn list(
     Admin(admin): Admin,
     Query(query): Query<AgentQuery>,
 ) -> Page {
-    let everyone = crate::admin::find_agents(&hub, &AgentQuery::default()).await?;
+    let everyone = crate::agents::find_agents(&hub, &AgentQuery::default()).await?;
     let mut tags: Vec<&String> = everyone.iter().flat_map(|(c, _)| &c.tags).collect();
     tags.sort();
     tags.dedup();
@@ -76,7 +76,7 @@ pub(crate) async fn list(
     tenants.sort();
     tenants.dedup();
     let mut agents = Vec::new();
-    for (client, at) in crate::admin::find_agents(&hub, &query).await? {
+    for (client, at) in crate::agents::find_agents(&hub, &query).await? {
         agents.push(summary(&hub, &client, at).await?);
     }
     view(
@@ -195,7 +195,7 @@ pub(crate) async fn show(
     agent["decommission_href"] = json!(format!("{}/decommission", href(&client.client_id)));
     agent["audit_href"] = json!(format!(
         "{PREFIX}/audit?{}",
-        super::query(&[("client_id", &client.client_id)])
+        crate::console::common::query(&[("client_id", &client.client_id)])
     ));
     view(
         &hub,
@@ -253,7 +253,7 @@ pub(crate) async fn decommission(
     headers: HeaderMap,
 ) -> Page {
     let source = hub.source_address(peer.ip(), &headers).to_string();
-    match crate::admin::decommission(&hub, &id, Some(admin.username.clone()), &source).await? {
+    match crate::agents::decommission(&hub, &id, Some(admin.username.clone()), &source).await? {
         Some(revoked) => Ok(Redirect::to(&format!(
             "{}?refresh_tokens_revoked={revoked}",
             href(&id)

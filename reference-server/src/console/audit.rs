@@ -10,10 +10,10 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde_json::{json, Value as Json};
 
-use super::{message, query, segment, view, Admin, Page, PREFIX};
-use crate::audit::AuditEvent;
-use crate::state::Hub;
-use crate::store::AuditFilter;
+use crate::audit::event::AuditEvent;
+use crate::console::common::{message, query, segment, view, Admin, Page, PREFIX};
+use crate::hub::Hub;
+use crate::store::audit::AuditFilter;
 
 /// Events per page of the list.
 const PAGE: i64 = 100;
@@ -187,7 +187,7 @@ pub(crate) async fn list(
         limit: PAGE,
         ..AuditFilter::default()
     };
-    let (events, last_seq) = crate::admin::query_audit(&hub, filter).await?;
+    let (events, last_seq) = crate::audit::trail::query_audit(&hub, filter).await?;
     let shown_last = events.last().map(|(seq, _)| *seq);
     let rows: Vec<_> = events.iter().map(|(seq, e)| row(*seq, e)).collect();
     let later = shown_last
@@ -239,7 +239,7 @@ pub(crate) async fn stream(
     State(hub): State<Arc<Hub>>,
     Admin(admin): Admin,
     Query(filters): Query<Filters>,
-) -> Result<Response, super::Fail> {
+) -> Result<Response, crate::console::common::Fail> {
     let event_type = some(&filters.event_type);
     let client_id = some(&filters.client_id);
     let user = filters.user_id(&hub).await?;
@@ -254,7 +254,11 @@ pub(crate) async fn stream(
                 .as_ref()
                 .is_none_or(|c| e.correlation_id.as_ref() == Some(c))
     };
-    Ok(crate::admin::audit_sse(&hub, keep, Some(admin.expires_at)))
+    Ok(crate::audit::trail::audit_sse(
+        &hub,
+        keep,
+        Some(admin.expires_at),
+    ))
 }
 
 /// Events after a flow that belong to it in practice: the same client acting
@@ -295,7 +299,7 @@ pub(crate) async fn flow(
     Admin(admin): Admin,
     Path(correlation): Path<String>,
 ) -> Page {
-    let (core, _) = crate::admin::query_audit(
+    let (core, _) = crate::audit::trail::query_audit(
         &hub,
         AuditFilter {
             correlation_id: Some(correlation.clone()),
@@ -319,7 +323,7 @@ pub(crate) async fn flow(
     let mut entries: Vec<(i64, AuditEvent, &'static str)> =
         core.into_iter().map(|(s, e)| (s, e, "flow")).collect();
     if let Some(client_id) = &client_id {
-        let (registered, _) = crate::admin::query_audit(
+        let (registered, _) = crate::audit::trail::query_audit(
             &hub,
             AuditFilter {
                 event_type: Some("client.registered".into()),
@@ -335,7 +339,7 @@ pub(crate) async fn flow(
                 .filter(|(s, _)| *s < first_seq)
                 .map(|(s, e)| (s, e, "registration")),
         );
-        let (after, _) = crate::admin::query_audit(
+        let (after, _) = crate::audit::trail::query_audit(
             &hub,
             AuditFilter {
                 after: first_seq,

@@ -12,13 +12,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
-use super::{message, render, safe_next, Admin, Page, Session, PREFIX};
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::event::{AuditEvent, Outcome};
+use crate::console::common::{message, render, safe_next, Admin, Page, Session, PREFIX};
 use crate::error::HubError;
+use crate::hub::Hub;
 use crate::params::Params;
-use crate::state::Hub;
+use crate::store::console::SessionRecord;
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "hub_console";
@@ -34,42 +34,6 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// A valid argon2id hash of a random string: unknown usernames are checked
 /// against it, so a sign-in takes as long whether or not the name exists.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$zclI6qiSM9kxTfDrR0v2qA$u0QbcIOw7AxszGeoXbdw+Qx0DEWPjnpCZMRXJ2k5OvI";
-
-/// Creates or updates a console administrator from the seed. A changed
-/// password ends the administrator's open sessions.
-pub async fn upsert_admin(hub: &Hub, username: &str, password_hash: &str) -> Result<(), HubError> {
-    let seed_error = |message: String| HubError::Seed {
-        path: format!("admin {username}"),
-        message,
-    };
-    if username.trim().is_empty() || username.len() > 64 {
-        return Err(seed_error("a username has 1 to 64 characters".into()));
-    }
-    argon2::PasswordHash::new(password_hash)
-        .map_err(|e| seed_error(format!("password_hash is not an argon2 PHC string: {e}")))?;
-    let pool = hub.store.pool();
-    let previous: Option<String> =
-        sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = ?")
-            .bind(username)
-            .fetch_optional(pool)
-            .await?;
-    sqlx::query(
-        "INSERT INTO admins (username, password_hash, created_at) VALUES (?, ?, ?)
-         ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
-    )
-    .bind(username)
-    .bind(password_hash)
-    .bind(hub.clock.now())
-    .execute(pool)
-    .await?;
-    if previous.is_some_and(|p| p != password_hash) {
-        sqlx::query("DELETE FROM console_sessions WHERE username = ?")
-            .bind(username)
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
-}
 
 /// The value of one cookie of the request.
 fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -119,21 +83,15 @@ async fn session_from(hub: &Hub, headers: &HeaderMap) -> Result<Option<Session>,
     let Some(id) = read_cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let row = sqlx::query(
-        "SELECT username, csrf, expires_at FROM console_sessions WHERE id_hash = ? AND expires_at > ?",
-    )
-    .bind(crate::random::sha256_b64url(id))
-    .bind(hub.clock.now())
-    .fetch_optional(hub.store.pool())
-    .await?;
-    row.map(|r| {
-        Ok(Session {
-            username: r.try_get("username")?,
-            csrf: r.try_get("csrf")?,
-            expires_at: r.try_get("expires_at")?,
-        })
-    })
-    .transpose()
+    let record = hub
+        .store
+        .console_session(&crate::random::sha256_b64url(id), hub.clock.now())
+        .await?;
+    Ok(record.map(|r| Session {
+        username: r.username,
+        csrf: r.csrf,
+        expires_at: r.expires_at,
+    }))
 }
 
 /// Whether a state-changing request comes from the console's own pages:
@@ -173,7 +131,7 @@ pub(crate) async fn guard(
 ) -> Response {
     let session = match session_from(&hub, request.headers()).await {
         Ok(session) => session,
-        Err(err) => return super::Fail::from(err).into_response(),
+        Err(err) => return crate::console::common::Fail::from(err).into_response(),
     };
     if let Some(session) = &session {
         request.extensions_mut().insert(session.clone());
@@ -268,7 +226,7 @@ async fn audit_refusal(
             .reason(format!("POST {path}: {why}")),
     )
     .await
-    .map_err(|e| super::Fail::from(e).into_response())
+    .map_err(|e| crate::console::common::Fail::from(e).into_response())
 }
 
 /// Headers on every console answer: nothing from elsewhere, no framing, no caching.
@@ -353,12 +311,7 @@ pub(crate) async fn login_submit(
     let (username, password) = (field("username"), field("password"));
     let next = next_or_home(Some(&field("next")));
     let source = hub.source_address(peer.ip(), &headers).to_string();
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = ?")
-            .bind(&username)
-            .fetch_optional(hub.store.pool())
-            .await
-            .map_err(HubError::from)?;
+    let stored = hub.store.admin_password_hash(&username).await?;
     let verified =
         crate::credentials::verify_secret(&password, stored.as_deref().unwrap_or(DUMMY_HASH))
             .await?
@@ -386,23 +339,15 @@ pub(crate) async fn login_submit(
     }
     let now = hub.clock.now();
     let id = crate::random::secret();
-    let pool = hub.store.pool();
-    sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
-        .bind(now)
-        .execute(pool)
-        .await
-        .map_err(HubError::from)?;
-    sqlx::query(
-        "INSERT INTO console_sessions (id_hash, username, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(crate::random::sha256_b64url(&id))
-    .bind(&username)
-    .bind(crate::random::secret())
-    .bind(now)
-    .bind(now + SESSION_TTL)
-    .execute(pool)
-    .await
-    .map_err(HubError::from)?;
+    hub.store.delete_expired_console_sessions(now).await?;
+    let session = SessionRecord {
+        username: username.clone(),
+        csrf: crate::random::secret(),
+        expires_at: now + SESSION_TTL,
+    };
+    hub.store
+        .insert_console_session(&crate::random::sha256_b64url(&id), &session, now)
+        .await?;
     hub.audit(
         AuditEvent::new("admin.login", Outcome::Success)
             .actor("admin", username)
@@ -425,11 +370,9 @@ pub(crate) async fn logout(
     headers: HeaderMap,
 ) -> Page {
     if let Some(id) = read_cookie(&headers, SESSION_COOKIE) {
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
-            .bind(crate::random::sha256_b64url(id))
-            .execute(hub.store.pool())
-            .await
-            .map_err(HubError::from)?;
+        hub.store
+            .delete_console_session(&crate::random::sha256_b64url(id))
+            .await?;
     }
     hub.audit(
         AuditEvent::new("admin.logout", Outcome::Success)

@@ -3,7 +3,7 @@
 //! and the what-if evaluator.
 //!
 //! The draft travels between steps in hidden fields, as the admin API's JSON
-//! (`conditions`, `grants`), and is validated by [`crate::policy::validate_with`]
+//! (`conditions`, `grants`), and is validated by [`crate::policy::validation::validate_with`]
 //! at every step: whatever a form sends, only a valid policy is stored.
 
 use std::net::SocketAddr;
@@ -16,11 +16,13 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::{context, Value};
 use serde_json::{json, Value as Json};
 
-use super::{message, segment, view, Admin, Page, Session, PREFIX};
+use crate::console::common::{message, segment, view, Admin, Page, Session, PREFIX};
+use crate::hub::Hub;
 use crate::model::TrustLevel;
 use crate::params::Params;
-use crate::policy::{Policy, PolicyError, Subject};
-use crate::state::Hub;
+use crate::policy::matching::Subject;
+use crate::policy::rules::Policy;
+use crate::policy::validation::PolicyError;
 
 /// Condition keys offered as suggestions (a `jwtClaims.` key takes a path).
 const KEYS: &[&str] = &[
@@ -154,10 +156,12 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Page {
     let source = hub.source_address(peer.ip(), &headers).to_string();
-    if crate::admin::remove_policy(&hub, &id, Some(admin.username.clone()), &source).await? {
+    if crate::policy::changes::remove_policy(&hub, &id, Some(admin.username.clone()), &source)
+        .await?
+    {
         Ok(Redirect::to(&format!(
             "{PREFIX}/policies?{}",
-            super::query(&[("deleted", &id)])
+            crate::console::common::query(&[("deleted", &id)])
         ))
         .into_response())
     } else {
@@ -406,7 +410,7 @@ fn grants_of(params: &Params) -> Vec<Json> {
 /// `user.roles contains "engineer"` for a well-formed condition, its JSON
 /// otherwise: conditions read well before the draft has grants (step 2).
 fn condition_text(raw: &Json) -> String {
-    serde_json::from_value::<crate::policy::Condition>(raw.clone())
+    serde_json::from_value::<crate::policy::rules::Condition>(raw.clone())
         .map(|c| c.to_string())
         .unwrap_or_else(|_| raw.to_string())
 }
@@ -429,7 +433,7 @@ async fn step_page(
             ..Row::default()
         });
     }
-    let summary = crate::policy::validate_with(
+    let summary = crate::policy::validation::validate_with(
         &draft.json(Some("draft")),
         &hub.store.mcp_servers().await?,
         &hub.known_connections().await?,
@@ -500,7 +504,7 @@ pub(crate) async fn new_step(
     let servers = hub.store.mcp_servers().await?;
     let connections = hub.known_connections().await?;
     let check = |draft: &Draft, name: Option<&str>| {
-        crate::policy::validate_with(&draft.json(name), &servers, &connections)
+        crate::policy::validation::validate_with(&draft.json(name), &servers, &connections)
     };
     match (step, action.as_str()) {
         (1, _) => {
@@ -559,7 +563,7 @@ pub(crate) async fn new_step(
                 return step_page(&hub, &admin, step, &draft, None, Some(err.to_string())).await;
             }
             let source = hub.source_address(peer.ip(), &headers).to_string();
-            match crate::admin::add_policy(
+            match crate::policy::changes::add_policy(
                 &hub,
                 &draft.json(None),
                 Some(admin.username.clone()),
@@ -569,7 +573,7 @@ pub(crate) async fn new_step(
             {
                 Ok(policy) => Ok(Redirect::to(&format!(
                     "{PREFIX}/policies?{}#policy-{}",
-                    super::query(&[("created", &policy.id)]),
+                    crate::console::common::query(&[("created", &policy.id)]),
                     policy.id
                 ))
                 .into_response()),
@@ -599,22 +603,12 @@ pub(crate) async fn what_if(
     Admin(admin): Admin,
     Query(q): Query<WhatIf>,
 ) -> Page {
-    use sqlx::Row as _;
-    let users: Vec<Json> = sqlx::query("SELECT id, username, name FROM users ORDER BY username")
-        .fetch_all(hub.store.pool())
-        .await
-        .map_err(crate::error::HubError::from)?
+    let users: Vec<Json> = hub
+        .store
+        .user_labels()
+        .await?
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.try_get::<String, _>("id").unwrap_or_default(),
-                "label": format!(
-                    "{} ({})",
-                    r.try_get::<String, _>("username").unwrap_or_default(),
-                    r.try_get::<String, _>("name").unwrap_or_default()
-                ),
-            })
-        })
+        .map(|u| json!({"id": u.id, "label": format!("{} ({})", u.username, u.name)}))
         .collect();
     let mut clients: Vec<_> = hub
         .store
@@ -673,8 +667,12 @@ pub(crate) async fn what_if(
                 };
                 for connection in hub.connections().await? {
                     let known = connection.known();
-                    let decision =
-                        crate::policy::evaluate_connection(&policies, &who, &known, &known.scopes);
+                    let decision = crate::policy::evaluation::evaluate_connection(
+                        &policies,
+                        &who,
+                        &known,
+                        &known.scopes,
+                    );
                     let allowed = !decision.matched.is_empty();
                     connections_out.push(json!({
                         "id": connection.id,

@@ -8,10 +8,10 @@ use axum::extract::State;
 use minijinja::{context, Value};
 use serde_json::json;
 
-use super::{segment, view, Admin, Page, PREFIX};
-use crate::connections::{ConnectionKind, Owner};
-use crate::policy::{Grant, Policy};
-use crate::state::{Hub, ISSUER_PATH};
+use crate::console::common::{segment, view, Admin, Page, PREFIX};
+use crate::hub::{Hub, ISSUER_PATH};
+use crate::policy::rules::{Grant, Policy};
+use crate::vault::connection::{ConnectionKind, Owner};
 
 /// How a policy reads in a list: its conditions in words and the scopes one
 /// of its grants allows.
@@ -28,7 +28,7 @@ fn policy_line(policy: &Policy, grant: &Grant) -> serde_json::Value {
 /// `GET /console/servers`.
 pub(crate) async fn servers(State(hub): State<Arc<Hub>>, Admin(admin): Admin) -> Page {
     let policies = hub.policies().await?;
-    let agents = crate::admin::find_agents(&hub, &Default::default()).await?;
+    let agents = crate::agents::find_agents(&hub, &Default::default()).await?;
     let as_metadata = format!(
         "{}/.well-known/oauth-authorization-server{ISSUER_PATH}",
         hub.base_url
@@ -68,7 +68,7 @@ pub(crate) async fn servers(State(hub): State<Arc<Hub>>, Admin(admin): Admin) ->
                     "tools": s.tools.iter().filter(|t| &t.scope == scope).map(|t| t.name.clone()).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "resource": hub.resource_url(s),
-                "resource_metadata": crate::metadata::resource_metadata_url(&hub, &s.path),
+                "resource_metadata": hub.resource_metadata_url(&s.path),
                 "policies": applying,
                 "agents": configured,
             })
@@ -97,7 +97,7 @@ fn status_label(status: &str) -> &'static str {
 }
 
 /// `GET /console/connections`: each Connection and, per owner, the status of
-/// its stored token. Only status fields leave [`crate::connections::TokenRow`].
+/// its stored token. Only status fields leave [`crate::vault::connection::TokenRow`].
 pub(crate) async fn connections(State(hub): State<Arc<Hub>>, Admin(admin): Admin) -> Page {
     let now = hub.clock.now();
     let policies = hub.policies().await?;

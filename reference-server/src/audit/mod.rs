@@ -1,0 +1,5 @@
+//! The audit trail and its delivery to an outside collector.
+
+pub mod event;
+pub mod trail;
+pub mod webhook;

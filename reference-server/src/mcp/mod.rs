@@ -1,0 +1,4 @@
+//! The hub's own protected MCP endpoints.
+
+pub mod agenda;
+pub mod resource;

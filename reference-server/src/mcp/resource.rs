@@ -1,0 +1,236 @@
+//! A minimal protected MCP endpoint for the demo MCP servers: it validates
+//! bearer tokens as a resource server must (RFC 9068 §4, RFC 6750 §3) and
+//! answers a small JSON-RPC subset (`initialize`, `tools/list`, `tools/call`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::audit::event::{AuditEvent, Outcome};
+use crate::error::OAuthError;
+use crate::fault::Fault;
+use crate::hub::Hub;
+use crate::model::McpServer;
+
+/// A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3, RFC 9728 §5.1).
+fn challenge(
+    hub: &Hub,
+    server: &McpServer,
+    status: StatusCode,
+    error: Option<(&str, &str)>,
+    scope: &str,
+) -> Response {
+    let mut params = Vec::new();
+    if let Some((code, description)) = error {
+        params.push(format!("error=\"{code}\""));
+        params.push(format!("error_description=\"{description}\""));
+    }
+    if !hub.faults.on(Fault::NoResourceMetadataInChallenge) {
+        params.push(format!(
+            "resource_metadata=\"{}\"",
+            hub.resource_metadata_url(&server.path)
+        ));
+    }
+    if !scope.is_empty() {
+        params.push(format!("scope=\"{scope}\""));
+    }
+    let value = format!("Bearer {}", params.join(", "));
+    let body = match error {
+        Some((code, description)) => json!({"error": code, "error_description": description}),
+        None => json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
+    };
+    let mut response = (status, Json(body)).into_response();
+    if hub.faults.on(Fault::NoChallengeHeader) {
+        return response;
+    }
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+pub async fn mcp_endpoint(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let Some(server) = hub.store.mcp_server_by_path(uri.path()).await? else {
+        return Ok((StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response());
+    };
+    let all_scopes = server.scopes.join(" ");
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let Some(token) = token else {
+        return Ok(challenge(
+            &hub,
+            &server,
+            StatusCode::UNAUTHORIZED,
+            None,
+            &all_scopes,
+        ));
+    };
+    let own_url = hub.resource_url(&server);
+    let audience = (!hub.faults.on(Fault::RsSkipAudCheck)).then_some(own_url.as_str());
+    let claims = match hub.validate_access_token(token.trim(), audience).await {
+        Ok(claims) => claims,
+        Err(err) => {
+            return Ok(challenge(
+                &hub,
+                &server,
+                StatusCode::UNAUTHORIZED,
+                Some(("invalid_token", err.description())),
+                &all_scopes,
+            ))
+        }
+    };
+
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return Ok(rpc_error(Value::Null, -32700, "parse error")),
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let result = match method {
+        "initialize" => json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": server.name, "version": env!("CARGO_PKG_VERSION")},
+        }),
+        "tools/list" => json!({
+            "tools": server.tools.iter().map(|t| json!({
+                "name": t.name,
+                "description": t.description,
+                "inputSchema": {"type": "object"},
+            })).collect::<Vec<_>>()
+        }),
+        "tools/call" => {
+            let name = request
+                .pointer("/params/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let Some(tool) = server.tools.iter().find(|t| t.name == name) else {
+                return Ok(rpc_error(id, -32602, "unknown tool"));
+            };
+            let has_scope = claims.scopes().any(|s| s == tool.scope);
+            if !has_scope && !hub.faults.on(Fault::SkipToolScopeCheck) {
+                return Ok(challenge(
+                    &hub,
+                    &server,
+                    StatusCode::FORBIDDEN,
+                    Some((
+                        "insufficient_scope",
+                        "the token lacks the scope this tool needs",
+                    )),
+                    &tool.scope,
+                ));
+            }
+            if !hub.faults.on(Fault::DropToolAudit) {
+                let scopes: Vec<String> = claims.scopes().map(str::to_owned).collect();
+                hub.audit(
+                    AuditEvent::new("tool.executed", Outcome::Success)
+                        .actor("client", claims.client_id.clone())
+                        .user((claims.sub != claims.client_id).then(|| claims.sub.clone()))
+                        .tenant(claims.tenant.clone())
+                        .client(claims.client_id.clone())
+                        .resource(own_url.clone())
+                        .scopes(std::slice::from_ref(&tool.scope), &scopes)
+                        .act(claims.act.clone())
+                        .reason(format!("tool {}", tool.name))
+                        .source_ip(peer.ip().to_string()),
+                )
+                .await?;
+            }
+            json!({"content": [{"type": "text", "text": format!("{} ran for {}", tool.name, claims.sub)}]})
+        }
+        _ => return Ok(rpc_error(id, -32601, "method not found")),
+    };
+    Ok(Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response())
+}
+
+fn rpc_error(id: Value, code: i64, message: &str) -> Response {
+    Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolExecution {
+    tool: String,
+    /// The canonical URL of the reporting MCP server; it must be one the hub protects.
+    resource: String,
+    client_id: String,
+    /// The user the tool ran for, if any.
+    user: Option<String>,
+    tenant: Option<String>,
+    /// `success` (default) or `failure`.
+    outcome: Option<String>,
+    reason: Option<String>,
+    /// The delegation chain of the token the tool ran under.
+    act: Option<Value>,
+}
+
+/// `POST /oauth/audit/tool-executions`: an MCP server reports a tool it ran,
+/// authenticating as a resource-server client (tag `resource_server`).
+pub async fn report_tool_execution(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let params = crate::params::Params::parse(b"").unwrap_or_default();
+    let caller = crate::oauth::client_auth::authenticate(&hub, &headers, &params).await?;
+    if !caller.authenticated || !caller.client.tags.iter().any(|t| t == "resource_server") {
+        return Err(OAuthError::InvalidClient(
+            "only resource servers may report tool executions".into(),
+        ));
+    }
+    let report: ToolExecution = serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    if hub.server_for_resource(&report.resource).await?.is_none() {
+        return Err(OAuthError::InvalidTarget(
+            "the resource is not an MCP server this hub protects".into(),
+        ));
+    }
+    let outcome = match report.outcome.as_deref() {
+        None | Some("success") => Outcome::Success,
+        Some("failure") => Outcome::Failure,
+        Some(other) => {
+            return Err(OAuthError::InvalidRequest(format!(
+                "outcome must be success or failure, not `{other}`"
+            )))
+        }
+    };
+    hub.audit(
+        AuditEvent::new("tool.executed", outcome)
+            .actor("mcp_server", caller.client.client_id.clone())
+            .user(report.user)
+            .tenant(report.tenant)
+            .client(report.client_id)
+            .resource(report.resource)
+            .act(report.act)
+            .reason(
+                report
+                    .reason
+                    .map(|r| format!("tool {}: {r}", report.tool))
+                    .unwrap_or_else(|| format!("tool {}", report.tool)),
+            )
+            .source_ip(peer.ip().to_string()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,790 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OAuth 2.1 §4.1) and the login
+//! and consent pages that stand between the request and the redirect back.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use url::Url;
+
+use crate::audit::event::{AuditEvent, Outcome};
+use crate::error::{HubError, OAuthError};
+use crate::fault::Fault;
+use crate::hub::Hub;
+use crate::model::{Client, Consent};
+use crate::pages::{error_page, render};
+use crate::params::{split_scopes, Params};
+use crate::store::authorizations::{AuthorizationCode, AuthorizationRequest};
+
+type Peer = ConnectInfo<std::net::SocketAddr>;
+
+/// Sends the user back to the client with the outcome in the query (RFC 6749 §4.1.2, RFC 9207 §2).
+fn redirect_back(
+    hub: &Hub,
+    redirect_uri: &str,
+    state: Option<&str>,
+    outcome: &[(&str, &str)],
+) -> Response {
+    let Ok(mut url) = Url::parse(redirect_uri) else {
+        return error_page(
+            &hub.pages,
+            &OAuthError::InvalidRequest("the redirect URI is not valid".into()),
+        );
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in outcome {
+            query.append_pair(k, v);
+        }
+        if let Some(state) = state.filter(|_| !hub.faults.on(Fault::DropState)) {
+            query.append_pair("state", state);
+        }
+        if !hub.faults.on(Fault::OmitIssInResponse) {
+            query.append_pair("iss", &hub.issuer);
+        }
+    }
+    let mut response = Redirect::to(url.as_str()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn redirect_error(
+    hub: &Hub,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+) -> Response {
+    redirect_back(
+        hub,
+        redirect_uri,
+        state,
+        &[
+            ("error", err.code()),
+            ("error_description", err.description()),
+        ],
+    )
+}
+
+/// Exact string comparison (OAuth 2.1 §2.3.1); the fault swaps in a prefix match.
+fn redirect_matches(hub: &Hub, registered: &str, presented: &str) -> bool {
+    if hub.faults.on(Fault::LooseRedirectMatch) {
+        presented.starts_with(registered)
+    } else {
+        registered == presented
+    }
+}
+
+/// A `code_challenge` must be 43 to 128 unreserved characters (RFC 7636 §4.2).
+fn valid_challenge(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// `GET /authorize`.
+pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
+    match authorize_inner(&hub, &peer, &uri).await {
+        Ok(response) => response,
+        Err(err) => error_page(&hub.pages, &err),
+    }
+}
+
+async fn authorize_inner(
+    hub: &Hub,
+    peer: &std::net::SocketAddr,
+    uri: &Uri,
+) -> Result<Response, OAuthError> {
+    let params = Params::from_query(uri.query())?;
+    let refuse = |client: Option<&Client>, reason: String| {
+        AuditEvent::new("authorization.refused", Outcome::Failure)
+            .actor("client", client.map(|c| c.client_id.clone()))
+            .client(client.map(|c| c.client_id.clone()))
+            .reason(reason)
+            .source_ip(peer.ip().to_string())
+    };
+
+    // Until client and redirect URI are established, errors stay on the hub (RFC 6749 §4.1.2.1).
+    let client_id = params.require("client_id")?;
+    let client = if crate::oauth::cimd::is_metadata_url(client_id) {
+        match crate::oauth::cimd::resolve(hub, client_id).await {
+            Ok(client) => Some(client),
+            Err(err) => {
+                hub.audit(
+                    AuditEvent::new("client.registered", Outcome::Failure)
+                        .actor("anonymous", None)
+                        .client(client_id.to_owned())
+                        .reason(format!("client metadata document refused: {err}"))
+                        .source_ip(peer.ip().to_string()),
+                )
+                .await?;
+                return Err(err.into());
+            }
+        }
+    } else {
+        hub.store.client(client_id).await?
+    };
+    let Some(client) = client else {
+        hub.audit(refuse(None, format!("unknown client_id `{client_id}`")))
+            .await?;
+        return Err(OAuthError::InvalidRequest(
+            "the client_id is not registered".into(),
+        ));
+    };
+    let redirect_uri = match params.get("redirect_uri")? {
+        Some(presented) => {
+            let listed = client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_matches(hub, r, presented));
+            let waived = client.trust_level == crate::model::TrustLevel::Cimd
+                && hub.faults.on(Fault::CimdAnyRedirect);
+            if !listed && !waived {
+                hub.audit(refuse(
+                    Some(&client),
+                    "redirect_uri does not match a registered one".into(),
+                ))
+                .await?;
+                return Err(OAuthError::InvalidRequest(
+                    "the redirect_uri does not exactly match a registered redirect URI".into(),
+                ));
+            }
+            presented.to_owned()
+        }
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => {
+            return Err(OAuthError::InvalidRequest(
+                "redirect_uri is required when several are registered".into(),
+            ))
+        }
+    };
+    let state = params.get("state").ok().flatten();
+
+    match check_request(hub, &client, &params).await {
+        Ok((resource, scopes, code_challenge)) => {
+            let now = hub.clock.now();
+            let request = AuthorizationRequest {
+                id: crate::random::secret(),
+                client_id: client.client_id.clone(),
+                redirect_uri,
+                resource,
+                scopes,
+                state: state.map(str::to_owned),
+                code_challenge,
+                correlation_id: crate::random::id("flow"),
+                user_id: None,
+                expires_at: now + i64::from(hub.config.request_ttl),
+                completed: false,
+            };
+            hub.store
+                .insert_authorization_request(&request, now)
+                .await?;
+            Ok(Redirect::to(&format!(
+                "{}?request={}",
+                hub.endpoint("/login"),
+                request.id
+            ))
+            .into_response())
+        }
+        Err(err) => {
+            hub.audit(refuse(Some(&client), err.to_string())).await?;
+            Ok(redirect_error(hub, &redirect_uri, state, &err))
+        }
+    }
+}
+
+/// The checks whose failures are reported to the client by redirect.
+async fn check_request(
+    hub: &Hub,
+    client: &Client,
+    params: &Params,
+) -> Result<(String, Vec<String>, Option<String>), OAuthError> {
+    match params.require("response_type")? {
+        "code" => {}
+        other => {
+            return Err(OAuthError::UnsupportedResponseType(format!(
+                "response_type `{other}` is not supported; use `code`"
+            )))
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client is not registered for the authorization_code grant".into(),
+        ));
+    }
+    let challenge = params.get("code_challenge")?;
+    let method = params.get("code_challenge_method")?;
+    let code_challenge = match (challenge, method) {
+        (None, _) if hub.faults.on(Fault::AllowMissingPkce) => None,
+        (None, _) => {
+            return Err(OAuthError::InvalidRequest(
+                "code_challenge is required (PKCE)".into(),
+            ))
+        }
+        (Some(c), Some("S256")) if valid_challenge(c) => Some(c.to_owned()),
+        (Some(c), Some("plain") | None) if hub.faults.on(Fault::AcceptPlainPkce) => {
+            Some(c.to_owned())
+        }
+        (Some(_), Some("S256")) => {
+            return Err(OAuthError::InvalidRequest(
+                "code_challenge must be 43 to 128 unreserved characters".into(),
+            ))
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::InvalidRequest(
+                "code_challenge_method must be S256; plain is not accepted".into(),
+            ))
+        }
+    };
+
+    let resource = params.get("resource")?.ok_or_else(|| {
+        OAuthError::InvalidTarget("the resource parameter is required (RFC 8707)".into())
+    })?;
+    let requested = split_scopes(params.get("scope")?);
+    let server = hub.server_for_resource(resource).await?;
+    let scopes = match server {
+        Some(server) => {
+            if let Some(unknown) = requested.iter().find(|s| !server.scopes.contains(s)) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope `{unknown}` is not offered by {}",
+                    server.name
+                )));
+            }
+            if requested.is_empty() {
+                server.scopes.clone()
+            } else {
+                requested
+            }
+        }
+        None if hub.faults.on(Fault::AcceptUnknownResource) => requested,
+        None => {
+            return Err(OAuthError::InvalidTarget(format!(
+                "`{resource}` is not a resource protected by this authorization server"
+            )))
+        }
+    };
+    Ok((resource.to_owned(), scopes, code_challenge))
+}
+
+/// Loads a pending request that is still open, or explains why it cannot continue.
+async fn open_request(
+    hub: &Hub,
+    params: &Params,
+) -> Result<(AuthorizationRequest, Client), OAuthError> {
+    let id = params.require("request")?;
+    let request = hub
+        .store
+        .authorization_request(id)
+        .await?
+        .filter(|r| !r.completed && r.expires_at > hub.clock.now())
+        .ok_or_else(|| {
+            OAuthError::InvalidRequest(
+                "this authorization request is unknown, finished or expired".into(),
+            )
+        })?;
+    let client = hub
+        .store
+        .client(&request.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("the client no longer exists".into()))?;
+    Ok((request, client))
+}
+
+async fn resource_name(hub: &Hub, resource: &str) -> Result<String, HubError> {
+    Ok(hub
+        .server_for_resource(resource)
+        .await?
+        .map(|s| s.name)
+        .unwrap_or_else(|| resource.to_owned()))
+}
+
+fn login_page(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    resource_name: &str,
+    error: Option<&str>,
+) -> Result<Response, HubError> {
+    render(
+        &hub.pages,
+        if error.is_some() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        },
+        "login.html",
+        context! {
+            action => hub.endpoint("/login"),
+            request_id => request.id,
+            client_name => client.name,
+            resource_name => resource_name,
+            error => error,
+        },
+    )
+}
+
+/// `GET /login?request=…`.
+pub async fn login_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
+    let result = async {
+        let params = Params::from_query(uri.query())?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let name = resource_name(&hub, &request.resource).await?;
+        Ok::<_, OAuthError>(login_page(&hub, &request, &client, &name, None)?)
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
+}
+
+/// `POST /login`: checks the password and moves the request on to consent.
+pub async fn login_submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let params = Params::parse(&body)?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let user = crate::credentials::sign_in(&hub, &params).await?;
+        let event = AuditEvent::new("user.login", Outcome::Success)
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string());
+        match user {
+            Some(user) => {
+                hub.audit(
+                    event
+                        .actor("user", user.id.clone())
+                        .user(user.id.clone())
+                        .tenant(user.primary_tenant().map(str::to_owned)),
+                )
+                .await?;
+                hub.store.set_request_user(&request.id, &user.id).await?;
+                Ok(Redirect::to(&format!(
+                    "{}?request={}",
+                    hub.endpoint("/consent"),
+                    request.id
+                ))
+                .into_response())
+            }
+            None => {
+                hub.audit(
+                    AuditEvent {
+                        outcome: Outcome::Failure.as_str().into(),
+                        ..event
+                    }
+                    .actor("anonymous", None)
+                    .reason("wrong username or password"),
+                )
+                .await?;
+                let name = resource_name(&hub, &request.resource).await?;
+                Ok::<_, OAuthError>(login_page(
+                    &hub,
+                    &request,
+                    &client,
+                    &name,
+                    Some("Wrong username or password."),
+                )?)
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
+}
+
+/// The scopes of `request` the user has already consented to for this client
+/// and resource, in a consent that has neither expired nor been revoked.
+async fn prior_consent(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    user_id: &str,
+) -> Result<Vec<String>, OAuthError> {
+    if hub.faults.on(Fault::ForgetConsent) {
+        return Ok(Vec::new());
+    }
+    let consent = hub
+        .store
+        .live_consent(
+            user_id,
+            &request.client_id,
+            &request.resource,
+            hub.clock.now(),
+        )
+        .await?;
+    Ok(consent.map(|c| c.scopes).unwrap_or_default())
+}
+
+/// `GET /consent?request=…`: one checkbox per requested scope the user has not
+/// already granted (step-up consent). When nothing is new, no page is shown.
+pub async fn consent_form(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    uri: Uri,
+) -> Response {
+    let result = async {
+        let params = Params::from_query(uri.query())?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let user_id = request
+            .user_id
+            .clone()
+            .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
+        let user = hub
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
+        let prior = prior_consent(&hub, &request, &user_id).await?;
+        let scoping = scoping_for(&hub, &request, &client, &user).await?;
+        audit_policy_decision(&hub, &request, &client, &user, &scoping, &peer).await?;
+        if scoping.permitted.is_empty() {
+            return deny_by_policy(&hub, &request, &client, &user, &scoping, &peer).await;
+        }
+        let (already, new): (Vec<String>, Vec<String>) = scoping
+            .permitted
+            .iter()
+            .cloned()
+            .partition(|s| prior.contains(s));
+        if new.is_empty() && !already.is_empty() {
+            return decide(&hub, &request, &client, &user_id, &[], &peer).await;
+        }
+        let redirect_host = Url::parse(&request.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        // A client whose every redirect URI is local could be any program on the user's machine.
+        let localhost_only = client.redirect_uris.iter().all(|r| {
+            Url::parse(r)
+                .map(|u| crate::oauth::redirect_uri::is_loopback(u.host()))
+                .unwrap_or(false)
+        });
+        let name = resource_name(&hub, &request.resource).await?;
+        Ok::<_, OAuthError>(render(
+            &hub.pages,
+            StatusCode::OK,
+            "consent.html",
+            context! {
+                action => hub.endpoint("/consent"),
+                request_id => request.id,
+                client_name => client.name,
+                trust_level => client.trust_level.as_str(),
+                user_name => user.name,
+                resource => request.resource,
+                resource_name => name,
+                redirect_host => redirect_host,
+                localhost_only => localhost_only,
+                scopes => new,
+                already_granted => already,
+                unavailable => scoping.unavailable,
+            },
+        )?)
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
+}
+
+/// `POST /consent`: issues the code for the approved scopes, or `access_denied`.
+pub async fn consent_submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let params = Params::parse(&body)?;
+        let (request, client) = open_request(&hub, &params).await?;
+        let user_id = request
+            .user_id
+            .clone()
+            .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
+        let approve = match params.require("decision")? {
+            "approve" => true,
+            "deny" => false,
+            _ => {
+                return Err(OAuthError::InvalidRequest(
+                    "decision must be approve or deny".into(),
+                ))
+            }
+        };
+        if !approve {
+            return deny(&hub, &request, &client, &user_id, &peer).await;
+        }
+        let checked = params.all("scope");
+        let granted: Vec<String> = request
+            .scopes
+            .iter()
+            .filter(|s| {
+                checked.contains(&s.as_str()) || hub.faults.on(Fault::IgnoreUncheckedScopes)
+            })
+            .cloned()
+            .collect();
+        decide(&hub, &request, &client, &user_id, &granted, &peer).await
+    }
+    .await;
+    result.unwrap_or_else(|err| error_page(&hub.pages, &err))
+}
+
+/// Client configuration ∩ policies for an authorization request.
+async fn scoping_for(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &crate::model::User,
+) -> Result<crate::policy::scoping::Scoping, OAuthError> {
+    let server = hub
+        .server_for_resource(&request.resource)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidTarget("the resource is no longer registered".into()))?;
+    Ok(hub.scoping(user, client, &server, &request.scopes).await?)
+}
+
+/// Records which policies matched and why each dropped scope was dropped.
+async fn audit_policy_decision(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &crate::model::User,
+    scoping: &crate::policy::scoping::Scoping,
+    peer: &std::net::SocketAddr,
+) -> Result<(), OAuthError> {
+    let outcome = if scoping.permitted.is_empty() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    hub.audit(
+        AuditEvent::new("policy.evaluated", outcome)
+            .actor("user", user.id.clone())
+            .user(user.id.clone())
+            .tenant(user.primary_tenant().map(str::to_owned))
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, &scoping.permitted)
+            .dropped(
+                scoping
+                    .unavailable
+                    .iter()
+                    .map(|u| crate::audit::event::DroppedScope {
+                        scope: u.scope.clone(),
+                        reason: u.reason.clone(),
+                    })
+                    .collect(),
+            )
+            .policies(scoping.matched_ids())
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(scoping.explanation()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Nothing requested is permitted: `access_denied`, with the reasons in the audit trail.
+async fn deny_by_policy(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user: &crate::model::User,
+    scoping: &crate::policy::scoping::Scoping,
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    complete(hub, request).await?;
+    send_denial(
+        hub,
+        request,
+        client,
+        &user.id,
+        user.primary_tenant().map(str::to_owned),
+        &format!("no requested scope is permitted: {}", scoping.explanation()),
+        "no requested scope is permitted for this user and client",
+        peer,
+    )
+    .await
+}
+
+/// Marks the request decided; a second decision (a replayed form) is refused.
+async fn complete(hub: &Hub, request: &AuthorizationRequest) -> Result<(), OAuthError> {
+    if hub.store.complete_request(&request.id).await? {
+        Ok(())
+    } else {
+        Err(OAuthError::InvalidRequest(
+            "this authorization request was already decided".into(),
+        ))
+    }
+}
+
+/// Audits `consent.denied` with `reason` and sends the client `access_denied`
+/// with `description` (RFC 6749 §4.1.2.1). The request is already decided.
+#[allow(clippy::too_many_arguments)]
+async fn send_denial(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    tenant: Option<String>,
+    reason: &str,
+    description: &str,
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    hub.audit(
+        AuditEvent::new("consent.denied", Outcome::Failure)
+            .actor("user", user_id.to_owned())
+            .user(user_id.to_owned())
+            .tenant(tenant)
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, &[])
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(reason),
+    )
+    .await?;
+    let err = OAuthError::AccessDenied(description.to_owned());
+    Ok(redirect_error(
+        hub,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &err,
+    ))
+}
+
+/// The user said no: `access_denied` back to the client (RFC 6749 §4.1.2.1).
+pub async fn deny(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    if hub.faults.on(Fault::IgnoreConsentDenial) {
+        return decide(hub, request, client, user_id, &request.scopes, peer).await;
+    }
+    complete(hub, request).await?;
+    let tenant = hub
+        .store
+        .user_by_id(user_id)
+        .await?
+        .and_then(|u| u.primary_tenant().map(str::to_owned));
+    send_denial(
+        hub,
+        request,
+        client,
+        user_id,
+        tenant,
+        "the user denied the request",
+        "the user denied the request",
+        peer,
+    )
+    .await
+}
+
+/// Records the user's approval of `newly_granted` and sends them back to the
+/// client with a code. The code carries the requested scopes the user has
+/// granted now or earlier (step-up consent: the union, never more than asked).
+/// Shared by the consent page and the control API.
+pub async fn decide(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    newly_granted: &[String],
+    peer: &std::net::SocketAddr,
+) -> Result<Response, OAuthError> {
+    let prior = prior_consent(hub, request, user_id).await?;
+    let user = hub
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
+    // Policies are evaluated again: one may have changed since the page was shown.
+    let scoping = scoping_for(hub, request, client, &user).await?;
+    complete(hub, request).await?;
+    let granted: Vec<String> = request
+        .scopes
+        .iter()
+        .filter(|s| scoping.permitted.contains(s))
+        .filter(|s| {
+            newly_granted.contains(s)
+                || (prior.contains(s) && !hub.faults.on(Fault::StepUpDropsPrior))
+        })
+        .cloned()
+        .collect();
+    let tenant = user.primary_tenant().map(str::to_owned);
+    if granted.is_empty() {
+        return send_denial(
+            hub,
+            request,
+            client,
+            user_id,
+            tenant,
+            "the user granted no scope",
+            "the user granted none of the requested scopes",
+            peer,
+        )
+        .await;
+    }
+    let event = |kind: &str, outcome| {
+        AuditEvent::new(kind, outcome)
+            .actor("user", user_id.to_owned())
+            .user(user_id.to_owned())
+            .tenant(tenant.clone())
+            .client(client.client_id.clone())
+            .resource(request.resource.clone())
+            .scopes(&request.scopes, &granted)
+            .correlation(request.correlation_id.clone())
+            .source_ip(peer.ip().to_string())
+    };
+    let now = hub.clock.now();
+    // The record keeps everything the user ever granted this client here, not
+    // only this request's share, so a narrower request does not forget the rest.
+    let mut remembered = prior.clone();
+    remembered.extend(granted.iter().filter(|s| !prior.contains(s)).cloned());
+    hub.store
+        .record_consent(&Consent {
+            user_id: user_id.to_owned(),
+            client_id: client.client_id.clone(),
+            resource: request.resource.clone(),
+            scopes: remembered,
+            granted_at: now,
+            expires_at: Some(now + i64::from(hub.config.consent_ttl)),
+            revoked_at: None,
+        })
+        .await?;
+    let code = crate::random::secret();
+    let ttl = if hub.faults.on(Fault::LongLivedCodes) {
+        3600
+    } else {
+        hub.config.code_ttl.min(crate::config::MAX_CODE_TTL)
+    };
+    hub.store
+        .insert_code(&AuthorizationCode {
+            code_hash: crate::random::sha256_b64url(&code),
+            client_id: client.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            resource: request.resource.clone(),
+            scopes: granted.clone(),
+            code_challenge: request.code_challenge.clone(),
+            user_id: user_id.to_owned(),
+            tenant: tenant.clone(),
+            correlation_id: request.correlation_id.clone(),
+            expires_at: now + i64::from(ttl),
+        })
+        .await?;
+    let reason = if newly_granted.is_empty() {
+        "every requested scope was already consented".to_owned()
+    } else {
+        format!("granted now: {}", newly_granted.join(" "))
+    };
+    hub.audit(event("consent.granted", Outcome::Success).reason(reason))
+        .await?;
+    Ok(redirect_back(
+        hub,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &[("code", &code)],
+    ))
+}

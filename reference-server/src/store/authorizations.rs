@@ -1,0 +1,278 @@
+//! Authorization requests, codes and consents: the steps of a user-delegated
+//! flow, and what the user agreed to.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{from_json, to_json, Store};
+use crate::error::HubError;
+use crate::model::Consent;
+
+/// A pending authorization request, between `/authorize` and the redirect back.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub resource: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub correlation_id: String,
+    pub user_id: Option<String>,
+    pub expires_at: i64,
+    pub completed: bool,
+}
+
+/// An issued authorization code, as stored (the code itself only as a digest).
+#[derive(Debug, Clone)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub resource: String,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<String>,
+    pub user_id: String,
+    pub tenant: Option<String>,
+    pub correlation_id: String,
+    pub expires_at: i64,
+}
+
+impl Store {
+    pub async fn insert_authorization_request(
+        &self,
+        request: &AuthorizationRequest,
+        now: i64,
+    ) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO authorization_requests (id, client_id, redirect_uri, resource, scopes, state,
+               code_challenge, correlation_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&request.id)
+        .bind(&request.client_id)
+        .bind(&request.redirect_uri)
+        .bind(&request.resource)
+        .bind(to_json(&request.scopes))
+        .bind(&request.state)
+        .bind(&request.code_challenge)
+        .bind(&request.correlation_id)
+        .bind(now)
+        .bind(request.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn authorization_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<AuthorizationRequest>, HubError> {
+        let Some(row) = sqlx::query("SELECT * FROM authorization_requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(AuthorizationRequest {
+            id: row.try_get("id")?,
+            client_id: row.try_get("client_id")?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            resource: row.try_get("resource")?,
+            scopes: from_json(&row, "scopes")?,
+            state: row.try_get("state")?,
+            code_challenge: row.try_get("code_challenge")?,
+            correlation_id: row.try_get("correlation_id")?,
+            user_id: row.try_get("user_id")?,
+            expires_at: row.try_get("expires_at")?,
+            completed: row.try_get::<i64, _>("completed")? != 0,
+        }))
+    }
+
+    pub async fn set_request_user(&self, id: &str, user_id: &str) -> Result<(), HubError> {
+        sqlx::query("UPDATE authorization_requests SET user_id = ? WHERE id = ? AND completed = 0")
+            .bind(user_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a request decided; false when it already was (a double submit).
+    pub async fn complete_request(&self, id: &str) -> Result<bool, HubError> {
+        let done = sqlx::query(
+            "UPDATE authorization_requests SET completed = 1 WHERE id = ? AND completed = 0",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, resource, scopes,
+               code_challenge, user_id, tenant, correlation_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&code.code_hash)
+        .bind(&code.client_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.resource)
+        .bind(to_json(&code.scopes))
+        .bind(&code.code_challenge)
+        .bind(&code.user_id)
+        .bind(&code.tenant)
+        .bind(&code.correlation_id)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Looks a code up by digest and reports whether it had already been redeemed.
+    /// Marking it redeemed is atomic, so two concurrent redemptions cannot both win.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<(AuthorizationCode, bool)>, HubError> {
+        let Some(row) = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = ?")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let first_use = sqlx::query(
+            "UPDATE authorization_codes SET redeemed_at = ? WHERE code_hash = ? AND redeemed_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        let code = AuthorizationCode {
+            code_hash: row.try_get("code_hash")?,
+            client_id: row.try_get("client_id")?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            resource: row.try_get("resource")?,
+            scopes: from_json(&row, "scopes")?,
+            code_challenge: row.try_get("code_challenge")?,
+            user_id: row.try_get("user_id")?,
+            tenant: row.try_get("tenant")?,
+            correlation_id: row.try_get("correlation_id")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok(Some((code, !first_use)))
+    }
+
+    /// Stores the scopes a user has consented to for this client and resource,
+    /// replacing any earlier record.
+    pub async fn record_consent(&self, consent: &Consent) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at, expires_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, NULL)
+             ON CONFLICT(user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes,
+               granted_at = excluded.granted_at, expires_at = excluded.expires_at, revoked_at = NULL",
+        )
+        .bind(&consent.user_id)
+        .bind(&consent.client_id)
+        .bind(&consent.resource)
+        .bind(to_json(&consent.scopes))
+        .bind(consent.granted_at)
+        .bind(consent.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The consent in force at `now`: neither expired nor revoked.
+    pub async fn live_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        now: i64,
+    ) -> Result<Option<Consent>, HubError> {
+        let row = sqlx::query(
+            "SELECT * FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?
+               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| consent_from_row(&r)).transpose()
+    }
+
+    /// Every consent record, newest first, optionally for one user or client.
+    pub async fn consents(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Vec<Consent>, HubError> {
+        let rows = sqlx::query(
+            "SELECT * FROM consents WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR client_id = ?2)
+             ORDER BY granted_at DESC",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(consent_from_row).collect()
+    }
+
+    /// Revokes the user's live consents to `client_id` (for one resource, or
+    /// all) and the refresh tokens issued under them. Returns (consents, refresh tokens) revoked.
+    pub async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: Option<&str>,
+        now: i64,
+    ) -> Result<(u64, u64), HubError> {
+        let mut tx = self.pool.begin().await?;
+        let consents = sqlx::query(
+            "UPDATE consents SET revoked_at = ? WHERE user_id = ? AND client_id = ?
+               AND (? IS NULL OR resource = ?) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(resource)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let refresh = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ?
+               AND (? IS NULL OR resource = ?) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(resource)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((consents, refresh))
+    }
+}
+
+fn consent_from_row(row: &SqliteRow) -> Result<Consent, HubError> {
+    Ok(Consent {
+        user_id: row.try_get("user_id")?,
+        client_id: row.try_get("client_id")?,
+        resource: row.try_get("resource")?,
+        scopes: from_json(row, "scopes")?,
+        granted_at: row.try_get("granted_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}

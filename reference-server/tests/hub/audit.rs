@@ -1,0 +1,225 @@
+//! The audit trail: every step recorded without secrets, the webhook's
+//! ordered delivery across a restart, and the live feed.
+
+use reference_server::store::Database;
+use reference_server::{Fault, Faults};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn every_step_of_a_flow_is_audited_without_secrets() {
+    let hub = start().await;
+    let client_id = register(&hub).await;
+    let verifier = "another-verifier-long-enough-for-pkce-0123456789abcdef";
+    let code = code_for(&hub, &client_id, verifier).await;
+    let response = redeem(&hub, &code, &client_id, verifier).await;
+    assert_eq!(response.status(), 200);
+    let token: Value = response.json().await.unwrap();
+    let access_token = token["access_token"].as_str().unwrap().to_owned();
+    // A replay is refused and audited with its reason.
+    let replay = redeem(&hub, &code, &client_id, verifier).await;
+    assert_eq!(replay.status(), 400);
+
+    for kind in [
+        "client.registered",
+        "user.login",
+        "consent.granted",
+        "token.issued",
+        "token.refused",
+    ] {
+        assert!(!audit(&hub, kind).await.is_empty(), "no {kind} event");
+    }
+    let issued = &audit(&hub, "token.issued").await[0];
+    assert_eq!(issued["user"], "user-alice");
+    assert_eq!(issued["tenant"], "acme");
+    assert_eq!(
+        issued["scopes_granted"],
+        json!(["calendar.read", "calendar.write"])
+    );
+    let granted = &audit(&hub, "consent.granted").await[0];
+    assert_eq!(
+        issued["correlation_id"], granted["correlation_id"],
+        "one flow, one correlation id"
+    );
+    let refused = &audit(&hub, "token.refused").await[0];
+    assert!(refused["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("already used"));
+
+    let everything = serde_json::to_string(&audit(&hub, "").await).unwrap();
+    let all: Value = client()
+        .get(format!("{}/control/audit", hub.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let all = all.to_string() + &everything;
+    for secret in [
+        code.as_str(),
+        verifier,
+        access_token.as_str(),
+        "alice-password",
+    ] {
+        assert!(!all.contains(secret), "a secret reached the audit trail");
+    }
+    hub.stop().await;
+}
+
+/// Every CloudEvent the webhook endpoint accepted (2xx), in arrival order.
+async fn delivered(server: &wiremock::MockServer) -> Vec<Value> {
+    let mut out = Vec::new();
+    for request in server.received_requests().await.unwrap_or_default() {
+        if let Ok(Value::Array(batch)) = serde_json::from_slice::<Value>(&request.body) {
+            out.extend(batch);
+        }
+    }
+    out
+}
+
+/// Waits (bounded) until `cond` holds for what the endpoint received.
+async fn until_delivered(
+    server: &wiremock::MockServer,
+    cond: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let got = delivered(server).await;
+        if cond(&got) || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn webhook_across_restart(faults: Vec<Fault>) -> (Vec<i64>, i64) {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, ResponseTemplate};
+    let path = std::env::temp_dir().join(format!(
+        "hub-webhook-{}-{}.sqlite",
+        std::process::id(),
+        faults.len()
+    ));
+    let _ = std::fs::remove_file(&path);
+    // The endpoint is down while the first hub runs.
+    let down = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&down)
+        .await;
+    let mut first = config(Database::File(path.clone()));
+    first.audit_webhook = Some(format!("{}/audit", down.uri()));
+    let hub = reference_server::spawn(first).await.unwrap();
+    for _ in 0..3 {
+        register(&hub).await;
+    }
+    let last_before: Value = client()
+        .get(format!("{}/control/audit?limit=0", hub.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last_before = last_before["last_seq"].as_i64().unwrap();
+    let attempted = until_delivered(&down, |events| !events.is_empty()).await;
+    assert!(!attempted.is_empty(), "delivery was attempted");
+    hub.stop().await;
+
+    // It comes back; so does the hub, on the same database.
+    let up = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&up)
+        .await;
+    let mut second = config(Database::File(path.clone()));
+    second.audit_webhook = Some(format!("{}/audit", up.uri()));
+    second.faults = Faults::new(faults);
+    let hub = reference_server::spawn(second).await.unwrap();
+    register(&hub).await;
+    let got = until_delivered(&up, |events| {
+        events.iter().any(|e| {
+            e["data"]["type"] == "client.registered" && e["sequence"].as_i64() > Some(last_before)
+        })
+    })
+    .await;
+    hub.stop().await;
+    let _ = std::fs::remove_file(&path);
+    for event in &got {
+        assert_eq!(event["specversion"], "1.0");
+        assert!(event["type"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("dev.agentic-identity-hub.audit."));
+    }
+    (
+        got.iter().filter_map(|e| e["sequence"].as_i64()).collect(),
+        last_before,
+    )
+}
+
+#[tokio::test]
+async fn the_audit_webhook_delivers_everything_in_order_across_a_restart() {
+    let (sequences, last_before) = webhook_across_restart(Vec::new()).await;
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "in order: {sequences:?}"
+    );
+    let expected: Vec<i64> = (1..=*sequences.last().unwrap()).collect();
+    assert_eq!(sequences, expected, "no loss, no repeat");
+    assert!(
+        sequences.len() as i64 > last_before,
+        "events from before the restart arrived"
+    );
+    // The same check catches a hub that forgets undelivered events on restart.
+    let (lossy, last_before) =
+        webhook_across_restart(vec![Fault::WebhookLosesEventsOnRestart]).await;
+    assert!(
+        lossy.first().copied().unwrap_or(i64::MAX) > last_before,
+        "the fault loses the events from before the restart: {lossy:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_live_audit_feed_streams_events_as_they_are_written() {
+    let hub = start_with_admin().await;
+    let mut feed = client()
+        .get(format!("{}/admin/audit/stream", hub.base_url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    assert!(feed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let client_id = register(&hub).await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(&client_id) {
+        let chunk = tokio::time::timeout_at(deadline, feed.chunk())
+            .await
+            .expect("an event within the deadline")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: audit"), "{seen}");
+    assert!(seen.contains("client.registered"), "{seen}");
+    // An open stream would hold a graceful shutdown.
+    drop(feed);
+    let unauthenticated = client()
+        .get(format!("{}/admin/audit/stream", hub.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    hub.stop().await;
+}

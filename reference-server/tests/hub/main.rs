@@ -1,0 +1,12 @@
+//! The reference hub's integration tests: behaviour the conformance suite does
+//! not reach through its scenarios (persistence, bad input, audit, control API,
+//! the vault, the console). One test binary; a module per concern.
+
+mod audit;
+mod console;
+mod control;
+mod oauth;
+mod persistence;
+mod policy;
+mod support;
+mod vault;

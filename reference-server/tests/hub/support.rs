@@ -1,0 +1,243 @@
+//! What every test module shares: starting a hub, the HTTP client, and the
+//! steps of a flow driven through the control API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use reference_server::store::Database;
+use reference_server::{HubConfig, RunningHub};
+use serde_json::{json, Value};
+
+pub const CONTROL: &str = "test-control-token";
+
+pub fn seed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hub")
+}
+
+pub fn config(database: Database) -> HubConfig {
+    HubConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database,
+        seed_dir: Some(seed_dir()),
+        test_mode: true,
+        control_token: Some(CONTROL.into()),
+        ..HubConfig::default()
+    }
+}
+
+pub async fn start() -> RunningHub {
+    reference_server::spawn(config(Database::Memory))
+        .await
+        .expect("hub starts")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub async fn audit(hub: &RunningHub, event_type: &str) -> Vec<Value> {
+    let body: Value = client()
+        .get(format!("{}/control/audit?type={event_type}", hub.base_url))
+        .bearer_auth(CONTROL)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    body["events"].as_array().cloned().unwrap_or_default()
+}
+
+pub async fn register(hub: &RunningHub) -> String {
+    let body: Value = client()
+        .post(format!("{}/register", hub.issuer))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "test"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    body["client_id"].as_str().expect("client_id").to_owned()
+}
+
+/// Drives an authorization request through the control API and returns the code.
+pub async fn code_for(hub: &RunningHub, client_id: &str, verifier: &str) -> String {
+    code_for_resource(hub, client_id, verifier, "/mcp/calendar").await
+}
+
+/// [`code_for`], for the MCP server at `path`.
+pub async fn code_for_resource(
+    hub: &RunningHub,
+    client_id: &str,
+    verifier: &str,
+    path: &str,
+) -> String {
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let resource = format!("{}{path}", hub.base_url);
+    let response = client()
+        .get(format!("{}/authorize", hub.issuer))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", &resource),
+            ("state", "s1"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let request = location
+        .split("request=")
+        .nth(1)
+        .expect("request id")
+        .to_owned();
+    let decided: Value = client()
+        .post(format!(
+            "{}/control/authorizations/{request}/decision",
+            hub.base_url
+        ))
+        .bearer_auth(CONTROL)
+        .json(&json!({"username": "alice", "decision": "approve"}))
+        .send()
+        .await
+        .expect("decide")
+        .json()
+        .await
+        .expect("json");
+    let redirect =
+        url::Url::parse(decided["redirect_to"].as_str().expect("redirect_to")).expect("url");
+    redirect
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code")
+}
+
+/// Moves the hub's test clock forward; answers the control API's body.
+pub async fn advance_clock(hub: &RunningHub, seconds: u32) -> Value {
+    client()
+        .post(format!("{}/control/clock", hub.base_url))
+        .bearer_auth(CONTROL)
+        .json(&json!({ "advance_seconds": seconds }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A user access token from a full code flow (login and consent through the control API).
+pub async fn access_token_for(hub: &RunningHub, client_id: &str, verifier: &str) -> String {
+    let code = code_for(hub, client_id, verifier).await;
+    let body: Value = redeem(hub, &code, client_id, verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Redeems a code as the public test client would.
+pub async fn redeem(
+    hub: &RunningHub,
+    code: &str,
+    client_id: &str,
+    verifier: &str,
+) -> reqwest::Response {
+    client()
+        .post(format!("{}/token", hub.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("token request")
+}
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub async fn start_with_admin() -> RunningHub {
+    let mut config = config(Database::Memory);
+    config.admin_token = Some(ADMIN.into());
+    reference_server::spawn(config).await.expect("hub starts")
+}
+
+pub async fn exchange(hub: &RunningHub, subject: &str) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}/token", hub.issuer))
+        .basic_auth("agent-reporter", Some("reporter-secret"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A browser: a cookie jar, no redirects followed.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Undoes the pages' HTML escaping, to look for text in them.
+pub fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+pub async fn page(browser: &reqwest::Client, hub: &RunningHub, path: &str) -> (u16, String) {
+    let response = browser
+        .get(format!("{}{path}", hub.base_url))
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        unescape(&response.text().await.unwrap()),
+    )
+}
