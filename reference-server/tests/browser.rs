@@ -664,8 +664,8 @@ async fn consent_flow(page: &Page<'_>, hub: &RunningHub) -> anyhow::Result<()> {
 /// Runs `conform` (the embedded hub, the authorization code scenarios) into a
 /// fresh directory and returns its report.html. reference-server cannot
 /// depend on the harness (the harness depends on it), so this runs the
-/// `conform` binary named by `CONFORM_BIN` (`.ci/run` passes the release
-/// build it has just made), or else `cargo run --bin conform` from the
+/// `conform` binary named by `CONFORM_BIN` (`.ci/run` passes the debug
+/// build its tests have just made), or else `cargo run --bin conform` from the
 /// workspace root, in the profile this test was built in.
 fn write_report() -> PathBuf {
     let out = std::env::temp_dir().join(format!("hub-browser-report-{}", std::process::id()));
