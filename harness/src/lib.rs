@@ -15,6 +15,7 @@ pub mod error;
 pub mod expect;
 pub mod html;
 pub mod http;
+pub mod init;
 pub mod narrate;
 pub mod profile;
 pub mod provider;
@@ -25,6 +26,7 @@ pub mod steps;
 pub mod transcript;
 pub mod user;
 pub mod verdict;
+pub mod well_known;
 
 use std::path::PathBuf;
 use std::sync::Arc;

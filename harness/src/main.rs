@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 the gate passed; 1 a requirement failed (or the baseline
 //! did not match); 2 the command line, a profile, a scenario or a baseline
-//! is invalid.
+//! is invalid, or `conform init` could not discover its target.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +17,8 @@ use harness::{RunConfig, Target};
 #[derive(Debug, Parser)]
 #[command(name = "conform", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Target profile (TOML) describing the hub under test.
     #[arg(long)]
     target: Option<PathBuf>,
@@ -62,6 +64,23 @@ struct Args {
     pause: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Discover a server (an MCP server URL or an issuer) and write a starter
+    /// profile: the capabilities its metadata proves, a TODO for the rest.
+    Init {
+        /// An MCP server's URL, or an authorization server's issuer.
+        #[arg(long)]
+        target: String,
+        /// Where to write the profile.
+        #[arg(long, default_value = "conform-profile.toml")]
+        output: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -87,6 +106,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Init {
+        target,
+        output,
+        force,
+    }) = &args.command
+    {
+        return init(target, output, *force).await;
+    }
     let mut config = RunConfig::embedded_default();
     if let Some(dir) = args.scenarios {
         config.scenarios_dir = dir;
@@ -163,4 +190,34 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `conform init`: discovery, then the starter profile.
+async fn init(target: &str, output: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        force || !output.exists(),
+        "{} exists; pass --force to replace it",
+        output.display()
+    );
+    let found = harness::init::discover(target).await?;
+    std::fs::write(output, found.profile_toml(target))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+    println!(
+        "issuer     {} (metadata {})",
+        found.issuer, found.metadata_url
+    );
+    if let Some(resource) = &found.resource {
+        println!(
+            "resource   {} (metadata {})",
+            resource.url, resource.metadata_url
+        );
+    }
+    for capability in found.capabilities() {
+        println!(
+            "{:<19}{:<6} {}",
+            capability.name, capability.present, capability.why
+        );
+    }
+    println!("profile written to {}; fill in its TODOs", output.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use url::Url;
 
 use super::act::{Act, ActionInfo};
 use super::defaults::primary;
@@ -61,30 +60,12 @@ impl Act for FetchResourceMetadata {
 }
 
 impl Run<'_> {
-    /// The metadata URLs to try for an issuer, in the MCP authorization spec's order.
-    fn metadata_urls(issuer: &str) -> Result<Vec<String>, StepError> {
-        let issuer =
-            Url::parse(issuer).map_err(|e| precondition(format!("issuer `{issuer}`: {e}")))?;
-        let origin = issuer.origin().ascii_serialization();
-        let path = issuer.path().trim_end_matches('/');
-        Ok(if path.is_empty() {
-            vec![
-                format!("{origin}/.well-known/oauth-authorization-server"),
-                format!("{origin}/.well-known/openid-configuration"),
-            ]
-        } else {
-            vec![
-                format!("{origin}/.well-known/oauth-authorization-server{path}"),
-                format!("{origin}/.well-known/openid-configuration{path}"),
-                format!("{origin}{path}/.well-known/openid-configuration"),
-            ]
-        })
-    }
-
     pub(super) async fn fetch_as_metadata(&mut self, issuer: &str) -> Result<Value, StepError> {
         let mut tried = Vec::new();
         let mut last = None;
-        for url in Self::metadata_urls(issuer)? {
+        let urls = crate::well_known::authorization_server_metadata_urls(issuer)
+            .map_err(|e| precondition(format!("issuer `{issuer}`: {e}")))?;
+        for url in urls {
             let response = self.http.send(self.http.get(&url)).await?;
             tried.push(json!({"url": url, "status": response.status}));
             if response.status == 200 {
@@ -130,17 +111,11 @@ impl Run<'_> {
             .ok_or_else(|| precondition("fetch_resource_metadata needs a resource"))?;
         let (url, source) = match &self.client.resource_metadata_url {
             Some(url) => (url.clone(), "challenge"),
-            None => {
-                let parsed = Url::parse(&resource_url).map_err(|e| precondition(e.to_string()))?;
-                let path = parsed.path().trim_end_matches('/');
-                (
-                    format!(
-                        "{}/.well-known/oauth-protected-resource{path}",
-                        parsed.origin().ascii_serialization()
-                    ),
-                    "well-known",
-                )
-            }
+            None => (
+                crate::well_known::protected_resource_metadata_url(&resource_url)
+                    .map_err(|e| precondition(e.to_string()))?,
+                "well-known",
+            ),
         };
         let response = self.http.send(self.http.get(&url)).await?;
         let body = response.json();

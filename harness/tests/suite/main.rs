@@ -6,11 +6,13 @@
 //! * `cli::*`: the `conform` binary's exit codes, baselines, profiles and bad targets.
 //! * `webhook::*`: the audit collector on a webhook stream;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
+//! * `init::*`: `conform init` and the starter profile it writes;
 //! * `architecture::*`: no import loops, the black box, the documented actions.
 
 mod architecture;
 mod cli;
 mod html;
+mod init;
 mod scenarios;
 mod sensitivity;
 mod snapshots;
@@ -30,6 +32,7 @@ fn main() {
     trials.extend(cli::cli_trials());
     trials.extend(webhook::webhook_trials());
     trials.extend(html::html_and_narration_trials());
+    trials.extend(init::trials());
     trials.extend(architecture::trials());
     libtest_mimic::run(&args, trials).exit();
 }
