@@ -6,11 +6,13 @@
 //! * `cli::*`: the `conform` binary's exit codes, baselines, profiles and bad targets.
 //! * `webhook::*`: the audit collector on a webhook stream;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
-//! * `architecture::*`: no import loops, the black box, the documented actions.
+//! * `architecture::*`: no import loops, the black box, the documented actions;
+//! * `identity::*`: only the user's browser sends cookies; the back channel never does.
 
 mod architecture;
 mod cli;
 mod html;
+mod identity;
 mod scenarios;
 mod sensitivity;
 mod snapshots;
@@ -31,5 +33,6 @@ fn main() {
     trials.extend(webhook::webhook_trials());
     trials.extend(html::html_and_narration_trials());
     trials.extend(architecture::trials());
+    trials.extend(identity::identity_trials());
     libtest_mimic::run(&args, trials).exit();
 }
