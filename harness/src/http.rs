@@ -116,6 +116,10 @@ fn set_cookie_value(header: &str) -> Option<&str> {
     Some(value.trim()).filter(|v| !v.is_empty())
 }
 
+/// Cookie values shorter than this are not kept as secrets (the audit check
+/// ignores shorter secrets too).
+const MIN_COOKIE_SECRET: usize = 8;
+
 /// Which party's HTTP identity sends a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
@@ -283,7 +287,11 @@ impl Http {
         let mut recording = self.recording();
         for value in set_cookies.get_all(SET_COOKIE) {
             if let Some(v) = value.to_str().ok().and_then(set_cookie_value) {
-                if !recording.cookie_values.iter().any(|known| known == v) {
+                // `consent=true`, `theme=dark`: too short to be a session and
+                // common words in text; cookie headers are redacted whatever they hold.
+                if v.len() >= MIN_COOKIE_SECRET
+                    && !recording.cookie_values.iter().any(|known| known == v)
+                {
                     recording.cookie_values.push(v.to_owned());
                 }
             }
