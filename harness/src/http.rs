@@ -244,7 +244,7 @@ impl Http {
 
     /// A client whose connections leave from `local` (e.g. 127.0.0.2, to be a
     /// second source address on loopback), with this client's identity (a
-    /// browser's without its cookies), recording into this client's transcript.
+    /// browser gets an empty jar of its own), recording into this client's transcript.
     pub fn with_local_address(&self, settings: &HttpSettings, local: std::net::IpAddr) -> Http {
         Http {
             client: client(settings, Some(local)),
