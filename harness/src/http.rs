@@ -1,11 +1,21 @@
-//! The harness's only way onto the network: a reqwest client that never
-//! follows redirects, is bounded by timeouts, and records every exchange so a
+//! The harness's only way onto the network: reqwest clients that never
+//! follow redirects, are bounded by timeouts, and record every exchange so a
 //! failing check can show exactly what was said.
+//!
+//! Each party has its own HTTP identity. The user's browser holds cookies;
+//! the MCP client, agents, resource servers, the admin and the test driver
+//! talk on the back channel, which holds none. Sharing one cookie jar sent
+//! the user's session cookie on token, revocation and introspection requests,
+//! where a target's CSRF check refused them with 403s no transcript
+//! explained. Both identities record into one transcript, in request order,
+//! and the harness adds every header it sends itself (user agent, `accept`,
+//! the browser's `cookie`), so the transcript shows them all.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, COOKIE, SET_COOKIE, USER_AGENT};
 use reqwest::Request;
 use serde::Serialize;
 use serde_json::Value;
@@ -55,9 +65,13 @@ impl Exchange {
             .iter_mut()
             .chain(self.response_headers.iter_mut())
         {
-            if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie") {
+            if name.eq_ignore_ascii_case("authorization") {
                 let scheme = value.split(' ').next().unwrap_or_default().to_owned();
                 *value = format!("{scheme} [redacted]");
+            } else if name.eq_ignore_ascii_case("cookie") {
+                *value = redact_cookie_header(value);
+            } else if name.eq_ignore_ascii_case("set-cookie") {
+                *value = redact_set_cookie(value);
             }
             scrub(value);
         }
@@ -68,6 +82,73 @@ impl Exchange {
             scrub(body);
         }
     }
+}
+
+/// A `cookie` request header with every value redacted and the names kept
+/// (`sid=[redacted]; theme=[redacted]`): which cookies went where is what a
+/// reader needs, their values are session secrets.
+fn redact_cookie_header(value: &str) -> String {
+    value
+        .split(';')
+        .map(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            format!("{name}=[redacted]")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A `set-cookie` response header with its value redacted, its name and
+/// attributes kept.
+fn redact_set_cookie(value: &str) -> String {
+    let (cookie, attributes) = value.split_once(';').unwrap_or((value, ""));
+    let name = cookie.split('=').next().unwrap_or_default();
+    if attributes.is_empty() {
+        format!("{name}=[redacted]")
+    } else {
+        format!("{name}=[redacted];{attributes}")
+    }
+}
+
+/// The value of each cookie a `set-cookie` header sets.
+fn set_cookie_value(header: &str) -> Option<&str> {
+    let (_, value) = header.split(';').next()?.split_once('=')?;
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// Cookie values shorter than this are not kept as secrets (the audit check
+/// ignores shorter secrets too).
+const MIN_COOKIE_SECRET: usize = 8;
+
+/// Which party's HTTP identity sends a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The user's browser: holds the cookies the target sets (login sessions).
+    Browser,
+    /// The MCP client, agents, resource servers, the admin, the test driver
+    /// and the audit collector: server-to-server requests, never a cookie.
+    BackChannel,
+}
+
+impl Identity {
+    /// The `user-agent` each identity sends, so a transcript (and the
+    /// target's logs) tell which party spoke.
+    pub fn user_agent(self) -> &'static str {
+        match self {
+            Identity::Browser => concat!("conform/", env!("CARGO_PKG_VERSION"), " (browser)"),
+            Identity::BackChannel => {
+                concat!("conform/", env!("CARGO_PKG_VERSION"), " (back-channel)")
+            }
+        }
+    }
+}
+
+/// What every identity of a run records into: the exchanges in request
+/// order, and the cookie values targets set (secrets the scenario saw).
+#[derive(Debug, Default)]
+struct Recording {
+    exchanges: Vec<Exchange>,
+    cookie_values: Vec<String>,
 }
 
 /// A response, fully read.
@@ -101,41 +182,76 @@ pub struct TransportError {
     pub message: String,
 }
 
-/// A recording HTTP client; one per scenario run.
+/// A recording HTTP client with one party's identity. A run has two that
+/// share a recording: the back channel ([`Http::new`]) and the user's browser
+/// ([`Http::browser`]).
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
-    transcript: Arc<Mutex<Vec<Exchange>>>,
+    identity: Identity,
+    /// The browser's cookie jar; `None` on the back channel. The harness
+    /// keeps it itself (the reqwest client has no cookie store) so that the
+    /// `cookie` header is on the request before it is recorded.
+    jar: Option<Arc<Jar>>,
+    /// The back channel's client, for a browser asked for [`Http::back_channel`].
+    back: reqwest::Client,
+    recording: Arc<Mutex<Recording>>,
 }
 
 impl Http {
+    /// The back channel of a run: no cookie jar, a fresh recording.
     pub fn new(settings: &HttpSettings) -> Http {
-        Http::from_address(settings, None)
-    }
-
-    /// A client whose connections leave from `local` (e.g. 127.0.0.2, to be a
-    /// second source address on loopback), recording into this client's transcript.
-    pub fn with_local_address(&self, settings: &HttpSettings, local: std::net::IpAddr) -> Http {
+        let client = client(settings, None);
         Http {
-            transcript: self.transcript.clone(),
-            ..Http::from_address(settings, Some(local))
+            back: client.clone(),
+            client,
+            identity: Identity::BackChannel,
+            jar: None,
+            recording: Arc::default(),
         }
     }
 
-    fn from_address(settings: &HttpSettings, local: Option<std::net::IpAddr>) -> Http {
-        let client = reqwest::Client::builder()
-            .local_address(local)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(settings.timeout_secs))
-            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
-            .user_agent(concat!("conform/", env!("CARGO_PKG_VERSION")))
-            // Each scenario is its own browser: a fresh cookie jar, as login sessions need.
-            .cookie_store(true)
-            .build()
-            .unwrap_or_default();
+    /// The user's browser: a client of its own with a fresh cookie jar (each
+    /// scenario is its own browser, as login sessions need), recording into
+    /// this client's transcript.
+    pub fn browser(&self, settings: &HttpSettings) -> Http {
         Http {
-            client,
-            transcript: Arc::default(),
+            client: client(settings, None),
+            identity: Identity::Browser,
+            jar: Some(Arc::default()),
+            back: self.back.clone(),
+            recording: self.recording.clone(),
+        }
+    }
+
+    /// The cookie-less back channel of the same run, for a party that acts
+    /// beside the browser (the test driver deciding a consent through the
+    /// control API). The back channel itself is returned unchanged.
+    pub fn back_channel(&self) -> Http {
+        Http {
+            client: self.back.clone(),
+            identity: Identity::BackChannel,
+            jar: None,
+            back: self.back.clone(),
+            recording: self.recording.clone(),
+        }
+    }
+
+    /// Whose identity this client sends.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// A client whose connections leave from `local` (e.g. 127.0.0.2, to be a
+    /// second source address on loopback), with this client's identity (a
+    /// browser gets an empty jar of its own), recording into this client's transcript.
+    pub fn with_local_address(&self, settings: &HttpSettings, local: std::net::IpAddr) -> Http {
+        Http {
+            client: client(settings, Some(local)),
+            identity: self.identity,
+            jar: self.jar.as_ref().map(|_| Arc::default()),
+            back: self.back.clone(),
+            recording: self.recording.clone(),
         }
     }
 
@@ -151,16 +267,57 @@ impl Http {
         self.client.request(method, url)
     }
 
-    /// Takes the exchanges recorded since the last call.
+    /// Takes the exchanges every identity of the run recorded since the last
+    /// call, in request order.
     pub fn take_transcript(&self) -> Vec<Exchange> {
-        std::mem::take(&mut *self.transcript.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut self.recording().exchanges)
     }
 
-    fn record(&self, exchange: Exchange) {
-        self.transcript
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(exchange);
+    /// Every cookie value a target set in this run, on either identity: a
+    /// secret the scenario saw, for redaction.
+    pub fn cookie_values(&self) -> Vec<String> {
+        self.recording().cookie_values.clone()
+    }
+
+    fn recording(&self) -> std::sync::MutexGuard<'_, Recording> {
+        self.recording.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, exchange: Exchange, set_cookies: &HeaderMap) {
+        let mut recording = self.recording();
+        for value in set_cookies.get_all(SET_COOKIE) {
+            if let Some(v) = value.to_str().ok().and_then(set_cookie_value) {
+                // `consent=true`, `theme=dark`: too short to be a session and
+                // common words in text; cookie headers are redacted whatever they hold.
+                if v.len() >= MIN_COOKIE_SECRET
+                    && !recording.cookie_values.iter().any(|known| known == v)
+                {
+                    recording.cookie_values.push(v.to_owned());
+                }
+            }
+        }
+        recording.exchanges.push(exchange);
+    }
+
+    /// Puts on the request every header this identity adds, so the recorded
+    /// headers are the ones sent: the user agent, reqwest's default `accept`,
+    /// and the browser's cookies for this URL (reqwest would add the same
+    /// through a cookie store, after the harness had recorded the request).
+    fn add_identity_headers(&self, request: &mut Request) {
+        let cookies = match (&self.jar, request.headers().contains_key(COOKIE)) {
+            (Some(jar), false) => jar.cookies(request.url()),
+            _ => None,
+        };
+        let headers = request.headers_mut();
+        headers
+            .entry(USER_AGENT)
+            .or_insert(HeaderValue::from_static(self.identity.user_agent()));
+        headers
+            .entry(ACCEPT)
+            .or_insert(HeaderValue::from_static("*/*"));
+        if let Some(cookies) = cookies {
+            headers.insert(COOKIE, cookies);
+        }
     }
 
     /// Sends a request, reads the whole response, and records both.
@@ -173,7 +330,9 @@ impl Http {
         self.execute(request).await
     }
 
-    pub async fn execute(&self, request: Request) -> Result<Response, TransportError> {
+    pub async fn execute(&self, mut request: Request) -> Result<Response, TransportError> {
+        self.add_identity_headers(&mut request);
+        let url = request.url().clone();
         let mut exchange = Exchange {
             method: request.method().to_string(),
             url: request.url().to_string(),
@@ -199,6 +358,9 @@ impl Http {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
+                if let Some(jar) = &self.jar {
+                    jar.set_cookies(&mut headers.get_all(SET_COOKIE).iter(), &url);
+                }
                 match response.bytes().await {
                     Ok(body) => {
                         exchange.status = Some(status);
@@ -216,7 +378,11 @@ impl Http {
             }
             Err(e) => Err(fail(&mut exchange, describe(&e))),
         };
-        self.record(exchange);
+        let set_cookies = result
+            .as_ref()
+            .map(|r| r.headers.clone())
+            .unwrap_or_default();
+        self.record(exchange, &set_cookies);
         result
     }
 
@@ -243,6 +409,19 @@ impl Http {
             message: e.to_string(),
         })
     }
+}
+
+/// A reqwest client that follows no redirect (each party decides where to
+/// go), bounded by the profile's timeouts, with no cookie store: only the
+/// browser has cookies, and it keeps them in its own jar.
+fn client(settings: &HttpSettings, local: Option<std::net::IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(settings.timeout_secs))
+        .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .build()
+        .unwrap_or_default()
 }
 
 fn describe(err: &reqwest::Error) -> String {
@@ -276,4 +455,31 @@ fn truncate(s: &str) -> String {
         end -= 1;
     }
     format!("{}… [{} bytes cut]", &s[..end], s.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_keep_their_names_and_lose_their_values() {
+        let mut e = Exchange {
+            method: "GET".into(),
+            url: "http://127.0.0.1/".into(),
+            request_headers: vec![("cookie".into(), "sid=abc123; theme=dark".into())],
+            request_body: None,
+            status: Some(200),
+            response_headers: vec![("set-cookie".into(), "sid=def456; Path=/; HttpOnly".into())],
+            response_body: None,
+            transport_error: None,
+        };
+        e.redact(&[]);
+        assert_eq!(
+            e.request_headers[0].1, "sid=[redacted]; theme=[redacted]",
+            "no cookie value survives, even one the scenario did not know"
+        );
+        assert_eq!(e.response_headers[0].1, "sid=[redacted]; Path=/; HttpOnly");
+        assert_eq!(set_cookie_value("sid=def456; Path=/"), Some("def456"));
+        assert_eq!(set_cookie_value("sid=; Max-Age=0"), None);
+    }
 }

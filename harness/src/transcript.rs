@@ -70,19 +70,8 @@ impl Transcript {
     pub fn redact(&mut self, secrets: &[String]) {
         for r in &mut self.exchanges {
             r.exchange.redact(secrets);
+            // Cookies (sent and set) keep their names and attributes only: `Exchange::redact`.
             mask_exchange(&mut r.exchange);
-            // Session cookies the target set are secrets too: keep their names and attributes.
-            for (name, value) in &mut r.exchange.response_headers {
-                if name.eq_ignore_ascii_case("set-cookie") {
-                    let (cookie, attributes) = value.split_once(';').unwrap_or((value, ""));
-                    let cookie_name = cookie.split('=').next().unwrap_or_default();
-                    *value = if attributes.is_empty() {
-                        format!("{cookie_name}=[redacted]")
-                    } else {
-                        format!("{cookie_name}=[redacted];{attributes}")
-                    };
-                }
-            }
             for t in &mut r.tokens {
                 scrub_value(&mut t.header, secrets);
                 scrub_value(&mut t.claims, secrets);

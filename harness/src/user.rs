@@ -182,6 +182,8 @@ async fn decide_by_control(
         "username": username,
         "decision": if deny { "deny" } else { "approve" },
     });
+    // The test driver decides on the back channel: no browser cookie goes to the control API.
+    let http = http.back_channel();
     let response = http
         .send(http.post(&endpoint).bearer_auth(&control.token).json(&body))
         .await?;

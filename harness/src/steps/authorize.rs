@@ -187,7 +187,7 @@ impl Run<'_> {
             .origin();
         let vars = self.vars_as(login_as)?;
         let mut current = url.to_string();
-        let mut response = self.http.send(self.http.get(&current)).await?;
+        let mut response = self.browser.send(self.browser.get(&current)).await?;
         // The scopes each consent page asked for (none shown: empty).
         let mut offered: Vec<String> = Vec::new();
         let mut consent_shown = false;
@@ -202,7 +202,7 @@ impl Run<'_> {
                     return Ok(facts);
                 }
                 current = location;
-                response = self.http.send(self.http.get(&current)).await?;
+                response = self.browser.send(self.browser.get(&current)).await?;
                 continue;
             }
             if response.status != 200 {
@@ -214,7 +214,7 @@ impl Run<'_> {
                 }));
             }
             match user::act(
-                &self.http,
+                &self.browser,
                 self.profile,
                 &vars,
                 &current,
@@ -235,7 +235,7 @@ impl Run<'_> {
                         return Ok(facts);
                     }
                     current = location;
-                    response = self.http.send(self.http.get(&current)).await?;
+                    response = self.browser.send(self.browser.get(&current)).await?;
                 }
                 Move::Submitted {
                     response: next,

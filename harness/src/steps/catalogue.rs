@@ -156,11 +156,12 @@ pub fn exclusive(actions: &[&Action]) -> bool {
 }
 
 impl Action {
-    /// Performs the action as its party; whatever the provider issued
-    /// meanwhile is a secret the scenario saw.
+    /// Performs the action as its party; whatever the provider issued and
+    /// every cookie a target set meanwhile is a secret the scenario saw.
     pub async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
         let facts = self.perform_as_declared(run).await;
         run.sync_provider_secrets();
+        run.sync_cookie_secrets();
         facts
     }
 

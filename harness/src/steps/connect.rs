@@ -82,14 +82,14 @@ impl Run<'_> {
 
         // At the target: sign in until the browser is sent to the provider.
         let mut current = start;
-        let mut response = self.http.send(self.http.get(&current)).await?;
+        let mut response = self.browser.send(self.browser.get(&current)).await?;
         let mut to_provider = None;
         for _ in 0..8 {
             let next = match redirect_location(&response, &current) {
                 Some(location) => Some(location),
                 None if response.status == 200 => {
                     match user::act(
-                        &self.http,
+                        &self.browser,
                         self.profile,
                         &vars,
                         &current,
@@ -125,14 +125,14 @@ impl Run<'_> {
                 return Ok(json!({"outcome": "left_elsewhere", "redirected_to": location}));
             }
             current = location;
-            response = self.http.send(self.http.get(&current)).await?;
+            response = self.browser.send(self.browser.get(&current)).await?;
         }
         let to_provider = to_provider.ok_or_else(|| {
             precondition("the connect flow did not reach the provider within 8 pages")
         })?;
 
         // At the provider: it records the request and approves at once.
-        let at_provider = self.http.send(self.http.get(&to_provider)).await?;
+        let at_provider = self.browser.send(self.browser.get(&to_provider)).await?;
         let sent = self
             .started_provider()?
             .last_authorize()
@@ -169,7 +169,7 @@ impl Run<'_> {
         // Back at the target's callback.
         let seen_before = self.started_provider()?.token_requests().len();
         let mut current = callback.to_string();
-        let mut response = self.http.send(self.http.get(&current)).await?;
+        let mut response = self.browser.send(self.browser.get(&current)).await?;
         let callback_status = response.status;
         for _ in 0..4 {
             let Some(location) = redirect_location(&response, &current) else {
@@ -180,7 +180,7 @@ impl Run<'_> {
                 break;
             }
             current = location;
-            response = self.http.send(self.http.get(&current)).await?;
+            response = self.browser.send(self.browser.get(&current)).await?;
         }
         let redeemed: Vec<_> = self
             .started_provider()?

@@ -14,7 +14,14 @@ use crate::provider::Provider;
 /// and the evidence the verdict and reports read.
 pub struct Run<'p> {
     pub profile: &'p Profile,
+    /// The back channel: the MCP client, agents, resource servers, the admin,
+    /// the test driver and the audit collector. It holds no cookies, so no
+    /// server-to-server request carries the user's session.
     pub http: Http,
+    /// The user's browser (authorization requests, login and consent pages,
+    /// the connect flow): the only party with a cookie jar. It records into
+    /// the back channel's transcript, so each step's exchanges stay in order.
+    pub browser: Http,
     pub client: ClientState,
     pub agent: AgentState,
     pub cimd: CimdHost,
@@ -40,9 +47,11 @@ impl<'p> Run<'p> {
         evidence
             .secrets
             .extend(profile.admin.iter().map(|c| c.token.clone()));
+        let http = Http::new(&profile.http);
         Run {
             profile,
-            http: Http::new(&profile.http),
+            browser: http.browser(&profile.http),
+            http,
             client: ClientState::default(),
             agent: AgentState::default(),
             cimd: CimdHost::default(),
@@ -105,6 +114,13 @@ impl<'p> Run<'p> {
         (Value::Object(conn), provider)
     }
 
+    /// Every cookie a target set in this run is a secret the scenario saw.
+    pub(super) fn sync_cookie_secrets(&mut self) {
+        for value in self.http.cookie_values() {
+            self.evidence.keep_secret(&value);
+        }
+    }
+
     /// A scenario string with its `${…}` resolved.
     pub(super) fn text(&self, template: &str) -> Result<String, StepError> {
         interpolate(template, &self.vars()).map_err(StepError::Precondition)
@@ -119,5 +135,141 @@ impl<'p> Run<'p> {
             return Ok(Some(r.url.clone()));
         }
         Ok(Some(self.text(role_or_url)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderMap;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::Run;
+    use crate::http::{Exchange, Identity};
+    use crate::profile::Profile;
+
+    const SESSION: &str = "hub-session-value-4711";
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn received_cookie(headers: &HeaderMap) -> Option<String> {
+        headers
+            .get("cookie")
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    /// A target that sets a session cookie on its authorization page, as a
+    /// hub with a login session and a CSRF check does. The browser must send
+    /// it back on its next page; no back-channel request of the same run, to
+    /// the same origin, may carry it; the transcript shows exactly the
+    /// `cookie` headers the target received; and its value is redacted.
+    #[tokio::test]
+    async fn only_the_browser_sends_the_cookies_it_received() {
+        let target = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/oauth/authorize"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("set-cookie", format!("sid={SESSION}; Path=/; HttpOnly"))
+                    .set_body_string("<form method=post action=/oauth/login></form>"),
+            )
+            .mount(&target)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+            .mount(&target)
+            .await;
+        let reference = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/profiles/reference.toml"
+        );
+        let profile = Profile::load(reference.as_ref(), Some(&target.uri())).expect("profile");
+        let mut run = Run::new(&profile);
+        let url = |p: &str| format!("{}{p}", target.uri());
+
+        // The user's browser: the authorization page, then the login form.
+        run.browser
+            .send(run.browser.get(&url("/oauth/authorize")))
+            .await
+            .expect("authorize");
+        run.browser
+            .send(
+                run.browser
+                    .post(&url("/oauth/login"))
+                    .form(&[("u", "alice")]),
+            )
+            .await
+            .expect("login");
+        // The MCP client's token request, and the test driver beside the browser.
+        run.http
+            .send(
+                run.http
+                    .post(&url("/oauth/token"))
+                    .form(&[("grant_type", "x")]),
+            )
+            .await
+            .expect("token");
+        let driver = run.browser.back_channel();
+        driver
+            .send(driver.post(&url("/control/decision")).json(&"approve"))
+            .await
+            .expect("decision");
+
+        let exchanges: Vec<Exchange> = run.http.take_transcript();
+        let paths: Vec<&str> = exchanges
+            .iter()
+            .map(|e| e.url.rsplit_once(&target.uri()).map_or("", |(_, p)| p))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/oauth/authorize",
+                "/oauth/login",
+                "/oauth/token",
+                "/control/decision"
+            ],
+            "one transcript across both identities, in request order"
+        );
+        let cookies: Vec<Option<&str>> = exchanges
+            .iter()
+            .map(|e| header(&e.request_headers, "cookie"))
+            .collect();
+        let session = format!("sid={SESSION}");
+        assert_eq!(
+            cookies,
+            [None, Some(session.as_str()), None, None],
+            "the browser sends its cookie back; the back channel never does"
+        );
+
+        let agents: Vec<Option<&str>> = exchanges
+            .iter()
+            .map(|e| header(&e.request_headers, "user-agent"))
+            .collect();
+        let browser = Some(Identity::Browser.user_agent());
+        let back = Some(Identity::BackChannel.user_agent());
+        assert_eq!(agents, [browser, browser, back, back]);
+
+        // What was recorded is what the target received, cookie for cookie.
+        let received = target.received_requests().await.expect("recording on");
+        let on_the_wire: Vec<Option<String>> = received
+            .iter()
+            .map(|r| received_cookie(&r.headers))
+            .collect();
+        let recorded: Vec<Option<String>> = cookies.iter().map(|c| c.map(str::to_owned)).collect();
+        assert_eq!(on_the_wire, recorded);
+
+        // The value is a secret the scenario saw: reports show the name only.
+        run.sync_cookie_secrets();
+        assert!(run.evidence.secrets.iter().any(|s| s == SESSION));
+        for mut exchange in exchanges {
+            exchange.redact(&run.evidence.secrets);
+            let shown = serde_json::to_string(&exchange).expect("serializes");
+            assert!(!shown.contains(SESSION), "cookie value left in {shown}");
+        }
     }
 }

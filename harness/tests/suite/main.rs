@@ -7,11 +7,13 @@
 //! * `webhook::*`: the audit collector on a webhook stream;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
 //! * `init::*`: `conform init` and the starter profile it writes;
+//! * `identity::*`: only the user's browser sends cookies; the back channel never does;
 //! * `architecture::*`: no import loops, the black box, the documented actions.
 
 mod architecture;
 mod cli;
 mod html;
+mod identity;
 mod init;
 mod scenarios;
 mod sensitivity;
@@ -34,5 +36,6 @@ fn main() {
     trials.extend(html::html_and_narration_trials());
     trials.extend(init::trials());
     trials.extend(architecture::trials());
+    trials.extend(identity::identity_trials());
     libtest_mimic::run(&args, trials).exit();
 }
