@@ -11,7 +11,7 @@ use crate::http::Exchange;
 use crate::profile::Profile;
 use crate::scenario::{Scenario, SpecRef};
 use crate::steps::{Run, StepError};
-use crate::verdict::{Level, Status};
+use crate::verdict::{Level, Status, Suite};
 
 /// How long one scenario may take, whatever the target does.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,6 +29,7 @@ pub struct RunOptions {
 pub struct ScenarioResult {
     pub id: String,
     pub title: String,
+    pub suite: Suite,
     pub level: Level,
     pub refs: Vec<SpecRef>,
     pub status: Status,
@@ -95,6 +96,7 @@ pub async fn run_scenario(
     let mut result = ScenarioResult {
         id: scenario.id.clone(),
         title: scenario.title.clone(),
+        suite: scenario.suite,
         level: scenario.level,
         refs: scenario.refs.clone(),
         status: Status::Pass,
@@ -342,6 +344,7 @@ async fn run_concurrently(
         results.push(task.await.unwrap_or_else(|e| ScenarioResult {
             id: scenario.id.clone(),
             title: scenario.title.clone(),
+            suite: scenario.suite,
             level: scenario.level,
             refs: scenario.refs.clone(),
             status: Status::Error,

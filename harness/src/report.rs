@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::baseline::BaselineOutcome;
 use crate::engine::ScenarioResult;
 use crate::error::HarnessError;
-use crate::verdict::Status;
+use crate::verdict::{Status, Suite};
 
 pub const REPORT_SCHEMA: &str = "conform-report/1";
 
@@ -43,6 +43,24 @@ impl Summary {
             }
         }
         s
+    }
+
+    /// The counts of one suite's scenarios.
+    pub fn of_suite(results: &[ScenarioResult], suite: Suite) -> Summary {
+        let in_suite: Vec<ScenarioResult> = results
+            .iter()
+            .filter(|r| r.suite == suite)
+            .cloned()
+            .collect();
+        Summary::of(&in_suite)
+    }
+
+    /// `N passed, N failed, N warned, N skipped, N errored`.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} warned, {} skipped, {} errored",
+            self.pass, self.fail, self.warn, self.skip, self.error
+        )
     }
 }
 
@@ -139,21 +157,36 @@ pub fn markdown(report: &RunReport) -> String {
         s.error,
         if report.gate_passed { "passed" } else { "FAILED" },
     );
-    out.push_str("| Status | Level | Scenario | Reference |\n|---|---|---|---|\n");
-    for r in &report.scenarios {
-        let refs: Vec<String> = r
-            .refs
+    for suite in Suite::ALL {
+        let results: Vec<&ScenarioResult> = report
+            .scenarios
             .iter()
-            .map(|x| format!("[{}]({})", x.id, x.url))
+            .filter(|r| r.suite == suite)
             .collect();
+        if results.is_empty() {
+            continue;
+        }
         out.push_str(&format!(
-            "| {} | {} | `{}` {} | {} |\n",
-            r.status.as_str().to_uppercase(),
-            r.level.as_str(),
-            r.id,
-            r.title.replace('|', "\\|"),
-            refs.join(", ")
+            "## {}\n\n{}.\n\n| Status | Level | Scenario | Reference |\n|---|---|---|---|\n",
+            suite.heading(),
+            Summary::of_suite(&report.scenarios, suite).counts()
         ));
+        for r in results {
+            let refs: Vec<String> = r
+                .refs
+                .iter()
+                .map(|x| format!("[{}]({})", x.id, x.url))
+                .collect();
+            out.push_str(&format!(
+                "| {} | {} | `{}` {} | {} |\n",
+                r.status.as_str().to_uppercase(),
+                r.level.as_str(),
+                r.id,
+                r.title.replace('|', "\\|"),
+                refs.join(", ")
+            ));
+        }
+        out.push('\n');
     }
     let problems: Vec<_> = report
         .scenarios
@@ -194,20 +227,37 @@ pub fn console_table(report: &RunReport) -> String {
         .max()
         .unwrap_or(10)
         .max(8);
-    let mut out = format!(
-        "{:<6} {:<6} {:<width$}  {}\n",
-        "STATUS", "LEVEL", "SCENARIO", "REFERENCE"
-    );
-    for r in &report.scenarios {
+    let mut out = String::new();
+    for suite in Suite::ALL {
+        let results: Vec<&ScenarioResult> = report
+            .scenarios
+            .iter()
+            .filter(|r| r.suite == suite)
+            .collect();
+        if results.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "{}{}: {}\n",
+            if out.is_empty() { "" } else { "\n" },
+            suite.heading(),
+            Summary::of_suite(&report.scenarios, suite).counts()
+        ));
         out.push_str(&format!(
             "{:<6} {:<6} {:<width$}  {}\n",
-            r.status.as_str().to_uppercase(),
-            r.level.as_str(),
-            r.id,
-            r.refs.first().map(|x| x.id.as_str()).unwrap_or_default()
+            "STATUS", "LEVEL", "SCENARIO", "REFERENCE"
         ));
-        if let Some(reason) = r.reason.as_ref().filter(|_| r.status != Status::Pass) {
-            out.push_str(&format!("{:>14}{}\n", "↳ ", reason));
+        for r in results {
+            out.push_str(&format!(
+                "{:<6} {:<6} {:<width$}  {}\n",
+                r.status.as_str().to_uppercase(),
+                r.level.as_str(),
+                r.id,
+                r.refs.first().map(|x| x.id.as_str()).unwrap_or_default()
+            ));
+            if let Some(reason) = r.reason.as_ref().filter(|_| r.status != Status::Pass) {
+                out.push_str(&format!("{:>14}{}\n", "↳ ", reason));
+            }
         }
     }
     let s = &report.summary;

@@ -17,7 +17,7 @@ pub use crate::steps::parties::ConnectionKind;
 pub use crate::steps::revocation::TokenKind;
 pub use crate::steps::token::{ClientAuth, RefreshPick, Verifier};
 pub use crate::steps::AssertionVariant;
-use crate::verdict::Level;
+use crate::verdict::{Level, Suite};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +25,8 @@ pub struct Scenario {
     /// Stable id, `<group>.<name>`; the file lives at `scenarios/<group>/<name>.toml`.
     pub id: String,
     pub title: String,
+    /// A standard's requirement, or the hub product model's.
+    pub suite: Suite,
     pub level: Level,
     /// Where the requirement comes from, quoted.
     pub refs: Vec<SpecRef>,
@@ -57,6 +59,14 @@ pub struct SpecRef {
     pub url: String,
     /// The requirement, one line, verbatim.
     pub quote: String,
+}
+
+impl SpecRef {
+    /// A reference to this repository's product documents (the seeds'
+    /// words, `docs/…`) rather than to a published standard.
+    pub fn is_product_model(&self) -> bool {
+        self.url.starts_with("docs/") || self.id.starts_with("Seed")
+    }
 }
 
 /// One action by one of the parties the harness plays, and what must follow.
@@ -145,6 +155,14 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
             "a scenario must name the reference-hub fault(s) it catches".into(),
         ));
     }
+    if scenario.suite == Suite::Standard {
+        if let Some(r) = scenario.refs.iter().find(|r| r.is_product_model()) {
+            return Err(err(format!(
+                "suite = \"standard\" but `{}` is the product model's: a standard's requirement cites standards only",
+                r.id
+            )));
+        }
+    }
     // The fault names are known only where the hub is built in; a lean build
     // cannot run the sensitivity proof, so it has nothing to check them against.
     if crate::embedded::BUILT_IN {
@@ -184,7 +202,7 @@ mod tests {
 
     fn scenario(steps: &str) -> Scenario {
         let text = format!(
-            "id = \"t.t\"\ntitle = \"t\"\nlevel = \"MUST\"\ncatches = [\"x\"]\n\
+            "id = \"t.t\"\ntitle = \"t\"\nsuite = \"standard\"\nlevel = \"MUST\"\ncatches = [\"x\"]\n\
              [[refs]]\nid = \"r\"\nurl = \"u\"\nquote = \"q\"\n{steps}"
         );
         toml::from_str(&text).expect("a scenario")

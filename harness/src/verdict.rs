@@ -20,6 +20,38 @@ impl Level {
     }
 }
 
+/// Where a requirement comes from, and so which targets it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// A standard: an RFC, the MCP authorization spec, the CIMD draft. It
+    /// applies to every authorization server that has the capability.
+    Standard,
+    /// The agentic identity hub's product model (the seed documents:
+    /// policies, Connections, agents, audit). It applies only to a target
+    /// that declares the model.
+    Hub,
+}
+
+impl Suite {
+    pub const ALL: [Suite; 2] = [Suite::Standard, Suite::Hub];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suite::Standard => "standard",
+            Suite::Hub => "hub",
+        }
+    }
+
+    /// A heading for reports.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Suite::Standard => "Standards (RFCs, MCP authorization, CIMD draft)",
+            Suite::Hub => "Hub product model (policies, Connections, agents, audit)",
+        }
+    }
+}
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
