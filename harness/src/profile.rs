@@ -554,7 +554,10 @@ impl Profile {
             .resources
             .keys()
             .map(|role| (format!("resources.{role}"), true))
-            .chain([("per_scope_consent".to_owned(), profile.user.per_scope_consent)])
+            .chain([(
+                "per_scope_consent".to_owned(),
+                profile.user.per_scope_consent,
+            )])
             .collect();
         Ok(profile)
     }
@@ -566,9 +569,15 @@ impl Profile {
         url::Url::parse(&self.issuer).map_err(|e| format!("issuer `{}`: {e}", self.issuer))?;
         let own = |key: &String| OWN_AUTHORIZATION_PARAMS.contains(&key.as_str());
         let clients = self.authorization.clients.iter();
-        let extra = self.authorization.extra_params.keys().map(|k| ("authorization.extra_params".to_owned(), k))
+        let extra = self
+            .authorization
+            .extra_params
+            .keys()
+            .map(|k| ("authorization.extra_params".to_owned(), k))
             .chain(clients.flat_map(|(name, c)| {
-                c.extra_params.keys().map(move |k| (format!("authorization.clients.{name}.extra_params"), k))
+                c.extra_params
+                    .keys()
+                    .map(move |k| (format!("authorization.clients.{name}.extra_params"), k))
             }));
         for (section, key) in extra {
             if own(key) {
