@@ -399,7 +399,8 @@ pub struct FormRule {
     #[serde(default)]
     pub page_has: Option<String>,
     /// `login`, `consent` or `other`. When absent: `consent` if the rule has
-    /// `check_all`, `deny` or `deny_link`, or fills nothing; else `login`.
+    /// `check_all`, `deny`, `deny_link` or `deny_form`, or fills nothing;
+    /// else `login`.
     #[serde(default)]
     pub page: Option<PageKind>,
     /// CSS selector of the form.
@@ -420,6 +421,10 @@ pub struct FormRule {
     /// Or: CSS selector of a link (`<a href>`) the user follows to deny.
     #[serde(default)]
     pub deny_link: Option<String>,
+    /// Or: CSS selector of a separate form submitted (as the page has it,
+    /// hidden fields included) to deny.
+    #[serde(default)]
+    pub deny_form: Option<String>,
 }
 
 impl FormRule {
@@ -429,6 +434,7 @@ impl FormRule {
             if !self.check_all.is_empty()
                 || self.deny.is_some()
                 || self.deny_link.is_some()
+                || self.deny_form.is_some()
                 || self.fill.is_empty()
             {
                 PageKind::Consent
@@ -658,6 +664,7 @@ impl Profile {
                     ("form", Some(&rule.form)),
                     ("page_has", rule.page_has.as_ref()),
                     ("deny_link", rule.deny_link.as_ref()),
+                    ("deny_form", rule.deny_form.as_ref()),
                 ]
                 .into_iter()
                 .filter_map(move |(key, s)| s.map(|s| (format!("user.forms[{i}].{key}"), s)))

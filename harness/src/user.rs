@@ -28,7 +28,7 @@ pub enum UserError {
     #[error("no [[user.forms]] rule matches the page at {0} (by url_contains and page_has)")]
     NoRule(String),
     /// Pressing approve instead would get a code and blame the server for it.
-    #[error("the scenario denies consent, but {rule} (the page at {url}) has no `deny` button or `deny_link`; the harness will not approve instead")]
+    #[error("the scenario denies consent, but {rule} (the page at {url}) has no `deny` button, `deny_link` or `deny_form`; the harness will not approve instead")]
     NoDenyRule { rule: String, url: String },
     #[error("the page at {url} has no link matching deny_link `{selector}`")]
     NoDenyLink { url: String, selector: String },
@@ -69,6 +69,21 @@ pub async fn act(
             let rule = matching_rule(profile, page_url, &html)
                 .ok_or_else(|| UserError::NoRule(page_url.to_owned()))?;
             let consent = rule.page_kind() == PageKind::Consent;
+            if deny && consent && rule.deny.is_none() && rule.deny_link.is_none() {
+                if let Some(form) = &rule.deny_form {
+                    // A form of its own (with its own hidden fields), submitted as it is.
+                    let mut denial = rule.clone();
+                    denial.form = form.clone();
+                    denial.submit = None;
+                    denial.check_all.clear();
+                    return submit_form(http, vars, &denial, page_url, &html, false, &[])
+                        .await
+                        .map(|(response, _)| Move::Submitted {
+                            response,
+                            offered: Vec::new(),
+                        });
+                }
+            }
             if deny && consent && rule.deny.is_none() {
                 let Some(selector) = &rule.deny_link else {
                     return Err(UserError::NoDenyRule {

@@ -35,6 +35,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("user_driver::deny-link-followed", || {
             runtime().block_on(deny_link_followed())
         }),
+        Trial::test("user_driver::deny-form-submitted", || {
+            runtime().block_on(deny_form_submitted())
+        }),
         Trial::test("user_driver::extra-params-and-metadata-sent", || {
             runtime().block_on(extras_sent())
         }),
@@ -347,6 +350,54 @@ deny_link = "a#deny"
     let approved = received(&server, "/decide").await;
     check(approved.is_empty(), || {
         format!("the harness approved instead of following the link: {approved:?}")
+    })
+}
+
+/// A consent page whose deny is a form of its own, with its own hidden field.
+async fn deny_form_submitted() -> Result<(), Failed> {
+    let server = server().await;
+    page(
+        &server,
+        "GET",
+        "/authorize",
+        200,
+        r#"<html><body><form id="consent" method="post" action="/decide">
+<input type="checkbox" name="scope" value="a" checked>
+<button type="submit" name="decision" value="approve">Allow</button></form>
+<form id="refuse" method="post" action="/refuse"><input type="hidden" name="csrf" value="t1">
+<button type="submit">Refuse</button></form></body></html>"#,
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/refuse"))
+        .and(body_string_contains("csrf=t1"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            "http://127.0.0.1:8976/conform/callback?error=access_denied&state=s",
+        ))
+        .mount(&server)
+        .await;
+    let profile = profile(
+        &server,
+        r#"[[user.forms]]
+url_contains = "/authorize"
+form = "form#consent"
+check_all = ["scope"]
+submit = { name = "decision", value = "approve" }
+deny_form = "form#refuse"
+"#,
+    )?;
+    let step = authorize_step(
+        &profile,
+        "[[steps]]\ndo = \"authorize\"\nresource = \"omit\"\nscope = \"a\"\ndeny = true\nexpect = { outcome = \"error\", error = \"access_denied\" }\n",
+    )
+    .await?;
+    check(step.status == Status::Pass, || {
+        format!("{:?}: {}", step.status, messages(&step))
+    })?;
+    let approved = received(&server, "/decide").await;
+    check(approved.is_empty(), || {
+        format!("the harness approved instead of submitting the deny form: {approved:?}")
     })
 }
 
