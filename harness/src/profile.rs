@@ -22,7 +22,11 @@ pub struct Profile {
     pub base: Option<String>,
     /// The authorization server's issuer identifier, byte-exact.
     pub issuer: String,
-    /// Protected MCP resources by role; scenarios use `primary` and `secondary`.
+    /// Protected MCP resources by role (`primary`, `secondary`, `lab`, `agenda`),
+    /// zero or more: a scenario that needs a role the profile lacks requires
+    /// `resources.<role>` and is skipped, so a server with no resource server
+    /// of its own can still be checked as an authorization server.
+    #[serde(default)]
     pub resources: BTreeMap<String, Resource>,
     #[serde(default)]
     pub capabilities: Capabilities,
@@ -53,6 +57,73 @@ pub struct Profile {
     /// Where the harness's audit collector reads the target's audit trail.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// What every authorization request carries besides what scenarios ask for.
+    #[serde(default)]
+    pub authorization: AuthorizationSettings,
+    /// What every dynamic registration carries besides what scenarios ask for.
+    #[serde(default)]
+    pub registration: RegistrationSettings,
+}
+
+/// Parameters the harness builds itself; the profile may not add them again,
+/// or a scenario that gets one wrong on purpose would be overridden.
+pub const OWN_AUTHORIZATION_PARAMS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "scope",
+    "resource",
+];
+
+/// Some servers need more than the harness sends (an `audience`, a `prompt`,
+/// an `openid` scope); without them every flow would fail and the server be
+/// blamed for the profile's gap.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationSettings {
+    /// Query parameters added to every authorization request.
+    #[serde(default)]
+    pub extra_params: BTreeMap<String, String>,
+    /// Scopes appended to every authorization request that carries a scope.
+    #[serde(default)]
+    pub extra_scopes: Vec<String>,
+    /// Per client, by the name scenarios give it (`self`, `other`, …):
+    /// parameters added after `extra_params` (and replacing theirs).
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientAuthorization>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthorization {
+    #[serde(default)]
+    pub extra_params: BTreeMap<String, String>,
+}
+
+impl AuthorizationSettings {
+    /// The extra parameters for `client`'s requests: the common ones, then its own.
+    pub fn params_for(&self, client: &str) -> BTreeMap<String, String> {
+        let mut params = self.extra_params.clone();
+        if let Some(own) = self.clients.get(client) {
+            params.extend(own.extra_params.clone());
+        }
+        params
+    }
+}
+
+/// Some servers refuse a registration without metadata the harness does not
+/// send by default (for example `application_type = "native"` for loopback
+/// redirect URIs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSettings {
+    /// Fields merged into every registration request body; a scenario's own
+    /// `metadata` wins over them.
+    #[serde(default)]
+    pub extra_metadata: BTreeMap<String, toml::Value>,
 }
 
 /// How the audit collector (`audit.rs`) reads the target's trail.
@@ -173,28 +244,31 @@ pub struct ScopeProbe {
     pub tool_scope: String,
 }
 
-/// Optional features a target may have; scenarios needing a missing one are skipped.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Optional features a target may have; scenarios needing a missing one are
+/// skipped. Every capability is off unless the profile declares it: a default
+/// of on made scenarios "pass" against servers without the feature at all
+/// (an SSRF refusal is no evidence when there is no CIMD to refuse).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub dcr: bool,
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub client_credentials: bool,
     #[serde(default)]
     pub control_api: bool,
     /// Supports RFC 9207 (`iss` in authorization responses).
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub rfc9207: bool,
     /// Accepts Client ID Metadata Documents; the scenarios also need the control
     /// API to make the target trust the harness's loopback CIMD host.
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub cimd: bool,
     /// Has a token revocation endpoint (RFC 7009).
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub revocation: bool,
     /// Has a token introspection endpoint (RFC 7662); needs `[clients.introspector]`.
-    #[serde(default = "yes")]
+    #[serde(default)]
     pub introspection: bool,
     /// Accepts the JWT bearer authorization grant (RFC 7523 §2.1) from `[clients.keyed_agent]`.
     #[serde(default)]
@@ -222,31 +296,10 @@ pub struct Capabilities {
     /// `[resources.agenda]`).
     #[serde(default)]
     pub connections: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for Capabilities {
-    fn default() -> Self {
-        Capabilities {
-            dcr: true,
-            client_credentials: true,
-            control_api: false,
-            rfc9207: true,
-            cimd: true,
-            revocation: true,
-            introspection: true,
-            jwt_bearer: false,
-            dcr_rate_limit: false,
-            consent_memory: false,
-            policy_admin: false,
-            token_exchange: false,
-            agent_admin: false,
-            connections: false,
-        }
-    }
+    /// What the rest of the profile implies, by requirement name
+    /// (`resources.<role>`, `per_scope_consent`); filled by `Profile::parse`.
+    #[serde(skip)]
+    pub implied: BTreeMap<String, bool>,
 }
 
 impl Capabilities {
@@ -266,6 +319,10 @@ impl Capabilities {
             "token_exchange" => Some(self.token_exchange),
             "agent_admin" => Some(self.agent_admin),
             "connections" => Some(self.connections),
+            "per_scope_consent" => Some(self.implied.get(name).copied().unwrap_or(true)),
+            other if other.starts_with("resources.") => {
+                Some(self.implied.get(other).copied().unwrap_or(false))
+            }
             _ => None,
         }
     }
@@ -295,6 +352,31 @@ pub struct UserDriver {
     /// In `control` mode: the query parameter of the login page URL that carries the pending request id.
     #[serde(default)]
     pub request_param: Option<String>,
+    /// Whether the consent page lets the user untick single scopes. When
+    /// false, scenarios that untick one (`requires = ["per_scope_consent"]`)
+    /// are skipped: pressing approve instead would grant the scope and blame
+    /// the server for it.
+    #[serde(default = "yes")]
+    pub per_scope_consent: bool,
+    /// CSS selector of the target's own error page when it answers HTTP 200:
+    /// such a page is the server refusing to redirect (RFC 6749 §4.1.2.1),
+    /// reported as `not_redirected` rather than a missing form rule.
+    #[serde(default)]
+    pub error_page_has: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Which page a form rule is for; only consent pages can be denied or have
+/// scopes unticked, so asking that of another page is not a silent approval.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PageKind {
+    Login,
+    Consent,
+    Other,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -304,11 +386,23 @@ pub enum UserMode {
     Control,
 }
 
-/// "On a page whose URL contains X, fill this form and press that button."
+/// "On a page whose URL contains X (and which shows Y), fill this form and
+/// press that button."
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormRule {
+    /// A substring of the page URL; empty matches every URL.
+    #[serde(default)]
     pub url_contains: String,
+    /// CSS selector that must match something on the page: login and consent
+    /// pages may share one URL and differ only in content.
+    #[serde(default)]
+    pub page_has: Option<String>,
+    /// `login`, `consent` or `other`. When absent: `consent` if the rule has
+    /// `check_all`, `deny`, `deny_link` or `deny_form`, or fills nothing;
+    /// else `login`.
+    #[serde(default)]
+    pub page: Option<PageKind>,
     /// CSS selector of the form.
     #[serde(default = "default_form")]
     pub form: String,
@@ -324,6 +418,42 @@ pub struct FormRule {
     /// The button to press instead when the scenario denies consent.
     #[serde(default)]
     pub deny: Option<SubmitButton>,
+    /// Or: CSS selector of a link (`<a href>`) the user follows to deny.
+    #[serde(default)]
+    pub deny_link: Option<String>,
+    /// Or: CSS selector of a separate form submitted (as the page has it,
+    /// hidden fields included) to deny.
+    #[serde(default)]
+    pub deny_form: Option<String>,
+}
+
+impl FormRule {
+    /// The page this rule is for, declared or inferred.
+    pub fn page_kind(&self) -> PageKind {
+        self.page.unwrap_or(
+            if !self.check_all.is_empty()
+                || self.deny.is_some()
+                || self.deny_link.is_some()
+                || self.deny_form.is_some()
+                || self.fill.is_empty()
+            {
+                PageKind::Consent
+            } else {
+                PageKind::Login
+            },
+        )
+    }
+
+    /// How to name this rule in an error.
+    pub fn describe(&self) -> String {
+        match &self.page_has {
+            Some(has) => format!(
+                "[[user.forms]] url_contains = \"{}\", page_has = \"{has}\"",
+                self.url_contains
+            ),
+            None => format!("[[user.forms]] url_contains = \"{}\"", self.url_contains),
+        }
+    }
 }
 
 fn default_form() -> String {
@@ -426,6 +556,15 @@ impl Profile {
             .map_err(|e: toml::de::Error| e.to_string())?;
         profile.base = base;
         profile.validate()?;
+        profile.capabilities.implied = profile
+            .resources
+            .keys()
+            .map(|role| (format!("resources.{role}"), true))
+            .chain([(
+                "per_scope_consent".to_owned(),
+                profile.user.per_scope_consent,
+            )])
+            .collect();
         Ok(profile)
     }
 
@@ -434,9 +573,23 @@ impl Profile {
             return Err("`issuer` uses ${base} but no base is set".into());
         }
         url::Url::parse(&self.issuer).map_err(|e| format!("issuer `{}`: {e}", self.issuer))?;
-        for role in ["primary", "secondary"] {
-            if !self.resources.contains_key(role) {
-                return Err(format!("resources.{role} is required"));
+        let own = |key: &String| OWN_AUTHORIZATION_PARAMS.contains(&key.as_str());
+        let clients = self.authorization.clients.iter();
+        let extra = self
+            .authorization
+            .extra_params
+            .keys()
+            .map(|k| ("authorization.extra_params".to_owned(), k))
+            .chain(clients.flat_map(|(name, c)| {
+                c.extra_params
+                    .keys()
+                    .map(move |k| (format!("authorization.clients.{name}.extra_params"), k))
+            }));
+        for (section, key) in extra {
+            if own(key) {
+                return Err(format!(
+                    "{section}.{key}: the harness sends `{key}` itself (scenarios set it, sometimes wrong on purpose)"
+                ));
             }
         }
         for (role, r) in &self.resources {
@@ -500,6 +653,31 @@ impl Profile {
         }
         if self.user.mode == UserMode::Control && self.control.is_none() {
             return Err("user.mode = \"control\" needs a [control] section".into());
+        }
+        let selectors = self
+            .user
+            .forms
+            .iter()
+            .enumerate()
+            .flat_map(|(i, rule)| {
+                [
+                    ("form", Some(&rule.form)),
+                    ("page_has", rule.page_has.as_ref()),
+                    ("deny_link", rule.deny_link.as_ref()),
+                    ("deny_form", rule.deny_form.as_ref()),
+                ]
+                .into_iter()
+                .filter_map(move |(key, s)| s.map(|s| (format!("user.forms[{i}].{key}"), s)))
+            })
+            .chain(
+                self.user
+                    .error_page_has
+                    .iter()
+                    .map(|s| ("user.error_page_has".to_owned(), s)),
+            );
+        for (key, selector) in selectors {
+            scraper::Selector::parse(selector)
+                .map_err(|e| format!("{key} `{selector}` is not a CSS selector: {e}"))?;
         }
         if self.user.mode == UserMode::Form && self.user.forms.is_empty() {
             return Err("user.mode = \"form\" needs at least one [[user.forms]] rule".into());

@@ -7,15 +7,15 @@ use url::Url;
 
 use crate::expect::interpolate;
 use crate::http::{Http, Response};
-use crate::profile::{FormRule, Profile, UserMode};
+use crate::profile::{FormRule, PageKind, Profile, UserMode};
 
 /// What the user did with one page.
 pub enum Move {
     /// The browser goes to this URL next (a redirect).
     GoTo(String),
-    /// The browser received this response after submitting a form; `offered`
-    /// lists the values of the `check_all` checkboxes the page showed (the
-    /// scopes a consent page asked for).
+    /// The browser received this response after submitting a form (or
+    /// following a deny link); `offered` lists the values of the `check_all`
+    /// checkboxes the page showed (the scopes a consent page asked for).
     Submitted {
         response: Response,
         offered: Vec<String>,
@@ -25,8 +25,22 @@ pub enum Move {
 /// Why the user could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("no [[user.forms]] rule matches the page at {0}")]
+    #[error("no [[user.forms]] rule matches the page at {0} (by url_contains and page_has)")]
     NoRule(String),
+    /// Pressing approve instead would get a code and blame the server for it.
+    #[error("the scenario denies consent, but {rule} (the page at {url}) has no `deny` button, `deny_link` or `deny_form`; the harness will not approve instead")]
+    NoDenyRule { rule: String, url: String },
+    #[error("the page at {url} has no link matching deny_link `{selector}`")]
+    NoDenyLink { url: String, selector: String },
+    /// Submitting with the scope still ticked would grant it and blame the server.
+    #[error("the scenario unticks `{scope}`, but the consent page at {url} ({rule}) has no checkbox with that value; if the server's consent is all or nothing, set [user] per_scope_consent = false")]
+    NoCheckbox {
+        scope: String,
+        rule: String,
+        url: String,
+    },
+    #[error("the scenario unticks {0:?}, but in `control` mode the user can only approve or deny")]
+    UntickByControl(Vec<String>),
     #[error("the page at {url} has no form matching `{selector}`")]
     NoForm { url: String, selector: String },
     #[error("the page URL {0} carries no pending-request parameter for the control API")]
@@ -51,20 +65,96 @@ pub async fn act(
 ) -> Result<Move, UserError> {
     match profile.user.mode {
         UserMode::Form => {
-            let rule = profile
-                .user
-                .forms
-                .iter()
-                .find(|r| page_url.contains(&r.url_contains))
+            let html = page.text();
+            let rule = matching_rule(profile, page_url, &html)
                 .ok_or_else(|| UserError::NoRule(page_url.to_owned()))?;
-            submit_form(http, vars, rule, page_url, &page.text(), deny, uncheck)
+            let consent = rule.page_kind() == PageKind::Consent;
+            if deny && consent && rule.deny.is_none() && rule.deny_link.is_none() {
+                if let Some(form) = &rule.deny_form {
+                    // A form of its own (with its own hidden fields), submitted as it is.
+                    let mut denial = rule.clone();
+                    denial.form = form.clone();
+                    denial.submit = None;
+                    denial.check_all.clear();
+                    return submit_form(http, vars, &denial, page_url, &html, false, &[])
+                        .await
+                        .map(|(response, _)| Move::Submitted {
+                            response,
+                            offered: Vec::new(),
+                        });
+                }
+            }
+            if deny && consent && rule.deny.is_none() {
+                let Some(selector) = &rule.deny_link else {
+                    return Err(UserError::NoDenyRule {
+                        rule: rule.describe(),
+                        url: page_url.to_owned(),
+                    });
+                };
+                let link = link_target(&html, selector, page_url)?;
+                let response = http.send(http.get(link.as_str())).await?;
+                return Ok(Move::Submitted {
+                    response,
+                    offered: Vec::new(),
+                });
+            }
+            let uncheck = if consent { uncheck } else { &[] };
+            submit_form(http, vars, rule, page_url, &html, deny, uncheck)
                 .await
                 .map(|(response, offered)| Move::Submitted { response, offered })
+        }
+        UserMode::Control if !uncheck.is_empty() => {
+            Err(UserError::UntickByControl(uncheck.to_vec()))
         }
         UserMode::Control => decide_by_control(http, profile, vars, page_url, deny)
             .await
             .map(Move::GoTo),
     }
+}
+
+/// The first form rule whose `url_contains` is in the page URL and whose
+/// `page_has` (if any) matches something on the page.
+pub fn matching_rule<'p>(profile: &'p Profile, page_url: &str, html: &str) -> Option<&'p FormRule> {
+    let document = Html::parse_document(html);
+    profile.user.forms.iter().find(|rule| {
+        page_url.contains(&rule.url_contains)
+            && rule
+                .page_has
+                .as_deref()
+                .is_none_or(|selector| shows(&document, selector))
+    })
+}
+
+/// Whether the page is the server's own error page (`[user] error_page_has`).
+pub fn is_error_page(profile: &Profile, html: &str) -> bool {
+    profile
+        .user
+        .error_page_has
+        .as_deref()
+        .is_some_and(|selector| shows(&Html::parse_document(html), selector))
+}
+
+fn shows(document: &Html, selector: &str) -> bool {
+    Selector::parse(selector).is_ok_and(|s| document.select(&s).next().is_some())
+}
+
+/// Where the deny link on the page leads, resolved against the page URL.
+fn link_target(html: &str, selector: &str, page_url: &str) -> Result<Url, UserError> {
+    let missing = || UserError::NoDenyLink {
+        url: page_url.to_owned(),
+        selector: selector.to_owned(),
+    };
+    let href = {
+        let document = Html::parse_document(html);
+        let parsed = Selector::parse(selector).map_err(|_| missing())?;
+        let href = document
+            .select(&parsed)
+            .find_map(|a| a.value().attr("href").map(str::to_owned));
+        href.ok_or_else(missing)?
+    };
+    Url::parse(page_url)
+        .and_then(|base| base.join(&href))
+        .map_err(|e| UserError::Profile(e.to_string()))
 }
 
 async fn submit_form(
@@ -88,6 +178,7 @@ async fn submit_form(
         let inputs = Selector::parse("input").map_err(|_| no_form())?;
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut offered: Vec<String> = Vec::new();
+        let mut boxes: Vec<String> = Vec::new();
         for input in form.select(&inputs) {
             let el = input.value();
             let Some(name) = el.attr("name") else {
@@ -102,6 +193,7 @@ async fn submit_form(
             {
                 "submit" | "button" | "image" | "reset" => {}
                 "checkbox" | "radio" => {
+                    boxes.push(value.clone());
                     let check_all = rule.check_all.iter().any(|n| n == name);
                     if check_all {
                         offered.push(value.clone());
@@ -116,6 +208,13 @@ async fn submit_form(
                 _ => fields.push((name.to_owned(), value)),
             }
         }
+        if let Some(scope) = uncheck.iter().find(|s| !boxes.contains(s)) {
+            return Err(UserError::NoCheckbox {
+                scope: scope.clone(),
+                rule: rule.describe(),
+                url: page_url.to_owned(),
+            });
+        }
         for (name, template) in &rule.fill {
             let value = interpolate(template, vars).map_err(UserError::Profile)?;
             match fields.iter_mut().find(|(n, _)| n == name) {
@@ -123,10 +222,11 @@ async fn submit_form(
                 None => fields.push((name.clone(), value)),
             }
         }
-        let button = if deny {
-            rule.deny.as_ref().or(rule.submit.as_ref())
-        } else {
-            rule.submit.as_ref()
+        // `act` has already refused a denial the consent rule cannot make;
+        // on a login page the user signs in either way.
+        let button = match (&rule.deny, deny && rule.page_kind() == PageKind::Consent) {
+            (Some(deny_button), true) => Some(deny_button),
+            _ => rule.submit.as_ref(),
         };
         if let Some(button) = button {
             fields.push((button.name.clone(), button.value.clone()));

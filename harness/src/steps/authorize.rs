@@ -127,6 +127,18 @@ impl Run<'_> {
                 .get(resource)
                 .map(|r| r.scopes.join(" ")),
         };
+        // What the profile says this server needs on every request.
+        let settings = &self.profile.authorization;
+        let scope = scope.map(|s| {
+            let mut scopes: Vec<&str> = s.split_ascii_whitespace().collect();
+            for extra in &settings.extra_scopes {
+                if !scopes.contains(&extra.as_str()) {
+                    scopes.push(extra);
+                }
+            }
+            scopes.join(" ")
+        });
+        let extra_params = settings.params_for(&request.client);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let verifier = verifier.secret().clone();
         self.evidence.keep_secret(&verifier);
@@ -151,6 +163,9 @@ impl Run<'_> {
             }
             if let Some(r) = &resource_url {
                 request = request.add_extra_param("resource", r.clone());
+            }
+            for (name, value) in &extra_params {
+                request = request.add_extra_param(name.clone(), value.clone());
             }
             request.url().0
         } else {
@@ -177,6 +192,9 @@ impl Run<'_> {
                 }
                 if let Some(r) = &resource_url {
                     q.append_pair("resource", r);
+                }
+                for (name, value) in &extra_params {
+                    q.append_pair(name, value);
                 }
             }
             url
@@ -205,7 +223,13 @@ impl Run<'_> {
                 response = self.browser.send(self.browser.get(&current)).await?;
                 continue;
             }
-            if response.status != 200 {
+            // A server that will not redirect (RFC 6749 §4.1.2.1) shows its
+            // own page: any answer other than 2xx, or a 200 page the profile
+            // names as the server's error page. That is the scenario's to
+            // judge, not a failure of the user driver.
+            let error_page = (200..300).contains(&response.status)
+                && user::is_error_page(self.profile, &response.text());
+            if !(200..300).contains(&response.status) || error_page {
                 return Ok(json!({
                     "outcome": "not_redirected",
                     "status": response.status,

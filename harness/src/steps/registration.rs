@@ -110,13 +110,9 @@ impl Run<'_> {
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
         });
-        for (key, value) in extra {
-            let value = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
-            body[key] = match value {
-                Value::String(s) => Value::String(self.text(&s)?),
-                other => other,
-            };
-        }
+        // The profile's metadata first, so a scenario's own `metadata` wins.
+        self.merge_metadata(&mut body, &self.profile.registration.extra_metadata)?;
+        self.merge_metadata(&mut body, extra)?;
         let response = self
             .http
             .send(self.http.post(&endpoint).json(&body))
@@ -159,6 +155,22 @@ impl Run<'_> {
             .map(|r| r.client_id.clone())
     }
 
+    /// Sets each field of `extra` in a registration body, `${…}` resolved.
+    fn merge_metadata(
+        &self,
+        body: &mut Value,
+        extra: &BTreeMap<String, toml::Value>,
+    ) -> Result<(), StepError> {
+        for (key, value) in extra {
+            let value = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
+            body[key] = match value {
+                Value::String(s) => Value::String(self.text(&s)?),
+                other => other,
+            };
+        }
+        Ok(())
+    }
+
     /// Registers up to `count` clients in a row; stops at the first answer that is not a success.
     async fn register_burst(&mut self, count: u32) -> Result<Value, StepError> {
         let endpoint = self.endpoint("registration_endpoint").await?;
@@ -179,13 +191,16 @@ impl Run<'_> {
         } else {
             (self.http.clone(), "default".to_owned())
         };
-        let body = json!({
+        let mut body = json!({
             "client_name": "conform rate-limit probe",
             "redirect_uris": [self.profile.callback],
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
         });
+        // Without the metadata the server needs, every refusal would look
+        // like the rate limit.
+        self.merge_metadata(&mut body, &self.profile.registration.extra_metadata)?;
         let mut accepted = 0;
         for _ in 0..count {
             let response = http.send(http.post(&endpoint).json(&body)).await?;

@@ -5,6 +5,7 @@
 //! * `snapshot::*`: redacted token claims and the report summary, pinned with insta;
 //! * `cli::*`: the `conform` binary's exit codes, baselines, profiles and bad targets.
 //! * `webhook::*`: the audit collector on a webhook stream;
+//! * `user_driver::*`: the user driver and profile extras against controlled mock pages;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
 //! * `init::*`: `conform init` and the starter profile it writes;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
@@ -19,6 +20,7 @@ mod scenarios;
 mod sensitivity;
 mod snapshots;
 mod support;
+mod user_driver;
 mod webhook;
 
 use libtest_mimic::{Arguments, Trial};
@@ -35,6 +37,7 @@ fn main() {
     trials.extend(webhook::webhook_trials());
     trials.extend(html::html_and_narration_trials());
     trials.extend(init::trials());
+    trials.extend(user_driver::trials());
     trials.extend(architecture::trials());
     trials.extend(identity::identity_trials());
     libtest_mimic::run(&args, trials).exit();
