@@ -326,12 +326,12 @@ impl Discovery {
              mode = \"form\"\n\
              username = \"TODO: a test user's name\"\n\
              password = \"TODO: that user's password\"\n\
-             # TODO: one rule per page (login, consent): which form to fill and which button to press.\n\
-             # [[user.forms]]\n\
-             # url_contains = \"/login\"\n\
-             # form = \"form#login\"\n\
-             # fill = { username = \"${user.username}\", password = \"${user.password}\" }\n\
-             # submit = { name = \"action\", value = \"login\" }\n\
+             # TODO: one rule per page (login, consent): the URL part and page content that\n\
+             # identify it, the form to fill, the button to press (reference: fixtures/profiles/reference.toml).\n\
+             [[user.forms]]\n\
+             url_contains = \"/login\"  # TODO\n\
+             form = \"form\"  # TODO\n\
+             fill = { username = \"${user.username}\", password = \"${user.password}\" }  # TODO: your field names\n\
              \n\
              # TODO: pre-registered confidential clients (client_credentials agents, an introspector):\n\
              # [clients.agent]\n\

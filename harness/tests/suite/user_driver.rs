@@ -141,6 +141,7 @@ fn scenario(authorize: &str) -> Result<Scenario, Failed> {
     let text = format!(
         r#"id = "mock.flow"
 title = "t"
+suite = "standard"
 level = "MUST"
 catches = []
 [[refs]]
@@ -420,6 +421,7 @@ extra_metadata = { application_type = "native", client_name = "from the profile"
     let scenario: Scenario = toml::from_str(
         r#"id = "mock.extras"
 title = "t"
+suite = "standard"
 level = "MUST"
 catches = []
 [[refs]]
