@@ -109,6 +109,9 @@ struct State {
     api_bearers: Vec<Option<String>>,
     mode: TokenMode,
     slow_secs: u64,
+    /// How long every other token answer waits, so that concurrent callers
+    /// overlap at the provider however busy the machine is.
+    delay_ms: u64,
     /// `expires_in` of tokens issued at the token endpoint (0: already expired).
     expires_in: u64,
     /// Every token and code issued, for redaction and the audit check.
@@ -250,6 +253,9 @@ impl Respond for TokenEndpoint {
         if mode == TokenMode::Slow {
             let delay = Duration::from_secs(state.slow_secs);
             return answer.set_delay(delay);
+        }
+        if state.delay_ms > 0 {
+            return answer.set_delay(Duration::from_millis(state.delay_ms));
         }
         answer
     }
@@ -509,13 +515,15 @@ impl Provider {
         format!("{}/api", self.uri())
     }
 
-    /// Sets how the token endpoint answers from now on, and the lifetime of
-    /// the tokens it issues (`0`: already expired).
-    pub fn set_mode(&self, mode: TokenMode, expires_in: u64, slow_secs: u64) {
+    /// Sets how the token endpoint answers from now on, the lifetime of
+    /// the tokens it issues (`0`: already expired), and how long its answers
+    /// wait (`delay_ms`; `slow_secs` in `Slow` mode).
+    pub fn set_mode(&self, mode: TokenMode, expires_in: u64, slow_secs: u64, delay_ms: u64) {
         let mut state = lock(&self.state);
         state.mode = mode;
         state.expires_in = expires_in;
         state.slow_secs = slow_secs;
+        state.delay_ms = delay_ms;
     }
 
     /// Issues a token (and optionally a refresh token) for the harness to store
@@ -720,33 +728,33 @@ mod tests {
                 .unwrap_or_default()
         };
 
-        provider.set_mode(TokenMode::Garbage, 3600, 0);
+        provider.set_mode(TokenMode::Garbage, 3600, 0, 0);
         let rt = mint();
         let f = form(&rt);
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, body, text) = post_form(&token, &pairs).await;
         assert_eq!((status, body.is_null()), (200, true), "{text}");
 
-        provider.set_mode(TokenMode::Html, 3600, 0);
+        provider.set_mode(TokenMode::Html, 3600, 0, 0);
         let (status, _, text) = post_form(&token, &pairs).await;
         assert!(status == 200 && text.contains("<html>"));
 
-        provider.set_mode(TokenMode::ServerError, 3600, 0);
+        provider.set_mode(TokenMode::ServerError, 3600, 0, 0);
         assert_eq!(post_form(&token, &pairs).await.0, 500);
 
-        provider.set_mode(TokenMode::InvalidGrant, 3600, 0);
+        provider.set_mode(TokenMode::InvalidGrant, 3600, 0, 0);
         let (status, body, _) = post_form(&token, &pairs).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (400, Some("invalid_grant"))
         );
 
-        provider.set_mode(TokenMode::NoExpiresIn, 0, 0);
+        provider.set_mode(TokenMode::NoExpiresIn, 0, 0, 0);
         let (status, body, _) = post_form(&token, &pairs).await;
         assert_eq!(status, 200);
         assert!(body.get("expires_in").is_none() && body["access_token"].is_string());
 
-        provider.set_mode(TokenMode::Normal, 0, 0);
+        provider.set_mode(TokenMode::Normal, 0, 0, 0);
         let rt = body["refresh_token"].as_str().unwrap_or_default();
         let (status, body, _) = post_form(
             &token,
@@ -762,7 +770,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_answer_outlasts_a_shorter_client_timeout() {
         let provider = Provider::start().await;
-        provider.set_mode(TokenMode::Slow, 3600, 3);
+        provider.set_mode(TokenMode::Slow, 3600, 3, 0);
         let rt = provider
             .mint("user:alice", &scopes(&["calendar.read"]), true)
             .1

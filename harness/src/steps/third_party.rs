@@ -27,13 +27,18 @@ pub struct ProviderMode {
     pub token: TokenMode,
     #[serde(default = "hour")]
     pub expires_in: u64,
+    /// Milliseconds every token answer waits (0): concurrent callers then
+    /// overlap at the provider however loaded the machine is.
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 impl Act for ProviderMode {
     const INFO: ActionInfo = PROVIDER;
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.set_provider_mode(self.token, self.expires_in).await
+        run.set_provider_mode(self.token, self.expires_in, self.delay_ms)
+            .await
     }
 }
 
@@ -114,13 +119,16 @@ impl Run<'_> {
         &mut self,
         mode: TokenMode,
         expires_in: u64,
+        delay_ms: u64,
     ) -> Result<Value, StepError> {
         let settings = &self.profile.connections;
         // Slow enough that only a target without a bound still waits for it.
         let slow = settings.provider_timeout_secs + settings.timeout_margin_secs + 5;
-        self.provider().await.set_mode(mode, expires_in, slow);
+        self.provider()
+            .await
+            .set_mode(mode, expires_in, slow, delay_ms);
         self.third_party.mode = Some(mode);
-        Ok(json!({"mode": mode, "expires_in": expires_in, "slow_secs": slow}))
+        Ok(json!({"mode": mode, "expires_in": expires_in, "slow_secs": slow, "delay_ms": delay_ms}))
     }
 
     fn provider_log(&self) -> Result<Value, StepError> {
