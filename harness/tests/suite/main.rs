@@ -16,6 +16,7 @@ mod cli;
 mod html;
 mod identity;
 mod init;
+mod profile_docs;
 mod scenarios;
 mod sensitivity;
 mod snapshots;
@@ -39,6 +40,7 @@ fn main() {
     trials.extend(init::trials());
     trials.extend(user_driver::trials());
     trials.extend(architecture::trials());
+    trials.extend(profile_docs::trials());
     trials.extend(identity::identity_trials());
     libtest_mimic::run(&args, trials).exit();
 }
