@@ -125,6 +125,11 @@ pub fn matching_rule<'p>(profile: &'p Profile, page_url: &str, html: &str) -> Op
     })
 }
 
+/// Whether the page holds the rule's form: a page the user can act on.
+pub fn shows_form(rule: &FormRule, html: &str) -> bool {
+    shows(&Html::parse_document(html), &rule.form)
+}
+
 /// Whether the page is the server's own error page (`[user] error_page_has`).
 pub fn is_error_page(profile: &Profile, html: &str) -> bool {
     profile

@@ -209,6 +209,8 @@ impl Run<'_> {
         // The scopes each consent page asked for (none shown: empty).
         let mut offered: Vec<String> = Vec::new();
         let mut consent_shown = false;
+        // The form rule the user last submitted a page with.
+        let mut last_submitted: Option<&crate::profile::FormRule> = None;
         for _ in 0..12 {
             if let Some(location) = redirect_location(&response, &current) {
                 let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
@@ -223,13 +225,28 @@ impl Run<'_> {
                 response = self.browser.send(self.browser.get(&current)).await?;
                 continue;
             }
+            // A page the user already submitted, shown again (a refused
+            // sign-in re-shows the login form, often with a 4xx): the
+            // harness cannot get further, and the server is not to blame.
+            let page = response.text();
+            let rule = user::matching_rule(self.profile, &current, &page)
+                .filter(|rule| user::shows_form(rule, &page));
+            if let (Some(rule), Some(submitted)) = (rule, last_submitted) {
+                if std::ptr::eq(rule, submitted) {
+                    return Err(precondition(format!(
+                        "the page at {current} (HTTP {}) shows the form of the [[user.forms]] rule `url_contains = {:?}` again after the user submitted it: the server did not accept it (check [user] username and password, and the rule's fill)",
+                        response.status, rule.url_contains
+                    )));
+                }
+            }
             // A server that will not redirect (RFC 6749 §4.1.2.1) shows its
-            // own page: any answer other than 2xx, or a 200 page the profile
-            // names as the server's error page. That is the scenario's to
-            // judge, not a failure of the user driver.
-            let error_page = (200..300).contains(&response.status)
-                && user::is_error_page(self.profile, &response.text());
-            if !(200..300).contains(&response.status) || error_page {
+            // own page: an answer other than 2xx that is no login or consent
+            // page of the profile's, or a 200 page the profile names as the
+            // server's error page. That is the scenario's to judge, not a
+            // failure of the user driver.
+            let error_page =
+                (200..300).contains(&response.status) && user::is_error_page(self.profile, &page);
+            if (!(200..300).contains(&response.status) && rule.is_none()) || error_page {
                 return Ok(json!({
                     "outcome": "not_redirected",
                     "status": response.status,
@@ -265,6 +282,7 @@ impl Run<'_> {
                     response: next,
                     offered: asked,
                 } => {
+                    last_submitted = rule;
                     if !asked.is_empty() {
                         consent_shown = true;
                         offered.extend(asked);

@@ -41,6 +41,9 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("user_driver::extra-params-and-metadata-sent", || {
             runtime().block_on(extras_sent())
         }),
+        Trial::test("user_driver::refused-sign-in-is-error", || {
+            runtime().block_on(refused_sign_in())
+        }),
         Trial::test("user_driver::undeclared-is-skipped", undeclared_is_skipped),
         Trial::test(
             "user_driver::bad-profile-keys-refused",
@@ -271,6 +274,38 @@ async fn error_page_not_redirected() -> Result<(), Failed> {
             )
         },
     )
+}
+
+/// A sign-in the server refuses re-shows the login form with a 401: the
+/// harness could not sign in, which is no verdict on the server's
+/// redirects. It is an error naming the rule, not `not_redirected`.
+async fn refused_sign_in() -> Result<(), Failed> {
+    let server = server().await;
+    page(&server, "GET", "/authorize", 200, LOGIN).await;
+    page(&server, "POST", "/authorize", 401, LOGIN).await;
+    let profile = profile(
+        &server,
+        r#"[[user.forms]]
+url_contains = "/authorize"
+page_has = "form#login"
+form = "form#login"
+fill = { username = "${user.username}", password = "${user.password}" }
+"#,
+    )?;
+    let step = authorize_step(
+        &profile,
+        "[[steps]]\ndo = \"authorize\"\nresource = \"omit\"\nscope = \"a\"\nexpect = { outcome = \"code\" }\n",
+    )
+    .await?;
+    check(
+        step.status == Status::Error
+            && messages(&step).contains("again after the user submitted it"),
+        || format!("{:?}: {}", step.status, messages(&step)),
+    )?;
+    let attempts = received(&server, "/authorize").await;
+    check(attempts.len() == 1, || {
+        format!("the login form was submitted {} times", attempts.len())
+    })
 }
 
 /// Login and consent on one URL, told apart by what the page shows.
