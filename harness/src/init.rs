@@ -280,7 +280,7 @@ impl Discovery {
             "# Starter profile written by `conform init --target {target}`.\n\
              # Values marked TODO cannot be discovered: fill them in, then run\n\
              #   conform --target <this file>\n\
-             # Reference of every key: fixtures/profiles/reference.toml.\n\n\
+             # Reference of every key: docs/profile.md.\n\n\
              name = {name}\n\
              base = {base}\n\
              # Byte-exact, as the metadata at {metadata_url} says (RFC 8414 §3.3).\n\
@@ -327,7 +327,7 @@ impl Discovery {
              username = \"TODO: a test user's name\"\n\
              password = \"TODO: that user's password\"\n\
              # TODO: one rule per page (login, consent): the URL part and page content that\n\
-             # identify it, the form to fill, the button to press (reference: fixtures/profiles/reference.toml).\n\
+             # identify it, the form to fill, the button to press (reference: docs/profile.md).\n\
              [[user.forms]]\n\
              url_contains = \"/login\"  # TODO\n\
              form = \"form\"  # TODO\n\

@@ -2,8 +2,9 @@
 //!
 //! A profile is TOML. Every string may use `${base}`, replaced by the `base`
 //! value (or by the embedded hub's origin), so one file describes both the
-//! embedded hub and a separately started one. The format is documented in
-//! README.md and `fixtures/profiles/reference.toml` is a complete example.
+//! embedded hub and a separately started one. Every key is documented in
+//! docs/profile.md (a test keeps it so); `fixtures/profiles/reference.toml`
+//! is a complete example.
 
 use std::collections::BTreeMap;
 use std::path::Path;

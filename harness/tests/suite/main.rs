@@ -8,6 +8,7 @@
 //! * `user_driver::*`: the user driver and profile extras against controlled mock pages;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
 //! * `init::*`: `conform init` and the starter profile it writes;
+//! * `profile_docs::*`: every profile key documented in docs/profile.md;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
 //! * `architecture::*`: no import loops, the black box, the documented actions.
 
