@@ -28,12 +28,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(results: &[ScenarioResult]) -> Summary {
-        let mut s = Summary {
-            total: results.len(),
-            ..Summary::default()
-        };
+    pub fn of<'r>(results: impl IntoIterator<Item = &'r ScenarioResult>) -> Summary {
+        let mut s = Summary::default();
         for r in results {
+            s.total += 1;
             match r.status {
                 Status::Pass => s.pass += 1,
                 Status::Fail => s.fail += 1,
@@ -45,16 +43,6 @@ impl Summary {
         s
     }
 
-    /// The counts of one suite's scenarios.
-    pub fn of_suite(results: &[ScenarioResult], suite: Suite) -> Summary {
-        let in_suite: Vec<ScenarioResult> = results
-            .iter()
-            .filter(|r| r.suite == suite)
-            .cloned()
-            .collect();
-        Summary::of(&in_suite)
-    }
-
     /// `N passed, N failed, N warned, N skipped, N errored`.
     pub fn counts(&self) -> String {
         format!(
@@ -62,6 +50,23 @@ impl Summary {
             self.pass, self.fail, self.warn, self.skip, self.error
         )
     }
+}
+
+/// The run's results per suite (those with any), each with its counts: the
+/// grouping of the console table and summary.md.
+fn by_suite(report: &RunReport) -> Vec<(Suite, Vec<&ScenarioResult>, Summary)> {
+    Suite::ALL
+        .into_iter()
+        .filter_map(|suite| {
+            let results: Vec<&ScenarioResult> = report
+                .scenarios
+                .iter()
+                .filter(|r| r.suite == suite)
+                .collect();
+            let summary = Summary::of(results.iter().copied());
+            (!results.is_empty()).then_some((suite, results, summary))
+        })
+        .collect()
 }
 
 /// The whole run, as written to report.json.
@@ -157,19 +162,11 @@ pub fn markdown(report: &RunReport) -> String {
         s.error,
         if report.gate_passed { "passed" } else { "FAILED" },
     );
-    for suite in Suite::ALL {
-        let results: Vec<&ScenarioResult> = report
-            .scenarios
-            .iter()
-            .filter(|r| r.suite == suite)
-            .collect();
-        if results.is_empty() {
-            continue;
-        }
+    for (suite, results, summary) in by_suite(report) {
         out.push_str(&format!(
             "## {}\n\n{}.\n\n| Status | Level | Scenario | Reference |\n|---|---|---|---|\n",
             suite.heading(),
-            Summary::of_suite(&report.scenarios, suite).counts()
+            summary.counts()
         ));
         for r in results {
             let refs: Vec<String> = r
@@ -228,20 +225,12 @@ pub fn console_table(report: &RunReport) -> String {
         .unwrap_or(10)
         .max(8);
     let mut out = String::new();
-    for suite in Suite::ALL {
-        let results: Vec<&ScenarioResult> = report
-            .scenarios
-            .iter()
-            .filter(|r| r.suite == suite)
-            .collect();
-        if results.is_empty() {
-            continue;
-        }
+    for (suite, results, summary) in by_suite(report) {
         out.push_str(&format!(
             "{}{}: {}\n",
             if out.is_empty() { "" } else { "\n" },
             suite.heading(),
-            Summary::of_suite(&report.scenarios, suite).counts()
+            summary.counts()
         ));
         out.push_str(&format!(
             "{:<6} {:<6} {:<width$}  {}\n",

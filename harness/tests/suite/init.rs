@@ -26,12 +26,7 @@ pub fn trials() -> Vec<Trial> {
             check(from_prm.scopes == hub.resources["primary"].scopes, || {
                 format!("scopes {:?}", from_prm.scopes)
             })?;
-            let present: Vec<&str> = found
-                .capabilities()
-                .into_iter()
-                .filter(|c| c.present)
-                .map(|c| c.name)
-                .collect();
+            let present = proven(&found);
             check(
                 present
                     == [
@@ -82,12 +77,7 @@ pub fn trials() -> Vec<Trial> {
                 let found = harness::init::discover(&issuer)
                     .await
                     .map_err(|e| Failed::from(e.to_string()))?;
-                let present: Vec<&str> = found
-                    .capabilities()
-                    .into_iter()
-                    .filter(|c| c.present)
-                    .map(|c| c.name)
-                    .collect();
+                let present = proven(&found);
                 check(present == ["introspection"], || {
                     format!("capabilities proven: {present:?}")
                 })?;
@@ -143,4 +133,14 @@ pub fn trials() -> Vec<Trial> {
             })
         }),
     ]
+}
+
+/// The capabilities discovery proved, by name.
+fn proven(found: &harness::init::Discovery) -> Vec<&'static str> {
+    found
+        .capabilities()
+        .into_iter()
+        .filter(|c| c.present)
+        .map(|c| c.name)
+        .collect()
 }
