@@ -76,6 +76,10 @@ pub struct StepResult {
     /// The HTTP exchanges, kept for steps that did not pass; secrets redacted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exchanges: Vec<Exchange>,
+    /// The step needs something the profile does not declare: the scenario
+    /// ends as `skip` here.
+    #[serde(skip)]
+    pub undeclared: bool,
     /// Every exchange of the step (bounded) with the claims of the JWTs it
     /// carried, for report.html and `--narrate`; not in report.json.
     #[serde(skip)]
@@ -158,6 +162,7 @@ pub async fn run_scenario(
             status: Status::Error,
             messages: vec!["timed out".into()],
             exchanges,
+            undeclared: false,
             transcript,
         });
     }
@@ -190,7 +195,18 @@ async fn run_steps(
         let step_result = run_step(run, i + 1, step, violation).await;
         let status = step_result.status;
         let messages = step_result.messages.clone();
+        let undeclared = step_result.undeclared;
         result.steps.push(step_result);
+        if undeclared {
+            result.status = Status::Skip;
+            result.reason = Some(format!(
+                "step {} ({}): {}",
+                i + 1,
+                action_name(step),
+                messages.join("; ")
+            ));
+            return;
+        }
         if status == Status::Skip {
             continue;
         }
@@ -268,6 +284,7 @@ pub async fn run_step(
             status: Status::Skip,
             messages: vec!["not for the behaviour this target declares".into()],
             exchanges: Vec::new(),
+            undeclared: false,
             transcript: Default::default(),
         };
     }
@@ -277,8 +294,10 @@ pub async fn run_step(
     }
     let exchanges = run.http.take_transcript();
     let transcript = crate::transcript::Transcript::of(&exchanges);
+    let undeclared = matches!(facts, Err(StepError::Undeclared(_)));
     let (status, messages) = match facts {
         Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
+        Err(StepError::Undeclared(e)) => (Status::Skip, vec![e]),
         Err(e) => (Status::Error, vec![e.to_string()]),
         Ok(facts) => match crate::expect::evaluate(&step.expect, &facts, &run.vars()) {
             Err(e) => (Status::Error, vec![format!("scenario file: {e}")]),
@@ -295,6 +314,7 @@ pub async fn run_step(
         status,
         messages,
         exchanges: if passed { Vec::new() } else { exchanges },
+        undeclared,
         transcript,
     }
 }

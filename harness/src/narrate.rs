@@ -433,6 +433,12 @@ async fn narrate_scenario(
             .for_each(|m| crate::http::scrub(m, &run.evidence.secrets));
         match result.status {
             Status::Pass => writeln!(out, "  ✓ as required")?,
+            Status::Skip if result.undeclared => {
+                writeln!(out, "  – skipped: {}", messages.join("; "))?;
+                verdict = Status::Skip;
+                reason = Some(format!("step {} ({action})", i + 1));
+                break;
+            }
             Status::Skip => writeln!(out, "  – skipped: {}", messages.join("; "))?,
             other => {
                 writeln!(

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use url::Url;
 
-use super::failure::{precondition, StepError};
+use super::failure::{undeclared, StepError};
 use super::run::Run;
 use crate::http::Response;
 
@@ -38,7 +38,7 @@ impl Run<'_> {
                 .profile
                 .users
                 .get(name)
-                .ok_or_else(|| precondition(format!("the profile has no [users.{name}]")))?;
+                .ok_or_else(|| undeclared(format!("the profile declares no [users.{name}]")))?;
             vars["user"]["username"] = json!(other.username);
             vars["user"]["password"] = json!(other.password);
         }

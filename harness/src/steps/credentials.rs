@@ -8,7 +8,7 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::failure::{precondition, StepError};
+use super::failure::{precondition, undeclared, StepError};
 use super::run::Run;
 use crate::http::Http;
 use crate::profile::PreRegisteredClient;
@@ -64,8 +64,8 @@ impl Run<'_> {
             .or_else(|| self.created.agents.get(role))
             .cloned()
             .ok_or_else(|| {
-                precondition(format!(
-                    "no [clients.{role}] in the profile and no agent `{role}` created"
+                undeclared(format!(
+                    "the profile declares no [clients.{role}] (and no agent `{role}` was created)"
                 ))
             })
     }

@@ -14,8 +14,16 @@ pub enum StepError {
     /// A precondition the scenario or target did not meet (no code yet, no metadata).
     #[error("{0}")]
     Precondition(String),
+    /// The profile does not declare what the step needs (a client, a user):
+    /// the scenario does not apply to this target as described, a `skip`.
+    #[error("{0}")]
+    Undeclared(String),
 }
 
 pub(super) fn precondition(message: impl Into<String>) -> StepError {
     StepError::Precondition(message.into())
+}
+
+pub(super) fn undeclared(message: impl Into<String>) -> StepError {
+    StepError::Undeclared(message.into())
 }

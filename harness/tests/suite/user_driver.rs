@@ -45,6 +45,9 @@ pub fn trials() -> Vec<Trial> {
             runtime().block_on(refused_sign_in())
         }),
         Trial::test("user_driver::undeclared-is-skipped", undeclared_is_skipped),
+        Trial::test("user_driver::undeclared-client-is-skipped", || {
+            runtime().block_on(undeclared_client_is_skipped())
+        }),
         Trial::test(
             "user_driver::bad-profile-keys-refused",
             bad_profile_keys_refused,
@@ -306,6 +309,36 @@ fill = { username = "${user.username}", password = "${user.password}" }
     check(attempts.len() == 1, || {
         format!("the login form was submitted {} times", attempts.len())
     })
+}
+
+/// A step that needs a client the profile does not declare ends the
+/// scenario as `skip`, naming it: the requirement does not apply to the
+/// target as described, and nothing is blamed on it.
+async fn undeclared_client_is_skipped() -> Result<(), Failed> {
+    let server = server().await;
+    let profile = profile(&server, "")?;
+    let scenario: Scenario = toml::from_str(
+        r#"id = "mock.agent"
+title = "t"
+suite = "standard"
+level = "MUST"
+catches = []
+[[refs]]
+id = "r"
+url = "u"
+quote = "q"
+[[steps]]
+do = "client_credentials"
+expect = { status = 200 }
+"#,
+    )
+    .map_err(|e| Failed::from(format!("scenario: {e}")))?;
+    let result = run_scenario(&profile, &scenario, &RunOptions { strict: false }).await;
+    let reason = result.reason.clone().unwrap_or_default();
+    check(
+        result.status == Status::Skip && reason.contains("declares no [clients.agent]"),
+        || format!("{:?}: {reason}", result.status),
+    )
 }
 
 /// Login and consent on one URL, told apart by what the page shows.
