@@ -111,6 +111,14 @@ pub async fn run_scenario(
         catches: scenario.catches.clone(),
         audit: None,
     };
+    if scenario.suite == Suite::Hub && !profile.hub.product_model {
+        result.status = Status::Skip;
+        result.reason = Some(
+            "a requirement of the hub product model, which the target does not declare ([hub] product_model = true)"
+                .into(),
+        );
+        return result;
+    }
     for capability in &scenario.requires {
         match profile.capabilities.has(capability) {
             Some(true) => {}

@@ -287,6 +287,10 @@ impl Discovery {
              issuer = {issuer}\n\
              # A redirect URI the harness registers; it is never fetched.\n\
              callback = \"http://127.0.0.1:8976/conform/callback\"\n\n\
+             # TODO: true if the server is an agentic identity hub (policies, Connections,\n\
+             # agents, audit): its product model's requirements are then checked too.\n\
+             [hub]\n\
+             product_model = false\n\n\
              [capabilities]\n",
             name = quote(&format!("{origin} (from conform init)")),
             base = quote(&origin),

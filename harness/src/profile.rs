@@ -64,6 +64,20 @@ pub struct Profile {
     /// What every dynamic registration carries besides what scenarios ask for.
     #[serde(default)]
     pub registration: RegistrationSettings,
+    /// Whether the target is an agentic identity hub, whose product model
+    /// (policies, Connections, agents, audit) the `hub` suite checks.
+    #[serde(default)]
+    pub hub: HubModel,
+}
+
+/// A plain authorization server never declares the product model, so no
+/// product-model requirement (`suite = "hub"`) is ever held against it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubModel {
+    /// Check the hub product model's requirements (off by default).
+    #[serde(default)]
+    pub product_model: bool,
 }
 
 /// Parameters the harness builds itself; the profile may not add them again,

@@ -593,7 +593,8 @@ url_contains = "/"
     let scenarios = scenarios();
     for (id, wanted) in [
         ("prm.challenge", "resources.primary"),
-        ("consent.user-declines-one", "dcr"),
+        ("dcr.register-public-client", "dcr"),
+        ("consent.user-declines-one", "[hub] product_model"),
     ] {
         let scenario = scenarios
             .iter()
@@ -615,11 +616,31 @@ url_contains = "/"
         "[user]",
         "[resources.primary]\nurl = \"http://127.0.0.1:9/mcp\"\nscopes = [\"a\"]\n[capabilities]\ndcr = true\n[user]",
     );
-    let profile = Profile::parse(&declared, None).map_err(Failed::from)?;
     let scenario = scenarios
         .iter()
         .find(|s| s.id == "consent.user-declines-one")
         .ok_or_else(|| Failed::from("no consent.user-declines-one"))?;
+    // A product-model requirement: skipped unless the profile declares the model.
+    let plain = Profile::parse(&declared, None).map_err(Failed::from)?;
+    let result = runtime().block_on(run_scenario(
+        &plain,
+        scenario,
+        &RunOptions { strict: false },
+    ));
+    check(
+        result.status == Status::Skip
+            && result
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("[hub] product_model"),
+        || format!("without [hub]: {:?} {:?}", result.status, result.reason),
+    )?;
+    let declared = declared.replace(
+        "[capabilities]",
+        "[hub]\nproduct_model = true\n[capabilities]",
+    );
+    let profile = Profile::parse(&declared, None).map_err(Failed::from)?;
     let result = runtime().block_on(run_scenario(
         &profile,
         scenario,
