@@ -392,34 +392,10 @@ async fn deny_link_followed() -> Result<(), Failed> {
     page(&server, "GET", "/authorize", 200, CONSENT_DENY_LINK).await;
     Mock::given(method("GET"))
         .and(path("/deny"))
-        .respond_with(ResponseTemplate::new(302).insert_header(
-            "location",
-            "http://127.0.0.1:8976/conform/callback?error=access_denied&state=s",
-        ))
+        .respond_with(access_denied())
         .mount(&server)
         .await;
-    let profile = profile(
-        &server,
-        r#"[[user.forms]]
-url_contains = "/authorize"
-form = "form#consent"
-check_all = ["scope"]
-submit = { name = "decision", value = "approve" }
-deny_link = "a#deny"
-"#,
-    )?;
-    let step = authorize_step(
-        &profile,
-        "[[steps]]\ndo = \"authorize\"\nresource = \"omit\"\nscope = \"a\"\ndeny = true\nexpect = { outcome = \"error\", error = \"access_denied\" }\n",
-    )
-    .await?;
-    check(step.status == Status::Pass, || {
-        format!("{:?}: {}", step.status, messages(&step))
-    })?;
-    let approved = received(&server, "/decide").await;
-    check(approved.is_empty(), || {
-        format!("the harness approved instead of following the link: {approved:?}")
-    })
+    denies_without_approving(&server, "deny_link = \"a#deny\"", "following the link").await
 }
 
 /// A consent page whose deny is a form of its own, with its own hidden field.
@@ -440,21 +416,37 @@ async fn deny_form_submitted() -> Result<(), Failed> {
     Mock::given(method("POST"))
         .and(path("/refuse"))
         .and(body_string_contains("csrf=t1"))
-        .respond_with(ResponseTemplate::new(302).insert_header(
-            "location",
-            "http://127.0.0.1:8976/conform/callback?error=access_denied&state=s",
-        ))
+        .respond_with(access_denied())
         .mount(&server)
         .await;
-    let profile = profile(
+    denies_without_approving(
         &server,
-        r#"[[user.forms]]
-url_contains = "/authorize"
-form = "form#consent"
-check_all = ["scope"]
-submit = { name = "decision", value = "approve" }
-deny_form = "form#refuse"
-"#,
+        "deny_form = \"form#refuse\"",
+        "submitting the deny form",
+    )
+    .await
+}
+
+/// The server's redirect back to the client with `access_denied`.
+fn access_denied() -> ResponseTemplate {
+    ResponseTemplate::new(302).insert_header(
+        "location",
+        "http://127.0.0.1:8976/conform/callback?error=access_denied&state=s",
+    )
+}
+
+/// With a consent rule whose deny is `deny`, a denial reaches the client as
+/// `access_denied` and the approve form is never submitted.
+async fn denies_without_approving(
+    server: &MockServer,
+    deny: &str,
+    how: &str,
+) -> Result<(), Failed> {
+    let profile = profile(
+        server,
+        &format!(
+            "[[user.forms]]\nurl_contains = \"/authorize\"\nform = \"form#consent\"\ncheck_all = [\"scope\"]\nsubmit = {{ name = \"decision\", value = \"approve\" }}\n{deny}\n"
+        ),
     )?;
     let step = authorize_step(
         &profile,
@@ -464,9 +456,9 @@ deny_form = "form#refuse"
     check(step.status == Status::Pass, || {
         format!("{:?}: {}", step.status, messages(&step))
     })?;
-    let approved = received(&server, "/decide").await;
+    let approved = received(server, "/decide").await;
     check(approved.is_empty(), || {
-        format!("the harness approved instead of submitting the deny form: {approved:?}")
+        format!("the harness approved instead of {how}: {approved:?}")
     })
 }
 
