@@ -147,9 +147,6 @@ async fn fetch_metadata(http: &Http, issuer: &str) -> Result<(String, Value), In
         .map_err(|_| InitError::NotAUrl(issuer.to_owned()))?;
     for url in &urls {
         let answer = http.send(http.get(url)).await?;
-        if answer.status != 200 {
-            continue;
-        }
         if let Some(body) = json_object(&answer) {
             let found = body
                 .get("issuer")

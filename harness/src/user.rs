@@ -115,19 +115,28 @@ pub async fn act(
 /// The first form rule whose `url_contains` is in the page URL and whose
 /// `page_has` (if any) matches something on the page.
 pub fn matching_rule<'p>(profile: &'p Profile, page_url: &str, html: &str) -> Option<&'p FormRule> {
+    rule_for(profile, page_url, &Html::parse_document(html))
+}
+
+/// The matching rule, when the page also holds its form: a login or consent
+/// page the user can act on (read from one parse of the page).
+pub fn form_page_rule<'p>(
+    profile: &'p Profile,
+    page_url: &str,
+    html: &str,
+) -> Option<&'p FormRule> {
     let document = Html::parse_document(html);
+    rule_for(profile, page_url, &document).filter(|rule| shows(&document, &rule.form))
+}
+
+fn rule_for<'p>(profile: &'p Profile, page_url: &str, document: &Html) -> Option<&'p FormRule> {
     profile.user.forms.iter().find(|rule| {
         page_url.contains(&rule.url_contains)
             && rule
                 .page_has
                 .as_deref()
-                .is_none_or(|selector| shows(&document, selector))
+                .is_none_or(|selector| shows(document, selector))
     })
-}
-
-/// Whether the page holds the rule's form: a page the user can act on.
-pub fn shows_form(rule: &FormRule, html: &str) -> bool {
-    shows(&Html::parse_document(html), &rule.form)
 }
 
 /// Whether the page is the server's own error page (`[user] error_page_has`).

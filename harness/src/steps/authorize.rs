@@ -229,8 +229,7 @@ impl Run<'_> {
             // sign-in re-shows the login form, often with a 4xx): the
             // harness cannot get further, and the server is not to blame.
             let page = response.text();
-            let rule = user::matching_rule(self.profile, &current, &page)
-                .filter(|rule| user::shows_form(rule, &page));
+            let rule = user::form_page_rule(self.profile, &current, &page);
             if let (Some(rule), Some(submitted)) = (rule, last_submitted) {
                 if std::ptr::eq(rule, submitted) {
                     return Err(precondition(format!(
