@@ -203,23 +203,11 @@ async fn run_steps(
         let step_result = run_step(run, i + 1, step, violation).await;
         let status = step_result.status;
         let messages = step_result.messages.clone();
-        let undeclared = step_result.undeclared;
+        // A step the profile cannot support ends the scenario as `skip`; a
+        // `when` skip only passes over the step.
+        let ends = step_result.undeclared || !matches!(status, Status::Pass | Status::Skip);
         result.steps.push(step_result);
-        if undeclared {
-            result.status = Status::Skip;
-            result.reason = Some(format!(
-                "step {} ({}): {}",
-                i + 1,
-                action_name(step),
-                messages.join("; ")
-            ));
-            return;
-        }
-        if status == Status::Skip {
-            continue;
-        }
-        let passed = status == Status::Pass;
-        if !passed {
+        if ends {
             result.status = status;
             let what = if step.setup { "setup step" } else { "step" };
             result.reason = Some(format!(
