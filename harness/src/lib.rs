@@ -68,6 +68,9 @@ pub struct RunConfig {
     pub strict: bool,
     pub baseline: Option<PathBuf>,
     pub out_dir: Option<PathBuf>,
+    /// Replaces a target profile's `base` (`conform --base`): one profile
+    /// for a server started on any port.
+    pub base: Option<String>,
 }
 
 impl RunConfig {
@@ -82,6 +85,7 @@ impl RunConfig {
             strict: false,
             baseline: None,
             out_dir: None,
+            base: None,
         }
     }
 }
@@ -101,8 +105,7 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
     let baseline = config.baseline.as_deref().map(Baseline::load).transpose()?;
     if let (Some(b), Some(path)) = (&baseline, &config.baseline) {
         if let Some(unknown) = b
-            .expected_failures
-            .iter()
+            .ids()
             .find(|id| !all.iter().any(|s| &s.id == *id))
         {
             return Err(HarnessError::Baseline {
@@ -122,7 +125,7 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
             let target = embedded::start(&config.fixtures_dir, faults).await?;
             (target.profile.clone(), Some(target))
         }
-        Target::Profile(path) => (Profile::load(path, None)?, None),
+        Target::Profile(path) => (Profile::load(path, config.base.as_deref())?, None),
     };
     // A webhook-mode audit collector listens before the first scenario acts.
     audit::start_collector(&mut profile)

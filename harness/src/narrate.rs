@@ -513,7 +513,7 @@ pub async fn run(
             let target = crate::embedded::start(&config.fixtures_dir, faults).await?;
             (target.profile.clone(), Some(target))
         }
-        Target::Profile(path) => (Profile::load(path, None)?, None),
+        Target::Profile(path) => (Profile::load(path, config.base.as_deref())?, None),
     };
     crate::audit::start_collector(&mut profile)
         .await

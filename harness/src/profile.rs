@@ -68,6 +68,24 @@ pub struct Profile {
     /// (policies, Connections, agents, audit) the `hub` suite checks.
     #[serde(default)]
     pub hub: HubModel,
+    /// What the target's access tokens are, for the RFC 9068 checks.
+    #[serde(default)]
+    pub access_token_format: AccessTokenFormat,
+}
+
+/// RFC 9068 checks apply to JWT access tokens only; OAuth leaves the format
+/// to the server (RFC 6749 §1.4), so an opaque token makes them not
+/// applicable (`skip`), never an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    /// Judge each token as it comes: one that is not a JWS is opaque.
+    #[default]
+    Detect,
+    /// Every access token must be a JWT: one that is not fails the checks.
+    Jwt,
+    /// Access tokens are opaque: the RFC 9068 checks are skipped.
+    Opaque,
 }
 
 /// A plain authorization server never declares the product model, so no
@@ -246,6 +264,12 @@ pub struct Resource {
     /// A tool whose scope a narrowly scoped token lacks, for the insufficient_scope check.
     #[serde(default)]
     pub scope_probe: Option<ScopeProbe>,
+    /// Whether an MCP server answers at `url`. `false` declares only a
+    /// resource indicator the authorization server knows (a plain
+    /// authorization server tested without its resource servers): steps that
+    /// call the server, or read its RFC 9728 metadata, are then `skip`.
+    #[serde(default = "yes")]
+    pub reachable: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -204,7 +204,16 @@ pub fn markdown(report: &RunReport) -> String {
             }
         }
     }
-    if let Some(b) = &report.baseline {
+    if let Some(b) = report.baseline.as_ref().filter(|b| b.pinned) {
+        out.push_str(&format!(
+            "\n## Baseline\n\nPinned verdicts: {} of {} scenarios drifted.\n",
+            b.drift.len(),
+            report.scenarios.len()
+        ));
+        for d in &b.drift {
+            out.push_str(&format!("\n- {}\n", d.describe()));
+        }
+    } else if let Some(b) = &report.baseline {
         out.push_str(&format!(
             "\n## Baseline\n\nExpected failures still failing: {}. New failures: {}. Stale entries (now passing): {}.\n",
             b.still_failing.len(),
@@ -247,6 +256,16 @@ pub fn console_table(report: &RunReport) -> String {
             if let Some(reason) = r.reason.as_ref().filter(|_| r.status != Status::Pass) {
                 out.push_str(&format!("{:>14}{}\n", "↳ ", reason));
             }
+        }
+    }
+    if let Some(b) = report.baseline.as_ref().filter(|b| b.pinned) {
+        out.push_str(&format!(
+            "\npinned verdicts: {} of {} drifted\n",
+            b.drift.len(),
+            report.scenarios.len()
+        ));
+        for d in &b.drift {
+            out.push_str(&format!("  drift: {}\n", d.describe()));
         }
     }
     let s = &report.summary;

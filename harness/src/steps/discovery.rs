@@ -106,9 +106,7 @@ impl Run<'_> {
     }
 
     async fn fetch_resource_metadata(&mut self, resource: &str) -> Result<Value, StepError> {
-        let resource_url = self
-            .resource_url(resource)?
-            .ok_or_else(|| precondition("fetch_resource_metadata needs a resource"))?;
+        let resource_url = self.served_resource_url(resource)?;
         let (url, source) = match &self.client.resource_metadata_url {
             Some(url) => (url.clone(), "challenge"),
             None => (

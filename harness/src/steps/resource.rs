@@ -134,9 +134,7 @@ impl Run<'_> {
         with_token: bool,
         tool: Option<&str>,
     ) -> Result<Value, StepError> {
-        let url = self
-            .resource_url(resource)?
-            .ok_or_else(|| precondition("call_resource needs a resource"))?;
+        let url = self.served_resource_url(resource)?;
         let body = match tool {
             Some(tool) => {
                 json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": self.text(tool)?, "arguments": {}}})
@@ -189,9 +187,7 @@ impl Run<'_> {
         tool: &str,
         arguments: &BTreeMap<String, toml::Value>,
     ) -> Result<Value, StepError> {
-        let url = self
-            .resource_url(resource)?
-            .ok_or_else(|| precondition("mcp_tool needs a resource"))?;
+        let url = self.served_resource_url(resource)?;
         let token = self
             .client
             .last_token

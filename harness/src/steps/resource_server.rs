@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::act::{Act, ActionInfo};
+use crate::profile::AccessTokenFormat;
 use super::credentials::unverified_claims;
 use super::defaults::{introspector, primary};
-use super::failure::{precondition, StepError};
+use super::failure::{precondition, undeclared, StepError};
 use super::revocation::TokenKind;
 use super::run::Run;
 
@@ -65,6 +66,20 @@ impl Run<'_> {
         let expected_aud = self
             .resource_url(resource)?
             .ok_or_else(|| precondition("validate_token needs a resource"))?;
+        let looks_like_jwt = jsonwebtoken::decode_header(&token).is_ok();
+        match self.profile.access_token_format {
+            AccessTokenFormat::Opaque => {
+                return Err(undeclared(
+                    "the profile declares opaque access tokens (access_token_format = \"opaque\"): RFC 9068 checks do not apply",
+                ))
+            }
+            AccessTokenFormat::Detect if !looks_like_jwt => {
+                return Err(undeclared(
+                    "the access token is opaque (not a JWS): RFC 9068 checks do not apply; declare access_token_format = \"jwt\" to require JWTs",
+                ))
+            }
+            _ => {}
+        }
         let jwks_uri = self.endpoint("jwks_uri").await?;
         let response = self.http.send(self.http.get(&jwks_uri)).await?;
         let jwks: Option<JwkSet> = serde_json::from_slice(&response.body).ok();

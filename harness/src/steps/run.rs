@@ -31,6 +31,21 @@ pub struct Run<'p> {
     pub evidence: Evidence,
 }
 
+/// The first `${…}` in `template` that names an optional profile section
+/// (`resources`, `clients`, `users`) the profile does not fill in.
+fn undeclared_profile_value(template: &str, vars: &Value) -> Option<String> {
+    const OPTIONAL: [&str; 3] = ["resources.", "clients.", "users."];
+    template
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .find(|name| {
+            OPTIONAL.iter().any(|p| name.starts_with(p))
+                && crate::expect::lookup(vars, name).is_none()
+        })
+        .map(str::to_owned)
+}
+
 impl<'p> Run<'p> {
     pub fn new(profile: &'p Profile) -> Run<'p> {
         let mut evidence = Evidence::default();
@@ -122,8 +137,20 @@ impl<'p> Run<'p> {
     }
 
     /// A scenario string with its `${…}` resolved.
+    ///
+    /// A variable that names an optional part of the profile the target's
+    /// profile leaves out (`${resources.primary.scope_probe.tool}` with no
+    /// `scope_probe`) makes the scenario not applicable: `skip`, naming it.
     pub(super) fn text(&self, template: &str) -> Result<String, StepError> {
-        interpolate(template, &self.vars()).map_err(StepError::Precondition)
+        let vars = self.vars();
+        interpolate(template, &vars).map_err(|message| {
+            match undeclared_profile_value(template, &vars) {
+                Some(name) => super::failure::undeclared(format!(
+                    "the profile does not declare `{name}`, which this scenario needs"
+                )),
+                None => StepError::Precondition(message),
+            }
+        })
     }
 
     /// A resource role of the profile, a URL, or `omit` (none).
@@ -135,6 +162,21 @@ impl<'p> Run<'p> {
             return Ok(Some(r.url.clone()));
         }
         Ok(Some(self.text(role_or_url)?))
+    }
+
+    /// Like [`Run::resource_url`], for a step that talks to the MCP server
+    /// itself: a role the profile declares unreachable makes the scenario
+    /// not applicable (`skip`), not an error against a server that is not there.
+    pub(super) fn served_resource_url(&self, role_or_url: &str) -> Result<String, StepError> {
+        if let Some(r) = self.profile.resources.get(role_or_url) {
+            if !r.reachable {
+                return Err(super::failure::undeclared(format!(
+                    "[resources.{role_or_url}] is not reachable (reachable = false): no MCP server to call"
+                )));
+            }
+        }
+        self.resource_url(role_or_url)?
+            .ok_or_else(|| super::failure::precondition("this step needs a resource"))
     }
 }
 
