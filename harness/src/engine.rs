@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::http::Exchange;
 use crate::profile::Profile;
-use crate::scenario::{Scenario, SpecRef};
+use crate::scenario::{Scenario, SpecRef, Step};
 use crate::steps::{Run, StepError};
 use crate::verdict::{Level, Status, Suite};
 
@@ -49,6 +49,24 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// A passing result with no steps yet, for `scenario`.
+    pub fn of(scenario: &Scenario) -> ScenarioResult {
+        ScenarioResult {
+            id: scenario.id.clone(),
+            title: scenario.title.clone(),
+            suite: scenario.suite,
+            level: scenario.level,
+            refs: scenario.refs.clone(),
+            status: Status::Pass,
+            reason: None,
+            duration_ms: 0,
+            steps: Vec::new(),
+            token_claims: Vec::new(),
+            catches: scenario.catches.clone(),
+            audit: None,
+        }
+    }
+
     /// Did a checking step (not a setup step, not the audit check) find the
     /// target breaking this scenario's requirement? Only this proves a fault.
     pub fn requirement_broken(&self) -> bool {
@@ -97,20 +115,7 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = ScenarioResult {
-        id: scenario.id.clone(),
-        title: scenario.title.clone(),
-        suite: scenario.suite,
-        level: scenario.level,
-        refs: scenario.refs.clone(),
-        status: Status::Pass,
-        reason: None,
-        duration_ms: 0,
-        steps: Vec::new(),
-        token_claims: Vec::new(),
-        catches: scenario.catches.clone(),
-        audit: None,
-    };
+    let mut result = ScenarioResult::of(scenario);
     if scenario.suite == Suite::Hub && !profile.hub.product_model {
         result.status = Status::Skip;
         result.reason = Some(
@@ -284,12 +289,23 @@ pub async fn run_step(
             transcript: Default::default(),
         };
     }
+    run.setup_step = step.setup;
     let facts = step.action.perform(run).await;
     if let Ok(facts) = &facts {
         step.action.oblige(facts, run);
     }
     let exchanges = run.http.take_transcript();
     let transcript = crate::transcript::Transcript::of(&exchanges);
+    // A step whose expectations hold but whose facts miss `only_if` shows
+    // the scenario does not apply to this server: `skip`, like an undeclared need.
+    let facts = facts.and_then(|facts| {
+        let met = crate::expect::evaluate(&step.expect, &facts, &run.vars())
+            .is_ok_and(|unmet| unmet.is_empty());
+        match not_applicable(step, &facts).filter(|_| met) {
+            Some(why) => Err(StepError::Undeclared(why)),
+            None => Ok(facts),
+        }
+    });
     let undeclared = matches!(facts, Err(StepError::Undeclared(_)));
     let (status, messages) = match facts {
         Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
@@ -313,6 +329,20 @@ pub async fn run_step(
         undeclared,
         transcript,
     }
+}
+
+/// Why the scenario does not apply, when the step's facts miss its `only_if`.
+fn not_applicable(step: &Step, facts: &serde_json::Value) -> Option<String> {
+    step.only_if.iter().find_map(|(path, wanted)| {
+        let wanted = serde_json::to_value(wanted).ok()?;
+        let actual = crate::expect::lookup(facts, path);
+        (actual != Some(&wanted)).then(|| {
+            format!(
+                "not applicable: this scenario needs `{path}` = {wanted}, and the server gave {}",
+                actual.map_or("nothing".to_owned(), |a| a.to_string())
+            )
+        })
+    })
 }
 
 /// Runs scenarios concurrently, then the exclusive ones (which move the

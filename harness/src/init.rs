@@ -280,7 +280,8 @@ impl Discovery {
              # Reference of every key: docs/profile.md.\n\n\
              name = {name}\n\
              base = {base}\n\
-             # Byte-exact, as the metadata at {metadata_url} says (RFC 8414 §3.3).\n\
+             # Byte-exact, as the metadata at {metadata_url} says (RFC 8414 §3.3);\n\
+             # ${{base}} is `base`, or `conform --base URL` for a server on another port.\n\
              issuer = {issuer}\n\
              # A redirect URI the harness registers; it is never fetched.\n\
              callback = \"http://127.0.0.1:8976/conform/callback\"\n\n\
@@ -292,7 +293,7 @@ impl Discovery {
             name = quote(&format!("{origin} (from conform init)")),
             base = quote(&origin),
             metadata_url = self.metadata_url,
-            issuer = quote(&self.issuer),
+            issuer = quote(&on_base(&self.issuer, &origin)),
         );
         for capability in self.capabilities() {
             out.push_str(&format!(
@@ -310,7 +311,7 @@ impl Discovery {
                  # TODO: for the insufficient_scope check, a tool that needs a scope beyond token_scope:\n\
                  # scope_probe = {{ token_scope = \"…\", tool = \"…\", tool_scope = \"…\" }}\n",
                 resource.metadata_url,
-                quote(&resource.url),
+                quote(&on_base(&resource.url, &origin)),
                 scopes.join(", ")
             ));
         } else {
@@ -343,5 +344,14 @@ impl Discovery {
              # allowed_scopes = [\"…\"]\n",
         );
         out
+    }
+}
+
+/// `url` written relative to the profile's `base` when it is on that origin,
+/// so `conform --base` moves the whole profile to another port.
+fn on_base(url: &str, origin: &str) -> String {
+    match url.strip_prefix(origin) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("${{base}}{rest}"),
+        _ => url.to_owned(),
     }
 }

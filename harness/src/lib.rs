@@ -104,10 +104,7 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
     let all = scenario::load_dir(&config.scenarios_dir)?;
     let baseline = config.baseline.as_deref().map(Baseline::load).transpose()?;
     if let (Some(b), Some(path)) = (&baseline, &config.baseline) {
-        if let Some(unknown) = b
-            .ids()
-            .find(|id| !all.iter().any(|s| &s.id == *id))
-        {
+        if let Some(unknown) = b.ids().find(|id| !all.iter().any(|s| &s.id == *id)) {
             return Err(HarnessError::Baseline {
                 path: path.clone(),
                 message: format!("`{unknown}` is not a scenario id"),

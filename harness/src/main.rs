@@ -194,11 +194,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A pinned-verdicts baseline decides alone: an expected `error` (a
     // target's real transport failure) is part of what it pins.
     let pinned = report.baseline.as_ref().is_some_and(|b| b.pinned);
-    Ok(if report.gate_passed && (pinned || report.summary.error == 0) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if report.gate_passed && (pinned || report.summary.error == 0) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 /// `conform init`: discovery, then the starter profile.

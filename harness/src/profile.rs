@@ -71,6 +71,10 @@ pub struct Profile {
     /// What the target's access tokens are, for the RFC 9068 checks.
     #[serde(default)]
     pub access_token_format: AccessTokenFormat,
+    /// The clients registered so far in this run, shared by its scenarios
+    /// for the registration budget (steps/budget.rs); never read from a file.
+    #[serde(skip)]
+    pub registrations: std::sync::Arc<crate::steps::budget::RegistrationPool>,
 }
 
 /// RFC 9068 checks apply to JWT access tokens only; OAuth leaves the format
@@ -150,13 +154,38 @@ impl AuthorizationSettings {
 /// Some servers refuse a registration without metadata the harness does not
 /// send by default (for example `application_type = "native"` for loopback
 /// redirect URIs).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationSettings {
     /// Fields merged into every registration request body; a scenario's own
     /// `metadata` wins over them.
     #[serde(default)]
     pub extra_metadata: BTreeMap<String, toml::Value>,
+    /// The longest `Retry-After` (seconds) the harness waits when the
+    /// registration endpoint answers `429`, before it reuses a client
+    /// registered earlier in the run or skips (steps/budget.rs).
+    #[serde(default = "retry_after_max_secs")]
+    pub retry_after_max_secs: u64,
+    /// Reuse a client registered earlier in the run, with the same
+    /// metadata, for every setup registration (a registration no scenario
+    /// judges): for a server with a small registration budget. Off by
+    /// default: each scenario then has clients of its own.
+    #[serde(default)]
+    pub reuse: bool,
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        RegistrationSettings {
+            extra_metadata: BTreeMap::new(),
+            retry_after_max_secs: retry_after_max_secs(),
+            reuse: false,
+        }
+    }
+}
+
+fn retry_after_max_secs() -> u64 {
+    10
 }
 
 /// How the audit collector (`audit.rs`) reads the target's trail.
@@ -423,6 +452,10 @@ pub enum PageKind {
 pub enum UserMode {
     Form,
     Control,
+    /// The server shows the user no page: it approves at once (a simulated
+    /// user, as SDK demo providers do). Scenarios that deny or untick are
+    /// not applicable (`skip`); a page shown anyway is an `error`.
+    None,
 }
 
 /// "On a page whose URL contains X (and which shows Y), fill this form and

@@ -81,6 +81,12 @@ pub struct Step {
     /// so one scenario checks whichever behaviour the target declares.
     #[serde(default)]
     pub when: BTreeMap<String, toml::Value>,
+    /// The scenario applies only if the step's facts hold these values: an
+    /// optional behaviour the standard lets a server leave out (e.g.
+    /// `{ refresh_token_issued = true }`: RFC 6749 §1.5 lets a server issue
+    /// no refresh token). Otherwise the scenario ends as `skip`, not applicable.
+    #[serde(default)]
+    pub only_if: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub expect: Expect,
 }

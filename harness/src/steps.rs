@@ -8,6 +8,7 @@
 //! evidence (`evidence`).
 
 pub mod act;
+pub mod budget;
 pub mod catalogue;
 pub mod evidence;
 pub mod failure;

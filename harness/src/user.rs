@@ -39,6 +39,8 @@ pub enum UserError {
         rule: String,
         url: String,
     },
+    #[error("the profile says the server shows the user no page ([user] mode = \"none\"), but it showed one at {0}")]
+    UnexpectedPage(String),
     #[error("the scenario unticks {0:?}, but in `control` mode the user can only approve or deny")]
     UntickByControl(Vec<String>),
     #[error("the page at {url} has no form matching `{selector}`")]
@@ -109,6 +111,7 @@ pub async fn act(
         UserMode::Control => decide_by_control(http, profile, vars, page_url, deny)
             .await
             .map(Move::GoTo),
+        UserMode::None => Err(UserError::UnexpectedPage(page_url.to_owned())),
     }
 }
 

@@ -110,6 +110,12 @@ impl Run<'_> {
         uncheck: &[String],
     ) -> Result<Value, StepError> {
         let (pkce, deny, oauth2_crate) = (request.pkce, request.deny, request.oauth2_crate);
+        if self.profile.user.mode == crate::profile::UserMode::None && (deny || !uncheck.is_empty())
+        {
+            return Err(super::failure::undeclared(
+                "the server approves with no page ([user] mode = \"none\"): the user cannot deny or untick a scope",
+            ));
+        }
         let (redirect_uri, resource) = (request.redirect_uri.as_deref(), request.resource.as_str());
         let (scope, login_as) = (request.scope.as_deref(), request.user.as_deref());
         let client = self.registered(&request.client)?;

@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::act::{Act, ActionInfo};
+use super::budget;
 use super::defaults::self_name;
 use super::evidence::{succeeded, Evidence};
-use super::failure::{precondition, StepError};
+use super::failure::{precondition, undeclared, StepError};
 use super::parties::Registered;
 use super::run::Run;
 
@@ -113,10 +114,30 @@ impl Run<'_> {
         // The profile's metadata first, so a scenario's own `metadata` wins.
         self.merge_metadata(&mut body, &self.profile.registration.extra_metadata)?;
         self.merge_metadata(&mut body, extra)?;
-        let response = self
+        if self.setup_step && self.profile.registration.reuse {
+            if let Some(pooled) = self.pooled(&body) {
+                return Ok(self.reuse_registration(name, &body, pooled));
+            }
+        }
+        let mut response = self
             .http
             .send(self.http.post(&endpoint).json(&body))
             .await?;
+        if response.status == 429 {
+            let wait = budget::retry_after_secs(response.header("retry-after"));
+            if let Some(secs) =
+                wait.filter(|w| *w <= self.profile.registration.retry_after_max_secs)
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                response = self
+                    .http
+                    .send(self.http.post(&endpoint).json(&body))
+                    .await?;
+            }
+        }
+        if response.status == 429 {
+            return self.registration_refused_by_budget(name, &body);
+        }
         let json = response.json();
         if matches!(response.status, 200 | 201) {
             if let Some(client_id) = json
@@ -124,13 +145,16 @@ impl Run<'_> {
                 .and_then(|b| b.get("client_id"))
                 .and_then(Value::as_str)
             {
-                self.client.registered.insert(
-                    name.to_owned(),
-                    Registered {
-                        client_id: client_id.to_owned(),
-                        redirect_uri: redirect_uris.first().cloned().unwrap_or_default(),
-                    },
+                let registered = Registered {
+                    client_id: client_id.to_owned(),
+                    redirect_uri: redirect_uris.first().cloned().unwrap_or_default(),
+                };
+                self.profile.registrations.keep(
+                    &body,
+                    registered.clone(),
+                    json!({"status": response.status, "body": json}),
                 );
+                self.client.registered.insert(name.to_owned(), registered);
             }
         }
         Ok(json!({
@@ -139,6 +163,53 @@ impl Run<'_> {
             "error": json.as_ref().and_then(|b| b.get("error")).cloned(),
             "sent": body,
         }))
+    }
+
+    /// The registration endpoint is still refusing with `429`: a setup step
+    /// reuses a client registered earlier in the run with the same metadata;
+    /// anything else is not applicable under the server's budget (`skip`).
+    fn registration_refused_by_budget(
+        &mut self,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, StepError> {
+        let pooled = self.setup_step.then(|| self.pooled(body)).flatten();
+        let Some(pooled) = pooled else {
+            return Err(undeclared(format!(
+                "the registration endpoint refused with 429 (its rate limit, RFC 6585 §4) beyond the {} s the profile waits ([registration] retry_after_max_secs), and no client registered earlier in this run has this metadata",
+                self.profile.registration.retry_after_max_secs
+            )));
+        };
+        Ok(self.reuse_registration(name, body, pooled))
+    }
+
+    /// A pooled client with this metadata that the scenario does not hold yet.
+    fn pooled(&self, body: &Value) -> Option<(Registered, Value)> {
+        let taken: Vec<&str> = self
+            .client
+            .registered
+            .values()
+            .map(|r| r.client_id.as_str())
+            .collect();
+        self.profile.registrations.find(body, &taken)
+    }
+
+    /// A client from the run's pool stands in for a fresh registration.
+    fn reuse_registration(
+        &mut self,
+        name: &str,
+        body: &Value,
+        (registered, answer): (Registered, Value),
+    ) -> Value {
+        self.client.registered.insert(name.to_owned(), registered);
+        let json = answer["body"].clone();
+        json!({
+            "status": answer["status"],
+            "body": json,
+            "error": json.get("error").cloned(),
+            "sent": body,
+            "reused": true,
+        })
     }
 
     pub(super) fn registered(&self, name: &str) -> Result<Registered, StepError> {

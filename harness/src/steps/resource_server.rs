@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::act::{Act, ActionInfo};
-use crate::profile::AccessTokenFormat;
 use super::credentials::unverified_claims;
 use super::defaults::{introspector, primary};
 use super::failure::{precondition, undeclared, StepError};
 use super::revocation::TokenKind;
 use super::run::Run;
+use crate::profile::AccessTokenFormat;
 
 /// Resource server: validate the last access token as an RFC 9068 JWT.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -29,6 +29,9 @@ pub struct Run<'p> {
     pub created: Created,
     pub driver: Driver,
     pub evidence: Evidence,
+    /// Whether the step being performed is a setup step: a setup
+    /// registration refused by a rate limit may reuse a pooled client.
+    pub setup_step: bool,
 }
 
 /// The first `${…}` in `template` that names an optional profile section
@@ -74,6 +77,7 @@ impl<'p> Run<'p> {
             created: Created::default(),
             driver: Driver::default(),
             evidence,
+            setup_step: false,
         }
     }
 

@@ -123,29 +123,41 @@ pub fn cli_trials() -> Vec<Trial> {
                 summary
             })
         }),
-        Trial::test("cli::target-profile-gives-the-same-verdicts", || {
-            let dir = temp_dir("profile");
-            let (hub, path) = separate_hub(&dir, |profile| profile)?;
-            let output = conform(&[
-                "--target",
-                path.to_str().unwrap_or_default(),
-                "--out",
-                dir.join("r").to_str().unwrap_or_default(),
-            ]);
-            runtime().block_on(hub.stop());
-            check(code(&output) == 0, || {
-                format!("exit {}: {}", code(&output), text(&output))
-            })?;
-            let report: Value = serde_json::from_str(
-                &std::fs::read_to_string(dir.join("r/report.json")).unwrap_or_default(),
-            )
-            .map_err(|e| Failed::from(e.to_string()))?;
-            let total = report["summary"]["total"].as_u64().unwrap_or_default();
-            let pass = report["summary"]["pass"].as_u64().unwrap_or_default();
-            check(total == scenarios().len() as u64 && pass == total, || {
-                format!("{pass}/{total} passed")
-            })
-        }),
+        Trial::test(
+            "cli::target-profile-with-base-gives-the-same-verdicts",
+            || {
+                // The file's `base` names no server: `--base` moves it to the hub.
+                let dir = temp_dir("profile");
+                let (hub, path) = separate_hub(&dir, |profile| profile)?;
+                let origin = hub.profile.base.clone().unwrap_or_default();
+                let moved = std::fs::read_to_string(&path).unwrap_or_default().replace(
+                    &format!("base = \"{origin}\""),
+                    "base = \"http://127.0.0.1:9\"",
+                );
+                std::fs::write(&path, moved).map_err(|e| Failed::from(e.to_string()))?;
+                let output = conform(&[
+                    "--target",
+                    path.to_str().unwrap_or_default(),
+                    "--base",
+                    &origin,
+                    "--out",
+                    dir.join("r").to_str().unwrap_or_default(),
+                ]);
+                runtime().block_on(hub.stop());
+                check(code(&output) == 0, || {
+                    format!("exit {}: {}", code(&output), text(&output))
+                })?;
+                let report: Value = serde_json::from_str(
+                    &std::fs::read_to_string(dir.join("r/report.json")).unwrap_or_default(),
+                )
+                .map_err(|e| Failed::from(e.to_string()))?;
+                let total = report["summary"]["total"].as_u64().unwrap_or_default();
+                let pass = report["summary"]["pass"].as_u64().unwrap_or_default();
+                check(total == scenarios().len() as u64 && pass == total, || {
+                    format!("{pass}/{total} passed")
+                })
+            },
+        ),
         Trial::test("cli::declared-block-is-checked-as-block", || {
             // The reference hub filters a partly permitted request; a profile
             // declaring `block` must make the check fail, so the block branch is live.

@@ -10,8 +10,10 @@
 //! * `init::*`: `conform init` and the starter profile it writes;
 //! * `profile_docs::*`: every profile key documented in docs/profile.md;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
+//! * `any_server::*`: not applicable is `skip`, rate limits never cascade, pinned verdicts catch drift;
 //! * `architecture::*`: no import loops, the black box, the documented actions.
 
+mod any_server;
 mod architecture;
 mod cli;
 mod html;
@@ -43,5 +45,6 @@ fn main() {
     trials.extend(architecture::trials());
     trials.extend(profile_docs::trials());
     trials.extend(identity::identity_trials());
+    trials.extend(any_server::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,0 +1,272 @@
+//! `any_server::*`: verdicts against servers we did not write. What a
+//! standard lets a server leave out, or what the profile says the target
+//! does not have, is `skip` with the reason, never an `error` or a `fail`;
+//! a registration rate limit never cascades; a pinned-verdicts baseline
+//! catches any drift. Each test drives a small scenario against a wiremock
+//! authorization server on 127.0.0.1.
+
+use harness::engine::{run_scenario, RunOptions, ScenarioResult};
+use harness::profile::Profile;
+use harness::scenario::Scenario;
+use harness::verdict::Status;
+use libtest_mimic::{Failed, Trial};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test("any_server::rate-limited-registration-skips", || {
+            runtime().block_on(rate_limited_registration_skips())
+        }),
+        Trial::test(
+            "any_server::setup-registration-reuses-a-pooled-client",
+            || runtime().block_on(setup_registration_reuses_a_pooled_client()),
+        ),
+        Trial::test(
+            "any_server::only-if-makes-a-scenario-not-applicable",
+            || runtime().block_on(only_if_makes_a_scenario_not_applicable()),
+        ),
+        Trial::test("any_server::unreachable-resource-skips", || {
+            runtime().block_on(unreachable_resource_skips())
+        }),
+        Trial::test("any_server::no-page-user-cannot-deny", || {
+            runtime().block_on(no_page_user_cannot_deny())
+        }),
+        Trial::test("any_server::missing-scope-probe-skips", || {
+            runtime().block_on(missing_scope_probe_skips())
+        }),
+        Trial::test(
+            "any_server::pinned-verdicts-catch-drift",
+            pinned_verdicts_catch_drift,
+        ),
+    ]
+}
+
+/// An authorization server with metadata and the given answer to registration.
+async fn server(registration: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    let issuer = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "registration_endpoint": format!("{issuer}/register"),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/register"))
+        .respond_with(registration)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn registered() -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({
+        "client_id": "pooled-client",
+        "redirect_uris": ["http://127.0.0.1:8976/conform/callback"],
+    }))
+}
+
+fn rate_limited() -> ResponseTemplate {
+    ResponseTemplate::new(429)
+        .insert_header("retry-after", "3600")
+        .set_body_json(json!({"error": "too_many_requests"}))
+}
+
+fn profile(server: &MockServer, extra: &str) -> Result<Profile, Failed> {
+    let text = format!(
+        "name = \"mock\"\nissuer = \"{}\"\n[capabilities]\ndcr = true\n[user]\nmode = \"none\"\nusername = \"u\"\n{extra}",
+        server.uri(),
+    );
+    Profile::parse(&text, None).map_err(|e| Failed::from(format!("profile: {e}")))
+}
+
+fn scenario(steps: &str) -> Result<Scenario, Failed> {
+    let text = format!(
+        "id = \"mock.any\"\ntitle = \"t\"\nsuite = \"standard\"\nlevel = \"MUST\"\ncatches = []\n[[refs]]\nid = \"r\"\nurl = \"u\"\nquote = \"q\"\n{steps}"
+    );
+    toml::from_str(&text).map_err(|e| Failed::from(format!("scenario: {e}")))
+}
+
+async fn run(profile: &Profile, steps: &str) -> Result<ScenarioResult, Failed> {
+    Ok(run_scenario(profile, &scenario(steps)?, &RunOptions { strict: false }).await)
+}
+
+fn skipped_because(result: &ScenarioResult, why: &str) -> Result<(), Failed> {
+    let reason = result.reason.clone().unwrap_or_default();
+    check(
+        result.status == Status::Skip && reason.contains(why),
+        || {
+            format!(
+                "expected skip because `{why}`, got {:?}: {reason}",
+                result.status
+            )
+        },
+    )
+}
+
+const REGISTER_SETUP: &str =
+    "[[steps]]\ndo = \"register\"\nsetup = true\nexpect = { status = 201 }\n";
+const REGISTER_CHECK: &str = "[[steps]]\ndo = \"register\"\nexpect = { status = 201 }\n";
+const METADATA_CHECK: &str = "[[steps]]\ndo = \"fetch_as_metadata\"\nexpect = { status = 200 }\n";
+
+/// A `429` beyond `retry_after_max_secs` with nothing pooled: both a setup
+/// and a judged registration end as `skip` naming the rate limit, with no wait.
+async fn rate_limited_registration_skips() -> Result<(), Failed> {
+    let server = server(rate_limited()).await;
+    let profile = profile(&server, "[registration]\nretry_after_max_secs = 1\n")?;
+    let setup = run(&profile, &format!("{REGISTER_SETUP}{METADATA_CHECK}")).await?;
+    skipped_because(&setup, "refused with 429")?;
+    let judged = run(&profile, REGISTER_CHECK).await?;
+    skipped_because(&judged, "refused with 429")
+}
+
+/// With `reuse = true`, a setup registration takes a client registered
+/// earlier in the run with the same metadata; two roles of one scenario
+/// never share one, and a judged registration always goes to the server.
+async fn setup_registration_reuses_a_pooled_client() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(&server, "[registration]\nreuse = true\n")?;
+    let first = run(&profile, &format!("{REGISTER_SETUP}{METADATA_CHECK}")).await?;
+    check(first.status == Status::Pass, || format!("{first:?}"))?;
+    let second = run(&profile, &format!("{REGISTER_SETUP}{METADATA_CHECK}")).await?;
+    check(second.status == Status::Pass, || format!("{second:?}"))?;
+    let two_roles = format!(
+        "{REGISTER_SETUP}[[steps]]\ndo = \"register\"\nas = \"other\"\nsetup = true\nexpect = {{ status = 201 }}\n{METADATA_CHECK}"
+    );
+    let both = run(&profile, &two_roles).await?;
+    check(both.status == Status::Pass, || format!("{both:?}"))?;
+    let judged = run(&profile, REGISTER_CHECK).await?;
+    check(judged.status == Status::Pass, || format!("{judged:?}"))?;
+    let posts = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == "/register")
+        .count();
+    // One for the first scenario (reused by the second), one more for the
+    // second role, and one for the judged registration.
+    check(posts == 3, || {
+        format!("{posts} registrations reached the server, expected 3")
+    })
+}
+
+/// A setup step whose expectations hold but whose facts miss `only_if`
+/// ends the scenario as `skip`; one whose expectations fail is still `error`.
+async fn only_if_makes_a_scenario_not_applicable() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(&server, "")?;
+    let optional = run(
+        &profile,
+        &format!("[[steps]]\ndo = \"fetch_as_metadata\"\nsetup = true\nonly_if = {{ \"body.revocation_endpoint\" = \"x\" }}\nexpect = {{ status = 200 }}\n{METADATA_CHECK}"),
+    )
+    .await?;
+    skipped_because(&optional, "not applicable")?;
+    let broken = run(
+        &profile,
+        &format!("[[steps]]\ndo = \"fetch_as_metadata\"\nsetup = true\nonly_if = {{ \"body.revocation_endpoint\" = \"x\" }}\nexpect = {{ status = 500 }}\n{METADATA_CHECK}"),
+    )
+    .await?;
+    check(broken.status == Status::Error, || format!("{broken:?}"))
+}
+
+/// A resource declared `reachable = false` is a resource indicator only:
+/// calling it is not applicable.
+async fn unreachable_resource_skips() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(
+        &server,
+        "[resources.primary]\nurl = \"https://rs.invalid/mcp\"\nscopes = [\"a\"]\nreachable = false\n",
+    )?;
+    let result = run(
+        &profile,
+        "[[steps]]\ndo = \"call_resource\"\nexpect = { status = 401 }\n",
+    )
+    .await?;
+    skipped_because(&result, "not reachable")
+}
+
+/// A server that approves with no page (`mode = "none"`): a denial is not
+/// applicable, and nothing is sent to the authorization endpoint.
+async fn no_page_user_cannot_deny() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(&server, "")?;
+    let result = run(
+        &profile,
+        &format!("{REGISTER_SETUP}[[steps]]\ndo = \"authorize\"\nresource = \"omit\"\ndeny = true\nexpect = {{ outcome = \"error\" }}\n"),
+    )
+    .await?;
+    skipped_because(&result, "approves with no page")?;
+    let asked = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == "/authorize")
+        .count();
+    check(asked == 0, || {
+        format!("{asked} authorization requests were sent")
+    })
+}
+
+/// A scenario naming `scope_probe` on a resource without one is `skip`.
+async fn missing_scope_probe_skips() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(
+        &server,
+        "[resources.primary]\nurl = \"https://rs.invalid/mcp\"\nscopes = [\"a\"]\n",
+    )?;
+    let result = run(
+        &profile,
+        &format!("{REGISTER_SETUP}[[steps]]\ndo = \"authorize\"\nscope = \"${{resources.primary.scope_probe.token_scope}}\"\nexpect = {{ outcome = \"code\" }}\n"),
+    )
+    .await?;
+    skipped_because(
+        &result,
+        "does not declare `resources.primary.scope_probe.token_scope`",
+    )
+}
+
+/// `[verdicts]` pins every verdict: a changed verdict and an unlisted
+/// scenario are drift, in either direction; an exact match passes the gate.
+fn pinned_verdicts_catch_drift() -> Result<(), Failed> {
+    let baseline: harness::baseline::Baseline =
+        toml::from_str("[verdicts]\n\"a.one\" = \"pass\"\n\"a.two\" = \"fail\"\n")
+            .map_err(|e| Failed::from(e.to_string()))?;
+    let result = |id: &str, status: Status| -> Result<ScenarioResult, Failed> {
+        let mut s = scenario("[[steps]]\ndo = \"fetch_as_metadata\"\n")?;
+        s.id = id.to_owned();
+        let mut r = ScenarioResult::of(&s);
+        r.status = status;
+        Ok(r)
+    };
+    let exact = [
+        result("a.one", Status::Pass)?,
+        result("a.two", Status::Fail)?,
+    ];
+    let outcome = harness::baseline::compare(&exact, &baseline);
+    check(outcome.gate_passes() && outcome.pinned, || {
+        format!("{outcome:?}")
+    })?;
+    let drifted = [
+        result("a.one", Status::Pass)?,
+        result("a.two", Status::Pass)?,
+        result("a.three", Status::Skip)?,
+    ];
+    let outcome = harness::baseline::compare(&drifted, &baseline);
+    let ids: Vec<&str> = outcome.drift.iter().map(|d| d.id.as_str()).collect();
+    check(
+        !outcome.gate_passes() && ids == ["a.two", "a.three"],
+        || format!("{outcome:?}"),
+    )
+}
