@@ -49,6 +49,15 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// The allowed answers the server gave, where a standard allows several
+    /// (`step N: name`), for the console and summary.
+    pub fn answers(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.answer.as_ref().map(|a| format!("step {}: {a}", s.index)))
+            .collect()
+    }
+
     /// A passing result with no steps yet, for `scenario`.
     pub fn of(scenario: &Scenario) -> ScenarioResult {
         ScenarioResult {
@@ -91,6 +100,9 @@ pub struct StepResult {
     pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
+    /// Which of the expectation's allowed answers (`any_of`) the server gave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
     /// The HTTP exchanges, kept for steps that did not pass; secrets redacted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exchanges: Vec<Exchange>,
@@ -174,6 +186,7 @@ pub async fn run_scenario(
             setup: false,
             status: Status::Error,
             messages: vec!["timed out".into()],
+            answer: None,
             exchanges,
             undeclared: false,
             transcript,
@@ -284,6 +297,7 @@ pub async fn run_step(
             setup: step.setup,
             status: Status::Skip,
             messages: vec!["not for the behaviour this target declares".into()],
+            answer: None,
             exchanges: Vec::new(),
             undeclared: false,
             transcript: Default::default(),
@@ -307,6 +321,11 @@ pub async fn run_step(
         }
     });
     let undeclared = matches!(facts, Err(StepError::Undeclared(_)));
+    let answer = facts.as_ref().ok().and_then(|facts| {
+        crate::expect::allowed_answer(&step.expect, facts, &run.vars())
+            .ok()
+            .flatten()
+    });
     let (status, messages) = match facts {
         Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
         Err(StepError::Undeclared(e)) => (Status::Skip, vec![e]),
@@ -325,6 +344,7 @@ pub async fn run_step(
         setup: step.setup,
         status,
         messages,
+        answer,
         exchanges: if passed { Vec::new() } else { exchanges },
         undeclared,
         transcript,

@@ -36,6 +36,12 @@ pub struct Expect {
     pub contains: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub not_contains: BTreeMap<String, toml::Value>,
+    /// Where a standard allows several answers: named alternatives, at least
+    /// one of which must hold besides everything above (e.g. `narrowed` and
+    /// `refused` for a scope beyond the client's, RFC 6749 §3.3 and §5.2).
+    /// The step reports which one the server gave.
+    #[serde(default)]
+    pub any_of: BTreeMap<String, Expect>,
 }
 
 /// Looks up a dotted path (`body.issuer`, `params.0`) in a JSON value.
@@ -186,7 +192,35 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
             ));
         }
     }
+    if !expect.any_of.is_empty() && allowed_answer(expect, facts, vars)?.is_none() {
+        let each = expect
+            .any_of
+            .iter()
+            .map(|(name, alternative)| {
+                evaluate(alternative, facts, vars)
+                    .map(|unmet| format!("{name}: {}", unmet.join(", ")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        failures.push(format!(
+            "expected one of the allowed answers, got none ({})",
+            each.join("; ")
+        ));
+    }
     Ok(failures)
+}
+
+/// The first of `expect.any_of`'s alternatives that the facts meet.
+pub fn allowed_answer(
+    expect: &Expect,
+    facts: &Value,
+    vars: &Value,
+) -> Result<Option<String>, String> {
+    for (name, alternative) in &expect.any_of {
+        if evaluate(alternative, facts, vars)?.is_empty() {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -211,5 +245,27 @@ mod tests {
         assert!(evaluate(&expect, &ok, &json!({})).unwrap().is_empty());
         let bad = json!({"status": 200, "body": {"list": ["plain"]}});
         assert_eq!(evaluate(&expect, &bad, &json!({})).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn any_of_accepts_each_allowed_answer_and_names_it() {
+        let expect: Expect = toml::from_str(
+            "[any_of.refused]\nstatus = 400\nerror = \"invalid_scope\"\n[any_of.narrowed]\nstatus = 200\nnot_contains = { scope = \"w\" }",
+        )
+        .unwrap();
+        let vars = json!({});
+        let refused = json!({"status": 400, "error": "invalid_scope"});
+        let narrowed = json!({"status": 200, "scope": "r"});
+        let widened = json!({"status": 200, "scope": "r w"});
+        for (facts, answer) in [(&refused, "refused"), (&narrowed, "narrowed")] {
+            assert!(evaluate(&expect, facts, &vars).unwrap().is_empty());
+            assert_eq!(
+                allowed_answer(&expect, facts, &vars).unwrap().as_deref(),
+                Some(answer)
+            );
+        }
+        let unmet = evaluate(&expect, &widened, &vars).unwrap();
+        assert_eq!(unmet.len(), 1, "{unmet:?}");
+        assert!(unmet[0].contains("narrowed:") && unmet[0].contains("refused:"));
     }
 }

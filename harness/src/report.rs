@@ -256,6 +256,14 @@ pub fn console_table(report: &RunReport) -> String {
             if let Some(reason) = r.reason.as_ref().filter(|_| r.status != Status::Pass) {
                 out.push_str(&format!("{:>14}{}\n", "↳ ", reason));
             }
+            let answers = r.answers();
+            if r.status == Status::Pass && !answers.is_empty() {
+                out.push_str(&format!(
+                    "{:>14}allowed answer: {}\n",
+                    "↳ ",
+                    answers.join(", ")
+                ));
+            }
         }
     }
     if let Some(b) = report.baseline.as_ref().filter(|b| b.pinned) {

@@ -326,6 +326,12 @@ impl Run<'_> {
             "body": body,
             "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
             "refresh_token_issued": refresh_token.is_some(),
+            // The granted scope as a list, for exact membership checks.
+            "scopes": body
+                .as_ref()
+                .and_then(|b| b.get("scope"))
+                .and_then(Value::as_str)
+                .map(|s| s.split_whitespace().collect::<Vec<_>>()),
         })
     }
 
