@@ -157,6 +157,10 @@ faults! {
     AllowCodeReplay => "allow-code-replay",
     /// Redirect URIs are matched by prefix instead of exact string comparison (OAuth 2.1 §2.3.1).
     LooseRedirectMatch => "loose-redirect-match",
+    /// An authorization request from an unknown client_id is answered by redirecting the error to its redirect_uri (RFC 6749 §4.1.2.1).
+    UnknownClientRedirects => "unknown-client-redirects",
+    /// A code the hub never issued is refused with invalid_request instead of invalid_grant (RFC 6749 §5.2).
+    UnknownCodeInvalidRequest => "unknown-code-invalid-request",
     /// A code can be redeemed by a client other than the one it was issued to (RFC 6749 §4.1.3).
     SkipCodeClientBinding => "skip-code-client-binding",
     /// A code can be redeemed with a redirect_uri other than the one it was issued for (RFC 6749 §4.1.3).

@@ -54,6 +54,10 @@ pub struct Authorize {
     /// Build the request with the oauth2 crate (the happy path) instead of by hand.
     #[serde(default)]
     pub oauth2_crate: bool,
+    /// Present this client_id instead of the registered client's: a client
+    /// the server does not know (the registered one's redirect URI is kept).
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 impl Act for Authorize {
@@ -118,7 +122,10 @@ impl Run<'_> {
         }
         let (redirect_uri, resource) = (request.redirect_uri.as_deref(), request.resource.as_str());
         let (scope, login_as) = (request.scope.as_deref(), request.user.as_deref());
-        let client = self.registered(&request.client)?;
+        let mut client = self.registered(&request.client)?;
+        if let Some(id) = &request.client_id {
+            client.client_id = self.text(id)?;
+        }
         let endpoint = self.endpoint("authorization_endpoint").await?;
         let presented_redirect = match redirect_uri {
             Some(r) => self.text(r)?,

@@ -65,6 +65,10 @@ pub struct Token {
     /// `private_key_jwt` (with the key of its hosted metadata document).
     #[serde(default)]
     pub auth: ClientAuth,
+    /// Present this code instead of the one the authorization gave (a code
+    /// the server never issued); the flow's PKCE verifier is kept.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 impl Act for Token {
@@ -76,15 +80,7 @@ impl Act for Token {
     );
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.token(
-            &self.client,
-            self.verifier,
-            self.redirect_uri.as_deref(),
-            &self.resource,
-            self.oauth2_crate,
-            self.auth,
-        )
-        .await
+        run.token(self).await
     }
 
     /// A code's token belongs to the flow of the consent that gave the code.
@@ -182,21 +178,27 @@ impl TokenObligation<'_> {
 }
 
 impl Run<'_> {
-    async fn token(
-        &mut self,
-        client: &str,
-        verifier: Verifier,
-        redirect_uri: Option<&str>,
-        resource: &str,
-        oauth2_crate: bool,
-        auth: ClientAuth,
-    ) -> Result<Value, StepError> {
+    async fn token(&mut self, request: &Token) -> Result<Value, StepError> {
+        let (client, verifier, redirect_uri) = (
+            request.client.as_str(),
+            request.verifier,
+            request.redirect_uri.as_deref(),
+        );
+        let (resource, oauth2_crate, auth, code) = (
+            request.resource.as_str(),
+            request.oauth2_crate,
+            request.auth,
+            request.code.as_deref(),
+        );
         let client = self.registered(client)?;
-        let pending = self
+        let mut pending = self
             .client
             .pending
             .clone()
             .ok_or_else(|| precondition("no authorization code has been obtained yet"))?;
+        if let Some(code) = code {
+            pending.code = self.text(code)?;
+        }
         let endpoint = self.endpoint("token_endpoint").await?;
         let redirect_uri = match redirect_uri {
             Some(r) => self.text(r)?,

@@ -133,9 +133,18 @@ async fn authorize_inner(
     let Some(client) = client else {
         hub.audit(refuse(None, format!("unknown client_id `{client_id}`")))
             .await?;
-        return Err(OAuthError::InvalidRequest(
-            "the client_id is not registered".into(),
-        ));
+        let err = OAuthError::InvalidRequest("the client_id is not registered".into());
+        if hub.faults.on(Fault::UnknownClientRedirects) {
+            if let Some(redirect_uri) = params.get("redirect_uri")? {
+                return Ok(redirect_error(
+                    hub,
+                    redirect_uri,
+                    params.get("state")?,
+                    &err,
+                ));
+            }
+        }
+        return Err(err);
     };
     let redirect_uri = match params.get("redirect_uri")? {
         Some(presented) => {

@@ -186,7 +186,14 @@ async fn authorization_code(
         .store
         .redeem_code(&crate::random::sha256_b64url(code), now)
         .await?
-        .ok_or_else(|| OAuthError::InvalidGrant("the authorization code is unknown".into()))?;
+        .ok_or_else(|| {
+            let why = "the authorization code is unknown".to_owned();
+            if hub.faults.on(Fault::UnknownCodeInvalidRequest) {
+                OAuthError::InvalidRequest(why)
+            } else {
+                OAuthError::InvalidGrant(why)
+            }
+        })?;
     if already_redeemed && !hub.faults.on(Fault::AllowCodeReplay) {
         return Err(OAuthError::InvalidGrant(
             "the authorization code was already used".into(),
