@@ -47,9 +47,51 @@ pub fn parse(header: &str) -> Value {
     serde_json::json!({"scheme": scheme, "params": params})
 }
 
+/// The scheme of every challenge in `WWW-Authenticate` values (one header
+/// may hold several challenges, RFC 9110 §11.6.1), lowercased: schemes are
+/// case-insensitive (§11.1).
+pub fn schemes<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut found = Vec::new();
+    for value in values {
+        // Elements are separated by commas outside quoted strings; an element
+        // that starts with a token not followed by `=` starts a challenge.
+        let mut elements = Vec::new();
+        let mut current = String::new();
+        let mut quoted = false;
+        let mut chars = value.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => quoted = !quoted,
+                '\\' if quoted => {
+                    current.extend(chars.next());
+                    continue;
+                }
+                ',' if !quoted => {
+                    elements.push(std::mem::take(&mut current));
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        elements.push(current);
+        for element in elements {
+            let element = element.trim();
+            let end = element
+                .find(|c: char| c == '=' || c.is_whitespace())
+                .unwrap_or(element.len());
+            let (token, rest) = element.split_at(end);
+            if !token.is_empty() && !rest.trim_start().starts_with('=') {
+                found.push(token.to_ascii_lowercase());
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, schemes};
     use serde_json::json;
 
     #[test]
@@ -61,5 +103,19 @@ mod tests {
         assert_eq!(v["params"]["resource_metadata"], "https://x/.well-known/a");
         assert_eq!(v["params"]["error"], "insufficient_scope");
         assert_eq!(v["params"]["scope"], json!("a b"));
+    }
+
+    #[test]
+    fn finds_every_challenge_scheme_lowercased() {
+        assert_eq!(schemes([r#"Basic realm="token""#]), ["basic"]);
+        assert_eq!(schemes(["basic"]), ["basic"]);
+        assert_eq!(
+            schemes([
+                r#"Bearer realm="a, b=c", error="invalid_token", Basic realm = "x""#,
+                "Negotiate abc==",
+            ]),
+            ["bearer", "basic", "negotiate"]
+        );
+        assert!(schemes([""]).is_empty());
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::act::{Act, ActionInfo};
-use super::credentials::AssertionVariant;
+use super::credentials::{basic_post, AssertionVariant};
 use super::defaults::{agent, keyed_agent};
 use super::evidence::Evidence;
 use super::failure::{precondition, StepError};
@@ -131,6 +131,55 @@ impl Act for TokenExchange {
     }
 }
 
+/// How a `token_request` step presents its client's credentials.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PresentedAuth {
+    /// As the profile configures the client (`auth_method`).
+    #[default]
+    Configured,
+    /// HTTP Basic with the client's id and secret (RFC 6749 §2.3.1), whatever
+    /// the profile configures: the client authenticates through the
+    /// `Authorization` header.
+    Basic,
+}
+
+/// A confidential client: a token request of any grant type, carrying
+/// nothing but the grant type and the client's authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    #[serde(default = "agent")]
+    pub client: String,
+    /// The `grant_type` sent, e.g. one the server does not know.
+    pub grant_type: String,
+    /// Present a wrong secret (or, configured for private_key_jwt, an
+    /// assertion whose signature does not verify).
+    #[serde(default)]
+    pub wrong_secret: bool,
+    #[serde(default)]
+    pub auth: PresentedAuth,
+}
+
+impl Act for TokenRequest {
+    const INFO: ActionInfo = ActionInfo::new(
+        "agent",
+        "A confidential client sends the token endpoint a request of the grant type the step names, authenticated with its own credentials (as configured, or by HTTP Basic; right or wrong). A grant type the server does not support is unsupported_grant_type; failed client authentication through the Authorization header is 401 invalid_client with a WWW-Authenticate challenge of the scheme the client used.",
+        "RFC 6749 §5.2",
+        "https://www.rfc-editor.org/rfc/rfc6749#section-5.2",
+    );
+
+    async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
+        run.token_request(&self.client, &self.grant_type, self.wrong_secret, self.auth)
+            .await
+    }
+
+    /// With no grant parameters, a token issued is the client's own
+    /// (client_credentials, or an extension grant that needs nothing more).
+    fn oblige(&self, facts: &Value, run: &Run<'_>, evidence: &mut Evidence) {
+        own_token(&self.client, run).oblige(facts, evidence);
+    }
+}
+
 /// A token an agent obtains for itself.
 fn own_token<'a>(client: &'a str, run: &Run<'_>) -> TokenObligation<'a> {
     TokenObligation {
@@ -207,6 +256,47 @@ impl Run<'_> {
         }
         let request = self.confidential_post(&http, &endpoint, &client, &secret, form);
         let response = http.send(request).await?;
+        Ok(self.token_facts(&response))
+    }
+
+    /// A token request of `grant_type` with nothing but client authentication.
+    async fn token_request(
+        &mut self,
+        role: &str,
+        grant_type: &str,
+        wrong_secret: bool,
+        auth: PresentedAuth,
+    ) -> Result<Value, StepError> {
+        let client = self.confidential(role)?;
+        let endpoint = self.endpoint("token_endpoint").await?;
+        let form = vec![("grant_type", self.text(grant_type)?)];
+        let wrong = |secret: &str| format!("{secret}-wrong");
+        let request = match auth {
+            PresentedAuth::Basic => {
+                let secret = if wrong_secret {
+                    wrong(&client.client_secret)
+                } else {
+                    client.client_secret.clone()
+                };
+                basic_post(&self.http, &endpoint, &client.client_id, &secret, &form)
+            }
+            PresentedAuth::Configured => {
+                let secret = if client.auth_method == "private_key_jwt" {
+                    let variant = if wrong_secret {
+                        AssertionVariant::BadSignature
+                    } else {
+                        AssertionVariant::Valid
+                    };
+                    self.assertion(&client, &endpoint, variant)?
+                } else if wrong_secret {
+                    wrong(&client.client_secret)
+                } else {
+                    client.client_secret.clone()
+                };
+                self.confidential_post(&self.http, &endpoint, &client, &secret, form)
+            }
+        };
+        let response = self.http.send(request).await?;
         Ok(self.token_facts(&response))
     }
 

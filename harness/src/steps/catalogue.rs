@@ -102,6 +102,7 @@ catalogue! {
     "audit_failure" => AuditFailure(control::AuditFailure),
     "set_clock" => SetClock(control::SetClock),
     "client_credentials" => ClientCredentials(agent::ClientCredentials),
+    "token_request" => TokenRequest(agent::TokenRequest),
     "create_policy" => CreatePolicy(admin::CreatePolicy),
     "delete_policy" => DeletePolicy(admin::DeletePolicy),
     "create_agent" => CreateAgent(agents::CreateAgent),

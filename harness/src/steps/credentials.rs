@@ -174,22 +174,35 @@ impl Run<'_> {
         secret: &str,
         mut form: Vec<(&'static str, String)>,
     ) -> reqwest::RequestBuilder {
-        let mut request = http.post(endpoint);
-        if client.auth_method == "private_key_jwt" {
-            form.push((
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
-            ));
-            form.push(("client_assertion", secret.to_owned()));
-        } else if client.auth_method == "client_secret_post" {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.to_owned()));
-        } else {
-            // Form-encode id and secret before Basic encoding.
-            let enc =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            request = request.basic_auth(enc(&client.client_id), Some(enc(secret)));
+        match client.auth_method.as_str() {
+            "private_key_jwt" => {
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ));
+                form.push(("client_assertion", secret.to_owned()));
+            }
+            "client_secret_post" => {
+                form.push(("client_id", client.client_id.clone()));
+                form.push(("client_secret", secret.to_owned()));
+            }
+            _ => return basic_post(http, endpoint, &client.client_id, secret, &form),
         }
-        request.form(&form)
+        http.post(endpoint).form(&form)
     }
+}
+
+/// A form POST with HTTP Basic client authentication (RFC 6749 §2.3.1): id
+/// and secret are form-encoded before the Basic encoding.
+pub(super) fn basic_post(
+    http: &Http,
+    endpoint: &str,
+    client_id: &str,
+    secret: &str,
+    form: &[(&'static str, String)],
+) -> reqwest::RequestBuilder {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    http.post(endpoint)
+        .basic_auth(enc(client_id), Some(enc(secret)))
+        .form(form)
 }

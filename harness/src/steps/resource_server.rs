@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::act::{Act, ActionInfo};
 use super::credentials::unverified_claims;
-use super::defaults::{introspector, primary};
+use super::defaults::{introspector, primary, yes};
 use super::failure::{precondition, undeclared, StepError};
 use super::revocation::TokenKind;
 use super::run::Run;
@@ -34,13 +34,18 @@ impl Act for ValidateToken {
     }
 }
 
-/// Resource server: introspect the latest access or refresh token (RFC 7662),
-/// authenticating as a pre-registered client of the profile.
+/// Resource server: introspect the latest access or refresh token, or one the
+/// target never issued (RFC 7662), authenticating as a pre-registered client
+/// of the profile, or not at all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Introspect {
     #[serde(default = "introspector")]
     pub client: String,
     pub token: TokenKind,
+    /// false: send the token with no client authentication at all (no
+    /// Authorization header, no client_id, no secret or assertion).
+    #[serde(default = "yes")]
+    pub authenticate: bool,
 }
 
 impl Act for Introspect {
@@ -52,7 +57,12 @@ impl Act for Introspect {
     );
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.introspect(&self.client, self.token).await
+        let client = if self.authenticate {
+            Some(self.client.as_str())
+        } else {
+            None
+        };
+        run.introspect(client, self.token).await
     }
 }
 
@@ -181,21 +191,27 @@ impl Run<'_> {
         }))
     }
 
-    async fn introspect(&mut self, role: &str, kind: TokenKind) -> Result<Value, StepError> {
-        let client = self.confidential(role)?;
+    /// Introspects as the confidential client `role`, or anonymously (`None`).
+    async fn introspect(
+        &mut self,
+        role: Option<&str>,
+        kind: TokenKind,
+    ) -> Result<Value, StepError> {
+        let client = role.map(|role| self.confidential(role)).transpose()?;
         let token = self.latest(kind)?;
         let endpoint = self.endpoint("introspection_endpoint").await?;
-        let request = self.confidential_post(
-            &self.http,
-            &endpoint,
-            &client,
-            &client.client_secret,
-            vec![("token", token)],
-        );
+        let form = vec![("token", token)];
+        let request = match &client {
+            Some(client) => {
+                self.confidential_post(&self.http, &endpoint, client, &client.client_secret, form)
+            }
+            None => self.http.post(&endpoint).form(&form),
+        };
         let response = self.http.send(request).await?;
         let body = response.json();
         Ok(json!({
             "status": response.status,
+            "refused": (400..500).contains(&response.status),
             "body": body,
             "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
         }))

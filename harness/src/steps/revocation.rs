@@ -13,11 +13,16 @@ use super::run::Run;
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
+    /// The latest access token received.
     Access,
+    /// The latest refresh token received.
     Refresh,
+    /// A fresh random string: a token the target never issued.
+    Unknown,
 }
 
-/// MCP client: revoke its latest access or refresh token (RFC 7009).
+/// MCP client: revoke its latest access or refresh token (RFC 7009), or one
+/// the target never issued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Revoke {
     #[serde(default = "self_name")]
@@ -39,11 +44,12 @@ impl Act for Revoke {
 }
 
 impl Run<'_> {
-    /// The latest access or refresh token received.
+    /// The latest access or refresh token received, or a token never issued.
     pub(super) fn latest(&self, kind: TokenKind) -> Result<String, StepError> {
         match kind {
             TokenKind::Access => self.client.last_token.clone(),
             TokenKind::Refresh => self.client.refresh_tokens.last().cloned(),
+            TokenKind::Unknown => Some(format!("conform-unknown-{}", crate::random_token())),
         }
         .ok_or_else(|| precondition(format!("no {kind:?} token has been obtained yet")))
     }
@@ -52,15 +58,13 @@ impl Run<'_> {
         let client = self.registered(client)?;
         let token = self.latest(kind)?;
         let endpoint = self.endpoint("revocation_endpoint").await?;
-        let hint = match kind {
-            TokenKind::Access => "access_token",
-            TokenKind::Refresh => "refresh_token",
-        };
-        let form = [
-            ("token", token.as_str()),
-            ("token_type_hint", hint),
-            ("client_id", client.client_id.as_str()),
-        ];
+        let mut form = vec![("token", token.as_str())];
+        match kind {
+            TokenKind::Access => form.push(("token_type_hint", "access_token")),
+            TokenKind::Refresh => form.push(("token_type_hint", "refresh_token")),
+            TokenKind::Unknown => {}
+        }
+        form.push(("client_id", client.client_id.as_str()));
         let response = self
             .http
             .send(self.http.post(&endpoint).form(&form))

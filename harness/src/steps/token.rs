@@ -101,7 +101,9 @@ impl Act for Token {
 pub struct Refresh {
     #[serde(default = "self_name")]
     pub client: String,
-    /// `latest` (the newest refresh token) or `previous` (the one before it).
+    /// `latest` (the newest refresh token) or `previous` (the one before it),
+    /// of every refresh token the run received, whichever client it was
+    /// issued to: `client = "other"` presents another client's token.
     #[serde(default)]
     pub token: RefreshPick,
     #[serde(default)]
@@ -318,13 +320,21 @@ impl Run<'_> {
                 self.client.refresh_tokens.push(refresh.clone());
             }
         }
+        let challenges: Vec<&str> = response
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         json!({
             "status": response.status,
             "headers": {
                 "cache_control": response.header("cache-control"),
                 "pragma": response.header("pragma"),
                 "content_type": response.header("content-type"),
+                "www_authenticate": (!challenges.is_empty()).then(|| challenges.join(", ")),
             },
+            "challenge_schemes": crate::challenge::schemes(challenges.iter().copied()),
             "body": body,
             "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
             "refresh_token_issued": refresh_token.is_some(),
