@@ -77,6 +77,9 @@ pub async fn token(
         }
         TOKEN_EXCHANGE_GRANT => token_exchange(&hub, &headers, &params).await,
         "" => Err(OAuthError::InvalidRequest("grant_type is required".into())),
+        other if hub.faults.on(Fault::UnknownGrantInvalidRequest) => Err(
+            OAuthError::InvalidRequest(format!("grant_type `{other}` is not supported")),
+        ),
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported"
         ))),
