@@ -203,6 +203,8 @@ faults! {
     CimdNoSsrfGuard => "cimd-no-ssrf-guard",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
+    /// An invalid_client answer of the token endpoint carries no WWW-Authenticate challenge, even to a client that used HTTP Basic (RFC 6749 §5.2).
+    InvalidClientNoChallenge => "invalid-client-no-challenge",
     /// A grant_type the server does not support is answered invalid_request instead of unsupported_grant_type (RFC 6749 §5.2).
     UnknownGrantInvalidRequest => "unknown-grant-invalid-request",
     /// An expired stored connection token is returned as it is, never refreshed (docs/connections.md, Refresh).

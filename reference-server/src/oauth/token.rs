@@ -155,6 +155,13 @@ pub async fn token(
                     .reason(format!("grant `{grant_type}`: {err}")),
             )
             .await?;
+            if matches!(err, OAuthError::InvalidClient(_))
+                && hub.faults.on(Fault::InvalidClientNoChallenge)
+            {
+                let mut response = err.into_response();
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
+                return Ok(response);
+            }
             Err(err)
         }
     }
