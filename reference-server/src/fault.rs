@@ -181,6 +181,8 @@ faults! {
     RevocationIgnored => "revocation-ignored",
     /// Introspection reports revoked access tokens as active (RFC 7662 §2.2).
     IntrospectionIgnoresRevocation => "introspection-ignores-revocation",
+    /// Introspecting a token the server never issued is answered with an error instead of `active: false` (RFC 7662 §2.2).
+    IntrospectionUnknownTokenError => "introspection-unknown-token-error",
     /// A private_key_jwt assertion's jti can be used again (RFC 7523 §3 item 7).
     AllowAssertionReplay => "allow-assertion-replay",
     /// A private_key_jwt assertion for another audience is accepted (RFC 7523 §3 item 3).

@@ -113,6 +113,11 @@ pub async fn introspect(
         }))));
     }
     let Ok(claims) = hub.verify_access_token(token).await else {
+        if hub.faults.on(Fault::IntrospectionUnknownTokenError) {
+            return Err(OAuthError::InvalidRequest(
+                "the token is not one this server issued".into(),
+            ));
+        }
         return Ok(inactive());
     };
     if hub.store.is_access_token_revoked(&claims.jti).await?
