@@ -183,6 +183,8 @@ faults! {
     IntrospectionIgnoresRevocation => "introspection-ignores-revocation",
     /// Introspecting a token the server never issued is answered with an error instead of `active: false` (RFC 7662 §2.2).
     IntrospectionUnknownTokenError => "introspection-unknown-token-error",
+    /// The introspection endpoint answers a request that carries no client authentication (RFC 7662 §2.1).
+    IntrospectionOpen => "introspection-open",
     /// A private_key_jwt assertion's jti can be used again (RFC 7523 §3 item 7).
     AllowAssertionReplay => "allow-assertion-replay",
     /// A private_key_jwt assertion for another audience is accepted (RFC 7523 §3 item 3).

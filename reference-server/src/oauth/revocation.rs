@@ -84,10 +84,22 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let params = Params::parse(&body)?;
-    let caller = authenticate(&hub, &headers, &params).await?;
-    if !caller.authenticated || !caller.client.tags.iter().any(|t| t == RESOURCE_SERVER_TAG) {
+    // RFC 7662 §2.1: the endpoint requires authorization, so a request with
+    // no client authentication at all is invalid_client (RFC 6749 §5.2, "no
+    // client authentication included"), answered before reading the token.
+    let credentials = headers.contains_key(header::AUTHORIZATION)
+        || params.get("client_secret")?.is_some()
+        || params.get("client_assertion")?.is_some();
+    if credentials {
+        let caller = authenticate(&hub, &headers, &params).await?;
+        if !caller.authenticated || !caller.client.tags.iter().any(|t| t == RESOURCE_SERVER_TAG) {
+            return Err(OAuthError::InvalidClient(
+                "only authenticated resource servers may introspect".into(),
+            ));
+        }
+    } else if !hub.faults.on(Fault::IntrospectionOpen) {
         return Err(OAuthError::InvalidClient(
-            "only authenticated resource servers may introspect".into(),
+            "introspection requires client authentication".into(),
         ));
     }
     let token = params.require("token")?;

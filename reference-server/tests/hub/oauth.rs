@@ -49,6 +49,29 @@ async fn malformed_input_gets_oauth_errors_never_500() {
     hub.stop().await;
 }
 
+/// RFC 7662 §2.1: introspection requires authorization. A request with no
+/// client authentication at all, or a client id without its secret, is
+/// `invalid_client` (RFC 6749 §5.2), whatever the token.
+#[tokio::test]
+async fn introspection_without_client_authentication_is_invalid_client() {
+    let hub = start().await;
+    let http = client();
+    for body in ["token=anything", "token=anything&client_id=rs-calendar"] {
+        let response = http
+            .post(format!("{}/introspect", hub.issuer))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{body}");
+        let v: Value = response.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_client", "{body}");
+        assert!(v.get("active").is_none(), "{body}: {v}");
+    }
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn client_assertions_with_none_or_hmac_algorithms_are_refused() {
     use base64::Engine;
