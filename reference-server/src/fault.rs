@@ -177,6 +177,8 @@ faults! {
     RefreshReuseKeepsFamily => "refresh-reuse-keeps-family",
     /// A refresh may ask for scopes the user never granted (RFC 6749 §6).
     RefreshAllowsWidening => "refresh-allows-widening",
+    /// A refresh token is accepted from a client other than the one it was issued to (RFC 6749 §10.4).
+    RefreshAnyClient => "refresh-any-client",
     /// The revocation endpoint answers 200 but revokes nothing (RFC 7009 §2.1).
     RevocationIgnored => "revocation-ignored",
     /// Introspection reports revoked access tokens as active (RFC 7662 §2.2).
