@@ -17,7 +17,12 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::parties::Registered;
+/// A client the harness registered (or hosts, or created) during this scenario.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub client_id: String,
+    pub redirect_uri: String,
+}
 
 /// Clients registered during one run, by the metadata they were registered with.
 #[derive(Debug, Default)]

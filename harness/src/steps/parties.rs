@@ -13,12 +13,9 @@ use serde_json::Value;
 use crate::profile::PreRegisteredClient;
 use crate::provider::{Provider, TokenMode};
 
-/// A client the harness registered (or hosts, or created) during this scenario.
-#[derive(Debug, Clone)]
-pub struct Registered {
-    pub client_id: String,
-    pub redirect_uri: String,
-}
+// Declared with the registration pool, which the profile holds: the pool
+// must not import the parties, which import the profile.
+pub use super::budget::Registered;
 
 /// An authorization code waiting to be redeemed.
 #[derive(Debug, Clone)]
