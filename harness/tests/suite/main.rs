@@ -8,7 +8,8 @@
 //! * `user_driver::*`: the user driver and profile extras against controlled mock pages;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
 //! * `init::*`: `conform init` and the starter profile it writes;
-//! * `profile_docs::*`: every profile key documented in docs/profile.md;
+//! * `profile_docs::*`: every profile key and operation documented in docs/profile.md;
+//! * `recipes::*`: operations as the profile's recipes: bad ones refused, missing ones skipped, other shapes driven;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
 //! * `architecture::*`: no import loops, the black box, the documented actions.
 
@@ -18,6 +19,7 @@ mod html;
 mod identity;
 mod init;
 mod profile_docs;
+mod recipes;
 mod scenarios;
 mod sensitivity;
 mod snapshots;
@@ -42,6 +44,7 @@ fn main() {
     trials.extend(user_driver::trials());
     trials.extend(architecture::trials());
     trials.extend(profile_docs::trials());
+    trials.extend(recipes::trials());
     trials.extend(identity::identity_trials());
     libtest_mimic::run(&args, trials).exit();
 }
