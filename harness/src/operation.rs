@@ -127,7 +127,7 @@ pub async fn perform(
     if let Some(body) = &request.body {
         builder = builder.json(body);
     }
-    let response = http.send(builder).await?;
+    let response = http.send_operation(builder, operation.name()).await?;
     let body = response.json();
     let outputs = recipe.outputs(body.as_ref());
     let items = match operation.spec().list {

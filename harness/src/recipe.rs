@@ -201,6 +201,24 @@ impl Operation {
     pub fn by_name(name: &str) -> Option<Operation> {
         Operation::ALL.iter().copied().find(|op| op.name() == name)
     }
+
+    /// Whether it exists for testing only (the clock, keys, audit-store
+    /// failure, the harness's own reading of the trail) rather than being
+    /// something the product's administrator does.
+    pub fn is_test_mode(self) -> bool {
+        matches!(
+            self,
+            Operation::RotateKeys
+                | Operation::AdvanceClock
+                | Operation::SetClock
+                | Operation::ResetClock
+                | Operation::AuditFailure
+                | Operation::TrustCimdOrigin
+                | Operation::DecidePending
+                | Operation::AuditPosition
+                | Operation::ReadAudit
+        )
+    }
 }
 
 impl std::fmt::Display for Operation {
