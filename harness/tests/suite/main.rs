@@ -11,7 +11,7 @@
 //! * `profile_docs::*`: every profile key and operation documented in docs/profile.md;
 //! * `recipes::*`: operations as the profile's recipes: bad ones refused, missing ones skipped, other shapes driven;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
-//! * `architecture::*`: no import loops, the black box, the documented actions.
+//! * `architecture::*`: no import loops, the black box, no private API path, the documented actions.
 
 mod architecture;
 mod cli;
