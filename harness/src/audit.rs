@@ -5,8 +5,8 @@
 //! Reported as its own check on every scenario.
 //!
 //! The trail comes from one of two sources, as the profile's `[audit] source`
-//! says: the control API (`/control/audit`, paged by sequence number), or the
-//! target's audit webhook, which POSTs CloudEvents batches to an endpoint the
+//! says: the `audit_position` and `read_audit` recipes (paged by cursor), or
+//! the target's audit webhook, which POSTs CloudEvents batches to an endpoint the
 //! harness hosts ([`WebhookCollector`], at [`WEBHOOK_PATH`]). Either way a
 //! scenario's check looks at everything that came after its mark, so
 //! concurrent scenarios see each other's events and match their own by client.
@@ -17,11 +17,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::http::Http;
+use crate::operation::OperationError;
 use crate::profile::{AuditSource, Profile};
+use crate::recipe::Operation;
 use crate::verdict::Status;
 
 /// An event the target must have written because of something the harness did.
@@ -51,8 +53,9 @@ pub struct AuditCheck {
     pub events_read: usize,
     /// Events the scenario's actions required.
     pub events_expected: usize,
-    /// Where the events were read: `control` (the control API) or `webhook`
-    /// (the stream the target delivered to the harness's endpoint).
+    /// Where the events were read: `query` (the profile's `read_audit`
+    /// recipe) or `webhook` (the stream the target delivered to the
+    /// harness's endpoint).
     pub source: AuditSource,
     /// The URL they were read from, or received at.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,7 +69,7 @@ impl AuditCheck {
             messages: vec![why.to_owned()],
             events_read: 0,
             events_expected: 0,
-            source: AuditSource::Control,
+            source: AuditSource::Query,
             endpoint: None,
         }
     }
@@ -85,8 +88,9 @@ impl AuditCheck {
 
 /// Where the trail stood when a scenario started.
 pub enum Mark {
-    /// The newest sequence number, read through the control API.
-    Control(i64),
+    /// Where the trail stood, as the `audit_position` recipe read it: the
+    /// cursor `read_audit` starts after.
+    Query(Value),
     /// How many distinct events the webhook collector had received.
     Webhook {
         collector: Arc<WebhookCollector>,
@@ -98,7 +102,7 @@ pub enum Mark {
 /// read gets the check it should report instead (`skip` or `error`).
 pub async fn mark(http: &Http, profile: &Profile) -> Result<Mark, AuditCheck> {
     match profile.audit.source {
-        AuditSource::Control => mark_control(http, profile).await.map(Mark::Control),
+        AuditSource::Query => mark_query(http, profile).await.map(Mark::Query),
         AuditSource::Webhook => {
             let collector = collector_for(profile).await.map_err(|e| {
                 AuditCheck::error(AuditSource::Webhook, None, format!("audit webhook: {e}"))
@@ -112,56 +116,66 @@ pub async fn mark(http: &Http, profile: &Profile) -> Result<Mark, AuditCheck> {
     }
 }
 
-/// The newest sequence number in the trail, through the control API.
-async fn mark_control(http: &Http, profile: &Profile) -> Result<i64, AuditCheck> {
-    let control = profile.control.as_ref().ok_or_else(|| {
-        AuditCheck::skip("no audit collector: the profile has no [control] API to read the trail")
-    })?;
-    let url = format!("{}/audit?limit=0", control.url.trim_end_matches('/'));
-    let unreadable = || {
-        AuditCheck::skip(
-            "no audit collector: the control API did not say where the trail stands (last_seq)",
-        )
-    };
-    let response = http
-        .send(http.get(&url).bearer_auth(&control.token))
+/// Where the trail stands, through the `audit_position` recipe.
+async fn mark_query(http: &Http, profile: &Profile) -> Result<Value, AuditCheck> {
+    let answer = crate::operation::perform(http, profile, Operation::AuditPosition, json!({}))
         .await
-        .map_err(|_| unreadable())?;
-    response
-        .json()
-        .and_then(|body| body.get("last_seq").and_then(Value::as_i64))
-        .ok_or_else(unreadable)
+        .map_err(|e| match e {
+            OperationError::Undeclared(_) => AuditCheck::skip(&format!("no audit collector: {e}")),
+            other => AuditCheck::skip(&format!(
+                "no audit collector: the target did not say where the trail stands: {other}"
+            )),
+        })?;
+    answer.need_ok("position").cloned().map_err(|e| {
+        AuditCheck::skip(&format!(
+            "no audit collector: the target did not say where the trail stands: {e}"
+        ))
+    })
 }
 
-/// Every event written after `after`.
-async fn events_since(http: &Http, profile: &Profile, after: i64) -> Result<Vec<Value>, String> {
-    let control = profile
-        .control
-        .as_ref()
-        .ok_or("the profile has no [control] to read the audit trail from")?;
+/// Every event written after the cursor `after`, page by page through the
+/// `read_audit` recipe; with the URL it read from.
+async fn events_since(
+    http: &Http,
+    profile: &Profile,
+    after: &Value,
+) -> (Option<String>, Result<Vec<Value>, String>) {
     let mut events = Vec::new();
-    let mut cursor = after;
+    let mut cursor = after.clone();
+    let mut endpoint = None;
     for _ in 0..20 {
-        let url = format!(
-            "{}/audit?after={cursor}&limit=1000",
-            control.url.trim_end_matches('/')
-        );
-        let response = http
-            .send(http.get(&url).bearer_auth(&control.token))
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status != 200 {
-            return Err(format!("reading the audit trail: HTTP {}", response.status));
-        }
-        let body = response.json().unwrap_or_default();
-        let page = body["events"].as_array().cloned().unwrap_or_default();
+        let answer = match crate::operation::perform(
+            http,
+            profile,
+            Operation::ReadAudit,
+            json!({"after": cursor}),
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(e) => return (endpoint, Err(e.to_string())),
+        };
+        endpoint.get_or_insert_with(|| answer.url.split('?').next().unwrap_or_default().to_owned());
+        let page = match answer.need_ok("events") {
+            Ok(Value::Array(page)) => page.clone(),
+            Ok(_) => {
+                return (
+                    endpoint,
+                    Err(answer.unexpected("`events` is not a list").to_string()),
+                )
+            }
+            Err(e) => return (endpoint, Err(format!("reading the audit trail: {e}"))),
+        };
         if page.is_empty() {
             break;
         }
-        cursor = body["next_after"].as_i64().unwrap_or(cursor);
         events.extend(page);
+        match answer.output("next") {
+            Some(next) if *next != cursor => cursor = next.clone(),
+            _ => break,
+        }
     }
-    Ok(events)
+    (endpoint, Ok(events))
 }
 
 /// Names the kind of a secret without showing it.
@@ -180,14 +194,10 @@ pub async fn check(
     secrets: &[String],
 ) -> AuditCheck {
     let (source, endpoint, read) = match &mark {
-        Mark::Control(after) => (
-            AuditSource::Control,
-            profile
-                .control
-                .as_ref()
-                .map(|c| format!("{}/audit", c.url.trim_end_matches('/'))),
-            events_since(http, profile, *after).await,
-        ),
+        Mark::Query(after) => {
+            let (endpoint, read) = events_since(http, profile, after).await;
+            (AuditSource::Query, endpoint, read)
+        }
         Mark::Webhook {
             collector,
             position,
@@ -631,7 +641,7 @@ async fn collector_for(profile: &Profile) -> Result<Arc<WebhookCollector>, Strin
 
 /// Starts the collector a webhook-mode profile asks for, before any scenario
 /// runs, and writes the port it got into `webhook_listen` when that said port 0.
-/// Nothing to do (`None`) for the control source.
+/// Nothing to do (`None`) for the query source.
 pub async fn start_collector(
     profile: &mut Profile,
 ) -> Result<Option<Arc<WebhookCollector>>, String> {

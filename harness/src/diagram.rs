@@ -3,14 +3,16 @@
 //!
 //! Participants are the parties: on the left the harness roles that sent the
 //! requests (MCP client, user's browser, agent, admin…, from each step's
-//! action), on the right what answered, from each request's URL: the hub's
-//! authorization server, its admin and control APIs, each MCP server
-//! (`/mcp/<name>` and its Protected Resource Metadata), and any other host
-//! (the third-party provider during `connect`).
+//! action), on the right what answered: the hub's admin or test-mode API
+//! for a request one of the profile's recipes made (whatever its URL), and
+//! from each other request's URL the hub's authorization server, each MCP
+//! server (`/mcp/<name>` and its Protected Resource Metadata), and any other
+//! host (the third-party provider during `connect`).
 
 use std::fmt::Write as _;
 
 use crate::http::Exchange;
+use crate::recipe::Operation;
 use crate::verdict::Status;
 
 /// One step's exchanges, as the diagram draws them.
@@ -83,8 +85,8 @@ fn mcp_server(path: &str) -> Option<String> {
     (!name.is_empty()).then(|| format!("/mcp/{name}"))
 }
 
-fn target_lane(url: &str, hub: &str, action: &str) -> Lane {
-    let Ok(parsed) = url::Url::parse(url) else {
+fn target_lane(exchange: &Exchange, hub: &str, action: &str) -> Lane {
+    let Ok(parsed) = url::Url::parse(&exchange.url) else {
         return Lane {
             rank: 4,
             title: "unknown".into(),
@@ -93,6 +95,34 @@ fn target_lane(url: &str, hub: &str, action: &str) -> Lane {
     };
     let here = origin(&parsed);
     let path = parsed.path();
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => here.clone(),
+    };
+    // A recipe's request: the hub's admin or test-mode API, wherever it is.
+    if let Some(operation) = exchange.operation.as_deref().and_then(Operation::by_name) {
+        let title = if operation.is_test_mode() {
+            "hub test-mode API"
+        } else {
+            "hub admin API"
+        };
+        let subtitle = if here == hub {
+            let first = path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            format!("/{first}")
+        } else {
+            host
+        };
+        return Lane {
+            rank: 2,
+            title: title.into(),
+            subtitle,
+        };
+    }
     if here == hub {
         if let Some(server) = mcp_server(path) {
             return Lane {
@@ -101,24 +131,12 @@ fn target_lane(url: &str, hub: &str, action: &str) -> Lane {
                 subtitle: server,
             };
         }
-        let (title, subtitle) = if path.starts_with("/admin") {
-            ("hub admin API", "/admin")
-        } else if path.starts_with("/control") {
-            ("hub control API", "/control")
-        } else {
-            ("hub", "authorization server")
-        };
         return Lane {
-            rank: if title == "hub" { 1 } else { 2 },
-            title: title.into(),
-            subtitle: subtitle.into(),
+            rank: 1,
+            title: "hub".into(),
+            subtitle: "authorization server".into(),
         };
     }
-    let host = match (parsed.host_str(), parsed.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_owned(),
-        _ => here,
-    };
     Lane {
         rank: 4,
         title: crate::steps::info(action).elsewhere.into(),
@@ -245,7 +263,7 @@ pub fn sequence_svg(hub_origin: &str, steps: &[DiagramStep<'_>]) -> Option<Strin
     for step in steps.iter().filter(|s| !s.exchanges.is_empty()) {
         add(actor_lane(step.action));
         for e in &step.exchanges {
-            add(target_lane(&e.url, hub_origin, step.action));
+            add(target_lane(e, hub_origin, step.action));
         }
     }
     lanes.sort_by_key(|l| l.rank);
@@ -283,7 +301,7 @@ pub fn sequence_svg(hub_origin: &str, steps: &[DiagramStep<'_>]) -> Option<Strin
         y += STEP_ROW;
         let from = x(&actor_lane(step.action));
         for e in &step.exchanges {
-            let to = x(&target_lane(&e.url, hub_origin, step.action));
+            let to = x(&target_lane(e, hub_origin, step.action));
             y += ROW;
             arrow(&mut rows, from, to, y, &request_label(e), "#24292f", false);
             y += ROW;

@@ -89,11 +89,14 @@ fn profile(
         &fixtures_dir.join("profiles/reference.toml"),
         Some(base_url),
     )?;
-    if let Some(control) = profile.control.as_mut() {
-        control.token = EMBEDDED_CONTROL_TOKEN.to_owned();
-    }
-    if let Some(admin) = profile.admin.as_mut() {
-        admin.token = EMBEDDED_ADMIN_TOKEN.to_owned();
+    // The reference profile's recipes send these as `${secrets.…}`.
+    for (name, token) in [
+        ("control_token", EMBEDDED_CONTROL_TOKEN),
+        ("admin_token", EMBEDDED_ADMIN_TOKEN),
+    ] {
+        if let Some(secret) = profile.secrets.get_mut(name) {
+            *secret = token.to_owned();
+        }
     }
     profile.name = if faults.is_empty() {
         "embedded reference hub".to_owned()

@@ -17,6 +17,11 @@ use serde_json::Value;
 pub struct Expect {
     #[serde(default)]
     pub status: Option<u16>,
+    /// For operations through the profile's recipes (admin, test mode):
+    /// whether the answer was one the recipe calls success. Which status
+    /// that is, is the target's own choice.
+    #[serde(default)]
+    pub ok: Option<bool>,
     /// The OAuth `error` code, wherever the action found it.
     #[serde(default)]
     pub error: Option<String>,
@@ -131,6 +136,17 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
         let got = lookup(facts, "status");
         if got.and_then(Value::as_u64) != Some(u64::from(status)) {
             failures.push(format!("expected HTTP status {status}, got {}", show(got)));
+        }
+    }
+    if let Some(ok) = expect.ok {
+        let got = lookup(facts, "ok");
+        if got.and_then(Value::as_bool) != Some(ok) {
+            let what = if ok { "success" } else { "a refusal" };
+            failures.push(format!(
+                "expected {what} (ok = {ok}), got ok = {} (HTTP status {})",
+                show(got),
+                show(lookup(facts, "status"))
+            ));
         }
     }
     if let Some(error) = &expect.error {

@@ -40,6 +40,10 @@ pub struct Exchange {
     pub response_body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport_error: Option<String>,
+    /// The operation whose recipe this request was (`recipe.rs`), if any:
+    /// what it did, whatever the target's URL for it looks like.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 /// Replaces every secret (and its form-encoded spelling) in `text`.
@@ -322,15 +326,40 @@ impl Http {
 
     /// Sends a request, reads the whole response, and records both.
     pub async fn send(&self, builder: reqwest::RequestBuilder) -> Result<Response, TransportError> {
+        self.send_labelled(builder, None).await
+    }
+
+    /// Sends the request an operation's recipe made, recording which one it was.
+    pub async fn send_operation(
+        &self,
+        builder: reqwest::RequestBuilder,
+        operation: &str,
+    ) -> Result<Response, TransportError> {
+        self.send_labelled(builder, Some(operation)).await
+    }
+
+    async fn send_labelled(
+        &self,
+        builder: reqwest::RequestBuilder,
+        operation: Option<&str>,
+    ) -> Result<Response, TransportError> {
         let request = builder.build().map_err(|e| TransportError {
             method: "?".into(),
             url: "?".into(),
             message: e.to_string(),
         })?;
-        self.execute(request).await
+        self.execute_labelled(request, operation).await
     }
 
-    pub async fn execute(&self, mut request: Request) -> Result<Response, TransportError> {
+    pub async fn execute(&self, request: Request) -> Result<Response, TransportError> {
+        self.execute_labelled(request, None).await
+    }
+
+    async fn execute_labelled(
+        &self,
+        mut request: Request,
+        operation: Option<&str>,
+    ) -> Result<Response, TransportError> {
         self.add_identity_headers(&mut request);
         let url = request.url().clone();
         let mut exchange = Exchange {
@@ -345,6 +374,7 @@ impl Http {
             response_headers: Vec::new(),
             response_body: None,
             transport_error: None,
+            operation: operation.map(str::to_owned),
         };
         let fail = |exchange: &mut Exchange, message: String| {
             exchange.transport_error = Some(message.clone());
@@ -472,6 +502,7 @@ mod tests {
             response_headers: vec![("set-cookie".into(), "sid=def456; Path=/; HttpOnly".into())],
             response_body: None,
             transport_error: None,
+            operation: None,
         };
         e.redact(&[]);
         assert_eq!(

@@ -257,9 +257,18 @@ impl Discovery {
                 "consent_memory",
                 "true if a second authorization asks only for new scopes",
             ),
-            unknowable("control_api", "true with a [control] test-mode API"),
-            unknowable("policy_admin", "true with an [admin] API for policies"),
-            unknowable("agent_admin", "true with an [admin] API for agents"),
+            unknowable(
+                "control_api",
+                "true with a test-mode API, described by [operations.*] recipes",
+            ),
+            unknowable(
+                "policy_admin",
+                "true with policies managed by [operations.*] recipes",
+            ),
+            unknowable(
+                "agent_admin",
+                "true with agents managed by [operations.*] recipes",
+            ),
             unknowable(
                 "connections",
                 "true with a credential vault ([connections])",
@@ -341,7 +350,19 @@ impl Discovery {
              # client_secret = \"…\"\n\
              # auth_method = \"client_secret_basic\"\n\
              # resource = \"primary\"\n\
-             # allowed_scopes = [\"…\"]\n",
+             # allowed_scopes = [\"…\"]\n\
+             \n\
+             # TODO: what no standard defines (policies, agents, Connections, the audit trail,\n\
+             # a test clock), as HTTP recipes for your API; scenarios needing one you do not\n\
+             # write are skipped. Every operation: docs/profile.md; an example:\n\
+             # [secrets]\n\
+             # admin_token = \"…\"\n\
+             # [operations.create_policy]\n\
+             # method = \"POST\"\n\
+             # url = \"${base}/…\"  # where your API creates a policy\n\
+             # headers = { authorization = \"Bearer ${secrets.admin_token}\" }\n\
+             # body = \"${policy}\"  # the scenario's policy, as JSON\n\
+             # read = { id = \"/id\" }  # a JSON pointer to the new policy's id\n",
         );
         out
     }

@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::HarnessError;
+use crate::recipe::{Operation, Recipe};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,12 +39,15 @@ pub struct Profile {
     /// Pre-registered clients by role; scenarios use `agent`.
     #[serde(default)]
     pub clients: BTreeMap<String, PreRegisteredClient>,
-    /// The hub's control API, when it has one.
+    /// How the target performs the operations no standard defines (policies,
+    /// agents, Connections, the audit trail, the test clock), by operation
+    /// name: see `recipe.rs`. A step needing one the profile lacks is skipped.
     #[serde(default)]
-    pub control: Option<Control>,
-    /// The hub's admin API, when it has one (same shape: a URL and a bearer token).
+    pub operations: BTreeMap<String, Recipe>,
+    /// Named secrets the recipes use (`${secrets.<name>}`): redacted from
+    /// every report and never offered to scenarios.
     #[serde(default)]
-    pub admin: Option<Control>,
+    pub secrets: BTreeMap<String, String>,
     /// Redirect URI the harness's MCP client registers. Never fetched.
     #[serde(default = "default_callback")]
     pub callback: String,
@@ -192,8 +196,9 @@ fn retry_after_max_secs() -> u64 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
-    /// `control`: page through the control API's `/audit`; `webhook`: receive
-    /// the target's CloudEvents stream on an endpoint the harness hosts.
+    /// `query`: page through the trail with the `audit_position` and
+    /// `read_audit` recipes; `webhook`: receive the target's CloudEvents
+    /// stream on an endpoint the harness hosts.
     #[serde(default)]
     pub source: AuditSource,
     /// For `webhook`: the `ip:port` the harness listens on. The target must
@@ -206,7 +211,7 @@ pub struct AuditSettings {
 #[serde(rename_all = "lowercase")]
 pub enum AuditSource {
     #[default]
-    Control,
+    Query,
     Webhook,
 }
 
@@ -346,17 +351,18 @@ pub struct Capabilities {
     #[serde(default)]
     pub dcr_rate_limit: bool,
     /// Remembers consent per user, client and resource, asks only for new scopes
-    /// (step-up), and lets an admin revoke it (`[admin]`).
+    /// (step-up), and lets an admin revoke it (operation `revoke_consent`).
     #[serde(default)]
     pub consent_memory: bool,
-    /// MCP Server Policies managed through the admin API (`[admin]`), with
+    /// MCP Server Policies managed by an admin (operations `create_policy`, `delete_policy`), with
     /// `[users.bob]` and `[users.carol]` as in fixtures/profiles/reference.toml.
     #[serde(default)]
     pub policy_admin: bool,
     /// RFC 8693 token exchange by `[clients.agent]` and `[clients.keyed_agent]`.
     #[serde(default)]
     pub token_exchange: bool,
-    /// Agents created, listed and decommissioned through the admin API (`[admin]`).
+    /// Agents created, listed and decommissioned by an admin (operations
+    /// `create_agent`, `list_agents`, `decommission_agent`).
     #[serde(default)]
     pub agent_admin: bool,
     /// Connections (a credential vault) managed through the admin API and
@@ -409,7 +415,8 @@ pub struct OtherUser {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserDriver {
-    /// `form`: fill and submit the hub's HTML pages. `control`: decide through the control API.
+    /// `form`: fill and submit the hub's HTML pages. `control`: decide through
+    /// the `decide_pending` operation.
     pub mode: UserMode,
     pub username: String,
     #[serde(default)]
@@ -570,13 +577,6 @@ fn basic() -> String {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Control {
-    pub url: String,
-    pub token: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Whole-request timeout, seconds.
     #[serde(default = "ten")]
@@ -623,11 +623,17 @@ impl Profile {
             Some(base) => substitute(raw, base.trim_end_matches('/')),
             None => raw,
         };
-        let mut profile: Profile = substituted
-            .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
+        let mut profile: Profile = substituted.try_into().map_err(|e: toml::de::Error| {
+            // The same error read from the text carries its place.
+            let line = toml::from_str::<Profile>(text)
+                .err()
+                .and_then(|e| e.span())
+                .map(|span| line_at(text, span.start));
+            located(line, &e.to_string().trim().replace('\n', " "))
+        })?;
         profile.base = base;
         profile.validate()?;
+        profile.check_operations(text)?;
         profile.capabilities.implied = profile
             .resources
             .keys()
@@ -716,15 +722,22 @@ impl Profile {
                     )
                 })?;
             }
-            (AuditSource::Control, Some(_)) => {
+            (AuditSource::Query, Some(_)) => {
                 return Err(
                     "audit.webhook_listen applies only to audit.source = \"webhook\"".into(),
                 )
             }
-            (AuditSource::Control, None) => {}
+            (AuditSource::Query, None) => {}
         }
-        if self.user.mode == UserMode::Control && self.control.is_none() {
-            return Err("user.mode = \"control\" needs a [control] section".into());
+        if self.user.mode == UserMode::Control
+            && !self
+                .operations
+                .contains_key(Operation::DecidePending.name())
+        {
+            return Err(format!(
+                "user.mode = \"control\" needs a recipe for operation {0} ([operations.{0}])",
+                Operation::DecidePending
+            ));
         }
         let selectors = self
             .user
@@ -755,6 +768,99 @@ impl Profile {
             return Err("user.mode = \"form\" needs at least one [[user.forms]] rule".into());
         }
         Ok(())
+    }
+}
+
+impl Profile {
+    /// Every recipe names an operation the harness knows and is sound for
+    /// it (`Recipe::problems`); each problem names its key and line.
+    fn check_operations(&self, text: &str) -> Result<(), String> {
+        let vars = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let lines = toml::from_str::<OperationLines>(text).unwrap_or_default();
+        let mut problems = Vec::new();
+        for (name, recipe) in &self.operations {
+            let Some(operation) = Operation::by_name(name) else {
+                let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+                problems.push(located(
+                    lines.line(text, name, None),
+                    &format!(
+                        "operations.{name}: no such operation; the harness knows {}",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            for (key, message) in recipe.problems(operation, &vars) {
+                let field = key.split(['.', '[']).next().unwrap_or_default();
+                problems.push(located(
+                    lines.line(text, name, Some(field)),
+                    &format!("operations.{name}.{key}: {message}"),
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Every secret the profile holds, for redaction: passwords, client
+    /// secrets, `[secrets]`, and the credentials recipes send in headers
+    /// (the whole value, and what follows a scheme such as `Bearer`).
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut secrets = vec![self.user.password.clone()];
+        secrets.extend(self.users.values().map(|u| u.password.clone()));
+        secrets.extend(self.clients.values().map(|c| c.client_secret.clone()));
+        secrets.extend(self.secrets.values().cloned());
+        for recipe in self.operations.values() {
+            for (name, value) in &recipe.headers {
+                let plain = ["accept", "content-type", "user-agent"]
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h));
+                if plain || value.contains("${") {
+                    continue;
+                }
+                secrets.push(value.clone());
+                if let Some((_, credential)) = value.split_once(' ') {
+                    secrets.push(credential.trim().to_owned());
+                }
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets
+    }
+}
+
+/// Where each recipe and each of its keys is written, for errors.
+#[derive(Debug, Default, Deserialize)]
+struct OperationLines {
+    #[serde(default)]
+    operations: BTreeMap<toml::Spanned<String>, BTreeMap<toml::Spanned<String>, toml::Value>>,
+}
+
+impl OperationLines {
+    /// The line of `[operations.<name>]`, or of its key `field`.
+    fn line(&self, text: &str, name: &str, field: Option<&str>) -> Option<usize> {
+        let (key, fields) = self.operations.iter().find(|(k, _)| k.get_ref() == name)?;
+        let span = match field.and_then(|f| fields.keys().find(|k| k.get_ref() == f)) {
+            Some(field) => field.span(),
+            None => key.span(),
+        };
+        Some(line_at(text, span.start))
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+/// A message prefixed by its line, when known.
+fn located(line: Option<usize>, message: &str) -> String {
+    match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message.to_owned(),
     }
 }
 

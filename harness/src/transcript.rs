@@ -259,6 +259,7 @@ mod tests {
             )],
             response_body: Some(format!(r#"{{"access_token":"{token}"}}"#)),
             transport_error: None,
+            operation: None,
         };
         let mut t = Transcript::of(&[exchange]);
         t.redact(&["s3cret-value".to_owned()]);

@@ -1,5 +1,6 @@
 //! The user role: signs in and consents, either by filling the hub's HTML
-//! forms as a browser would, or through the hub's control API.
+//! forms as a browser would, or through the profile's `decide_pending`
+//! recipe (a control API).
 
 use scraper::{Html, Selector};
 use serde_json::{json, Value};
@@ -7,7 +8,9 @@ use url::Url;
 
 use crate::expect::interpolate;
 use crate::http::{Http, Response};
+use crate::operation::OperationError;
 use crate::profile::{FormRule, PageKind, Profile, UserMode};
+use crate::recipe::Operation;
 
 /// What the user did with one page.
 pub enum Move {
@@ -47,8 +50,9 @@ pub enum UserError {
     NoForm { url: String, selector: String },
     #[error("the page URL {0} carries no pending-request parameter for the control API")]
     NoRequestId(String),
-    #[error("the control API refused the decision: HTTP {status}: {body}")]
-    Control { status: u16, body: String },
+    /// The `decide_pending` operation did not say where the browser goes next.
+    #[error("deciding through the control API: {0}")]
+    Control(String),
     #[error("{0}")]
     Transport(#[from] crate::http::TransportError),
     #[error("{0}")]
@@ -277,10 +281,6 @@ async fn decide_by_control(
     page_url: &str,
     deny: bool,
 ) -> Result<String, UserError> {
-    let control = profile
-        .control
-        .as_ref()
-        .ok_or_else(|| UserError::Profile("control mode without [control]".into()))?;
     let param = profile.user.request_param.as_deref().unwrap_or("request");
     let url = Url::parse(page_url).map_err(|e| UserError::Profile(e.to_string()))?;
     let request_id = url
@@ -288,32 +288,31 @@ async fn decide_by_control(
         .find(|(k, _)| k == param)
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| UserError::NoRequestId(page_url.to_owned()))?;
-    let endpoint = format!(
-        "{}/authorizations/{request_id}/decision",
-        control.url.trim_end_matches('/')
-    );
     let username = vars["user"]["username"]
         .as_str()
         .unwrap_or(&profile.user.username);
-    let body = json!({
+    let inputs = json!({
+        "request": request_id,
         "username": username,
         "decision": if deny { "deny" } else { "approve" },
+        "approve": !deny,
     });
-    // The test driver decides on the back channel: no browser cookie goes to the control API.
-    let http = http.back_channel();
-    let response = http
-        .send(http.post(&endpoint).bearer_auth(&control.token).json(&body))
-        .await?;
-    let redirect = response.json().and_then(|v| {
-        v.get("redirect_to")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
-    match redirect {
-        Some(location) if response.status == 200 => Ok(location),
-        _ => Err(UserError::Control {
-            status: response.status,
-            body: response.text(),
-        }),
-    }
+    // The test driver decides on the back channel: no browser cookie goes with it.
+    let answer = crate::operation::perform(
+        &http.back_channel(),
+        profile,
+        Operation::DecidePending,
+        inputs,
+    )
+    .await
+    .map_err(|e| match e {
+        OperationError::Transport(e) => UserError::Transport(e),
+        other => UserError::Control(other.to_string()),
+    })?;
+    let redirect = answer
+        .need_ok("redirect_to")
+        .map_err(|e| UserError::Control(e.to_string()))?;
+    redirect.as_str().map(str::to_owned).ok_or_else(|| {
+        UserError::Control(answer.unexpected("`redirect_to` is not a URL").to_string())
+    })
 }

@@ -1,6 +1,5 @@
-//! The administrator at the hub's admin API (the profile's `[admin]`):
-//! revoking a consent and managing policies; and the admin API calls every
-//! admin action shares.
+//! The administrator, through the profile's recipes: revoking a consent and
+//! managing policies; and turning what a scenario writes into an input.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -10,9 +9,9 @@ use super::defaults::self_name;
 use super::evidence::{succeeded, Evidence};
 use super::failure::{precondition, StepError};
 use super::run::Run;
-use crate::http::Response;
+use crate::recipe::Operation;
 
-/// Admin: revoke the profile user's consent to client `client` (the profile's `[admin]` API).
+/// Admin: revoke the profile user's consent to client `client` (operation `revoke_consent`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevokeConsent {
     #[serde(default = "self_name")]
@@ -50,8 +49,9 @@ const POLICIES: ActionInfo = ActionInfo::new(
     "docs/product-model.md#mcp-server-policies",
 );
 
-/// Admin: create a policy (the admin API's JSON shape, written as TOML) and
-/// remember its id under `as`. Makes the scenario exclusive; teardown deletes it.
+/// Admin: create a policy (the product model's, written as TOML; operation
+/// `create_policy`) and remember its id under `as`. Makes the scenario
+/// exclusive; teardown deletes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatePolicy {
     #[serde(default = "self_name", rename = "as")]
@@ -140,37 +140,8 @@ fn grants_only_connections(policy: &toml::Value) -> bool {
 }
 
 impl Run<'_> {
-    /// A call to the target's admin API (the profile's `[admin]`).
-    pub(super) async fn admin(
-        &mut self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Response, StepError> {
-        let admin = self
-            .profile
-            .admin
-            .clone()
-            .ok_or_else(|| precondition("this step needs the profile's [admin] section"))?;
-        let url = format!("{}{path}", admin.url.trim_end_matches('/'));
-        let mut request = self.http.request(method, &url).bearer_auth(&admin.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        Ok(self.http.send(request).await?)
-    }
-
-    pub(super) fn admin_facts(response: &Response) -> Value {
-        let body = response.json();
-        json!({
-            "status": response.status,
-            "error": body.as_ref().and_then(|b| b.get("error")).cloned(),
-            "body": body,
-        })
-    }
-
-    /// TOML written in a scenario, as the JSON the admin API takes, with `${…}` resolved.
-    pub(super) fn admin_json(&self, value: &toml::Value) -> Result<Value, StepError> {
+    /// TOML written in a scenario, as JSON, with `${…}` resolved.
+    pub(super) fn scenario_json(&self, value: &toml::Value) -> Result<Value, StepError> {
         let json = serde_json::to_value(value).map_err(|e| precondition(e.to_string()))?;
         let text = self.text(&json.to_string())?;
         serde_json::from_str(&text).map_err(|e| precondition(e.to_string()))
@@ -179,18 +150,8 @@ impl Run<'_> {
     /// The admin revokes the profile user's consent to a client.
     async fn revoke_consent(&mut self, name: &str) -> Result<Value, StepError> {
         let client = self.registered(name)?;
-        let admin = self
-            .profile
-            .admin
-            .clone()
-            .ok_or_else(|| precondition("this step needs the profile's [admin] section"))?;
-        let url = format!("{}/consents/revoke", admin.url.trim_end_matches('/'));
-        let body = json!({"user": self.profile.user.username, "client_id": client.client_id});
-        let response = self
-            .http
-            .send(self.http.post(&url).bearer_auth(&admin.token).json(&body))
-            .await?;
-        Ok(json!({"status": response.status, "body": response.json()}))
+        let inputs = json!({"user": self.profile.user.username, "client_id": client.client_id});
+        self.operation_facts(Operation::RevokeConsent, inputs).await
     }
 
     async fn create_policy(
@@ -198,15 +159,16 @@ impl Run<'_> {
         name: &str,
         policy: &toml::Value,
     ) -> Result<Value, StepError> {
-        let draft = self.admin_json(policy)?;
-        let response = self
-            .admin(reqwest::Method::POST, "/policies", Some(draft))
+        let draft = self.scenario_json(policy)?;
+        let answer = self
+            .operation(Operation::CreatePolicy, json!({"policy": draft}))
             .await?;
-        let facts = Self::admin_facts(&response);
-        if let Some(id) = facts["body"]["id"].as_str() {
-            self.created.policies.insert(name.to_owned(), id.to_owned());
+        if answer.ok {
+            let id = answer.need("id")?;
+            let id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
+            self.created.policies.insert(name.to_owned(), id);
         }
-        Ok(facts)
+        Ok(answer.facts())
     }
 
     async fn delete_policy(&mut self, name: &str) -> Result<Value, StepError> {
@@ -215,9 +177,7 @@ impl Run<'_> {
             .policies
             .remove(name)
             .ok_or_else(|| precondition(format!("no policy `{name}` was created")))?;
-        let response = self
-            .admin(reqwest::Method::DELETE, &format!("/policies/{id}"), None)
-            .await?;
-        Ok(Self::admin_facts(&response))
+        self.operation_facts(Operation::DeletePolicy, json!({"id": id}))
+            .await
     }
 }

@@ -1,8 +1,8 @@
-//! The administrator manages autonomous agents through the admin API:
-//! created just in time, listed by tag, decommissioned.
+//! The administrator manages autonomous agents through the profile's
+//! recipes: created just in time, listed by tag, decommissioned.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::act::{Act, ActionInfo};
 use super::evidence::{succeeded, Evidence};
@@ -10,6 +10,7 @@ use super::failure::{precondition, StepError};
 use super::parties::Registered;
 use super::run::Run;
 use crate::profile::PreRegisteredClient;
+use crate::recipe::Operation;
 
 const AGENTS: ActionInfo = ActionInfo::new(
     "admin",
@@ -18,8 +19,9 @@ const AGENTS: ActionInfo = ActionInfo::new(
     "docs/product-model.md#autonomous-agents",
 );
 
-/// Admin: create an agent (the admin API's JSON shape); later steps use it as
-/// a client role named `as` (its generated secret is kept by the harness).
+/// Admin: create an agent (as the scenario writes it; operation
+/// `create_agent`); later steps use it as a client role named `as` (its
+/// generated secret is kept by the harness).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateAgent {
     #[serde(rename = "as")]
@@ -38,7 +40,7 @@ impl Act for CreateAgent {
         if !succeeded(facts) {
             return;
         }
-        let id = facts["body"]["client_id"].as_str().map(str::to_owned);
+        let id = facts["client_id"].as_str().map(str::to_owned);
         if let Some(id) = &id {
             evidence.own_clients.insert(id.clone());
         }
@@ -98,52 +100,56 @@ impl Act for ListAgents {
 
 impl Run<'_> {
     async fn create_agent(&mut self, name: &str, agent: &toml::Value) -> Result<Value, StepError> {
-        let spec = self.admin_json(agent)?;
-        let response = self
-            .admin(reqwest::Method::POST, "/agents", Some(spec.clone()))
+        let spec = self.scenario_json(agent)?;
+        let answer = self
+            .operation(Operation::CreateAgent, json!({"agent": spec.clone()}))
             .await?;
-        let facts = Self::admin_facts(&response);
-        if let (Some(id), Some(redirect)) = (
-            facts["body"]["client_id"].as_str(),
-            spec["redirect_uris"][0].as_str(),
-        ) {
+        let mut facts = answer.facts();
+        if !answer.ok {
+            return Ok(facts);
+        }
+        let id = answer.need("client_id")?;
+        let id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
+        facts["client_id"] = json!(id);
+        if let Some(redirect) = spec["redirect_uris"][0].as_str() {
             // An agent with a redirect URI can also run the authorization code flow.
             self.client.registered.insert(
                 name.to_owned(),
                 Registered {
-                    client_id: id.to_owned(),
+                    client_id: id.clone(),
                     redirect_uri: redirect.to_owned(),
                 },
             );
         }
-        if let (Some(id), Some(secret)) = (
-            facts["body"]["client_id"].as_str(),
-            facts["body"]["client_secret"].as_str(),
-        ) {
-            self.evidence.keep_secret(secret);
-            // The resource role of the agent's first configured server (by its id).
-            let server = spec["allowed_resources"][0].as_str().unwrap_or_default();
-            let resource = self
-                .profile
-                .resources
-                .iter()
-                .find(|(_, r)| r.id.as_deref() == Some(server))
-                .map(|(role, _)| role.clone())
-                .unwrap_or_else(|| "primary".to_owned());
-            self.created.agents.insert(
-                name.to_owned(),
-                PreRegisteredClient {
-                    client_id: id.to_owned(),
-                    client_secret: secret.to_owned(),
-                    auth_method: "client_secret_basic".to_owned(),
-                    private_key_pem: None,
-                    key_id: None,
-                    resource,
-                    allowed_scopes: Vec::new(),
-                    disallowed_scopes: Vec::new(),
-                },
-            );
-        }
+        // Its generated secret, when the recipe reads one, lets it authenticate.
+        let secret = answer
+            .output("client_secret")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        self.evidence.keep_secret(&secret);
+        // The resource role of the agent's first configured server (by its id).
+        let server = spec["allowed_resources"][0].as_str().unwrap_or_default();
+        let resource = self
+            .profile
+            .resources
+            .iter()
+            .find(|(_, r)| r.id.as_deref() == Some(server))
+            .map(|(role, _)| role.clone())
+            .unwrap_or_else(|| "primary".to_owned());
+        self.created.agents.insert(
+            name.to_owned(),
+            PreRegisteredClient {
+                client_id: id,
+                client_secret: secret,
+                auth_method: "client_secret_basic".to_owned(),
+                private_key_pem: None,
+                key_id: None,
+                resource,
+                allowed_scopes: Vec::new(),
+                disallowed_scopes: Vec::new(),
+            },
+        );
         Ok(facts)
     }
 
@@ -154,37 +160,33 @@ impl Run<'_> {
             .get(name)
             .map(|a| a.client_id.clone())
             .ok_or_else(|| precondition(format!("no agent `{name}` was created")))?;
-        let response = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/agents/{id}/decommission"),
-                None,
-            )
-            .await?;
-        Ok(Self::admin_facts(&response))
+        self.operation_facts(Operation::DecommissionAgent, json!({"client_id": id}))
+            .await
     }
 
     async fn list_agents(&mut self, tag: Option<&str>) -> Result<Value, StepError> {
-        let path = match tag {
-            Some(tag) => format!(
-                "/agents?tag={}",
-                url::form_urlencoded::byte_serialize(tag.as_bytes()).collect::<String>()
-            ),
-            None => "/agents".to_owned(),
-        };
-        let response = self.admin(reqwest::Method::GET, &path, None).await?;
-        let mut facts = Self::admin_facts(&response);
+        let answer = self
+            .operation(Operation::ListAgents, json!({"tag": tag}))
+            .await?;
+        let mut facts = answer.facts();
+        if !answer.ok {
+            return Ok(facts);
+        }
+        let listed = answer
+            .need("agents")?
+            .as_array()
+            .ok_or_else(|| answer.unexpected("`agents` is not a list"))?;
         // Agents of this scenario by name, for expectations.
         let mine: Map<String, Value> = self
             .created
             .agents
             .iter()
             .filter_map(|(name, a)| {
-                facts["body"]["agents"]
-                    .as_array()?
+                let at = answer
+                    .items
                     .iter()
-                    .find(|x| x["client_id"] == a.client_id.as_str())
-                    .map(|x| (name.clone(), x.clone()))
+                    .position(|item| item.get("client_id") == Some(&json!(a.client_id)))?;
+                Some((name.clone(), listed.get(at)?.clone()))
             })
             .collect();
         facts["created"] = Value::Object(mine);

@@ -13,6 +13,7 @@ use super::defaults::self_name;
 use super::failure::{precondition, StepError};
 use super::parties::Registered;
 use super::run::Run;
+use crate::recipe::Operation;
 
 const CIMD: ActionInfo = ActionInfo::new(
     "CIMD host",
@@ -40,7 +41,7 @@ pub enum CimdVariant {
 }
 
 /// CIMD host: serve a Client ID Metadata Document on loopback, tell the target
-/// (through its control API) to trust that origin, and use the document's URL
+/// to trust that origin (operation `trust_cimd_origin`), and use the document's URL
 /// as the client_id of the client named `as`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostClientMetadata {
@@ -131,7 +132,7 @@ impl Run<'_> {
         let (origin, trust) = {
             let origin = self.cimd.host.as_ref().map(|s| s.uri()).unwrap_or_default();
             let trust = self
-                .control_post("/cimd/trust", json!({"origin": origin}))
+                .operation_facts(Operation::TrustCimdOrigin, json!({"origin": origin}))
                 .await?;
             (origin, trust)
         };
@@ -225,7 +226,7 @@ impl Run<'_> {
             },
         );
         self.cimd.paths.insert(name.to_owned(), doc_path);
-        Ok(json!({"status": trust["status"], "url": url, "trust": trust}))
+        Ok(json!({"status": trust["status"], "ok": trust["ok"], "url": url, "trust": trust}))
     }
 
     async fn listen_for_ssrf(&mut self, name: &str) -> Result<Value, StepError> {

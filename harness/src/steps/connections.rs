@@ -1,6 +1,7 @@
-//! Connections (docs/connections.md), as the admin sees them: defining a
-//! connection to the scenario's third-party provider, storing tokens in the
-//! vault for an owner, and inspecting what the admin API shows.
+//! Connections (docs/connections.md), as the admin sees them through the
+//! profile's recipes: defining a connection to the scenario's third-party
+//! provider, storing tokens in the vault for an owner, and inspecting what
+//! the target shows of them.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +10,11 @@ use serde_json::{json, Map, Value};
 
 use super::act::{Act, ActionInfo, InScenario};
 use super::defaults::{calendar_scopes, hour, self_name, yes};
-use super::evidence::{status, succeeded, Evidence};
+use super::evidence::{succeeded, Evidence};
 use super::failure::{precondition, StepError};
 use super::parties::{ConnectionKind, CreatedConnection};
 use super::run::Run;
+use crate::recipe::Operation;
 
 const DEFINITIONS: ActionInfo = ActionInfo::new(
     "admin",
@@ -21,8 +23,8 @@ const DEFINITIONS: ActionInfo = ActionInfo::new(
     "docs/connections.md",
 );
 
-/// Admin: create (or replace) a Connection through the admin API, pointing
-/// at this scenario's third-party provider (started on first use). Its id
+/// Admin: create (or replace) a Connection (operation `put_connection`),
+/// pointing at this scenario's third-party provider (started on first use). Its id
 /// is fresh (`conform-<as>-<random>`) unless `agenda`, which replaces the
 /// profile's `connections.agenda_connection` and makes the scenario exclusive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,7 +40,8 @@ pub struct CreateConnection {
     pub allowed_clients: Vec<String>,
     #[serde(default)]
     pub agenda: bool,
-    /// Fields sent instead of the generated ones (e.g. a malformed `token_endpoint`).
+    /// Inputs of `put_connection` given instead of the generated ones (e.g.
+    /// a malformed `token_endpoint`).
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
 }
@@ -65,10 +68,10 @@ impl Act for CreateConnection {
 
     fn oblige(&self, facts: &Value, _run: &Run<'_>, evidence: &mut Evidence) {
         if succeeded(facts) {
-            let kind = if status(facts) == 201 {
-                "connection.created"
-            } else {
+            let kind = if facts["replaced"] == true {
                 "connection.updated"
+            } else {
+                "connection.created"
             };
             evidence.oblige(
                 format!("putting connection `{}`", self.name),
@@ -81,7 +84,7 @@ impl Act for CreateConnection {
 }
 
 /// Admin: store a token for an owner (`user:<name>`, `tenant:<id>`,
-/// `agent:<client_id>`) through the admin API: one the provider issued
+/// `agent:<client_id>`), operation `store_connection_token`: one the provider issued
 /// (with a refresh token unless `refresh_token = false`), or a fresh API key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreConnectionToken {
@@ -125,13 +128,14 @@ impl Act for StoreConnectionToken {
     }
 }
 
-/// Admin: a connection as the admin API shows it, with its tokens' status.
+/// Admin: a connection as the target shows it (operation `get_connection`),
+/// with its tokens' status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetConnection {
     #[serde(default = "self_name")]
     pub connection: String,
     /// The owner (`agent:<client_id>`, `tenant:<id>`, `user:<id>`, as the
-    /// admin API names it) whose token view becomes the `token` fact.
+    /// target names it) whose token view becomes the `token` fact.
     #[serde(default)]
     pub owner: Option<String>,
 }
@@ -156,16 +160,20 @@ fn fresh_id(name: &str) -> String {
     format!("conform-{name}-{:08x}", rand::random::<u32>())
 }
 
-/// `user:alice` → `{"user": "alice"}`.
-fn owner_json(owner: &str) -> Result<Value, StepError> {
+/// `user:alice` → (`user`, `alice`): the kinds of owner the Connections contract has.
+fn owner_parts(owner: &str) -> Result<(&str, &str), StepError> {
     match owner.split_once(':') {
-        Some((kind @ ("user" | "tenant" | "agent"), id)) if !id.is_empty() => {
-            Ok(json!({ kind: id }))
-        }
+        Some((kind @ ("user" | "tenant" | "agent"), id)) if !id.is_empty() => Ok((kind, id)),
         _ => Err(precondition(format!(
             "owner `{owner}` is not user:<name>, tenant:<id> or agent:<client_id>"
         ))),
     }
+}
+
+/// The inputs that name an owner, for `store_connection_token` and `delete_connection_token`.
+pub(super) fn owner_inputs(owner: &str) -> Result<Value, StepError> {
+    let (kind, id) = owner_parts(owner)?;
+    Ok(json!({"owner": owner, "owner_kind": kind, "owner_id": id}))
 }
 
 impl Run<'_> {
@@ -195,6 +203,7 @@ impl Run<'_> {
             provider.client_id.clone(),
             provider.client_secret.clone(),
         );
+        let existed = self.created.connections.contains_key(name);
         let id = match self.created.connections.get(name) {
             Some(existing) => existing.id.clone(),
             None if agenda => self.profile.connections.agenda_connection.clone(),
@@ -204,10 +213,11 @@ impl Run<'_> {
             .iter()
             .map(|c| self.text(c))
             .collect::<Result<_, _>>()?;
-        let mut body = match kind {
+        let mut inputs = match kind {
             ConnectionKind::Oauth2 => json!({
+                "id": id,
                 "name": format!("conform {name}"),
-                "type": "oauth2",
+                "kind": "oauth2",
                 "authorization_endpoint": authorize,
                 "token_endpoint": token,
                 "api_base_url": api,
@@ -217,27 +227,35 @@ impl Run<'_> {
                 "allowed_clients": allowed,
             }),
             ConnectionKind::ApiKey => json!({
+                "id": id,
                 "name": format!("conform {name}"),
-                "type": "api_key",
+                "kind": "api_key",
                 "api_base_url": api,
                 "allowed_clients": allowed,
             }),
         };
+        let names = Operation::PutConnection.spec().inputs;
         for (field, value) in set {
-            body[field] = self.admin_json(value)?;
+            if !names.contains(&field.as_str()) {
+                return Err(precondition(format!(
+                    "set.{field} is not an input of put_connection ({})",
+                    names.join(", ")
+                )));
+            }
+            inputs[field] = self.scenario_json(value)?;
         }
-        let path = format!("/connections/{id}");
         // The Agenda connection is shared: remember it, to put it back at teardown.
-        let previous = if agenda && !self.created.connections.values().any(|c| c.agenda) {
-            let before = self.admin(reqwest::Method::GET, &path, None).await?;
-            (before.status == 200).then(|| before.json()).flatten()
+        let shared_before = self.created.connections.values().any(|c| c.agenda);
+        let previous = if agenda && !shared_before {
+            self.definition(&id).await?
         } else {
             None
         };
-        let response = self.admin(reqwest::Method::PUT, &path, Some(body)).await?;
-        let mut facts = Self::admin_facts(&response);
+        let answer = self.operation(Operation::PutConnection, inputs).await?;
+        let mut facts = answer.facts();
         facts["id"] = json!(id);
-        if matches!(response.status, 200 | 201) {
+        facts["replaced"] = json!(existed || previous.is_some() || (agenda && shared_before));
+        if answer.ok {
             let previous = previous.or_else(|| {
                 self.created
                     .connections
@@ -259,6 +277,26 @@ impl Run<'_> {
         Ok(facts)
     }
 
+    /// The definition of connection `id` as `put_connection` inputs, when
+    /// the target has it (and the recipe reads it back).
+    async fn definition(&mut self, id: &str) -> Result<Option<Value>, StepError> {
+        let answer = self
+            .operation(Operation::GetConnection, json!({"id": id}))
+            .await?;
+        if !answer.ok {
+            return Ok(None);
+        }
+        let names = Operation::PutConnection.spec().inputs;
+        let mut definition: Map<String, Value> = answer
+            .outputs
+            .iter()
+            .filter(|(k, v)| names.contains(&k.as_str()) && !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        definition.insert("id".into(), json!(id));
+        Ok(Some(Value::Object(definition)))
+    }
+
     async fn store_connection_token(
         &mut self,
         request: &StoreConnectionToken,
@@ -267,16 +305,15 @@ impl Run<'_> {
         let (scopes, refresh_token) = (request.scopes.as_deref(), request.refresh_token);
         let created = self.connection(&request.connection)?;
         let owner = self.text(&request.owner)?;
-        let owner_body = owner_json(&owner)?;
-        let (body, label) = match created.kind {
+        let mut inputs = owner_inputs(&owner)?;
+        inputs["id"] = json!(created.id);
+        let label = match created.kind {
             ConnectionKind::ApiKey => {
                 let key = format!("conform-key-{}", crate::random_token());
                 self.evidence.keep_secret(&key);
                 self.created.api_keys.insert(key.clone(), owner.clone());
-                (
-                    json!({"owner": owner_body, "api_key": key}),
-                    "api_key".to_owned(),
-                )
+                inputs["api_key"] = json!(key);
+                "api_key".to_owned()
             }
             ConnectionKind::Oauth2 => {
                 let scopes = scopes.map(<[String]>::to_vec).unwrap_or(created.scopes);
@@ -286,28 +323,22 @@ impl Run<'_> {
                     .issued(&access)
                     .map(|i| i.label)
                     .unwrap_or_default();
-                let mut body =
-                    json!({"owner": owner_body, "access_token": access, "scopes": scopes});
-                if let Some(refresh) = refresh {
-                    body["refresh_token"] = json!(refresh);
-                }
+                inputs["access_token"] = json!(access);
+                inputs["refresh_token"] = json!(refresh);
+                inputs["scopes"] = json!(scopes);
                 if !no_expiry {
-                    body["expires_in"] = json!(expires_in);
+                    inputs["expires_in"] = json!(expires_in);
                 }
-                (body, label)
+                label
             }
         };
         self.sync_provider_secrets();
-        let response = self
-            .admin(
-                reqwest::Method::PUT,
-                &format!("/connections/{}/tokens", created.id),
-                Some(body),
-            )
+        let answer = self
+            .operation(Operation::StoreConnectionToken, inputs)
             .await?;
-        let mut facts = Self::admin_facts(&response);
+        let mut facts = answer.facts();
         facts["label"] = json!(label);
-        if response.status == 200 {
+        if answer.ok {
             self.created.stored_owners.push((created.id, owner));
         }
         Ok(facts)
@@ -319,24 +350,28 @@ impl Run<'_> {
         owner: Option<&str>,
     ) -> Result<Value, StepError> {
         let created = self.connection(connection)?;
-        let response = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/connections/{}", created.id),
-                None,
-            )
+        let answer = self
+            .operation(Operation::GetConnection, json!({"id": created.id}))
             .await?;
-        let mut facts = Self::admin_facts(&response);
-        let tokens: Map<String, Value> = facts["body"]["tokens"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|t| {
-                let (kind, id) = t["owner"].as_object()?.iter().next()?;
-                Some((format!("{kind}:{}", id.as_str()?), t.clone()))
-            })
-            .collect();
+        let mut facts = answer.facts();
+        let mut tokens = Map::new();
+        if answer.ok {
+            let listed = answer
+                .need("tokens")?
+                .as_array()
+                .ok_or_else(|| answer.unexpected("`tokens` is not a list"))?;
+            for (item, view) in answer.items.iter().zip(listed) {
+                let owner = item
+                    .get("owner")
+                    .and_then(crate::operation::owner_name)
+                    .ok_or_else(|| {
+                        answer.unexpected(
+                            "a token's `each.owner` is neither `kind:id` nor {kind: id}",
+                        )
+                    })?;
+                tokens.insert(owner, view.clone());
+            }
+        }
         if let Some(owner) = owner {
             facts["token"] = tokens
                 .get(&self.text(owner)?)
@@ -344,13 +379,12 @@ impl Run<'_> {
                 .unwrap_or(Value::Null);
         }
         facts["tokens"] = Value::Object(tokens);
-        let text = response.text();
         facts["mentions_secret"] = json!(self
             .evidence
             .secrets
             .iter()
             .filter(|s| s.len() >= 8)
-            .any(|s| text.contains(s.as_str())));
+            .any(|s| answer.text.contains(s.as_str())));
         Ok(facts)
     }
 }
@@ -362,10 +396,10 @@ mod tests {
     #[test]
     fn owners_and_ids() {
         assert_eq!(
-            owner_json("user:alice").ok(),
-            Some(json!({"user": "alice"}))
+            owner_inputs("user:alice").ok(),
+            Some(json!({"owner": "user:alice", "owner_kind": "user", "owner_id": "alice"}))
         );
-        assert!(owner_json("group:x").is_err() && owner_json("user:").is_err());
+        assert!(owner_inputs("group:x").is_err() && owner_inputs("user:").is_err());
         let id = fresh_id("My Cal_1");
         assert!(id.starts_with("conform-mycal1-") && id.len() == "conform-mycal1-".len() + 8);
     }

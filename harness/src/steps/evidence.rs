@@ -68,7 +68,10 @@ pub fn status(facts: &Value) -> u64 {
     facts["status"].as_u64().unwrap_or(0)
 }
 
-/// Whether the facts record a success (2xx).
+/// Whether the facts record a success: what the recipe calls success for
+/// an operation (`ok`), else a 2xx.
 pub fn succeeded(facts: &Value) -> bool {
-    (200..300).contains(&status(facts))
+    facts["ok"]
+        .as_bool()
+        .unwrap_or_else(|| (200..300).contains(&status(facts)))
 }

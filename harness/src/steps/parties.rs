@@ -90,7 +90,8 @@ pub struct CreatedConnection {
     pub scopes: Vec<String>,
     /// It is the profile's Agenda connection, shared with the Agenda MCP server.
     pub agenda: bool,
-    /// What the admin API showed before the scenario replaced it.
+    /// Its definition before the scenario replaced it, as `put_connection`
+    /// inputs (what `get_connection` read back).
     pub previous: Option<Value>,
 }
 

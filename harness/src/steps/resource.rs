@@ -196,7 +196,7 @@ impl Run<'_> {
         let tool = self.text(tool)?;
         let mut args = Map::new();
         for (key, value) in arguments {
-            args.insert(key.clone(), self.admin_json(value)?);
+            args.insert(key.clone(), self.scenario_json(value)?);
         }
         let mut session: Option<String> = None;
         let messages = [

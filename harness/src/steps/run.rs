@@ -7,8 +7,10 @@ use super::failure::StepError;
 use super::parties::{AgentState, CimdHost, ClientState, Created, Driver, ThirdParty};
 use crate::expect::interpolate;
 use crate::http::Http;
+use crate::operation::Answer;
 use crate::profile::Profile;
 use crate::provider::Provider;
+use crate::recipe::Operation;
 
 /// One scenario run against a target: what the parties have learned so far,
 /// and the evidence the verdict and reports read.
@@ -52,19 +54,9 @@ fn undeclared_profile_value(template: &str, vars: &Value) -> Option<String> {
 impl<'p> Run<'p> {
     pub fn new(profile: &'p Profile) -> Run<'p> {
         let mut evidence = Evidence::default();
-        evidence.secrets.push(profile.user.password.clone());
-        evidence
-            .secrets
-            .extend(profile.users.values().map(|u| u.password.clone()));
-        evidence
-            .secrets
-            .extend(profile.clients.values().map(|c| c.client_secret.clone()));
-        evidence
-            .secrets
-            .extend(profile.control.iter().map(|c| c.token.clone()));
-        evidence
-            .secrets
-            .extend(profile.admin.iter().map(|c| c.token.clone()));
+        for secret in profile.secret_values() {
+            evidence.keep_secret(&secret);
+        }
         let http = Http::new(&profile.http);
         Run {
             profile,
@@ -92,9 +84,10 @@ impl<'p> Run<'p> {
                 }
             }
         }
+        // Recipes are how the harness reaches the target, not scenario values.
         if let Some(p) = profile.as_object_mut() {
-            p.remove("control");
-            p.remove("admin");
+            p.remove("operations");
+            p.remove("secrets");
         }
         let registered: Map<String, Value> = self
             .client
@@ -155,6 +148,24 @@ impl<'p> Run<'p> {
                 None => StepError::Precondition(message),
             }
         })
+    }
+
+    /// Performs an operation through the profile's recipe, on the back channel.
+    pub(super) async fn operation(
+        &mut self,
+        operation: Operation,
+        inputs: Value,
+    ) -> Result<Answer, StepError> {
+        Ok(crate::operation::perform(&self.http, self.profile, operation, inputs).await?)
+    }
+
+    /// An operation whose facts are its answer's (`status`, `ok`, `body`, `text`).
+    pub(super) async fn operation_facts(
+        &mut self,
+        operation: Operation,
+        inputs: Value,
+    ) -> Result<Value, StepError> {
+        Ok(self.operation(operation, inputs).await?.facts())
     }
 
     /// A resource role of the profile, a URL, or `omit` (none).

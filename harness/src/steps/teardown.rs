@@ -1,24 +1,15 @@
 //! Putting back what a scenario changed on the target, so that the next
 //! scenario finds it as it was: the admin's objects removed, a moved clock
-//! back to wall time, a broken audit store working again. Best effort; its
-//! exchanges are not part of the verdict.
+//! back to wall time, a broken audit store working again. Best effort, through
+//! the same recipes (an operation the profile has no recipe for is left
+//! alone); its exchanges are not part of the verdict.
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
+use super::connections::owner_inputs;
 use super::parties::CreatedConnection;
 use super::run::Run;
-
-/// The fields of a connection definition (docs/connections.md), for putting one back.
-const DEFINITION_FIELDS: &[&str] = &[
-    "name",
-    "type",
-    "authorization_endpoint",
-    "token_endpoint",
-    "api_base_url",
-    "client_id",
-    "scopes",
-    "allowed_clients",
-];
+use crate::recipe::Operation;
 
 impl Run<'_> {
     /// Removes what the scenario created and restores what it changed.
@@ -33,53 +24,46 @@ impl Run<'_> {
             .collect();
         for id in created {
             let _ = self
-                .admin(reqwest::Method::DELETE, &format!("/policies/{id}"), None)
+                .operation(Operation::DeletePolicy, json!({"id": id}))
                 .await;
         }
-        if self.driver.broke_audit && self.profile.control.is_some() {
+        if self.driver.broke_audit {
             let _ = self
-                .control_post("/audit/failure", json!({"fail": false}))
+                .operation(Operation::AuditFailure, json!({"fail": false}))
                 .await;
         }
-        if self.driver.moved_clock && self.profile.control.is_some() {
-            let _ = self.control_post("/clock", json!({"reset": true})).await;
+        if self.driver.moved_clock {
+            let _ = self.operation(Operation::ResetClock, json!({})).await;
         }
     }
 
     /// Deletes the connections this scenario created; for the shared Agenda
     /// connection, deletes the tokens it stored and puts the definition back
-    /// (without its client secret, which the admin API never shows).
+    /// (as `get_connection` read it: without a client secret, which a
+    /// target never shows).
     async fn connection_teardown(&mut self) {
         let created: Vec<CreatedConnection> = std::mem::take(&mut self.created.connections)
             .into_values()
             .collect();
         let stored = std::mem::take(&mut self.created.stored_owners);
         for connection in created {
-            let path = format!("/connections/{}", connection.id);
             if !connection.agenda {
-                let _ = self.admin(reqwest::Method::DELETE, &path, None).await;
+                let _ = self
+                    .operation(Operation::DeleteConnection, json!({"id": connection.id}))
+                    .await;
                 continue;
             }
             for (_, owner) in stored.iter().filter(|(id, _)| *id == connection.id) {
-                let query: String =
-                    url::form_urlencoded::byte_serialize(owner.as_bytes()).collect();
+                let Ok(mut inputs) = owner_inputs(owner) else {
+                    continue;
+                };
+                inputs["id"] = json!(connection.id);
                 let _ = self
-                    .admin(
-                        reqwest::Method::DELETE,
-                        &format!("{path}/tokens?owner={query}"),
-                        None,
-                    )
+                    .operation(Operation::DeleteConnectionToken, inputs)
                     .await;
             }
-            if let Some(previous) = connection.previous.as_ref().and_then(Value::as_object) {
-                let definition: Map<String, Value> = previous
-                    .iter()
-                    .filter(|(k, v)| DEFINITION_FIELDS.contains(&k.as_str()) && !v.is_null())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let _ = self
-                    .admin(reqwest::Method::PUT, &path, Some(Value::Object(definition)))
-                    .await;
+            if let Some(previous) = connection.previous {
+                let _ = self.operation(Operation::PutConnection, previous).await;
             }
         }
     }

@@ -7,6 +7,9 @@
 //!   declares and re-exports, so it is not a node. The graph must be acyclic.
 //! * The black box: outside `embedded.rs` the harness never names the
 //!   reference hub's crate, and the lean build does not depend on it.
+//! * No private API: no code under `harness/src` (comments and unit tests
+//!   aside) names a path of the reference hub's admin or control API; those
+//!   are the profile's recipes (`fixtures/profiles/reference.toml`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -39,6 +42,7 @@ pub fn trials() -> Vec<Trial> {
         })
         .collect();
     trials.push(Trial::test("architecture::black-box", black_box));
+    trials.push(Trial::test("architecture::no-private-api", no_private_api));
     trials.push(Trial::test(
         "architecture::every-action-documented",
         every_action_documented,
@@ -397,6 +401,112 @@ fn every_action_documented() -> Result<(), Failed> {
     check(undocumented.is_empty() && unknown.is_empty(), || {
         format!(
             "scenarios/README.md: no row for {undocumented:?}; rows for unknown actions {unknown:?}"
+        )
+    })
+}
+
+/// Paths of the reference hub's own admin and control APIs (docs/admin-api.md,
+/// docs/control-api.md, docs/connections.md): the harness reaches them only
+/// through the profile's recipes, so its code never spells one.
+const PRIVATE_PATHS: &[&str] = &[
+    "/policies",
+    "/agents",
+    "/consents/revoke",
+    "/keys/rotate",
+    "/audit/failure",
+    "/cimd/trust",
+    "/clock",
+    "/connections/",
+    "/authorizations/",
+    "/control/",
+    "\"/control\"",
+    "/admin/",
+    "\"/admin\"",
+    "/audit?",
+];
+
+/// The source without comments; string literals kept.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            '"' => {
+                out.push(c);
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if !escaped && c == '"' {
+                        break;
+                    }
+                    escaped = !escaped && c == '\\';
+                }
+            }
+            // A char literal such as '"' must not open a string.
+            '\'' => {
+                let rest: String = chars.clone().take(3).collect();
+                if rest.starts_with("\"'") || rest.starts_with("\\\"'") {
+                    chars.nth(rest.find('\'').unwrap_or(0));
+                    out.push_str("' '");
+                } else {
+                    out.push(c);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn no_private_api() -> Result<(), Failed> {
+    let src = root().join("harness/src");
+    let mut files = BTreeMap::new();
+    collect(&src, &src, &mut files)?;
+    check(files.len() > 20, || {
+        format!("only {} files read under harness/src", files.len())
+    })?;
+    let mut found = Vec::new();
+    for path in files.values() {
+        let text = std::fs::read_to_string(path).map_err(|e| Failed::from(e.to_string()))?;
+        let code = without_tests(&without_comments(&text));
+        for (n, line) in code.lines().enumerate() {
+            for private in PRIVATE_PATHS.iter().filter(|p| line.contains(**p)) {
+                found.push(format!(
+                    "{}:{}: `{private}` in {}",
+                    path.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    // The check must see strings: a path in one is what it looks for.
+    check(
+        without_comments("let u = \"/admin/x\"; // \"/clock\"").contains("/admin/x")
+            && !without_comments("// \"/clock\"").contains("/clock"),
+        || "without_comments keeps the wrong parts".into(),
+    )?;
+    check(found.is_empty(), || {
+        format!(
+            "the harness names the hub's private API (write a recipe in the profile instead):\n  {}",
+            found.join("\n  ")
         )
     })
 }

@@ -34,6 +34,7 @@ fn exchange(
         transport_error: status
             .is_none()
             .then(|| "timed out: operation timed out".into()),
+        operation: None,
     }
 }
 
@@ -110,12 +111,16 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
                 Some(400),
                 Some(r#"{"error":"invalid_grant"}"#),
             );
-            let policy = exchange(
-                "POST",
-                "http://127.0.0.1:8080/admin/policies",
-                Some(201),
-                Some("{}"),
-            );
+            // A recipe's request is drawn at the hub's admin API.
+            let policy = harness::http::Exchange {
+                operation: Some("create_policy".into()),
+                ..exchange(
+                    "POST",
+                    "http://127.0.0.1:8080/admin/policies",
+                    Some(201),
+                    Some("{}"),
+                )
+            };
             let prm = exchange(
                 "GET",
                 "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp/agenda",

@@ -8,10 +8,11 @@
 //! * `user_driver::*`: the user driver and profile extras against controlled mock pages;
 //! * `html::*`, `narrate::*`: report.html and `conform --narrate`;
 //! * `init::*`: `conform init` and the starter profile it writes;
-//! * `profile_docs::*`: every profile key documented in docs/profile.md;
+//! * `profile_docs::*`: every profile key and operation documented in docs/profile.md;
+//! * `recipes::*`: operations as the profile's recipes: bad ones refused, missing ones skipped, other shapes driven;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
 //! * `any_server::*`: not applicable is `skip`, rate limits never cascade, pinned verdicts catch drift;
-//! * `architecture::*`: no import loops, the black box, the documented actions.
+//! * `architecture::*`: no import loops, the black box, no private API path, the documented actions.
 
 mod any_server;
 mod architecture;
@@ -20,6 +21,7 @@ mod html;
 mod identity;
 mod init;
 mod profile_docs;
+mod recipes;
 mod scenarios;
 mod sensitivity;
 mod snapshots;
@@ -44,6 +46,7 @@ fn main() {
     trials.extend(user_driver::trials());
     trials.extend(architecture::trials());
     trials.extend(profile_docs::trials());
+    trials.extend(recipes::trials());
     trials.extend(identity::identity_trials());
     trials.extend(any_server::trials());
     libtest_mimic::run(&args, trials).exit();

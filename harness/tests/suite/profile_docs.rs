@@ -2,7 +2,8 @@
 //! with the profile type.
 //!
 //! * `every-key-documented`: every TOML key of every struct deriving
-//!   `Deserialize` in `harness/src/profile.rs` (the field name, or its
+//!   `Deserialize` in `harness/src/profile.rs` and `harness/src/recipe.rs`
+//!   (the recipe's keys) (the field name, or its
 //!   `#[serde(rename = "…")]`; `skip`/`skip_deserializing`/`flatten` fields
 //!   are not keys) is the first cell of a table row in docs/profile.md
 //!   (`` | `key` | ``); every such row names a real key; and every value of a
@@ -10,12 +11,18 @@
 //! * `reference-profile-keys-documented`: every key and table name used in
 //!   `fixtures/profiles/reference.toml` has a row, except the names users
 //!   choose (entries of `resources`, `clients`, `users`,
-//!   `authorization.clients`, and the contents of `fill`, `extra_params`,
-//!   `extra_metadata`).
+//!   `authorization.clients`, `secrets`, and the contents of `fill`,
+//!   `extra_params`, `extra_metadata` and of a recipe's `headers`, `query`,
+//!   `body`, `read` and `each`).
+//! * `every-operation-documented`: the operations table of docs/profile.md
+//!   has a row for every operation the harness knows (and no other), naming
+//!   each of its inputs and outputs.
 
 use std::collections::BTreeSet;
 
 use libtest_mimic::{Failed, Trial};
+
+use harness::recipe::Operation;
 
 use crate::support::*;
 
@@ -25,6 +32,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "profile_docs::reference-profile-keys-documented",
             reference_profile_keys_documented,
+        ),
+        Trial::test(
+            "profile_docs::every-operation-documented",
+            every_operation_documented,
         ),
     ]
 }
@@ -86,8 +97,8 @@ fn renamed(name: &str, rename_all: Option<&str>) -> Result<String, Failed> {
     }
 }
 
-/// Reads profile.rs line by line: attributes (single- or multi-line) are
-/// gathered until the item or field they belong to.
+/// Reads a source file (profile.rs, recipe.rs) line by line: attributes
+/// (single- or multi-line) are gathered until the item or field they belong to.
 fn declared(source: &str) -> Result<Declared, Failed> {
     let mut declared = Declared::default();
     let mut attributes: Vec<String> = Vec::new();
@@ -207,9 +218,12 @@ fn balanced(attribute: &str) -> bool {
 }
 
 fn every_key_documented() -> Result<(), Failed> {
-    let source = read("harness/src/profile.rs")?;
     let doc = read("docs/profile.md")?;
-    let declared = declared(&source)?;
+    let recipe = declared(&read("harness/src/recipe.rs")?)?;
+    let mut declared = declared(&read("harness/src/profile.rs")?)?;
+    declared.keys.extend(recipe.keys);
+    declared.values.extend(recipe.values);
+    declared.structs.extend(recipe.structs);
     // The reader must have understood the file, or an empty list would pass.
     for expected in [
         "Profile",
@@ -217,6 +231,7 @@ fn every_key_documented() -> Result<(), Failed> {
         "UserDriver",
         "FormRule",
         "Resource",
+        "Recipe",
     ] {
         check(declared.structs.contains(expected), || {
             format!(
@@ -232,7 +247,13 @@ fn every_key_documented() -> Result<(), Failed> {
         .filter(|(_, key)| !documented.contains(key))
         .map(|(owner, key)| format!("`{key}` (a field of `{owner}`)"))
         .collect();
-    let real: BTreeSet<&str> = declared.keys.iter().map(|(_, k)| k.as_str()).collect();
+    // The operations table's rows name operations, not keys.
+    let real: BTreeSet<&str> = declared
+        .keys
+        .iter()
+        .map(|(_, k)| k.as_str())
+        .chain(Operation::ALL.iter().map(|op| op.name()))
+        .collect();
     let stale: Vec<String> = documented
         .iter()
         .filter(|key| !real.contains(key.as_str()))
@@ -269,9 +290,13 @@ fn every_key_documented() -> Result<(), Failed> {
 /// Tables whose keys are names the profile's author chooses.
 fn user_named(path: &[String]) -> bool {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    // Anything inside a recipe's templates and pointers.
+    if let ["operations", _, "headers" | "query" | "body" | "read" | "each", ..] = path.as_slice() {
+        return true;
+    }
     matches!(
         path.as_slice(),
-        ["resources"] | ["clients"] | ["users"] | ["authorization", "clients"]
+        ["resources"] | ["clients"] | ["users"] | ["authorization", "clients"] | ["secrets"]
     ) || matches!(
         path.last(),
         Some(&("fill" | "extra_params" | "extra_metadata"))
@@ -327,6 +352,61 @@ fn reference_profile_keys_documented() -> Result<(), Failed> {
         format!(
             "keys of fixtures/profiles/reference.toml with no row (| `key` | …) in docs/profile.md:\n  {}",
             undocumented.join("\n  ")
+        )
+    })
+}
+
+/// The operations table (under `### Operations`): a row per operation the
+/// harness knows, naming each input and output in backticks.
+fn every_operation_documented() -> Result<(), Failed> {
+    let doc = read("docs/profile.md")?;
+    let section = doc
+        .split("### Operations")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .ok_or("docs/profile.md has no \"### Operations\" section")?;
+    let rows: Vec<(&str, &str)> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`'))
+        .collect();
+    let mut problems = Vec::new();
+    for op in Operation::ALL {
+        let spec = op.spec();
+        let Some((_, row)) = rows.iter().find(|(name, _)| *name == spec.name) else {
+            problems.push(format!("no row for `{}`", spec.name));
+            continue;
+        };
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (inputs, outputs) = (cells.get(1).copied(), cells.get(2).copied());
+        for (cell, names) in [
+            (inputs, spec.inputs.to_vec()),
+            (
+                outputs,
+                spec.needs
+                    .iter()
+                    .chain(spec.may_read)
+                    .chain(spec.each)
+                    .copied()
+                    .collect(),
+            ),
+        ] {
+            for name in names {
+                if !cell.unwrap_or_default().contains(&format!("`{name}`")) {
+                    problems.push(format!("the row of `{}` does not name `{name}`", spec.name));
+                }
+            }
+        }
+    }
+    for (name, _) in &rows {
+        if Operation::by_name(name).is_none() {
+            problems.push(format!("a row for `{name}`, which is no operation"));
+        }
+    }
+    check(problems.is_empty(), || {
+        format!(
+            "docs/profile.md, ### Operations:\n  {}",
+            problems.join("\n  ")
         )
     })
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use harness::engine::{run_all, run_scenario, RunOptions};
+use harness::operation::perform;
+use harness::recipe::Operation;
 use harness::scenario::Scenario;
 use harness::verdict::Status;
 use libtest_mimic::{Failed, Trial};
@@ -81,7 +83,8 @@ fn policy_matrix(ids: &[&str]) -> Result<Value, Failed> {
         let profile = own.profile.clone();
         let mut claims = serde_json::Map::new();
         let mut decisions = serde_json::Map::new();
-        let control = profile.control.clone().ok_or("no control API")?;
+        // The trail, read as the harness reads it: the profile's recipe.
+        let http = harness::http::Http::new(&profile.http);
         let mut seen = 0;
         // One at a time, so each scenario's decisions are its own.
         for scenario in &chosen {
@@ -90,19 +93,20 @@ fn policy_matrix(ids: &[&str]) -> Result<Value, Failed> {
                 format!("{} did not pass: {:?}", result.id, result.reason)
             })?;
             claims.insert(result.id.clone(), Value::Array(result.token_claims));
-            let events: Value = reqwest::Client::new()
-                .get(format!(
-                    "{}/audit?type=policy.evaluated&limit=1000",
-                    control.url
-                ))
-                .bearer_auth(&control.token)
-                .send()
-                .await
+            let events = perform(
+                &http,
+                &profile,
+                Operation::ReadAudit,
+                json!({"type": "policy.evaluated"}),
+            )
+            .await
+            .map_err(|e| Failed::from(e.to_string()))?;
+            let all = events
+                .need_ok("events")
                 .map_err(|e| Failed::from(e.to_string()))?
-                .json()
-                .await
-                .map_err(|e| Failed::from(e.to_string()))?;
-            let all = events["events"].as_array().cloned().unwrap_or_default();
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let reasons: Vec<Value> = all[seen.min(all.len())..]
                 .iter()
                 .map(|e| {

@@ -110,12 +110,12 @@ pub fn separate_hub(
     let text = std::fs::read_to_string(&path)
         .unwrap_or_default()
         .replace(
-            "token = \"dev-control-token\"",
-            "token = \"conform-embedded-control-token\"",
+            "control_token = \"dev-control-token\"",
+            "control_token = \"conform-embedded-control-token\"",
         )
         .replace(
-            "token = \"dev-admin-token\"",
-            "token = \"conform-embedded-admin-token\"",
+            "admin_token = \"dev-admin-token\"",
+            "admin_token = \"conform-embedded-admin-token\"",
         );
     std::fs::write(&path, edit(text)).map_err(|e| Failed::from(e.to_string()))?;
     Ok((hub, path))

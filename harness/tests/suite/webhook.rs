@@ -36,20 +36,16 @@ pub fn webhook_trials() -> Vec<Trial> {
             let hub = hub_process(&["--audit-webhook", &url])?;
             let dir = temp_dir("audit-webhook");
             let path = webhook_profile_file(&dir, &hub.base, &collector.address().to_string());
-            // No [control]: the control API cannot be where the trail came from.
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .replace(
-                    "[control]\nurl = \"${base}/control\"\ntoken = \"dev-control-token\"\n",
-                    "",
-                )
-                .replace("control_api = true", "control_api = false");
-            std::fs::write(&path, text).map_err(|e| Failed::from(e.to_string()))?;
             let mut profile =
                 Profile::load(&path, None).map_err(|e| Failed::from(e.to_string()))?;
-            check(profile.control.is_none(), || {
-                "the profile still has a [control] section".into()
-            })?;
+            // No recipe reads the trail: the webhook must be where it came from.
+            profile.operations.retain(|name, _| !name.contains("audit"));
+            profile.capabilities.control_api = false;
+            check(
+                !profile.operations.contains_key("read_audit")
+                    && !profile.operations.contains_key("audit_position"),
+                || "the profile still has a recipe that reads the trail".into(),
+            )?;
             let ids = [
                 "authcode.oauth2-client-flow",
                 "consent.denial-redirects",
