@@ -39,6 +39,12 @@ pub struct Profile {
     /// Pre-registered clients by role; scenarios use `agent`.
     #[serde(default)]
     pub clients: BTreeMap<String, PreRegisteredClient>,
+    /// Public clients the server has pre-registered, by the role a scenario
+    /// registers (`self`, `other`): the first way the MCP client acquires a
+    /// client (MCP authorization, Client Registration Approaches), before
+    /// dynamic registration.
+    #[serde(default)]
+    pub public_clients: BTreeMap<String, PublicClient>,
     /// How the target performs the operations no standard defines (policies,
     /// agents, Connections, the audit trail, the test clock), by operation
     /// name: see `recipe.rs`. A step needing one the profile lacks is skipped.
@@ -394,6 +400,7 @@ impl Capabilities {
             "agent_admin" => Some(self.agent_admin),
             "connections" => Some(self.connections),
             "per_scope_consent" => Some(self.implied.get(name).copied().unwrap_or(true)),
+            "public_client" => Some(self.implied.get(name).copied().unwrap_or(self.dcr)),
             other if other.starts_with("resources.") => {
                 Some(self.implied.get(other).copied().unwrap_or(false))
             }
@@ -575,6 +582,16 @@ fn basic() -> String {
     "client_secret_basic".into()
 }
 
+/// A public client (PKCE, no secret) the server's administrator registered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicClient {
+    pub client_id: String,
+    /// Its registered redirect URI; the profile's `callback` by default.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -638,10 +655,17 @@ impl Profile {
             .resources
             .keys()
             .map(|role| (format!("resources.{role}"), true))
-            .chain([(
-                "per_scope_consent".to_owned(),
-                profile.user.per_scope_consent,
-            )])
+            .chain([
+                (
+                    "per_scope_consent".to_owned(),
+                    profile.user.per_scope_consent,
+                ),
+                // A public client: pre-registered, or by dynamic registration.
+                (
+                    "public_client".to_owned(),
+                    profile.capabilities.dcr || !profile.public_clients.is_empty(),
+                ),
+            ])
             .collect();
         Ok(profile)
     }

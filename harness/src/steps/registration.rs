@@ -59,6 +59,11 @@ impl Act for Register {
         if let Some(id) = facts["body"]["client_id"].as_str() {
             evidence.own_clients.insert(id.to_owned());
         }
+        // A pre-registered or reused client was not registered now: the
+        // target has nothing to audit for it.
+        if facts["pre_registered"] == true || facts["reused"] == true {
+            return;
+        }
         evidence.oblige(
             format!("registering `{}`", self.name),
             vec!["client.registered"],
@@ -96,6 +101,11 @@ impl Run<'_> {
         redirect_uris: Option<&[String]>,
         extra: &BTreeMap<String, toml::Value>,
     ) -> Result<Value, StepError> {
+        if self.setup_step {
+            if let Some(facts) = self.pre_registered(name, redirect_uris, extra)? {
+                return Ok(facts);
+            }
+        }
         let endpoint = self.endpoint("registration_endpoint").await?;
         let redirect_uris = match redirect_uris {
             Some(uris) => uris
@@ -181,6 +191,52 @@ impl Run<'_> {
             )));
         };
         Ok(self.reuse_registration(name, body, pooled))
+    }
+
+    /// The first way to acquire a client (MCP authorization, Client
+    /// Registration Approaches): a public client the profile says the
+    /// server has pre-registered for this role. Only for a setup
+    /// registration that asks for nothing a pre-registered client may lack
+    /// (its own redirect URIs, metadata other than grant and response
+    /// types); without one, and without dynamic registration, the scenario
+    /// does not apply (`skip`).
+    fn pre_registered(
+        &mut self,
+        name: &str,
+        redirect_uris: Option<&[String]>,
+        extra: &BTreeMap<String, toml::Value>,
+    ) -> Result<Option<Value>, StepError> {
+        const ANY_CLIENT: [&str; 2] = ["grant_types", "response_types"];
+        let plain =
+            redirect_uris.is_none() && extra.keys().all(|k| ANY_CLIENT.contains(&k.as_str()));
+        let Some(client) = self.profile.public_clients.get(name).filter(|_| plain) else {
+            // A profile that pre-registers clients but declares no dynamic
+            // registration has none for this role: not applicable.
+            if !self.profile.capabilities.dcr && !self.profile.public_clients.is_empty() {
+                return Err(undeclared(format!(
+                    "no public client for role `{name}`: the profile has no [public_clients.{name}] fit for this registration, and no dynamic registration (dcr)"
+                )));
+            }
+            return Ok(None);
+        };
+        let redirect_uri = client
+            .redirect_uri
+            .clone()
+            .unwrap_or_else(|| self.profile.callback.clone());
+        self.client.registered.insert(
+            name.to_owned(),
+            Registered {
+                client_id: client.client_id.clone(),
+                redirect_uri: redirect_uri.clone(),
+            },
+        );
+        let body = json!({"client_id": client.client_id, "redirect_uris": [redirect_uri]});
+        Ok(Some(json!({
+            "status": 201,
+            "body": body,
+            "error": null,
+            "pre_registered": true,
+        })))
     }
 
     /// A pooled client with this metadata that the scenario does not hold yet.

@@ -39,6 +39,10 @@ pub fn trials() -> Vec<Trial> {
             runtime().block_on(missing_scope_probe_skips())
         }),
         Trial::test(
+            "any_server::pre-registered-public-client-comes-first",
+            || runtime().block_on(pre_registered_public_client_comes_first()),
+        ),
+        Trial::test(
             "any_server::pinned-verdicts-catch-drift",
             pinned_verdicts_catch_drift,
         ),
@@ -235,6 +239,42 @@ async fn missing_scope_probe_skips() -> Result<(), Failed> {
         &result,
         "does not declare `resources.primary.scope_probe.token_scope`",
     )
+}
+
+/// Client acquisition in the MCP order: a setup registration of a role the
+/// profile has a pre-registered public client for uses it, and nothing is
+/// sent to the registration endpoint; a role without one, on a server
+/// without dynamic registration, makes the scenario not applicable. A
+/// registration the scenario judges is always dynamic.
+async fn pre_registered_public_client_comes_first() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let text = format!(
+        "name = \"mock\"\nissuer = \"{}\"\n[user]\nmode = \"none\"\nusername = \"u\"\n[public_clients.self]\nclient_id = \"admin-made\"\n",
+        server.uri()
+    );
+    let profile = Profile::parse(&text, None).map_err(|e| Failed::from(format!("profile: {e}")))?;
+    check(
+        profile.capabilities.has("public_client") == Some(true),
+        || "a pre-registered public client is a public client".into(),
+    )?;
+    let with_refresh = "[[steps]]\ndo = \"register\"\nsetup = true\nmetadata = { grant_types = [\"authorization_code\", \"refresh_token\"] }\nexpect = { status = 201, equals = { \"body.client_id\" = \"admin-made\", pre_registered = true } }\n";
+    let used = run(&profile, &format!("{with_refresh}{METADATA_CHECK}")).await?;
+    check(used.status == Status::Pass, || format!("{used:?}"))?;
+    let second_role = format!(
+        "{REGISTER_SETUP}[[steps]]\ndo = \"register\"\nas = \"other\"\nsetup = true\nexpect = {{ status = 201 }}\n{METADATA_CHECK}"
+    );
+    let other = run(&profile, &second_role).await?;
+    skipped_because(&other, "no public client for role `other`")?;
+    let posts = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == "/register")
+        .count();
+    check(posts == 0, || {
+        format!("{posts} registrations reached the server")
+    })
 }
 
 /// `[verdicts]` pins every verdict: a changed verdict and an unlisted
