@@ -25,6 +25,7 @@ pub mod report;
 pub mod scenario;
 pub mod sensitivity;
 pub mod steps;
+pub mod tls_front;
 pub mod transcript;
 pub mod user;
 pub mod verdict;

@@ -7,7 +7,7 @@
 //! is a complete example.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,9 @@ pub struct Profile {
     /// dynamic registration.
     #[serde(default)]
     pub public_clients: BTreeMap<String, PublicClient>,
+    /// How the harness hosts Client ID Metadata Documents.
+    #[serde(default)]
+    pub cimd_host: CimdHostSettings,
     /// How the target performs the operations no standard defines (policies,
     /// agents, Connections, the audit trail, the test clock), by operation
     /// name: see `recipe.rs`. A step needing one the profile lacks is skipped.
@@ -582,6 +585,21 @@ fn basic() -> String {
     "client_secret_basic".into()
 }
 
+/// The harness's CIMD host serves http on loopback by default; with a
+/// certificate and key it serves https, for a target that fetches
+/// documents over https only (and trusts that certificate's issuer).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CimdHostSettings {
+    /// PEM certificate chain, leaf first, valid for 127.0.0.1; a path
+    /// relative to the profile's directory.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    /// Its PEM private key; a path relative to the profile's directory.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
 /// A public client (PKCE, no secret) the server's administrator registered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -625,10 +643,23 @@ impl Profile {
             path: path.to_path_buf(),
             source,
         })?;
-        Profile::parse(&text, base_override).map_err(|message| HarnessError::Profile {
-            path: path.to_path_buf(),
-            message,
-        })
+        let mut profile =
+            Profile::parse(&text, base_override).map_err(|message| HarnessError::Profile {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        // Files the profile names are relative to the profile.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let host = &mut profile.cimd_host;
+        for file in [&mut host.tls_certificate, &mut host.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+        }
+        Ok(profile)
     }
 
     pub fn parse(text: &str, base_override: Option<&str>) -> Result<Profile, String> {
@@ -671,6 +702,10 @@ impl Profile {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let host = &self.cimd_host;
+        if host.tls_certificate.is_some() != host.tls_key.is_some() {
+            return Err("cimd_host: tls_certificate and tls_key go together".into());
+        }
         if self.issuer.contains("${") {
             return Err("`issuer` uses ${base} but no base is set".into());
         }

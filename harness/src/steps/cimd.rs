@@ -117,6 +117,37 @@ impl Act for SsrfConnections {
 }
 
 impl Run<'_> {
+    /// Starts the CIMD host on first use: a loopback wiremock server, behind
+    /// an https front when the profile names a certificate and key.
+    async fn cimd_origin(&mut self) -> Result<String, StepError> {
+        if self.cimd.host.is_none() {
+            self.cimd.host = Some(wiremock::MockServer::start().await);
+        }
+        let host = self
+            .cimd
+            .host
+            .as_ref()
+            .ok_or_else(|| precondition("no CIMD host"))?;
+        let settings = &self.profile.cimd_host;
+        let (Some(certificate), Some(key)) = (&settings.tls_certificate, &settings.tls_key) else {
+            return Ok(host.uri());
+        };
+        if self.cimd.tls.is_none() {
+            let config = crate::tls_front::server_config(certificate, key)
+                .map_err(|e| precondition(e.to_string()))?;
+            let front = crate::tls_front::start(config, *host.address())
+                .await
+                .map_err(|e| precondition(e.to_string()))?;
+            self.cimd.tls = Some(front);
+        }
+        Ok(self
+            .cimd
+            .tls
+            .as_ref()
+            .map(crate::tls_front::TlsFront::origin)
+            .unwrap_or_default())
+    }
+
     async fn host_client_metadata(
         &mut self,
         name: &str,
@@ -126,14 +157,17 @@ impl Run<'_> {
     ) -> Result<Value, StepError> {
         use wiremock::matchers::{method, path};
         use wiremock::{Mock, ResponseTemplate};
-        if self.cimd.host.is_none() {
-            self.cimd.host = Some(wiremock::MockServer::start().await);
-        }
+        let origin = self.cimd_origin().await?;
         let (origin, trust) = {
-            let origin = self.cimd.host.as_ref().map(|s| s.uri()).unwrap_or_default();
-            let trust = self
-                .operation_facts(Operation::TrustCimdOrigin, json!({"origin": origin}))
-                .await?;
+            // A target that needs no allow-list for document hosts has no
+            // recipe to trust one: the documents are simply served.
+            let trust =
+                if crate::operation::recipe(self.profile, Operation::TrustCimdOrigin).is_ok() {
+                    self.operation_facts(Operation::TrustCimdOrigin, json!({"origin": origin}))
+                        .await?
+                } else {
+                    json!({"ok": true, "status": null, "not_needed": true})
+                };
             (origin, trust)
         };
         // A fresh path per run: the target may cache documents by URL.

@@ -59,6 +59,9 @@ pub type SsrfProbe = (Arc<AtomicUsize>, tokio::task::JoinHandle<()>);
 pub struct CimdHost {
     /// Started on first use.
     pub host: Option<wiremock::MockServer>,
+    /// With `[cimd_host]` TLS: the https front of `host`, whose origin the
+    /// documents' URLs use.
+    pub tls: Option<crate::tls_front::TlsFront>,
     /// The document path per client name.
     pub paths: BTreeMap<String, String>,
     pub ssrf_probe: Option<SsrfProbe>,

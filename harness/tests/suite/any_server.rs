@@ -42,6 +42,9 @@ pub fn trials() -> Vec<Trial> {
             "any_server::pre-registered-public-client-comes-first",
             || runtime().block_on(pre_registered_public_client_comes_first()),
         ),
+        Trial::test("any_server::cimd-host-serves-https", || {
+            runtime().block_on(cimd_host_serves_https())
+        }),
         Trial::test(
             "any_server::pinned-verdicts-catch-drift",
             pinned_verdicts_catch_drift,
@@ -274,6 +277,61 @@ async fn pre_registered_public_client_comes_first() -> Result<(), Failed> {
         .count();
     check(posts == 0, || {
         format!("{posts} registrations reached the server")
+    })
+}
+
+/// With `[cimd_host]` TLS the harness serves Client ID Metadata Documents
+/// over https, with the profile's certificate: a client trusting its issuer
+/// fetches the document, and its `client_id` is the https URL. No trust
+/// recipe is needed (the target needs no allow-list).
+async fn cimd_host_serves_https() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let keys = root().join("fixtures/keys");
+    let profile = profile(
+        &server,
+        &format!(
+            "[cimd_host]\ntls_certificate = \"{}\"\ntls_key = \"{}\"\n",
+            keys.join("cimd-host.crt.pem").display(),
+            keys.join("cimd-host.key.pem").display()
+        ),
+    )?;
+    let scenario = scenario(
+        "[[steps]]\ndo = \"host_client_metadata\"\nexpect = { ok = true, present = [\"url\"] }\n",
+    )?;
+    let mut run = harness::steps::Run::new(&profile);
+    let step = harness::engine::run_step(&mut run, 1, &scenario.steps[0], Status::Fail).await;
+    check(step.status == Status::Pass, || format!("{step:?}"))?;
+    let url = run.vars()["registered"]["self"]["client_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    check(url.starts_with("https://127.0.0.1:"), || {
+        format!("client_id {url}")
+    })?;
+    let ca =
+        std::fs::read(keys.join("cimd-ca.crt.pem")).map_err(|e| Failed::from(e.to_string()))?;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&ca).map_err(|e| Failed::from(e.to_string()))?,
+        )
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))?;
+    let document: serde_json::Value = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| Failed::from(format!("GET {url}: {e}")))?
+        .json()
+        .await
+        .map_err(|e| Failed::from(e.to_string()))?;
+    check(document["client_id"] == url.as_str(), || {
+        format!("{document}")
+    })?;
+    // The front speaks TLS only.
+    let plain = url.replacen("https://", "http://", 1);
+    let refused = reqwest::get(&plain).await.map(|r| r.status().is_success());
+    check(!matches!(refused, Ok(true)), || {
+        format!("plain http at {plain} was served")
     })
 }
 

@@ -104,7 +104,7 @@ fn scenario(id: &str) -> Result<Scenario, Failed> {
 fn missing_recipe_skips() -> Result<(), Failed> {
     for (id, operation) in [
         ("policy.and-within", "create_policy"),
-        ("cimd.redirect-uri-not-listed", "trust_cimd_origin"),
+        ("code.expired-refused", "advance_clock"),
         ("keys.rotation-overlap", "rotate_keys"),
     ] {
         let mut profile = shared_target().clone();
