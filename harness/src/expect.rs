@@ -15,16 +15,19 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
+    /// The HTTP status: one code, or a list of the codes a standard allows
+    /// (`status = [400, 401]`; the step reports which one it saw).
     #[serde(default)]
-    pub status: Option<u16>,
+    pub status: Option<OneOf<u16>>,
     /// For operations through the profile's recipes (admin, test mode):
     /// whether the answer was one the recipe calls success. Which status
     /// that is, is the target's own choice.
     #[serde(default)]
     pub ok: Option<bool>,
-    /// The OAuth `error` code, wherever the action found it.
+    /// The OAuth `error` code, wherever the action found it: one code, or a
+    /// list of the codes a standard allows (the step reports which one it saw).
     #[serde(default)]
-    pub error: Option<String>,
+    pub error: Option<OneOf<String>>,
     /// For `authorize`: `code`, `error` (redirected with an error) or `not_redirected`.
     #[serde(default)]
     pub outcome: Option<String>,
@@ -47,6 +50,53 @@ pub struct Expect {
     /// The step reports which one the server gave.
     #[serde(default)]
     pub any_of: BTreeMap<String, Expect>,
+}
+
+/// One expected value, or a list of the values a standard allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOf<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: PartialEq + std::fmt::Display> OneOf<T> {
+    fn values(&self) -> &[T] {
+        match self {
+            OneOf::One(v) => std::slice::from_ref(v),
+            OneOf::Many(vs) => vs,
+        }
+    }
+
+    /// Whether `got` is one of the allowed values.
+    pub fn allows(&self, got: &T) -> bool {
+        self.values().contains(got)
+    }
+
+    /// Whether the scenario gave a choice (more than one value).
+    pub fn is_choice(&self) -> bool {
+        self.values().len() > 1
+    }
+
+    /// `400`, or `one of 400, 401`, with `quote` around each value.
+    fn describe(&self, quote: &str) -> String {
+        let each = self
+            .values()
+            .iter()
+            .map(|v| format!("{quote}{v}{quote}"))
+            .collect::<Vec<_>>();
+        if each.len() == 1 {
+            each[0].clone()
+        } else {
+            format!("one of {}", each.join(", "))
+        }
+    }
+}
+
+impl<T> From<T> for OneOf<T> {
+    fn from(value: T) -> Self {
+        OneOf::One(value)
+    }
 }
 
 /// Looks up a dotted path (`body.issuer`, `params.0`) in a JSON value.
@@ -132,10 +182,17 @@ fn contains(haystack: Option<&Value>, needle: &Value) -> bool {
 /// Evaluates every expectation; returns one message per unmet expectation.
 pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<String>, String> {
     let mut failures = Vec::new();
-    if let Some(status) = expect.status {
+    if let Some(status) = &expect.status {
         let got = lookup(facts, "status");
-        if got.and_then(Value::as_u64) != Some(u64::from(status)) {
-            failures.push(format!("expected HTTP status {status}, got {}", show(got)));
+        let seen = got
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok());
+        if !seen.is_some_and(|s| status.allows(&s)) {
+            failures.push(format!(
+                "expected HTTP status {}, got {}",
+                status.describe(""),
+                show(got)
+            ));
         }
     }
     if let Some(ok) = expect.ok {
@@ -151,8 +208,15 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
     }
     if let Some(error) = &expect.error {
         let got = lookup(facts, "error");
-        if got.and_then(Value::as_str) != Some(error.as_str()) {
-            failures.push(format!("expected error `{error}`, got {}", show(got)));
+        if !got
+            .and_then(Value::as_str)
+            .is_some_and(|e| error.allows(&e.to_owned()))
+        {
+            failures.push(format!(
+                "expected error {}, got {}",
+                error.describe("`"),
+                show(got)
+            ));
         }
     }
     if let Some(outcome) = &expect.outcome {
@@ -225,18 +289,48 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
     Ok(failures)
 }
 
-/// The first of `expect.any_of`'s alternatives that the facts meet.
+/// Which of the allowed answers the facts are, where the expectation allows
+/// several: the first of `any_of`'s alternatives they meet (by name), and the
+/// status and error seen where `status` or `error` is a list (`status 400`,
+/// `error invalid_client`), inside the alternative too (`refused: status 400`).
+/// `None` when the expectation offers no choice or nothing allowed was seen.
 pub fn allowed_answer(
     expect: &Expect,
     facts: &Value,
     vars: &Value,
 ) -> Result<Option<String>, String> {
-    for (name, alternative) in &expect.any_of {
-        if evaluate(alternative, facts, vars)?.is_empty() {
-            return Ok(Some(name.clone()));
+    let mut parts = Vec::new();
+    if !expect.any_of.is_empty() {
+        let mut chosen = None;
+        for (name, alternative) in &expect.any_of {
+            if evaluate(alternative, facts, vars)?.is_empty() {
+                chosen = Some(match allowed_answer(alternative, facts, vars)? {
+                    Some(inner) => format!("{name}: {inner}"),
+                    None => name.clone(),
+                });
+                break;
+            }
+        }
+        match chosen {
+            Some(chosen) => parts.push(chosen),
+            None => return Ok(None),
         }
     }
-    Ok(None)
+    if let Some(status) = expect.status.as_ref().filter(|s| s.is_choice()) {
+        match lookup(facts, "status").and_then(Value::as_u64) {
+            Some(seen) if u16::try_from(seen).is_ok_and(|s| status.allows(&s)) => {
+                parts.push(format!("status {seen}"))
+            }
+            _ => return Ok(None),
+        }
+    }
+    if let Some(error) = expect.error.as_ref().filter(|e| e.is_choice()) {
+        match lookup(facts, "error").and_then(Value::as_str) {
+            Some(seen) if error.allows(&seen.to_owned()) => parts.push(format!("error {seen}")),
+            _ => return Ok(None),
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join(", ")))
 }
 
 #[cfg(test)]
@@ -283,5 +377,59 @@ mod tests {
         let unmet = evaluate(&expect, &widened, &vars).unwrap();
         assert_eq!(unmet.len(), 1, "{unmet:?}");
         assert!(unmet[0].contains("narrowed:") && unmet[0].contains("refused:"));
+    }
+
+    #[test]
+    fn status_and_error_lists_accept_each_listed_value_and_name_it() {
+        let expect: Expect =
+            toml::from_str("status = [400, 401]\nerror = \"invalid_client\"").unwrap();
+        let vars = json!({});
+        for status in [400, 401] {
+            let facts = json!({"status": status, "error": "invalid_client"});
+            assert!(evaluate(&expect, &facts, &vars).unwrap().is_empty());
+            assert_eq!(
+                allowed_answer(&expect, &facts, &vars).unwrap(),
+                Some(format!("status {status}"))
+            );
+        }
+        let bad = json!({"status": 403, "error": "invalid_client"});
+        let unmet = evaluate(&expect, &bad, &vars).unwrap();
+        assert_eq!(unmet, ["expected HTTP status one of 400, 401, got 403"]);
+        assert_eq!(allowed_answer(&expect, &bad, &vars).unwrap(), None);
+
+        let errors: Expect =
+            toml::from_str("error = [\"invalid_grant\", \"invalid_client\"]").unwrap();
+        let facts = json!({"error": "invalid_client"});
+        assert!(evaluate(&errors, &facts, &vars).unwrap().is_empty());
+        assert_eq!(
+            allowed_answer(&errors, &facts, &vars).unwrap().as_deref(),
+            Some("error invalid_client")
+        );
+        let other = json!({"error": "invalid_request"});
+        assert_eq!(
+            evaluate(&errors, &other, &vars).unwrap(),
+            ["expected error one of `invalid_grant`, `invalid_client`, got \"invalid_request\""]
+        );
+    }
+
+    #[test]
+    fn a_single_value_offers_no_choice_to_report() {
+        let expect: Expect = toml::from_str("status = 401\nerror = \"invalid_client\"").unwrap();
+        let facts = json!({"status": 401, "error": "invalid_client"});
+        assert!(evaluate(&expect, &facts, &json!({})).unwrap().is_empty());
+        assert_eq!(allowed_answer(&expect, &facts, &json!({})).unwrap(), None);
+    }
+
+    #[test]
+    fn a_list_inside_an_alternative_is_reported_with_its_name() {
+        let expect: Expect = toml::from_str(
+            "[any_of.refused]\nstatus = [400, 401]\n[any_of.issued]\nstatus = 200",
+        )
+        .unwrap();
+        let facts = json!({"status": 401});
+        assert_eq!(
+            allowed_answer(&expect, &facts, &json!({})).unwrap().as_deref(),
+            Some("refused: status 401")
+        );
     }
 }
