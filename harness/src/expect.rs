@@ -422,13 +422,14 @@ mod tests {
 
     #[test]
     fn a_list_inside_an_alternative_is_reported_with_its_name() {
-        let expect: Expect = toml::from_str(
-            "[any_of.refused]\nstatus = [400, 401]\n[any_of.issued]\nstatus = 200",
-        )
-        .unwrap();
+        let expect: Expect =
+            toml::from_str("[any_of.refused]\nstatus = [400, 401]\n[any_of.issued]\nstatus = 200")
+                .unwrap();
         let facts = json!({"status": 401});
         assert_eq!(
-            allowed_answer(&expect, &facts, &json!({})).unwrap().as_deref(),
+            allowed_answer(&expect, &facts, &json!({}))
+                .unwrap()
+                .as_deref(),
             Some("refused: status 401")
         );
     }
