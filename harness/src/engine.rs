@@ -267,12 +267,14 @@ pub(crate) async fn teardown_and_check_audit(
     audit
 }
 
-/// What breaking a requirement of this level is: `fail`, or `warn` for a
-/// SHOULD when the run is not strict.
+/// What breaking a requirement of this level is: `fail` for a MUST;
+/// `warn` for a SHOULD (`fail` when strict); `info` for an INFO (`warn` when
+/// strict): an INFO never fails a run.
 pub fn violation_status(level: Level, strict: bool) -> Status {
     match (level, strict) {
         (Level::Must, _) | (Level::Should, true) => Status::Fail,
-        (Level::Should, false) => Status::Warn,
+        (Level::Should, false) | (Level::Info, true) => Status::Warn,
+        (Level::Info, false) => Status::Info,
     }
 }
 
@@ -315,7 +317,7 @@ pub async fn run_step(
     let facts = facts.and_then(|facts| {
         let met = crate::expect::evaluate(&step.expect, &facts, &run.vars())
             .is_ok_and(|unmet| unmet.is_empty());
-        match not_applicable(step, &facts).filter(|_| met) {
+        match not_applicable(step, &facts, &run.vars()).filter(|_| met) {
             Some(why) => Err(StepError::Undeclared(why)),
             None => Ok(facts),
         }
@@ -351,9 +353,14 @@ pub async fn run_step(
     }
 }
 
-/// Why the scenario does not apply, when the step's facts miss its `only_if`.
-fn not_applicable(step: &Step, facts: &serde_json::Value) -> Option<String> {
-    step.only_if.iter().find_map(|(path, wanted)| {
+/// Why the scenario does not apply, when the step's facts miss its `only_if`
+/// or meet its `skip_if`.
+fn not_applicable(
+    step: &Step,
+    facts: &serde_json::Value,
+    vars: &serde_json::Value,
+) -> Option<String> {
+    let missed = step.only_if.iter().find_map(|(path, wanted)| {
         let wanted = serde_json::to_value(wanted).ok()?;
         let actual = crate::expect::lookup(facts, path);
         (actual != Some(&wanted)).then(|| {
@@ -362,6 +369,28 @@ fn not_applicable(step: &Step, facts: &serde_json::Value) -> Option<String> {
                 actual.map_or("nothing".to_owned(), |a| a.to_string())
             )
         })
+    });
+    missed.or_else(|| {
+        let skip_if = step.skip_if.as_ref()?;
+        crate::expect::evaluate(skip_if, facts, vars)
+            .is_ok_and(|unmet| unmet.is_empty())
+            .then(|| {
+                let what: Vec<String> = skip_if
+                    .equals
+                    .iter()
+                    .map(|(path, value)| format!("`{path}` = {value}"))
+                    .chain(
+                        skip_if
+                            .contains
+                            .iter()
+                            .map(|(path, value)| format!("`{path}` holds {value}")),
+                    )
+                    .collect();
+                format!(
+                    "not applicable: the server's answer meets this scenario's `skip_if` ({})",
+                    what.join(", ")
+                )
+            })
     })
 }
 

@@ -39,7 +39,7 @@ const QUIET_HEADERS: &[&str] = &[
 ];
 
 const STYLE: &str = r#"
-:root{--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--skip:#57606a;--error:#8250df;--line:#d0d7de;--muted:#57606a}
+:root{--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--info:#0969da;--skip:#57606a;--error:#8250df;--line:#d0d7de;--muted:#57606a}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;color:#24292f}
 h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
@@ -47,7 +47,7 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:8px;white-space:pre-wrap;word-break:break-all;margin:4px 0;max-height:28em;overflow:auto}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 .badge{display:inline-block;min-width:3.6em;text-align:center;border-radius:10px;padding:0 6px;color:#fff;font-weight:600;font-size:12px}
-.pass{background:var(--pass)}.fail{background:var(--fail)}.warn{background:var(--warn)}.skip{background:var(--skip)}.error{background:var(--error)}
+.pass{background:var(--pass)}.fail{background:var(--fail)}.warn{background:var(--warn)}.info{background:var(--info)}.skip{background:var(--skip)}.error{background:var(--error)}
 .level{font-size:11px;color:var(--muted);border:1px solid var(--line);border-radius:4px;padding:0 4px}
 details.scenario{border:1px solid var(--line);border-radius:8px;margin:8px 0;padding:0 12px}
 details.scenario>summary{cursor:pointer;padding:8px 0;font-weight:500}
@@ -348,7 +348,7 @@ pub fn render(report: &RunReport, sensitivity: Option<&Matrix>) -> String {
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>conform report: {}</title><style>{STYLE}</style></head>
 <body><header><h1>conform report: {}</h1><p>Issuer <code>{}</code>{} · {} · {}{} · {} ms</p>
-<p>{} {} {} {} {} of {} scenarios · gate <b>{}</b></p></header>
+<p>{} {} {} {} {} {} of {} scenarios · gate <b>{}</b></p></header>
 "#,
         esc(&report.target.name),
         esc(&report.target.name),
@@ -365,6 +365,7 @@ pub fn render(report: &RunReport, sensitivity: Option<&Matrix>) -> String {
         badge_count(Status::Pass, s.pass),
         badge_count(Status::Fail, s.fail),
         badge_count(Status::Warn, s.warn),
+        badge_count(Status::Info, s.info),
         badge_count(Status::Skip, s.skip),
         badge_count(Status::Error, s.error),
         s.total,

@@ -480,7 +480,10 @@ async fn narrate_scenario(
         verdict.as_str().to_uppercase(),
         reason.map(|r| format!(" at {r}")).unwrap_or_default()
     )?;
-    Ok(matches!(verdict, Status::Pass | Status::Warn))
+    Ok(matches!(
+        verdict,
+        Status::Pass | Status::Warn | Status::Info
+    ))
 }
 
 /// Waits for Enter when stdin is a terminal; never blocks otherwise.

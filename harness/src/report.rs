@@ -23,6 +23,8 @@ pub struct Summary {
     pub pass: usize,
     pub fail: usize,
     pub warn: usize,
+    /// INFO checks that did not hold: noted, never failures.
+    pub info: usize,
     pub skip: usize,
     pub error: usize,
 }
@@ -36,6 +38,7 @@ impl Summary {
                 Status::Pass => s.pass += 1,
                 Status::Fail => s.fail += 1,
                 Status::Warn => s.warn += 1,
+                Status::Info => s.info += 1,
                 Status::Skip => s.skip += 1,
                 Status::Error => s.error += 1,
             }
@@ -43,12 +46,27 @@ impl Summary {
         s
     }
 
-    /// `N passed, N failed, N warned, N skipped, N errored`.
+    /// `N passed, N failed, N warned, N skipped, N errored`, with `N noted`
+    /// after the warnings when any INFO check did not hold.
     pub fn counts(&self) -> String {
         format!(
-            "{} passed, {} failed, {} warned, {} skipped, {} errored",
-            self.pass, self.fail, self.warn, self.skip, self.error
+            "{} passed, {} failed, {} warned, {}{} skipped, {} errored",
+            self.pass,
+            self.fail,
+            self.warn,
+            self.noted(),
+            self.skip,
+            self.error
         )
+    }
+
+    /// `N noted, ` when any INFO check did not hold, else nothing.
+    fn noted(&self) -> String {
+        if self.info == 0 {
+            String::new()
+        } else {
+            format!("{} noted, ", self.info)
+        }
     }
 }
 
@@ -106,7 +124,7 @@ pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
         let mut suite = TestSuite::new(group);
         for r in results {
             let mut status = match r.status {
-                Status::Pass | Status::Warn => TestCaseStatus::success(),
+                Status::Pass | Status::Warn | Status::Info => TestCaseStatus::success(),
                 Status::Skip => TestCaseStatus::skipped(),
                 Status::Fail => TestCaseStatus::non_success(NonSuccessKind::Failure),
                 Status::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
@@ -132,7 +150,14 @@ pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
             case.set_time(Duration::from_millis(r.duration_ms));
             if r.status == Status::Warn {
                 case.set_system_out(format!(
-                    "WARN (SHOULD): {}",
+                    "WARN ({}): {}",
+                    r.level.as_str(),
+                    r.reason.clone().unwrap_or_default()
+                ));
+            }
+            if r.status == Status::Info {
+                case.set_system_out(format!(
+                    "INFO (noted, not a failure): {}",
                     r.reason.clone().unwrap_or_default()
                 ));
             }
@@ -150,17 +175,17 @@ pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
 pub fn markdown(report: &RunReport) -> String {
     let s = &report.summary;
     let mut out = format!(
-        "# conform: {}\n\nIssuer: `{}`{}\n\n**{} scenarios: {} passed, {} failed, {} warned, {} skipped, {} errored.** Gate: {}.\n\n",
+        "# conform: {}\n\nIssuer: `{}`{}\n\n**{} scenarios: {}.** Gate: {}.\n\n",
         report.target.name,
         report.target.issuer,
         if report.strict { " (strict)" } else { "" },
         s.total,
-        s.pass,
-        s.fail,
-        s.warn,
-        s.skip,
-        s.error,
-        if report.gate_passed { "passed" } else { "FAILED" },
+        s.counts(),
+        if report.gate_passed {
+            "passed"
+        } else {
+            "FAILED"
+        },
     );
     for (suite, results, summary) in by_suite(report) {
         out.push_str(&format!(
@@ -278,8 +303,10 @@ pub fn console_table(report: &RunReport) -> String {
     }
     let s = &report.summary;
     out.push_str(&format!(
-        "\n{} passed, {} failed, {} warned, {} skipped, {} errored of {} scenarios in {} ms\n",
-        s.pass, s.fail, s.warn, s.skip, s.error, s.total, report.duration_ms
+        "\n{} of {} scenarios in {} ms\n",
+        s.counts(),
+        s.total,
+        report.duration_ms
     ));
     out
 }

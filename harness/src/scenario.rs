@@ -28,6 +28,10 @@ pub struct Scenario {
     /// A standard's requirement, or the hub product model's.
     pub suite: Suite,
     pub level: Level,
+    /// Why the level stands although no ref quotes a BCP 14 keyword that
+    /// strong (see [`level_lint`]): the exception, stated in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_exception: Option<String>,
     /// Where the requirement comes from, quoted.
     pub refs: Vec<SpecRef>,
     /// Capabilities the target must have (see the profile's `[capabilities]`).
@@ -87,6 +91,13 @@ pub struct Step {
     /// no refresh token). Otherwise the scenario ends as `skip`, not applicable.
     #[serde(default)]
     pub only_if: BTreeMap<String, toml::Value>,
+    /// The converse of `only_if`, with any expectation: when the step's
+    /// expectations hold and its facts meet all of these too, the scenario
+    /// does not apply (`skip`), e.g. `{ contains = {
+    /// "body.code_challenge_methods_supported" = "plain" } }`: a server that
+    /// announces plain PKCE is allowed it (OAuth 2.1 §4.1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_if: Option<Expect>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -161,6 +172,7 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
             "a scenario must name the reference-hub fault(s) it catches".into(),
         ));
     }
+    level_lint(&scenario).map_err(err)?;
     if scenario.suite == Suite::Standard {
         if let Some(r) = scenario.refs.iter().find(|r| r.is_product_model()) {
             return Err(err(format!(
@@ -184,6 +196,73 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
         }
     }
     Ok(scenario)
+}
+
+/// BCP 14 keywords (RFC 8174: only in capitals) that carry a MUST.
+const MUST_KEYWORDS: [&str; 3] = ["MUST", "REQUIRED", "SHALL"];
+/// ... and those that carry a SHOULD (a MUST keyword carries one too).
+const SHOULD_KEYWORDS: [&str; 2] = ["SHOULD", "RECOMMENDED"];
+
+/// The strongest level a quote's BCP 14 keywords support: capitals only, as
+/// whole words ("MUST NOT" and "NOT RECOMMENDED" contain their keyword);
+/// lowercase "must" or "should" is prose, not a requirement.
+pub fn quoted_level(quote: &str) -> Level {
+    let words: Vec<&str> = quote
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |keywords: &[&str]| words.iter().any(|w| keywords.contains(w));
+    if has(&MUST_KEYWORDS) {
+        Level::Must
+    } else if has(&SHOULD_KEYWORDS) {
+        Level::Should
+    } else {
+        Level::Info
+    }
+}
+
+/// The level lint, run on every load: a MUST scenario quotes a MUST /
+/// REQUIRED / SHALL (or cites a product source: the product model, the
+/// Connections or audit contracts, a seed), a SHOULD one at least a SHOULD /
+/// RECOMMENDED (or a product source); INFO needs nothing. Where the text
+/// cannot show it, `level_exception` says why, and it must be needed.
+pub fn level_lint(scenario: &Scenario) -> Result<(), String> {
+    let strongest = |a: Level, b: Level| match (a, b) {
+        (Level::Must, _) | (_, Level::Must) => Level::Must,
+        (Level::Should, _) | (_, Level::Should) => Level::Should,
+        _ => Level::Info,
+    };
+    let product = scenario.refs.iter().any(SpecRef::is_product_model);
+    let quoted = scenario
+        .refs
+        .iter()
+        .map(|r| quoted_level(&r.quote))
+        .fold(Level::Info, strongest);
+    let supported = product
+        || match scenario.level {
+            Level::Must => quoted == Level::Must,
+            Level::Should => quoted != Level::Info,
+            Level::Info => true,
+        };
+    match (&scenario.level_exception, supported) {
+        (Some(why), _) if why.trim().is_empty() => Err("`level_exception` needs a reason".into()),
+        (Some(_), true) => Err(format!(
+            "`level_exception` is not needed: the refs already support level {}",
+            scenario.level.as_str()
+        )),
+        (Some(_), false) | (None, true) => Ok(()),
+        (None, false) => Err(format!(
+            "level {} but no ref quotes {} in capitals (BCP 14; lowercase does not count) \
+             nor cites a product source (docs/…, Seed): quote the text that makes it {}, \
+             lower the level, or state `level_exception = \"…why…\"`",
+            scenario.level.as_str(),
+            match scenario.level {
+                Level::Must => "MUST, MUST NOT, REQUIRED, SHALL or SHALL NOT",
+                _ => "SHOULD, SHOULD NOT, RECOMMENDED (or a MUST keyword)",
+            },
+            scenario.level.as_str()
+        )),
+    }
 }
 
 /// Keeps the scenarios whose id matches the glob.
@@ -212,6 +291,70 @@ mod tests {
              [[refs]]\nid = \"r\"\nurl = \"u\"\nquote = \"q\"\n{steps}"
         );
         toml::from_str(&text).expect("a scenario")
+    }
+
+    fn graded(level: &str, extra: &str, quotes: &[(&str, &str)]) -> Result<(), String> {
+        let refs: String = quotes
+            .iter()
+            .map(|(url, q)| format!("[[refs]]\nid = \"r\"\nurl = \"{url}\"\nquote = \"{q}\"\n"))
+            .collect();
+        let text = format!(
+            "id = \"t.t\"\ntitle = \"t\"\nsuite = \"standard\"\nlevel = \"{level}\"\n{extra}\
+             catches = [\"x\"]\n{refs}[[steps]]\ndo = \"fetch_as_metadata\"\n"
+        );
+        level_lint(&toml::from_str(&text).expect("a scenario"))
+    }
+
+    #[test]
+    fn the_level_lint_wants_the_keyword_in_capitals() {
+        let rfc = "https://www.rfc-editor.org/rfc/rfc6749";
+        assert!(graded("MUST", "", &[(rfc, "The server MUST NOT redirect.")]).is_ok());
+        assert!(graded("MUST", "", &[(rfc, "This parameter is REQUIRED.")]).is_ok());
+        assert!(graded("MUST", "", &[(rfc, "It SHALL be rejected.")]).is_ok());
+        // Lowercase is prose (BCP 14, RFC 8174).
+        let lower = graded("MUST", "", &[(rfc, "the server must reject it")]);
+        assert!(lower.unwrap_err().contains("level MUST"));
+        // A SHOULD does not carry a MUST; two refs together can.
+        assert!(graded("MUST", "", &[(rfc, "It SHOULD be refused.")]).is_err());
+        assert!(graded(
+            "MUST",
+            "",
+            &[(rfc, "It SHOULD be refused."), (rfc, "It MUST be logged.")]
+        )
+        .is_ok());
+        assert!(graded("SHOULD", "", &[(rfc, "It SHOULD be refused.")]).is_ok());
+        assert!(graded("SHOULD", "", &[(rfc, "This is NOT RECOMMENDED.")]).is_ok());
+        assert!(graded("SHOULD", "", &[(rfc, "It MUST be refused.")]).is_ok());
+        assert!(graded("SHOULD", "", &[(rfc, "it should reject the request")]).is_err());
+        assert!(graded("SHOULD", "", &[(rfc, "The server MAY refuse it.")]).is_err());
+        // Whole words only.
+        assert!(graded("MUST", "", &[(rfc, "MUSTARD and SHALLOW")]).is_err());
+        // INFO (or its alias MAY) needs no keyword.
+        assert!(graded("INFO", "", &[(rfc, "The server MAY refuse it.")]).is_ok());
+        assert!(graded("MAY", "", &[(rfc, "it should reject")]).is_ok());
+    }
+
+    #[test]
+    fn a_product_source_or_a_stated_exception_carries_the_level() {
+        let rfc = "https://www.rfc-editor.org/rfc/rfc8693";
+        let docs = "docs/product-model.md#audit";
+        assert!(graded(
+            "MUST",
+            "",
+            &[(rfc, "can be nested"), (docs, "the hub records it")]
+        )
+        .is_ok());
+        let why = "level_exception = \"the only text is descriptive; see the issue\"\n";
+        assert!(graded("MUST", why, &[(rfc, "can be nested")]).is_ok());
+        let empty = graded(
+            "MUST",
+            "level_exception = \" \"\n",
+            &[(rfc, "can be nested")],
+        );
+        assert!(empty.unwrap_err().contains("needs a reason"));
+        // An exception the refs do not need is refused, so none lingers.
+        let needless = graded("MUST", why, &[(rfc, "It MUST be refused.")]);
+        assert!(needless.unwrap_err().contains("not needed"));
     }
 
     #[test]

@@ -9,6 +9,11 @@ pub enum Level {
     Must,
     #[serde(rename = "SHOULD")]
     Should,
+    /// Informational: what the text allows but does not demand (a MAY, a
+    /// lowercase "should", an either/or). Reported, never a failure; `MAY`
+    /// is accepted as an alias in scenario files.
+    #[serde(rename = "INFO", alias = "MAY")]
+    Info,
 }
 
 impl Level {
@@ -16,6 +21,7 @@ impl Level {
         match self {
             Level::Must => "MUST",
             Level::Should => "SHOULD",
+            Level::Info => "INFO",
         }
     }
 }
@@ -60,8 +66,11 @@ pub enum Status {
     Pass,
     /// A MUST (or, with --strict, a SHOULD) was broken.
     Fail,
-    /// A SHOULD was broken and the run is not strict.
+    /// A SHOULD was broken and the run is not strict (or, with --strict,
+    /// an INFO check did not hold).
     Warn,
+    /// An INFO check did not hold: noted, never a failure nor a warning.
+    Info,
     /// The target lacks a capability the check needs.
     Skip,
     /// The check could not be completed: the harness or the target broke.
@@ -74,13 +83,16 @@ impl Status {
             Status::Pass => "pass",
             Status::Fail => "fail",
             Status::Warn => "warn",
+            Status::Info => "info",
             Status::Skip => "skip",
             Status::Error => "error",
         }
     }
 
     /// Did the check find the target deviating from its requirement?
+    /// An INFO check that did not hold counts too: it is what the
+    /// sensitivity test proves a fault by.
     pub fn is_violation(self) -> bool {
-        matches!(self, Status::Fail | Status::Warn)
+        matches!(self, Status::Fail | Status::Warn | Status::Info)
     }
 }

@@ -49,6 +49,13 @@ pub fn trials() -> Vec<Trial> {
             "any_server::pinned-verdicts-catch-drift",
             pinned_verdicts_catch_drift,
         ),
+        Trial::test(
+            "any_server::skip-if-makes-a-scenario-not-applicable",
+            || runtime().block_on(skip_if_makes_a_scenario_not_applicable()),
+        ),
+        Trial::test("any_server::info-is-noted-never-failed", || {
+            runtime().block_on(info_is_noted_never_failed())
+        }),
     ]
 }
 
@@ -98,8 +105,12 @@ fn profile(server: &MockServer, extra: &str) -> Result<Profile, Failed> {
 }
 
 fn scenario(steps: &str) -> Result<Scenario, Failed> {
+    scenario_at("MUST", steps)
+}
+
+fn scenario_at(level: &str, steps: &str) -> Result<Scenario, Failed> {
     let text = format!(
-        "id = \"mock.any\"\ntitle = \"t\"\nsuite = \"standard\"\nlevel = \"MUST\"\ncatches = []\n[[refs]]\nid = \"r\"\nurl = \"u\"\nquote = \"q\"\n{steps}"
+        "id = \"mock.any\"\ntitle = \"t\"\nsuite = \"standard\"\nlevel = \"{level}\"\ncatches = []\n[[refs]]\nid = \"r\"\nurl = \"u\"\nquote = \"q\"\n{steps}"
     );
     toml::from_str(&text).map_err(|e| Failed::from(format!("scenario: {e}")))
 }
@@ -367,4 +378,79 @@ fn pinned_verdicts_catch_drift() -> Result<(), Failed> {
         !outcome.gate_passes() && ids == ["a.two", "a.three"],
         || format!("{outcome:?}"),
     )
+}
+
+/// A step whose expectations hold and whose facts meet `skip_if` ends the
+/// scenario as `skip`; facts that miss it leave the scenario running.
+async fn skip_if_makes_a_scenario_not_applicable() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(&server, "")?;
+    let announces = |method: &str| {
+        format!(
+            "[[steps]]\ndo = \"fetch_as_metadata\"\nsetup = true\nexpect = {{ status = 200 }}\n\
+             skip_if = {{ contains = {{ \"body.code_challenge_methods_supported\" = \"{method}\" }} }}\n{METADATA_CHECK}"
+        )
+    };
+    let skipped = run(&profile, &announces("S256")).await?;
+    skipped_because(&skipped, "body.code_challenge_methods_supported")?;
+    let ran = run(&profile, &announces("plain")).await?;
+    check(ran.status == Status::Pass, || format!("{ran:?}"))
+}
+
+/// An INFO scenario whose check does not hold is `info`: counted apart,
+/// a passing JUnit case, no failure for the baseline gate; `--strict` makes
+/// it a `warn`, never a `fail`.
+async fn info_is_noted_never_failed() -> Result<(), Failed> {
+    let server = server(registered()).await;
+    let profile = profile(&server, "")?;
+    let info = scenario_at(
+        "MAY",
+        "[[steps]]\ndo = \"fetch_as_metadata\"\nexpect = { status = 500 }\n",
+    )?;
+    let noted = run_scenario(&profile, &info, &RunOptions { strict: false }).await;
+    check(
+        noted.status == Status::Info && noted.requirement_broken(),
+        || format!("{noted:?}"),
+    )?;
+    let strict = run_scenario(&profile, &info, &RunOptions { strict: true }).await;
+    check(strict.status == Status::Warn, || format!("{strict:?}"))?;
+    let outcome = harness::baseline::compare(
+        std::slice::from_ref(&noted),
+        &harness::baseline::Baseline::default(),
+    );
+    check(outcome.gate_passes(), || format!("{outcome:?}"))?;
+    let summary = harness::report::Summary::of([&noted]);
+    check(
+        summary.info == 1 && summary.fail == 0 && summary.warn == 0,
+        || format!("{summary:?}"),
+    )?;
+    check(summary.counts().contains("1 noted"), || summary.counts())?;
+    let report = harness::report::RunReport {
+        schema: harness::report::REPORT_SCHEMA,
+        tool: "conform test".into(),
+        target: harness::report::TargetInfo {
+            name: "mock".into(),
+            issuer: server.uri(),
+            embedded: false,
+        },
+        strict: false,
+        duration_ms: 0,
+        summary,
+        baseline: Some(outcome),
+        gate_passed: true,
+        scenarios: vec![noted],
+    };
+    let junit = harness::report::junit(&report).map_err(|e| Failed::from(e.to_string()))?;
+    check(
+        !junit.contains("<failure") && !junit.contains("<error") && junit.contains("INFO"),
+        || junit.clone(),
+    )?;
+    let table = harness::report::console_table(&report);
+    check(table.contains("INFO") && table.contains("1 noted"), || {
+        table.clone()
+    })?;
+    let html = harness::html::render(&report, None);
+    check(html.contains("1 info"), || {
+        "no info count in report.html".into()
+    })
 }
