@@ -159,15 +159,18 @@ impl Run<'_> {
         use wiremock::{Mock, ResponseTemplate};
         let origin = self.cimd_origin().await?;
         let (origin, trust) = {
-            // A target that needs no allow-list for document hosts has no
-            // recipe to trust one: the documents are simply served.
-            let trust =
-                if crate::operation::recipe(self.profile, Operation::TrustCimdOrigin).is_ok() {
-                    self.operation_facts(Operation::TrustCimdOrigin, json!({"origin": origin}))
-                        .await?
-                } else {
-                    json!({"ok": true, "status": null, "not_needed": true})
-                };
+            // Plain http on loopback is fetchable only by a target told to
+            // trust it (no recipe: the scenario is skip); over https (the
+            // profile's certificate) a target that trusts the issuer needs
+            // no recipe to announce the host.
+            let announce =
+                crate::operation::recipe(self.profile, Operation::TrustCimdOrigin).is_ok();
+            let trust = if announce || self.cimd.tls.is_none() {
+                self.operation_facts(Operation::TrustCimdOrigin, json!({"origin": origin}))
+                    .await?
+            } else {
+                json!({"ok": true, "status": null, "not_needed": true})
+            };
             (origin, trust)
         };
         // A fresh path per run: the target may cache documents by URL.
