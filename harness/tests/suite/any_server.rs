@@ -61,20 +61,7 @@ pub fn trials() -> Vec<Trial> {
 
 /// An authorization server with metadata and the given answer to registration.
 async fn server(registration: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    let issuer = server.uri();
-    Mock::given(method("GET"))
-        .and(path("/.well-known/oauth-authorization-server"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"),
-            "registration_endpoint": format!("{issuer}/register"),
-            "response_types_supported": ["code"],
-            "code_challenge_methods_supported": ["S256"],
-        })))
-        .mount(&server)
-        .await;
+    let server = mock_authorization_server().await;
     Mock::given(method("POST"))
         .and(path("/register"))
         .respond_with(registration)
@@ -165,13 +152,7 @@ async fn setup_registration_reuses_a_pooled_client() -> Result<(), Failed> {
     check(both.status == Status::Pass, || format!("{both:?}"))?;
     let judged = run(&profile, REGISTER_CHECK).await?;
     check(judged.status == Status::Pass, || format!("{judged:?}"))?;
-    let posts = server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.url.path() == "/register")
-        .count();
+    let posts = requests_to(&server, "/register").await;
     // One for the first scenario (reused by the second), one more for the
     // second role, and one for the judged registration.
     check(posts == 3, || {
@@ -225,13 +206,7 @@ async fn no_page_user_cannot_deny() -> Result<(), Failed> {
     )
     .await?;
     skipped_because(&result, "approves with no page")?;
-    let asked = server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.url.path() == "/authorize")
-        .count();
+    let asked = requests_to(&server, "/authorize").await;
     check(asked == 0, || {
         format!("{asked} authorization requests were sent")
     })
@@ -279,13 +254,7 @@ async fn pre_registered_public_client_comes_first() -> Result<(), Failed> {
     );
     let other = run(&profile, &second_role).await?;
     skipped_because(&other, "no public client for role `other`")?;
-    let posts = server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.url.path() == "/register")
-        .count();
+    let posts = requests_to(&server, "/register").await;
     check(posts == 0, || {
         format!("{posts} registrations reached the server")
     })

@@ -223,3 +223,37 @@ pub fn hub_process(extra: &[&str]) -> Result<HubProcess, Failed> {
         }
     }
 }
+
+/// A mock authorization server on 127.0.0.1 with RFC 8414 metadata only
+/// (authorization, token and registration endpoints, PKCE S256); each
+/// test mounts the endpoints it drives.
+pub async fn mock_authorization_server() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let issuer = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "registration_endpoint": format!("{issuer}/register"),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// How many requests, of any method, a mock server received at `at`.
+pub async fn requests_to(server: &wiremock::MockServer, at: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == at)
+        .count()
+}

@@ -83,20 +83,7 @@ submit = { name = "decision", value = "approve" }
 
 /// A mock authorization server: metadata and registration; pages are added per test.
 async fn server() -> MockServer {
-    let server = MockServer::start().await;
-    let uri = server.uri();
-    Mock::given(method("GET"))
-        .and(path("/.well-known/oauth-authorization-server"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": uri,
-            "authorization_endpoint": format!("{uri}/authorize"),
-            "token_endpoint": format!("{uri}/token"),
-            "registration_endpoint": format!("{uri}/register"),
-            "response_types_supported": ["code"],
-            "code_challenge_methods_supported": ["S256"],
-        })))
-        .mount(&server)
-        .await;
+    let server = mock_authorization_server().await;
     Mock::given(method("POST"))
         .and(path("/register"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({
