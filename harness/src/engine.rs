@@ -312,31 +312,40 @@ pub async fn run_step(
     }
     let exchanges = run.http.take_transcript();
     let transcript = crate::transcript::Transcript::of(&exchanges);
-    // A step whose expectations hold but whose facts miss `only_if` shows
-    // the scenario does not apply to this server: `skip`, like an undeclared need.
-    let facts = facts.and_then(|facts| {
-        let met = crate::expect::evaluate(&step.expect, &facts, &run.vars())
-            .is_ok_and(|unmet| unmet.is_empty());
-        match not_applicable(step, &facts, &run.vars()).filter(|_| met) {
-            Some(why) => Err(StepError::Undeclared(why)),
-            None => Ok(facts),
-        }
-    });
-    let undeclared = matches!(facts, Err(StepError::Undeclared(_)));
-    let answer = facts.as_ref().ok().and_then(|facts| {
-        crate::expect::allowed_answer(&step.expect, facts, &run.vars())
-            .ok()
-            .flatten()
-    });
-    let (status, messages) = match facts {
-        Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")]),
-        Err(StepError::Undeclared(e)) => (Status::Skip, vec![e]),
-        Err(e) => (Status::Error, vec![e.to_string()]),
-        Ok(facts) => match crate::expect::evaluate(&step.expect, &facts, &run.vars()) {
-            Err(e) => (Status::Error, vec![format!("scenario file: {e}")]),
-            Ok(unmet) if unmet.is_empty() => (Status::Pass, Vec::new()),
-            Ok(unmet) if step.setup => (Status::Error, unmet),
-            Ok(unmet) => (violation, unmet),
+    // Variables after the action: it may have registered a client or
+    // received a token the expectations name.
+    let vars = run.vars();
+    let mut answer = None;
+    let (status, messages, undeclared) = match facts {
+        Err(StepError::Transport(e)) => (Status::Error, vec![format!("transport: {e}")], false),
+        Err(StepError::Undeclared(e)) => (Status::Skip, vec![e], true),
+        Err(e) => (Status::Error, vec![e.to_string()], false),
+        Ok(facts) => match crate::expect::evaluate(&step.expect, &facts, &vars) {
+            Err(e) => (Status::Error, vec![format!("scenario file: {e}")], false),
+            Ok(unmet) => {
+                // A step whose expectations hold but whose facts miss
+                // `only_if` shows the scenario does not apply to this
+                // server: `skip`, like an undeclared need.
+                let not_applicable = unmet
+                    .is_empty()
+                    .then(|| not_applicable(step, &facts, &vars))
+                    .flatten();
+                if let Some(why) = not_applicable {
+                    (Status::Skip, vec![why], true)
+                } else {
+                    answer = crate::expect::allowed_answer(&step.expect, &facts, &vars)
+                        .ok()
+                        .flatten();
+                    let status = if unmet.is_empty() {
+                        Status::Pass
+                    } else if step.setup {
+                        Status::Error
+                    } else {
+                        violation
+                    };
+                    (status, unmet, false)
+                }
+            }
         },
     };
     let passed = status == Status::Pass;
