@@ -76,14 +76,14 @@ impl Run<'_> {
         let expected_aud = self
             .resource_url(resource)?
             .ok_or_else(|| precondition("validate_token needs a resource"))?;
-        let looks_like_jwt = jsonwebtoken::decode_header(&token).is_ok();
+        let header = jsonwebtoken::decode_header(&token).ok();
         match self.profile.access_token_format {
             AccessTokenFormat::Opaque => {
                 return Err(undeclared(
                     "the profile declares opaque access tokens (access_token_format = \"opaque\"): RFC 9068 checks do not apply",
                 ))
             }
-            AccessTokenFormat::Detect if !looks_like_jwt => {
+            AccessTokenFormat::Detect if header.is_none() => {
                 return Err(undeclared(
                     "the access token is opaque (not a JWS): RFC 9068 checks do not apply; declare access_token_format = \"jwt\" to require JWTs",
                 ))
@@ -93,7 +93,6 @@ impl Run<'_> {
         let jwks_uri = self.endpoint("jwks_uri").await?;
         let response = self.http.send(self.http.get(&jwks_uri)).await?;
         let jwks: Option<JwkSet> = serde_json::from_slice(&response.body).ok();
-        let header = jsonwebtoken::decode_header(&token).ok();
         let claims = unverified_claims(&token);
         let mut errors: Vec<String> = Vec::new();
 
