@@ -55,11 +55,25 @@ pub fn faults() -> Vec<(&'static str, &'static str)> {
     return Vec::new();
 }
 
-/// Starts the reference hub with the fixtures under `fixtures_dir` and the named faults.
-pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTarget, HarnessError> {
+/// Every compliant variant the reference hub can switch on, with its
+/// description (none without the hub).
+pub fn variants() -> Vec<(&'static str, &'static str)> {
+    #[cfg(feature = "embedded")]
+    return reference_server::embedded::variant_catalogue();
+    #[cfg(not(feature = "embedded"))]
+    return Vec::new();
+}
+
+/// Starts the reference hub with the fixtures under `fixtures_dir` and the
+/// named faults and variants.
+pub async fn start(
+    fixtures_dir: &Path,
+    faults: &[String],
+    variants: &[String],
+) -> Result<EmbeddedTarget, HarnessError> {
     #[cfg(not(feature = "embedded"))]
     {
-        let _ = (fixtures_dir, faults);
+        let _ = (fixtures_dir, faults, variants);
         Err(HarnessError::NoEmbeddedHub)
     }
     #[cfg(feature = "embedded")]
@@ -67,12 +81,13 @@ pub async fn start(fixtures_dir: &Path, faults: &[String]) -> Result<EmbeddedTar
         let hub = reference_server::embedded::start(
             &fixtures_dir.join("hub"),
             faults,
+            variants,
             EMBEDDED_CONTROL_TOKEN,
             EMBEDDED_ADMIN_TOKEN,
         )
         .await
         .map_err(|e| HarnessError::Embedded(e.to_string()))?;
-        let profile = profile(fixtures_dir, &hub.base_url, faults)?;
+        let profile = profile(fixtures_dir, &hub.base_url, faults, variants)?;
         Ok(EmbeddedTarget { profile, hub })
     }
 }
@@ -84,6 +99,7 @@ fn profile(
     fixtures_dir: &Path,
     base_url: &str,
     faults: &[String],
+    variants: &[String],
 ) -> Result<Profile, HarnessError> {
     let mut profile = Profile::load(
         &fixtures_dir.join("profiles/reference.toml"),
@@ -98,10 +114,13 @@ fn profile(
             *secret = token.to_owned();
         }
     }
-    profile.name = if faults.is_empty() {
-        "embedded reference hub".to_owned()
-    } else {
-        format!("embedded reference hub with faults: {}", faults.join(", "))
-    };
+    profile.name = "embedded reference hub".to_owned();
+    for (kind, names) in [("faults", faults), ("variants", variants)] {
+        if !names.is_empty() {
+            profile
+                .name
+                .push_str(&format!(" with {kind}: {}", names.join(", ")));
+        }
+    }
     Ok(profile)
 }

@@ -349,6 +349,10 @@ pub async fn run_step(
         },
     };
     let passed = status == Status::Pass;
+    if let Some(answer) = &answer {
+        run.answers
+            .insert(index.to_string(), Value::String(answer.clone()));
+    }
     StepResult {
         index,
         action: action_name(step),

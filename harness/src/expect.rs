@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,9 +48,20 @@ pub struct Expect {
     /// Where a standard allows several answers: named alternatives, at least
     /// one of which must hold besides everything above (e.g. `narrowed` and
     /// `refused` for a scope beyond the client's, RFC 6749 §3.3 and §5.2).
-    /// The step reports which one the server gave.
+    /// The step reports which one the server gave: the first, in the file's
+    /// order, that holds.
     #[serde(default)]
-    pub any_of: BTreeMap<String, Expect>,
+    pub any_of: IndexMap<String, Expect>,
+}
+
+impl Expect {
+    /// Whether the expectation allows several answers (`any_of`, or a status
+    /// or error list): such an expectation needs a variant proof.
+    pub fn offers_choice(&self) -> bool {
+        !self.any_of.is_empty()
+            || self.status.as_ref().is_some_and(OneOf::is_choice)
+            || self.error.as_ref().is_some_and(OneOf::is_choice)
+    }
 }
 
 /// One expected value, or a list of the values a standard allows.
@@ -290,7 +302,8 @@ pub fn evaluate(expect: &Expect, facts: &Value, vars: &Value) -> Result<Vec<Stri
 }
 
 /// Which of the allowed answers the facts are, where the expectation allows
-/// several: the first of `any_of`'s alternatives they meet (by name), and the
+/// several: the first of `any_of`'s alternatives they meet (in the file's
+/// order, by name), and the
 /// status and error seen where `status` or `error` is a list (`status 400`,
 /// `error invalid_client`), inside the alternative too (`refused: status 400`).
 /// `None` when the expectation offers no choice or nothing allowed was seen.
@@ -355,6 +368,22 @@ mod tests {
         assert!(evaluate(&expect, &ok, &json!({})).unwrap().is_empty());
         let bad = json!({"status": 200, "body": {"list": ["plain"]}});
         assert_eq!(evaluate(&expect, &bad, &json!({})).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn any_of_reports_the_first_alternative_in_the_files_order() {
+        // Both hold; the file lists `too_many_requests` first, so it is the answer.
+        let expect: Expect = toml::from_str(
+            "[any_of.too_many_requests]\nstatus = 429\n[any_of.oauth_error]\npresent = [\"error\"]",
+        )
+        .unwrap();
+        let facts = json!({ "status": 429, "error": "temporarily_unavailable" });
+        assert_eq!(
+            allowed_answer(&expect, &facts, &json!({}))
+                .unwrap()
+                .as_deref(),
+            Some("too_many_requests")
+        );
     }
 
     #[test]

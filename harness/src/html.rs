@@ -336,7 +336,37 @@ fn sensitivity_html(m: &Matrix) -> String {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</table></section>");
+    out.push_str("</table>");
+    if !m.variants.is_empty() {
+        out.push_str(r#"<h3>Acceptance of allowed answers</h3><p>Each variant is a compliant hub giving another answer a standard allows; the scenarios that name it must pass with that answer.</p><table><tr><th>Variant</th><th>Accepted</th><th>What it answers</th><th>Scenarios and the answer they saw</th></tr>"#);
+        for v in &m.variants {
+            let mut seen: Vec<String> = v.accepted_by.iter().map(|a| esc(a)).collect();
+            seen.extend(
+                v.refused_by
+                    .iter()
+                    .map(|id| format!("{} refused it", esc(id))),
+            );
+            seen.extend(
+                v.unexercised_by
+                    .iter()
+                    .map(|id| format!("{} saw the clean hub's answer", esc(id))),
+            );
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&v.variant),
+                if v.proven {
+                    badge(Status::Pass).replace("PASS", "yes")
+                } else {
+                    badge(Status::Fail).replace("FAIL", "NO")
+                },
+                esc(&v.description),
+                seen.join("<br>"),
+            );
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("</section>");
     out
 }
 

@@ -4,6 +4,7 @@
 //! agent, resource server) and talks to the target over HTTP only. See
 //! `ARCHITECTURE.md` for the map.
 
+pub mod acceptance;
 pub mod artifacts;
 pub mod audit;
 pub mod baseline;
@@ -55,8 +56,12 @@ pub fn random_token() -> String {
 /// Which hub a run is against.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start the reference hub in-process, with these faults switched on.
-    Embedded { faults: Vec<String> },
+    /// Start the reference hub in-process, with these faults and compliant
+    /// variants switched on.
+    Embedded {
+        faults: Vec<String>,
+        variants: Vec<String>,
+    },
     /// A profile file describing any hub.
     Profile(PathBuf),
 }
@@ -81,7 +86,10 @@ impl RunConfig {
     pub fn embedded_default() -> RunConfig {
         let root = embedded::repo_root();
         RunConfig {
-            target: Target::Embedded { faults: Vec::new() },
+            target: Target::Embedded {
+                faults: Vec::new(),
+                variants: Vec::new(),
+            },
             scenarios_dir: root.join("scenarios"),
             fixtures_dir: root.join("fixtures"),
             glob: None,
@@ -121,8 +129,8 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
 
     let started = Instant::now();
     let (mut profile, embedded) = match &config.target {
-        Target::Embedded { faults } => {
-            let target = embedded::start(&config.fixtures_dir, faults).await?;
+        Target::Embedded { faults, variants } => {
+            let target = embedded::start(&config.fixtures_dir, faults, variants).await?;
             (target.profile.clone(), Some(target))
         }
         Target::Profile(path) => (Profile::load(path, config.base.as_deref())?, None),

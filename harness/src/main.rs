@@ -51,6 +51,10 @@ struct Args {
     /// Embedded hub only: switch on a named fault (repeatable), to watch a check fail.
     #[arg(long = "fault")]
     faults: Vec<String>,
+    /// Embedded hub only: switch on a compliant variant (repeatable), another
+    /// answer a standard allows; every scenario still passes.
+    #[arg(long = "variant")]
+    variants: Vec<String>,
     /// Prove every check can fail: the clean hub, then one hub per fault with
     /// the scenarios that claim it; writes sensitivity.md/json and report.html
     /// (the clean run with the matrix).
@@ -133,24 +137,25 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.base = args.base;
     if let Some(path) = args.target {
         anyhow::ensure!(
-            args.faults.is_empty(),
-            "--fault applies to the embedded hub only, not to --target"
+            args.faults.is_empty() && args.variants.is_empty(),
+            "--fault and --variant apply to the embedded hub only, not to --target"
         );
         config.target = Target::Profile(path);
     } else {
-        let known = harness::embedded::faults();
-        if let Some(bad) = args
-            .faults
-            .iter()
-            .find(|f| !known.iter().any(|(k, _)| k == f))
-        {
-            anyhow::bail!(
-                "unknown fault `{bad}`; known: {}",
-                known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-            );
+        for (kind, names, known) in [
+            ("fault", &args.faults, harness::embedded::faults()),
+            ("variant", &args.variants, harness::embedded::variants()),
+        ] {
+            if let Some(bad) = names.iter().find(|f| !known.iter().any(|(k, _)| k == f)) {
+                anyhow::bail!(
+                    "unknown {kind} `{bad}`; known: {}",
+                    known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                );
+            }
         }
         config.target = Target::Embedded {
             faults: args.faults,
+            variants: args.variants,
         };
     }
 

@@ -512,8 +512,8 @@ pub async fn run(
     let all = crate::scenario::load_dir(&config.scenarios_dir)?;
     let (walkthrough, chosen) = resolve(all, name)?;
     let (mut profile, embedded) = match &config.target {
-        Target::Embedded { faults } => {
-            let target = crate::embedded::start(&config.fixtures_dir, faults).await?;
+        Target::Embedded { faults, variants } => {
+            let target = crate::embedded::start(&config.fixtures_dir, faults, variants).await?;
             (target.profile.clone(), Some(target))
         }
         Target::Profile(path) => (Profile::load(path, config.base.as_deref())?, None),
@@ -531,7 +531,7 @@ pub async fn run(
         profile.name,
         profile.issuer,
         match &config.target {
-            Target::Embedded { faults } if !faults.is_empty() =>
+            Target::Embedded { faults, .. } if !faults.is_empty() =>
                 format!(", with the fault(s) {}", faults.join(", ")),
             _ => String::new(),
         }

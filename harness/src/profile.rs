@@ -588,7 +588,7 @@ fn basic() -> String {
 /// The harness's CIMD host serves http on loopback by default; with a
 /// certificate and key it serves https, for a target that fetches
 /// documents over https only (and trusts that certificate's issuer).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CimdHostSettings {
     /// PEM certificate chain, leaf first, valid for 127.0.0.1; a path
@@ -598,6 +598,28 @@ pub struct CimdHostSettings {
     /// Its PEM private key; a path relative to the profile's directory.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Where `cimd.ssrf-refused` listens for a connection that must never
+    /// come: a loopback address (nothing leaves the machine) that the target
+    /// neither runs on nor trusts. CIMD draft-01 §6.5 exempts "the same
+    /// loopback interface" when the server itself runs on loopback; the suite
+    /// reads that as the server's own address, and a target that reads it
+    /// wider names an address it guarantees is outside its exception.
+    #[serde(default = "default_ssrf_probe_address")]
+    pub ssrf_probe_address: std::net::IpAddr,
+}
+
+impl Default for CimdHostSettings {
+    fn default() -> Self {
+        CimdHostSettings {
+            tls_certificate: None,
+            tls_key: None,
+            ssrf_probe_address: default_ssrf_probe_address(),
+        }
+    }
+}
+
+fn default_ssrf_probe_address() -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, 2])
 }
 
 /// A public client (PKCE, no secret) the server's administrator registered.
@@ -705,6 +727,12 @@ impl Profile {
         let host = &self.cimd_host;
         if host.tls_certificate.is_some() != host.tls_key.is_some() {
             return Err("cimd_host: tls_certificate and tls_key go together".into());
+        }
+        if !host.ssrf_probe_address.is_loopback() {
+            return Err(format!(
+                "cimd_host: ssrf_probe_address {} is not a loopback address; the SSRF probe never listens beyond this machine",
+                host.ssrf_probe_address
+            ));
         }
         if self.issuer.contains("${") {
             return Err("`issuer` uses ${base} but no base is set".into());

@@ -39,6 +39,11 @@ pub struct Scenario {
     pub requires: Vec<String>,
     /// Reference-hub faults this scenario must catch (the sensitivity test proves it).
     pub catches: Vec<String>,
+    /// Reference-hub variants this scenario must pass on, each giving another
+    /// answer its "one of" expectations allow (the acceptance proof in
+    /// [`crate::sensitivity`] runs them). Required when an expectation offers a choice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
     pub steps: Vec<Step>,
     /// Where the file was read from.
     #[serde(skip)]
@@ -181,18 +186,42 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
             )));
         }
     }
-    // The fault names are known only where the hub is built in; a lean build
-    // cannot run the sensitivity proof, so it has nothing to check them against.
+    let choice = scenario.steps.iter().any(|s| s.expect.offers_choice());
+    if choice && scenario.variants.is_empty() {
+        return Err(err(
+            "an expectation allows several answers, so the scenario must name the reference-hub variant(s) that give another one (`variants = [...]`, `hub --list-variants`)".into(),
+        ));
+    }
+    if !choice && !scenario.variants.is_empty() {
+        return Err(err(
+            "`variants` is for scenarios whose expectations allow several answers; this one allows one".into(),
+        ));
+    }
+    // The fault and variant names are known only where the hub is built in; a
+    // lean build cannot run the proofs, so it has nothing to check them against.
     if crate::embedded::BUILT_IN {
-        let known = crate::embedded::faults();
-        if let Some(unknown) = scenario
-            .catches
-            .iter()
-            .find(|c| !known.iter().any(|(name, _)| name == c))
-        {
-            return Err(err(format!(
-                "`catches` names `{unknown}`, which is not a fault of the reference hub (`hub --list-faults`)"
-            )));
+        for (field, names, known, list) in [
+            (
+                "catches",
+                &scenario.catches,
+                crate::embedded::faults(),
+                "hub --list-faults",
+            ),
+            (
+                "variants",
+                &scenario.variants,
+                crate::embedded::variants(),
+                "hub --list-variants",
+            ),
+        ] {
+            if let Some(unknown) = names
+                .iter()
+                .find(|c| !known.iter().any(|(name, _)| name == c))
+            {
+                return Err(err(format!(
+                    "`{field}` names `{unknown}`, which the reference hub does not know (`{list}`)"
+                )));
+            }
         }
     }
     Ok(scenario)

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::acceptance::VariantRow;
 use crate::engine::{run_all, RunOptions, ScenarioResult};
 use crate::error::HarnessError;
 use crate::report::RunReport;
@@ -118,6 +119,9 @@ pub struct Matrix {
     pub proven_pairs: usize,
     /// Every claimed (fault, scenario) pair.
     pub claimed_pairs: usize,
+    /// The acceptance proof: each compliant variant, run with the scenarios
+    /// that name it ([`crate::acceptance`]).
+    pub variants: Vec<VariantRow>,
     /// The clean run itself, for report.html (not in sensitivity.json).
     #[serde(skip)]
     pub clean_run: Option<RunReport>,
@@ -125,7 +129,14 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn all_caught(&self) -> bool {
-        self.clean_failures.is_empty() && self.rows.iter().all(|r| r.caught)
+        self.clean_failures.is_empty()
+            && self.rows.iter().all(|r| r.caught)
+            && self.variants.iter().all(|v| v.proven)
+    }
+
+    /// The variants whose other answer was not accepted, each with why.
+    pub fn unaccepted(&self) -> Vec<String> {
+        self.variants.iter().filter_map(VariantRow::miss).collect()
     }
 
     /// The faults that were not caught, each with why.
@@ -155,7 +166,7 @@ impl Matrix {
     /// One line for people: what was proven and at what cost.
     pub fn headline(&self) -> String {
         format!(
-            "Clean hub: {}. Faults caught: {} of {}. Claimed pairs proven: {} of {} ({} coverage).",
+            "Clean hub: {}. Faults caught: {} of {}. Claimed pairs proven: {} of {} ({} coverage). Variants accepted: {} of {}.",
             if self.clean_failures.is_empty() {
                 "all scenarios pass".to_owned()
             } else {
@@ -168,7 +179,9 @@ impl Matrix {
             match self.coverage {
                 Coverage::Claimed => "claimed",
                 Coverage::Full => "full",
-            }
+            },
+            self.variants.iter().filter(|v| v.proven).count(),
+            self.variants.len(),
         )
     }
 
@@ -198,6 +211,26 @@ impl Matrix {
             }
             out.push('\n');
         }
+        if !self.variants.is_empty() {
+            out.push_str(
+                "\n## Acceptance of allowed answers\n\nEach variant is a compliant hub giving another answer a standard allows; the scenarios that name it must pass with that answer.\n\n| Variant | Accepted | Scenarios and the answer they saw |\n|---|---|---|\n",
+            );
+            for v in &self.variants {
+                let mut seen = v.accepted_by.clone();
+                seen.extend(v.refused_by.iter().map(|id| format!("{id}: REFUSED")));
+                seen.extend(
+                    v.unexercised_by
+                        .iter()
+                        .map(|id| format!("{id}: same answer as the clean hub")),
+                );
+                out.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    v.variant,
+                    if v.proven { "yes" } else { "**NO**" },
+                    seen.join("<br>"),
+                ));
+            }
+        }
         out
     }
 }
@@ -210,22 +243,25 @@ fn claimers<'a>(scenarios: &'a [Scenario], fault: &str) -> Vec<&'a Scenario> {
         .collect()
 }
 
-/// Runs the clean hub and every fault the hub knows.
+/// Runs the clean hub, every fault the hub knows and every variant.
 pub async fn run(
     fixtures_dir: &Path,
     scenarios: &[Scenario],
     coverage: Coverage,
 ) -> Result<Matrix, HarnessError> {
     let faults = crate::embedded::faults();
-    prove(fixtures_dir, scenarios, &faults, coverage).await
+    let variants = crate::embedded::variants();
+    prove(fixtures_dir, scenarios, &faults, &variants, coverage).await
 }
 
-/// Runs the clean hub and each of `faults` (name, description) with its
-/// claiming scenarios (or, with full coverage, every scenario).
+/// Runs the clean hub, each of `faults` (name, description) with its
+/// claiming scenarios (or, with full coverage, every scenario), and each of
+/// `variants` with the scenarios that name it.
 pub async fn prove(
     fixtures_dir: &Path,
     scenarios: &[Scenario],
     faults: &[(&str, &str)],
+    variants: &[(&str, &str)],
     coverage: Coverage,
 ) -> Result<Matrix, HarnessError> {
     let options = RunOptions { strict: true };
@@ -252,13 +288,14 @@ pub async fn prove(
             }
             let _permit = permits.acquire_owned().await;
             let target =
-                crate::embedded::start(&fixtures_dir, std::slice::from_ref(&fault)).await?;
+                crate::embedded::start(&fixtures_dir, std::slice::from_ref(&fault), &[]).await?;
             let results = run_all(Arc::new(target.profile.clone()), &to_run, &options).await;
             target.stop().await;
             Ok::<_, HarnessError>(results)
         })));
     }
 
+    let variant_runs = crate::acceptance::start(fixtures_dir, scenarios, variants, &options);
     let clean_run = clean_run(fixtures_dir, scenarios, &options).await?;
     let clean_failures: Vec<String> = clean_run
         .scenarios
@@ -284,6 +321,8 @@ pub async fn prove(
         };
         rows.push(row);
     }
+    let variants =
+        crate::acceptance::judge(scenarios, variants, variant_runs, &clean_run.scenarios).await?;
     let claimed_pairs = rows.iter().map(|r| r.claimed_by.len()).sum();
     let proven_pairs = rows.iter().map(|r| r.caught_by.len()).sum();
     Ok(Matrix {
@@ -292,6 +331,7 @@ pub async fn prove(
         rows,
         proven_pairs,
         claimed_pairs,
+        variants,
         clean_run: Some(clean_run),
     })
 }
@@ -321,7 +361,7 @@ async fn clean_run(
     scenarios: &[Scenario],
     options: &RunOptions,
 ) -> Result<RunReport, HarnessError> {
-    let clean = crate::embedded::start(fixtures_dir, &[]).await?;
+    let clean = crate::embedded::start(fixtures_dir, &[], &[]).await?;
     let started = std::time::Instant::now();
     let profile = clean.profile.clone();
     let results = run_all(Arc::new(profile.clone()), scenarios, options).await;

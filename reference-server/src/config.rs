@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::fault::Faults;
 use crate::store::Database;
+use crate::variant::Variants;
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -56,6 +57,8 @@ pub struct HubConfig {
     /// the `demo-calendar` connection's endpoints are pointed at it.
     pub demo_provider_url: Option<String>,
     pub faults: Faults,
+    /// Compliant alternative answers (see [`crate::variant`]).
+    pub variants: Variants,
 }
 
 impl Default for HubConfig {
@@ -84,6 +87,7 @@ impl Default for HubConfig {
             agenda: None,
             demo_provider_url: None,
             faults: Faults::default(),
+            variants: Variants::default(),
         }
     }
 }

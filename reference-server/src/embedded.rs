@@ -10,6 +10,7 @@ use crate::error::HubError;
 use crate::fault::{Fault, Faults};
 use crate::server::RunningHub;
 use crate::store::Database;
+use crate::variant::{Variant, Variants};
 
 /// Every fault name the hub accepts, with its one-line description.
 pub fn fault_catalogue() -> Vec<(&'static str, &'static str)> {
@@ -19,25 +20,43 @@ pub fn fault_catalogue() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// Every variant name the hub accepts, with its one-line description.
+pub fn variant_catalogue() -> Vec<(&'static str, &'static str)> {
+    Variant::ALL
+        .iter()
+        .map(|v| (v.name(), v.description()))
+        .collect()
+}
+
+/// Parses switch names the harness passed through, as a configuration error.
+fn parse_all<T: std::str::FromStr>(names: &[String]) -> Result<Vec<T>, HubError>
+where
+    T::Err: std::fmt::Display,
+{
+    names
+        .iter()
+        .map(|name| {
+            name.parse::<T>()
+                .map_err(|e| HubError::Config(e.to_string()))
+        })
+        .collect()
+}
+
 /// Starts a hub on 127.0.0.1 port 0 with an in-memory database, the seed
 /// directory given, test mode on with `control_token`, the admin API on with
-/// `admin_token`, and the named faults.
+/// `admin_token`, and the named faults and variants.
 ///
 /// The harness's ordinary traffic comes from 127.0.0.1 and is exempt from the
 /// registration rate limit; its rate-limit probe registers from 127.0.0.2.
 pub async fn start(
     seed_dir: &Path,
     faults: &[String],
+    variants: &[String],
     control_token: &str,
     admin_token: &str,
 ) -> Result<RunningHub, HubError> {
-    let faults = faults
-        .iter()
-        .map(|name| {
-            name.parse::<Fault>()
-                .map_err(|e| HubError::Config(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let faults: Vec<Fault> = parse_all(faults)?;
+    let variants: Vec<Variant> = parse_all(variants)?;
     crate::server::spawn(HubConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         database: Database::Memory,
@@ -46,6 +65,7 @@ pub async fn start(
         control_token: Some(control_token.to_owned()),
         admin_token: Some(admin_token.to_owned()),
         faults: Faults::new(faults),
+        variants: Variants::new(variants),
         registration_rate_exempt: vec![std::net::IpAddr::from([127, 0, 0, 1])],
         // Timeout scenarios wait this long; keep them short.
         provider_timeout: std::time::Duration::from_secs(2),

@@ -3,38 +3,14 @@
 //! They exist so the conformance suite can prove every check is able to fail
 //! (the sensitivity test). A fault is never on unless named on the command line
 //! or in [`crate::config::HubConfig::faults`]; each one breaks exactly the requirement
-//! its doc comment names and nothing else.
+//! its doc comment names and nothing else. Their compliant counterparts, which
+//! take another answer a standard allows, are [`crate::variant`]s.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
+use crate::switch::{switches, Switches};
 
-macro_rules! faults {
-    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )*) => {
-        /// One deliberate deviation from the specifications.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum Fault {
-            $( $(#[doc = $doc])* $variant, )*
-        }
-
-        impl Fault {
-            /// Every fault the hub knows, in declaration order.
-            pub const ALL: &'static [Fault] = &[$(Fault::$variant,)*];
-
-            /// The stable kebab-case name used on the command line and in scenario files.
-            pub fn name(self) -> &'static str {
-                match self { $(Fault::$variant => $name,)* }
-            }
-
-            /// The one-line description taken from the doc comment.
-            pub fn description(self) -> &'static str {
-                match self { $(Fault::$variant => concat!($($doc),*).trim_ascii(),)* }
-            }
-        }
-    };
-}
-
-faults! {
+switches! {
+    /// One deliberate deviation from the specifications.
+    Fault, "fault";
     /// Metadata advertises an issuer that differs from the one used to build its URL (RFC 8414 §3.3).
     WrongIssuerInMetadata => "wrong-issuer-in-metadata",
     /// Metadata omits code_challenge_methods_supported (MCP authorization, RFC 8414 §2).
@@ -125,6 +101,8 @@ faults! {
     ConsentRevocationIgnored => "consent-revocation-ignored",
     /// DCR has no per-source rate limit (RFC 7591 §3).
     NoRegistrationRateLimit => "no-registration-rate-limit",
+    /// DCR answers its rate limit with a bare 429: no body explaining the condition (RFC 6585 §4).
+    BareRateLimitRefusal => "bare-rate-limit-refusal",
     /// DCR accepts any number of redirect URIs and metadata of any size.
     DcrNoMetadataCaps => "dcr-no-metadata-caps",
     /// DCR accepts plain-http redirect URIs on non-loopback hosts (OAuth 2.1 §2.3.1, MCP authorization).
@@ -169,6 +147,8 @@ faults! {
     IgnoreResource => "ignore-resource",
     /// Unknown `resource` values are accepted instead of refused with invalid_target (RFC 8707 §2).
     AcceptUnknownResource => "accept-unknown-resource",
+    /// client_credentials access tokens carry the client's display name as `client_id` instead of its id (RFC 9068 §2.2).
+    CcTokenNamesClientByName => "cc-token-names-client-by-name",
     /// client_credentials grants any scope of the resource, not only the client's configured ones (RFC 6749 §3.3).
     SkipClientScopeLimit => "skip-client-scope-limit",
     /// Refreshing returns the same refresh token and leaves it valid (RFC 9700 §4.14.2 rotation).
@@ -199,6 +179,8 @@ faults! {
     CimdFollowRedirects => "cimd-follow-redirects",
     /// Client metadata documents of any size are read (CIMD security considerations).
     CimdNoSizeLimit => "cimd-no-size-limit",
+    /// Client metadata documents up to 64 KiB are read, beyond the recommended 5 kilobytes (CIMD §6.6).
+    CimdLenientSizeLimit => "cimd-lenient-size-limit",
     /// A metadata document declaring a shared-secret auth method is accepted (CIMD §4.1).
     CimdAllowSharedSecret => "cimd-allow-shared-secret",
     /// Metadata documents are refetched on every use, ignoring their max-age (CIMD §4.3).
@@ -259,46 +241,5 @@ faults! {
     TenantTokenBeforeOwn => "tenant-token-before-own",
 }
 
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The fault name was not one the hub knows.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown fault `{0}`; known faults: {known}", known = Fault::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
-pub struct UnknownFault(pub String);
-
-impl FromStr for Fault {
-    type Err = UnknownFault;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Fault::ALL
-            .iter()
-            .copied()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownFault(s.to_owned()))
-    }
-}
-
 /// The set of faults a running hub has switched on.
-#[derive(Debug, Clone, Default)]
-pub struct Faults(BTreeSet<Fault>);
-
-impl Faults {
-    pub fn new(faults: impl IntoIterator<Item = Fault>) -> Self {
-        Faults(faults.into_iter().collect())
-    }
-
-    pub fn on(&self, fault: Fault) -> bool {
-        self.0.contains(&fault)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
-        self.0.iter().copied()
-    }
-}
+pub type Faults = Switches<Fault>;

@@ -16,6 +16,7 @@ use crate::fault::Faults;
 use crate::keys::SigningKeys;
 use crate::model::McpServer;
 use crate::store::Store;
+use crate::variant::Variants;
 
 /// Path of the issuer under the public origin. The issuer has a path so that
 /// RFC 8414 path insertion is exercised for real.
@@ -28,6 +29,7 @@ pub struct Hub {
     pub clock: Clock,
     pub keys: RwLock<SigningKeys>,
     pub faults: Faults,
+    pub variants: Variants,
     /// Public origin without a trailing slash, e.g. `http://127.0.0.1:8080`.
     pub base_url: String,
     /// Issuer identifier, byte-exact as advertised (RFC 8414 §2).

@@ -27,9 +27,12 @@ pub mod random;
 pub mod seed;
 pub mod server;
 pub mod store;
+pub mod switch;
 pub mod throttle;
+pub mod variant;
 pub mod vault;
 
 pub use config::{AgendaSettings, HubConfig};
 pub use fault::{Fault, Faults};
 pub use server::{spawn, RunningHub};
+pub use variant::{Variant, Variants};

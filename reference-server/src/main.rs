@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use reference_server::store::Database;
-use reference_server::{Fault, Faults, HubConfig};
+use reference_server::{Fault, Faults, HubConfig, Variant, Variants};
 
 /// The reference agentic identity hub: an OAuth 2.1 authorization server for MCP servers and agents.
 #[derive(Debug, Parser)]
@@ -107,6 +107,12 @@ struct Args {
     /// Print the known faults and exit.
     #[arg(long)]
     list_faults: bool,
+    /// Switch on a compliant variant: another answer a standard allows (repeatable); see --list-variants.
+    #[arg(long = "variant", env = "HUB_VARIANTS", value_delimiter = ',')]
+    variants: Vec<Variant>,
+    /// Print the known variants and exit.
+    #[arg(long)]
+    list_variants: bool,
     /// Read a password or client secret from stdin, print its argon2 hash for a seed file, and exit.
     #[arg(long)]
     hash_secret: bool,
@@ -134,6 +140,12 @@ async fn main() -> anyhow::Result<()> {
     if args.list_faults {
         for fault in Fault::ALL {
             println!("{:<34} {}", fault.name(), fault.description());
+        }
+        return Ok(());
+    }
+    if args.list_variants {
+        for variant in Variant::ALL {
+            println!("{:<34} {}", variant.name(), variant.description());
         }
         return Ok(());
     }
@@ -174,9 +186,11 @@ async fn main() -> anyhow::Result<()> {
         demo_provider_url: provider.as_ref().map(|p| p.url.clone()),
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout.max(1)),
         faults: Faults::new(args.faults),
+        variants: Variants::new(args.variants),
         ..HubConfig::default()
     };
     let faults: Vec<_> = config.faults.iter().map(|f| f.name()).collect();
+    let variants: Vec<_> = config.variants.iter().map(|v| v.name()).collect();
     let test_mode = config.test_mode;
     let hub = reference_server::spawn(config)
         .await
@@ -203,6 +217,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(
             ?faults,
             "faults switched on: this hub deliberately violates the specs"
+        );
+    }
+    if !variants.is_empty() {
+        tracing::info!(
+            ?variants,
+            "variants switched on: compliant alternative answers"
         );
     }
     tokio::select! {

@@ -135,6 +135,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         ),
         pending_connects: Default::default(),
         faults: config.faults.clone(),
+        variants: config.variants.clone(),
         config,
         store,
         clock,

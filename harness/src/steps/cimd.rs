@@ -30,8 +30,10 @@ pub enum CimdVariant {
     Valid,
     /// `client_id` differs from the document's URL.
     ClientIdMismatch,
-    /// Over 5 KiB.
+    /// A clearly abusive size: over 1 MiB (the draft's SHOULD limit the response size).
     Oversize,
+    /// Just over the draft's recommended 5 kilobytes: 6 KiB.
+    OverRecommended,
     /// Declares `client_secret_basic`.
     SharedSecret,
     /// The URL answers 302 to another URL that serves a valid document.
@@ -81,7 +83,8 @@ impl Act for CimdFetchCount {
     }
 }
 
-/// SSRF probe: listen on an untrusted loopback address (127.0.0.2) and make
+/// SSRF probe: listen on an untrusted loopback address (`[cimd_host]
+/// ssrf_probe_address`, 127.0.0.2 by default) and make
 /// client `as` an https client_id URL pointing there. Nothing should connect.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListenForSsrf {
@@ -189,7 +192,8 @@ impl Run<'_> {
             CimdVariant::ClientIdMismatch => {
                 doc["client_id"] = json!(format!("{url}-someone-else"))
             }
-            CimdVariant::Oversize => doc["padding"] = json!("x".repeat(6 * 1024)),
+            CimdVariant::Oversize => doc["padding"] = json!("x".repeat((1 << 20) + 1024)),
+            CimdVariant::OverRecommended => doc["padding"] = json!("x".repeat(6 * 1024)),
             CimdVariant::SharedSecret => {
                 doc["token_endpoint_auth_method"] = json!("client_secret_basic")
             }
@@ -268,10 +272,12 @@ impl Run<'_> {
 
     async fn listen_for_ssrf(&mut self, name: &str) -> Result<Value, StepError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        // 127.0.0.2: loopback, but not an address the target was told to trust.
-        let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        // Loopback (127.0.0.2 unless the profile names another), but not an
+        // address the target runs on or was told to trust.
+        let address = self.profile.cimd_host.ssrf_probe_address;
+        let listener = tokio::net::TcpListener::bind((address, 0))
             .await
-            .map_err(|e| precondition(format!("cannot listen on 127.0.0.2: {e}")))?;
+            .map_err(|e| precondition(format!("cannot listen on {address}: {e}")))?;
         let port = listener
             .local_addr()
             .map_err(|e| precondition(e.to_string()))?
@@ -288,7 +294,8 @@ impl Run<'_> {
             old.abort();
         }
         let url = format!(
-            "https://127.0.0.2:{port}/clients/{}/{name}.json",
+            "https://{}/clients/{}/{name}.json",
+            std::net::SocketAddr::from((address, port)),
             crate::random_token()
         );
         self.client.registered.insert(

@@ -342,6 +342,8 @@ impl Run<'_> {
                 "retry_after": response.header("retry-after"),
                 "error": json.as_ref().and_then(|b| b.get("error")).cloned(),
                 "body": json,
+                // RFC 6585 §4: a 429 SHOULD carry details; any non-blank body counts.
+                "explained": response.body.iter().any(|b| !b.is_ascii_whitespace()),
                 "source_address": source,
             }));
         }

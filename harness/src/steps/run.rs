@@ -34,6 +34,10 @@ pub struct Run<'p> {
     /// Whether the step being performed is a setup step: a setup
     /// registration refused by a rate limit may reuse a pooled client.
     pub setup_step: bool,
+    /// The allowed answer each earlier step reported (by step number), as
+    /// `${answers.N}` and for `when = { "answers.N" = "…" }`: later steps can
+    /// follow the branch the server took.
+    pub answers: Map<String, Value>,
 }
 
 /// The first `${…}` in `template` that names an optional profile section
@@ -70,6 +74,7 @@ impl<'p> Run<'p> {
             driver: Driver::default(),
             evidence,
             setup_step: false,
+            answers: Map::new(),
         }
     }
 
@@ -102,6 +107,7 @@ impl<'p> Run<'p> {
             .collect();
         profile["registered"] = Value::Object(registered);
         profile["state"] = json!(self.client.state_sent);
+        profile["answers"] = Value::Object(self.answers.clone());
         let (conn, provider) = self.connection_vars();
         profile["conn"] = conn;
         profile["provider"] = provider;

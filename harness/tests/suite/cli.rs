@@ -39,6 +39,33 @@ pub fn cli_trials() -> Vec<Trial> {
                 text(&output)
             })
         }),
+        Trial::test("cli::variant-runs-and-unknown-variant-exits-2", || {
+            let out = temp_dir("variant");
+            let output = conform(&[
+                "--variant",
+                "invalid-client-400",
+                "--scenario",
+                "agent.assertion-expired",
+                "--out",
+                out.to_str().unwrap_or_default(),
+            ]);
+            check(code(&output) == 0, || {
+                format!("exit {}: {}", code(&output), text(&output))
+            })?;
+            check(
+                text(&output).contains("allowed answer: step 2: status 400"),
+                || format!("the variant's answer is not reported: {}", text(&output)),
+            )?;
+            let unknown = conform(&["--variant", "no-such-variant"]);
+            check(code(&unknown) == 2, || {
+                format!("exit {}: {}", code(&unknown), text(&unknown))
+            })?;
+            check(
+                text(&unknown).contains("unknown variant `no-such-variant`")
+                    && text(&unknown).contains("invalid-client-400"),
+                || text(&unknown),
+            )
+        }),
         Trial::test("cli::bad-profile-exits-2", || {
             let dir = temp_dir("bad-profile");
             let path = dir.join("bad.toml");

@@ -278,6 +278,15 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
                 }],
                 proven_pairs: 1,
                 claimed_pairs: 1,
+                variants: vec![harness::acceptance::VariantRow {
+                    variant: "invalid-client-400".into(),
+                    description: "answers <400>".into(),
+                    named_by: vec!["agent.assertion-expired".into()],
+                    accepted_by: vec!["agent.assertion-expired: step 2: status 400".into()],
+                    refused_by: Vec::new(),
+                    unexercised_by: Vec::new(),
+                    proven: true,
+                }],
                 clean_run: Some(report.clone()),
             };
             let with_matrix =
@@ -291,6 +300,9 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
                     && with_matrix.contains("<code>audit.refusal-recorded</code>")
                     && with_matrix.contains("<th>Collateral</th>")
                     && with_matrix.contains("<code>token.no-store</code>")
+                    && with_matrix.contains("Variants accepted: 1 of 1")
+                    && with_matrix.contains("<code>invalid-client-400</code>")
+                    && with_matrix.contains("answers &lt;400&gt;")
                     && !html.contains("Sensitivity matrix"),
                 || {
                     "the sensitivity matrix is not in report.html (or is in a run without one)"

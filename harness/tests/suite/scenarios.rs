@@ -15,7 +15,7 @@ pub fn scenario_trial(scenario: Scenario) -> Trial {
         // A scenario that moves the clock gets a hub of its own.
         let result = if scenario.exclusive() {
             runtime().block_on(async {
-                let own = harness::embedded::start(&root().join("fixtures"), &[])
+                let own = harness::embedded::start(&root().join("fixtures"), &[], &[])
                     .await
                     .expect("hub");
                 let result = run_scenario(&own.profile, &scenario, &options).await;

@@ -12,6 +12,7 @@ pub fn trials() -> Vec<Trial> {
         audit_trip_is_not_a_catch(),
         hub_tests_exist(),
         unknown_fault_refused(),
+        choice_needs_a_variant(),
     ]
 }
 
@@ -40,6 +41,15 @@ fn matrix() -> Trial {
         check(missed.is_empty(), || {
             format!("faults not caught:\n{}", missed.join("\n"))
         })?;
+        let unaccepted = matrix.unaccepted();
+        check(unaccepted.is_empty(), || {
+            format!("allowed answers not accepted:\n{}", unaccepted.join("\n"))
+        })?;
+        check(
+            matrix.variants.len() == harness::embedded::variants().len()
+                && matrix.variants.iter().all(|v| v.proven),
+            || format!("variants: {:?}", matrix.variants),
+        )?;
         check(
             matrix.proven_pairs == matrix.claimed_pairs && matrix.claimed_pairs > 100,
             || {
@@ -77,6 +87,7 @@ fn audit_trip_is_not_a_catch() -> Trial {
                 &root().join("fixtures"),
                 &claims,
                 &[(fault, description)],
+                &[],
                 Coverage::Claimed,
             ))
             .map_err(|e| Failed::from(e.to_string()))?;
@@ -134,5 +145,41 @@ fn unknown_fault_refused() -> Trial {
                 format!("the error does not name the fault: {e}")
             }),
         }
+    })
+}
+
+/// The loader refuses a scenario whose expectation allows several answers
+/// but names no variant, and one naming a variant the hub does not have.
+fn choice_needs_a_variant() -> Trial {
+    Trial::test("sensitivity::choice-needs-a-variant", || {
+        let original = std::fs::read_to_string(root().join("scenarios/cc/scope-limit.toml"))
+            .map_err(|e| Failed::from(e.to_string()))?;
+        for (case, text, wanted) in [
+            (
+                "none",
+                original.replace("variants = [\"narrow-unallowed-scope\"]\n", ""),
+                "must name the reference-hub variant",
+            ),
+            (
+                "unknown",
+                original.replace("\"narrow-unallowed-scope\"", "\"no-such-variant\""),
+                "no-such-variant",
+            ),
+        ] {
+            check(text != original, || {
+                format!("{case}: the fixture did not change")
+            })?;
+            let dir = temp_dir(&format!("variant-{case}")).join("cc");
+            std::fs::create_dir_all(&dir).map_err(|e| Failed::from(e.to_string()))?;
+            std::fs::write(dir.join("scope-limit.toml"), text)
+                .map_err(|e| Failed::from(e.to_string()))?;
+            match harness::scenario::load_dir(dir.parent().ok_or("no parent")?) {
+                Ok(_) => return Err(format!("{case}: the scenario loaded").into()),
+                Err(e) => check(e.to_string().contains(wanted), || {
+                    format!("{case}: the error does not say `{wanted}`: {e}")
+                })?,
+            }
+        }
+        Ok(())
     })
 }

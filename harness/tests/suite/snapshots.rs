@@ -77,7 +77,7 @@ fn policy_matrix(ids: &[&str]) -> Result<Value, Failed> {
         format!("missing scenarios among {ids:?}")
     })?;
     runtime().block_on(async {
-        let own = harness::embedded::start(&root().join("fixtures"), &[])
+        let own = harness::embedded::start(&root().join("fixtures"), &[], &[])
             .await
             .map_err(|e| Failed::from(e.to_string()))?;
         let profile = own.profile.clone();

@@ -26,7 +26,7 @@ pub fn shared_target() -> &'static Profile {
     &TARGET
         .get_or_init(|| {
             runtime().block_on(async {
-                let t = harness::embedded::start(&root().join("fixtures"), &[])
+                let t = harness::embedded::start(&root().join("fixtures"), &[], &[])
                     .await
                     .expect("embedded hub starts");
                 (t.profile.clone(), t)
@@ -100,7 +100,7 @@ pub fn separate_hub(
     edit: impl Fn(String) -> String,
 ) -> Result<(harness::embedded::EmbeddedTarget, PathBuf), Failed> {
     let hub = runtime().block_on(async {
-        harness::embedded::start(&root().join("fixtures"), &[])
+        harness::embedded::start(&root().join("fixtures"), &[], &[])
             .await
             .expect("hub")
     });

@@ -18,6 +18,7 @@ use crate::model::{Client, Consent};
 use crate::pages::{error_page, render};
 use crate::params::{split_scopes, Params};
 use crate::store::authorizations::{AuthorizationCode, AuthorizationRequest};
+use crate::variant::Variant;
 
 type Peer = ConnectInfo<std::net::SocketAddr>;
 
@@ -264,6 +265,16 @@ async fn check_request(
                     "scope `{unknown}` is not offered by {}",
                     server.name
                 )));
+            }
+            // The seeds' scope-request step: a scope the client's configuration
+            // does not allow "returns an error" (the hub usually narrows instead).
+            if hub.variants.on(Variant::RefuseScopeBeyondClientConfig) {
+                let configured = crate::policy::scoping::configured_scopes(client, &server);
+                if let Some(beyond) = requested.iter().find(|s| !configured.contains(s)) {
+                    return Err(OAuthError::InvalidScope(format!(
+                        "scope `{beyond}` is not in this client's configuration"
+                    )));
+                }
             }
             if requested.is_empty() {
                 server.scopes.clone()

@@ -106,7 +106,9 @@ async fn fetch_and_validate(hub: &Hub, client_id: &str) -> Result<(Client, i64),
         return Err(CimdError::BadUrl("it must have a path".into()));
     }
     let cap = if hub.faults.on(Fault::CimdNoSizeLimit) {
-        1 << 20
+        16 << 20
+    } else if hub.faults.on(Fault::CimdLenientSizeLimit) {
+        64 << 10
     } else {
         MAX_DOCUMENT_BYTES
     };

@@ -15,6 +15,7 @@ use crate::fault::Fault;
 use crate::hub::Hub;
 use crate::model::{AuthMethod, Client, TrustLevel};
 use crate::oauth::redirect_uri::validate_redirect_uri;
+use crate::variant::Variant;
 
 /// How many redirect URIs one registration may carry.
 const MAX_REDIRECT_URIS: usize = 10;
@@ -60,7 +61,7 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
             MAX_METADATA_BYTES / 1024
         )));
     }
-    let meta: Map<String, Value> = serde_json::from_slice(body)
+    let mut meta: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|_| OAuthError::InvalidClientMetadata("the body must be a JSON object".into()))?;
 
     let method = match optional_string(&meta, "token_endpoint_auth_method")? {
@@ -116,7 +117,13 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
         if let Some(value) = optional_string(&meta, key)? {
             let https =
                 url::Url::parse(&value).is_ok_and(|u| u.scheme() == "https" && u.host().is_some());
-            if !https && !hub.faults.on(Fault::DcrAcceptScriptUris) {
+            if https || hub.faults.on(Fault::DcrAcceptScriptUris) {
+                continue;
+            }
+            if hub.variants.on(Variant::DcrDropsUnsafeUris) {
+                // RFC 7591 §3.2.1: the server may replace a value; it keeps none.
+                meta.remove(key);
+            } else {
                 return Err(OAuthError::InvalidClientMetadata(format!(
                     "{key} must be an https URL"
                 )));
@@ -209,6 +216,24 @@ pub async fn register(
                 .reason(err.to_string()),
             )
             .await?;
+            if matches!(err, OAuthError::TooManyRequests { .. })
+                && hub.variants.on(Variant::RegistrationLimit503)
+            {
+                // RFC 9110 §15.6.4: 503 with Retry-After is another way to say "later".
+                let mut response = err.into_response();
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(response);
+            }
+            if let OAuthError::TooManyRequests { retry_after, .. } = &err {
+                if hub.faults.on(Fault::BareRateLimitRefusal) {
+                    let retry_after = retry_after.max(&1).to_string();
+                    return Ok((
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [(axum::http::header::RETRY_AFTER, retry_after)],
+                    )
+                        .into_response());
+                }
+            }
             return Err(err);
         }
     };

@@ -20,6 +20,7 @@ use crate::oauth::client_auth::authenticate;
 use crate::oauth::grants::{JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::params::{split_scopes, Params};
 use crate::store::tokens::RefreshToken;
+use crate::variant::Variant;
 
 /// `POST /token`.
 pub async fn token(
@@ -134,10 +135,26 @@ pub async fn token(
             if let Some(refresh_token) = &issued.refresh_token {
                 body["refresh_token"] = json!(refresh_token);
             }
-            if grant_type == TOKEN_EXCHANGE_GRANT
-                && !hub.faults.on(Fault::ExchangeOmitIssuedTokenType)
-            {
-                body["issued_token_type"] = json!(ACCESS_TOKEN_TYPE);
+            if grant_type == TOKEN_EXCHANGE_GRANT {
+                if !hub.faults.on(Fault::ExchangeOmitIssuedTokenType) {
+                    // RFC 8693 §2.1: with no requested_token_type the type is the
+                    // server's choice; the hub's access tokens are JWTs (RFC 9068).
+                    let jwt_named = hub.variants.on(Variant::ExchangeIssuesJwtType)
+                        && params.get("requested_token_type").ok().flatten().is_none();
+                    body["issued_token_type"] = json!(if jwt_named {
+                        JWT_TOKEN_TYPE
+                    } else {
+                        ACCESS_TOKEN_TYPE
+                    });
+                }
+                // RFC 6749 §5.1: `scope` is OPTIONAL when identical to the request.
+                if hub.variants.on(Variant::OmitScopeAsRequested)
+                    && issued.scopes == issued.requested
+                {
+                    if let Some(fields) = body.as_object_mut() {
+                        fields.remove("scope");
+                    }
+                }
             }
             let mut response = Json(body).into_response();
             if !hub.faults.on(Fault::CacheableTokenResponse) {
@@ -159,6 +176,17 @@ pub async fn token(
                 && hub.faults.on(Fault::InvalidClientNoChallenge)
             {
                 let mut response = err.into_response();
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
+                return Ok(response);
+            }
+            // RFC 6749 §5.2: 401 is a MUST only for a client that used the
+            // Authorization header; otherwise 400 is as good.
+            if matches!(err, OAuthError::InvalidClient(_))
+                && hub.variants.on(Variant::InvalidClient400)
+                && !headers.contains_key(header::AUTHORIZATION)
+            {
+                let mut response = err.into_response();
+                *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
                 response.headers_mut().remove(header::WWW_AUTHENTICATE);
                 return Ok(response);
             }
@@ -452,6 +480,19 @@ async fn agent_token(
     let requested = split_scopes(params.get("scope")?);
     let scopes = if requested.is_empty() {
         permitted.clone()
+    } else if hub.variants.on(Variant::NarrowUnallowedScope) {
+        // RFC 6749 §3.3: grant the permitted part and name it in `scope`; a
+        // request ignored entirely gets the default, as if it named no scope.
+        let granted: Vec<String> = requested
+            .iter()
+            .filter(|s| permitted.contains(s))
+            .cloned()
+            .collect();
+        if granted.is_empty() {
+            permitted.clone()
+        } else {
+            granted
+        }
     } else {
         if let Some(beyond) = requested.iter().find(|s| !permitted.contains(s)) {
             return Err(OAuthError::InvalidScope(format!(
@@ -489,7 +530,11 @@ async fn agent_token(
     let minted = hub
         .mint_access_token(TokenGrant {
             subject: &client.client_id,
-            client_id: &client.client_id,
+            client_id: if hub.faults.on(Fault::CcTokenNamesClientByName) {
+                &client.name
+            } else {
+                &client.client_id
+            },
             resource: &resource,
             scopes: &scopes,
             tenant: client.tenant.as_deref(),
@@ -514,6 +559,8 @@ async fn agent_token(
 
 /// The only token type this hub exchanges and issues (RFC 8693 §3).
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 §3: the token is a JWT (named so under [`Variant::ExchangeIssuesJwtType`]).
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// RFC 8693: an authenticated agent exchanges a user's access token for one
 /// it may use itself, on a registered MCP server, with the same or fewer
@@ -625,6 +672,28 @@ async fn token_exchange(
                 .cloned()
                 .collect()
         } else {
+            let requested: Vec<String> = if hub.variants.on(Variant::NarrowUnallowedScope)
+                && !hub.faults.on(Fault::ExchangeAllowWidening)
+            {
+                // RFC 6749 §3.3: ignore what the subject token does not hold and
+                // name what is granted in `scope`; a request ignored entirely
+                // gets the default, as if it had named no scope.
+                let kept: Vec<String> = requested
+                    .iter()
+                    .filter(|s| held.contains(s))
+                    .cloned()
+                    .collect();
+                if kept.is_empty() {
+                    held.iter()
+                        .filter(|s| server_scopes.contains(s))
+                        .cloned()
+                        .collect()
+                } else {
+                    kept
+                }
+            } else {
+                requested.clone()
+            };
             if let Some(wider) = requested.iter().find(|s| !held.contains(s)) {
                 if !hub.faults.on(Fault::ExchangeAllowWidening) {
                     return Err(OAuthError::InvalidScope(format!(

@@ -66,7 +66,7 @@ impl Scoping {
 
 /// The scopes a client's own configuration allows on a server for delegated
 /// access: the `scope` it registered, else its configured scopes, else all.
-fn configured_scopes(client: &Client, server: &McpServer) -> Vec<String> {
+pub fn configured_scopes(client: &Client, server: &McpServer) -> Vec<String> {
     let registered: Option<Vec<String>> = client
         .metadata
         .get("scope")
