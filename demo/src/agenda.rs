@@ -147,6 +147,14 @@ pub struct AgendaConfig {
     pub token_endpoint: String,
     /// Where it reports tool executions (`POST`, HTTP Basic, JSON).
     pub audit_endpoint: String,
+    /// Where it asks whether a token is still active (RFC 7662, HTTP Basic
+    /// with its own credentials); `None` trusts a valid signature alone, so
+    /// a revoked token would work until it expires.
+    pub introspection_endpoint: Option<String>,
+    /// Origins whose pages may call it besides its own (MCP transports:
+    /// servers MUST validate `Origin`); requests without `Origin` (no
+    /// browser) are not affected.
+    pub allowed_origins: Vec<String>,
     /// Its own credentials at the hub (a `resource_server` client).
     pub client_id: String,
     pub client_secret: String,
@@ -169,6 +177,8 @@ impl std::fmt::Debug for AgendaConfig {
             .field("jwks_uri", &self.jwks_uri)
             .field("token_endpoint", &self.token_endpoint)
             .field("audit_endpoint", &self.audit_endpoint)
+            .field("introspection_endpoint", &self.introspection_endpoint)
+            .field("allowed_origins", &self.allowed_origins)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("connection", &self.connection)
@@ -185,6 +195,10 @@ pub struct AgendaFaults {
     pub token_passthrough: bool,
     /// Runs any tool whatever the token's scopes.
     pub skip_tool_scope: bool,
+    /// Answers requests from any `Origin`.
+    pub ignore_origin: bool,
+    /// Never asks the hub whether a valid-looking token was revoked.
+    pub accept_revoked: bool,
 }
 
 /// The Agenda MCP server, answering on every path (see the module docs).
@@ -297,6 +311,14 @@ enum TokenError {
 
 /// Authentication and per-tool scopes in front of rmcp.
 async fn guard(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        if !inner.config.faults.ignore_origin && !inner.origin_allowed(origin) {
+            // MCP transports: an invalid Origin MUST get 403; the body may be
+            // a JSON-RPC error without an id.
+            let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "the request's Origin is not allowed"}});
+            return (StatusCode::FORBIDDEN, Json(body)).into_response();
+        }
+    }
     let Some(token) = bearer(request.headers()).map(str::to_owned) else {
         return inner.challenge(StatusCode::UNAUTHORIZED, None, ALL_SCOPES);
     };
@@ -316,6 +338,25 @@ async fn guard(State(inner): State<Arc<Inner>>, request: Request, next: Next) ->
             return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         }
     };
+    // A valid signature does not say the token was not revoked since.
+    if !inner.config.faults.accept_revoked {
+        match inner.still_active(&token).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return inner.challenge(
+                    StatusCode::UNAUTHORIZED,
+                    Some(("invalid_token", "the token has been revoked")),
+                    ALL_SCOPES,
+                )
+            }
+            Err(error) => {
+                tracing::warn!(%error, "agenda: cannot introspect a token");
+                let body = json!({"error": "temporarily_unavailable",
+                    "error_description": "the hub cannot say whether the token is still active"});
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+        }
+    }
     let mut request = request;
     if request.method() == Method::POST && !inner.config.faults.skip_tool_scope {
         let (parts, body) = request.into_parts();
@@ -397,6 +438,46 @@ impl Inner {
                 .insert(header::WWW_AUTHENTICATE, value);
         }
         response
+    }
+
+    /// Whether `origin` is this server's own or one the configuration allows.
+    fn origin_allowed(&self, origin: &axum::http::HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let own = url::Url::parse(&self.config.resource)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        origin.eq_ignore_ascii_case(&own)
+            || self
+                .config
+                .allowed_origins
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// RFC 7662: whether the hub still calls the token active (true when no
+    /// introspection endpoint is configured).
+    async fn still_active(&self, token: &str) -> Result<bool, String> {
+        let Some(endpoint) = &self.config.introspection_endpoint else {
+            return Ok(true);
+        };
+        let response = self
+            .http
+            .post(endpoint)
+            .header(header::AUTHORIZATION, self.basic_credentials())
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("introspection answered {}", response.status()));
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        Ok(body["active"] == json!(true))
     }
 
     /// RFC 9068 §4: the hub's JWT access token, for this resource.

@@ -200,6 +200,10 @@ pub struct Http {
     /// The back channel's client, for a browser asked for [`Http::back_channel`].
     back: reqwest::Client,
     recording: Arc<Mutex<Recording>>,
+    /// The `Origin` of another site's page this browser posts forms from
+    /// (with `Sec-Fetch-Site: cross-site`), as a page there would: see
+    /// [`Http::posting_from`].
+    foreign_origin: Option<HeaderValue>,
 }
 
 impl Http {
@@ -212,6 +216,7 @@ impl Http {
             identity: Identity::BackChannel,
             jar: None,
             recording: Arc::default(),
+            foreign_origin: None,
         }
     }
 
@@ -225,6 +230,7 @@ impl Http {
             jar: Some(Arc::default()),
             back: self.back.clone(),
             recording: self.recording.clone(),
+            foreign_origin: None,
         }
     }
 
@@ -238,6 +244,22 @@ impl Http {
             jar: None,
             back: self.back.clone(),
             recording: self.recording.clone(),
+            foreign_origin: None,
+        }
+    }
+
+    /// The same browser (the same cookies) posting forms from a page of
+    /// another site: every POST carries `Origin: origin` and
+    /// `Sec-Fetch-Site: cross-site`, as a browser sends for a form on a
+    /// foreign page (the origin is a header only; nothing connects to it).
+    pub fn posting_from(&self, origin: &str) -> Http {
+        Http {
+            client: self.client.clone(),
+            identity: self.identity,
+            jar: self.jar.clone(),
+            back: self.back.clone(),
+            recording: self.recording.clone(),
+            foreign_origin: HeaderValue::from_str(origin).ok(),
         }
     }
 
@@ -256,6 +278,7 @@ impl Http {
             jar: self.jar.as_ref().map(|_| Arc::default()),
             back: self.back.clone(),
             recording: self.recording.clone(),
+            foreign_origin: None,
         }
     }
 
@@ -321,6 +344,13 @@ impl Http {
             .or_insert(HeaderValue::from_static("*/*"));
         if let Some(cookies) = cookies {
             headers.insert(COOKIE, cookies);
+        }
+        if let Some(origin) = &self.foreign_origin {
+            if request.method() == reqwest::Method::POST {
+                let headers = request.headers_mut();
+                headers.insert(reqwest::header::ORIGIN, origin.clone());
+                headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+            }
         }
     }
 

@@ -131,7 +131,9 @@ pub async fn decide(
             .source_ip(peer.ip().to_string()),
     )
     .await?;
-    hub.store.set_request_user(&request.id, &user.id).await?;
+    hub.store
+        .set_request_user(&request.id, &user.id, None)
+        .await?;
     let granted: Vec<String> = match decision.decision.as_str() {
         "approve" => match &decision.scopes {
             Some(approved) => request
@@ -253,11 +255,10 @@ pub async fn create_client(
 ) -> Result<Response, OAuthError> {
     let _ = headers;
     let new: NewClient = json_body(&body)?;
-    let secret_hash = new
-        .secret
-        .as_deref()
-        .map(crate::credentials::hash_secret)
-        .transpose()?;
+    let secret_hash = match new.secret.as_deref() {
+        Some(secret) => Some(crate::credentials::hash_secret_bounded(secret).await?),
+        None => None,
+    };
     let method = if secret_hash.is_some() {
         AuthMethod::ClientSecretBasic
     } else {
@@ -320,7 +321,7 @@ pub async fn create_user(
         name: new.name.unwrap_or_else(|| new.username.clone()),
         username: new.username,
         email: None,
-        password_hash: crate::credentials::hash_secret(&new.password)?,
+        password_hash: crate::credentials::hash_secret_bounded(&new.password).await?,
         tenants: new.tenants,
         roles: new.roles,
         permissions: new.permissions,

@@ -15,20 +15,90 @@ pub fn hash_secret(secret: &str) -> Result<String, HubError> {
         .map_err(|e| HubError::PasswordHash(e.to_string()))
 }
 
-/// Verifies a secret against a stored PHC hash, off the async runtime
-/// because argon2 is deliberately slow.
+/// Argon2id costs 19 MiB and tens of milliseconds per check, by design. Run
+/// on the async runtime's blocking pool, a flood of sign-ins would start one
+/// thread per request, each allocator arena would keep its 19 MiB, and the
+/// host would run out of memory (300 failed sign-ins took a hub from 18 MB
+/// to 4.5 GB). So every check runs on a few dedicated threads, one per core
+/// (at most 4), fed by a bounded queue: memory stays at about 19 MiB per
+/// thread, and callers beyond the queue wait, asynchronously, for room.
+mod pool {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use tokio::sync::{mpsc, oneshot};
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    /// Jobs that may wait for a hashing thread before senders wait too.
+    const QUEUE: usize = 64;
+
+    fn jobs() -> &'static mpsc::Sender<Job> {
+        static JOBS: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+        JOBS.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+            let rx = Arc::new(Mutex::new(rx));
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4);
+            for i in 0..threads {
+                let rx = rx.clone();
+                let _ = std::thread::Builder::new()
+                    .name(format!("argon2-{i}"))
+                    .spawn(move || loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => break,
+                        }
+                    });
+            }
+            tx
+        })
+    }
+
+    /// Runs `work` on a hashing thread and returns its result.
+    pub async fn run<T: Send + 'static>(
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, &'static str> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        jobs()
+            .send(job)
+            .await
+            .map_err(|_| "the hashing threads are gone")?;
+        result.await.map_err(|_| "a hashing thread failed")
+    }
+}
+
+/// Hashes a secret for storage on a hashing thread (see [`pool`]).
+pub async fn hash_secret_bounded(secret: &str) -> Result<String, HubError> {
+    let secret = secret.to_owned();
+    pool::run(move || hash_secret(&secret))
+        .await
+        .map_err(|e| HubError::PasswordHash(e.into()))?
+}
+
+/// Verifies a secret against a stored PHC hash, on a hashing thread (see [`pool`]).
 pub async fn verify_secret(secret: &str, phc: &str) -> Result<bool, HubError> {
     let secret = secret.to_owned();
     let phc = phc.to_owned();
-    tokio::task::spawn_blocking(move || {
+    pool::run(move || {
         let parsed = PasswordHash::new(&phc).map_err(|e| HubError::PasswordHash(e.to_string()))?;
         Ok(Argon2::default()
             .verify_password(secret.as_bytes(), &parsed)
             .is_ok())
     })
     .await
-    .map_err(|e| HubError::PasswordHash(e.to_string()))?
+    .map_err(|e| HubError::PasswordHash(e.into()))?
 }
+
+/// A valid argon2id hash of a random string nobody knows: a name that does
+/// not exist is checked against it, so an answer takes as long whether or not
+/// the user or client exists (no enumeration by timing).
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$zclI6qiSM9kxTfDrR0v2qA$u0QbcIOw7AxszGeoXbdw+Qx0DEWPjnpCZMRXJ2k5OvI";
 
 /// Whether the request carries `Authorization: Bearer <expected>`; never when
 /// nothing is expected. Digests are compared so the comparison time does not
@@ -44,17 +114,48 @@ pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: Option<&str>) -
     }
 }
 
-/// The user a login form's `username` and `password` name, if the password
-/// is right; `None` for an unknown user or a wrong password alike.
+/// What a login form's `username` and `password` came to.
+pub enum SignIn {
+    /// The password is right.
+    User(crate::model::User),
+    /// An unknown user or a wrong password, alike.
+    Refused,
+    /// Too many recent failures for this account or from this address: the
+    /// password was not checked (see [`crate::lockout`]).
+    Throttled { retry_after: i64 },
+}
+
+/// Checks a login form's `username` and `password` from `source`, counting
+/// failures against the account and the address.
 pub async fn sign_in(
     hub: &crate::hub::Hub,
     params: &crate::params::Params,
-) -> Result<Option<crate::model::User>, crate::error::OAuthError> {
+    source: std::net::IpAddr,
+) -> Result<SignIn, crate::error::OAuthError> {
     let username = params.get("username")?.unwrap_or_default();
     let password = params.get("password")?.unwrap_or_default();
-    let Some(user) = hub.store.user_by_username(username).await? else {
-        return Ok(None);
-    };
-    let verified = verify_secret(password, &user.password_hash).await?;
-    Ok(verified.then_some(user))
+    let guarded = !hub.faults.on(crate::fault::Fault::NoSignInThrottle);
+    let now = hub.clock.now();
+    if guarded {
+        if let crate::lockout::Gate::Closed { retry_after } =
+            hub.signin_guard.gate(username, source, now)
+        {
+            return Ok(SignIn::Throttled { retry_after });
+        }
+    }
+    let user = hub.store.user_by_username(username).await?;
+    let hash = user
+        .as_ref()
+        .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+    let verified = verify_secret(password, hash).await?;
+    Ok(match user.filter(|_| verified) {
+        Some(user) => {
+            hub.signin_guard.succeeded(username);
+            SignIn::User(user)
+        }
+        None => {
+            hub.signin_guard.failed(username, source, now);
+            SignIn::Refused
+        }
+    })
 }

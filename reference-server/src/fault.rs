@@ -21,6 +21,14 @@ switches! {
     NoResourceMetadataInChallenge => "no-resource-metadata-in-challenge",
     /// Protected Resource Metadata names a resource other than the one it describes (RFC 9728 §3.3).
     WrongResourceInPrm => "wrong-resource-in-prm",
+    /// The MCP endpoints (the demo ones and the Agenda server) answer requests from any `Origin` (MCP transports, Streamable HTTP security warning).
+    McpIgnoresOrigin => "mcp-ignores-origin",
+    /// The demo MCP endpoints answer `ping` with "method not found" (MCP ping utility).
+    McpPingUnanswered => "mcp-ping-unanswered",
+    /// The demo MCP endpoints accept a revoked access token until it expires (MCP authorization, Token Handling; RFC 7009 §2.1).
+    RsAcceptsRevokedToken => "rs-accepts-revoked-token",
+    /// The Agenda MCP server accepts a revoked access token until it expires (MCP authorization, Token Handling; RFC 7009 §2.1).
+    AgendaAcceptsRevokedToken => "agenda-accepts-revoked-token",
     /// The demo MCP endpoint runs a tool without checking the token carries the tool's scope (RFC 6750 §3.1).
     SkipToolScopeCheck => "skip-tool-scope-check",
     /// The demo MCP endpoint accepts tokens issued for another resource (RFC 8707 §2, MCP token audience validation).
@@ -53,6 +61,10 @@ switches! {
     PolicyOnlyAtConsent => "policy-only-at-consent",
     /// Invalid policies (unknown key or operator, missing value, unknown server or scope) are stored.
     AcceptInvalidPolicy => "accept-invalid-policy",
+    /// The consent page and decision answer anyone holding the request's handle, not only the browser that signed in (RFC 6749 §10.12).
+    ConsentWithoutSession => "consent-without-session",
+    /// Sign-in forms check every password, however many wrong ones came before (RFC 6749 §10.10).
+    NoSignInThrottle => "no-sign-in-throttle",
     /// Scopes the user unticked on the consent page are granted anyway.
     IgnoreUncheckedScopes => "ignore-unchecked-scopes",
     /// A client's registered `scope` does not limit what it is offered.
@@ -153,6 +165,8 @@ switches! {
     SkipClientScopeLimit => "skip-client-scope-limit",
     /// Refreshing returns the same refresh token and leaves it valid (RFC 9700 §4.14.2 rotation).
     NoRefreshRotation => "no-refresh-rotation",
+    /// A refresh is rotated before it is validated: a refused refresh (a widened scope, a wrong resource) uses the token up (RFC 6749 §6).
+    RefusedRefreshRotates => "refused-refresh-rotates",
     /// Reuse of a rotated refresh token is refused but the family stays valid (RFC 9700 §4.14.2).
     RefreshReuseKeepsFamily => "refresh-reuse-keeps-family",
     /// A refresh may ask for scopes the user never granted (RFC 6749 §6).
@@ -221,6 +235,8 @@ switches! {
     ProviderErrorsAs500 => "provider-errors-as-500",
     /// The connect flow sends no PKCE code_challenge to the provider (RFC 7636 §4.3, RFC 9700 §2.1.1).
     ConnectWithoutPkce => "connect-without-pkce",
+    /// The connect form accepts a sign-in posted from another site's page (RFC 6749 §10.12).
+    ConnectAcceptsForeignOrigin => "connect-accepts-foreign-origin",
     /// The connect callback accepts a state it never issued (RFC 6749 §10.12).
     ConnectIgnoresState => "connect-ignores-state",
     /// connection.token.issued and connection refresh events are not audited.

@@ -36,6 +36,8 @@ pub struct Hub {
     pub issuer: String,
     pub pages: minijinja::Environment<'static>,
     pub cimd: crate::oauth::cimd_cache::CimdResolver,
+    /// Failed sign-ins per account and per source, for back-off.
+    pub signin_guard: crate::lockout::SignInGuard,
     /// Budget of dynamic registrations per source address.
     pub registrations: crate::throttle::Throttle,
     /// Policies as last read from the store; emptied on every change.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fault;
 pub mod hub;
 pub mod keys;
+pub mod lockout;
 pub mod mcp;
 pub mod model;
 pub mod oauth;
@@ -31,6 +32,7 @@ pub mod switch;
 pub mod throttle;
 pub mod variant;
 pub mod vault;
+pub mod web_guard;
 
 pub use config::{AgendaSettings, HubConfig};
 pub use fault::{Fault, Faults};

@@ -123,6 +123,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
     let hub = Arc::new(Hub {
         cimd,
         registrations,
+        signin_guard: Default::default(),
         policy_cache: RwLock::new(None),
         audit_failing: std::sync::atomic::AtomicBool::new(false),
         audit_feed: tokio::sync::broadcast::channel(1024).0,

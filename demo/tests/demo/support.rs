@@ -315,6 +315,8 @@ pub async fn setup(faults: AgendaFaults, api_base_url: Option<String>, mount: Mo
         jwks_uri: format!("{issuer}/jwks"),
         token_endpoint: format!("{issuer}/token"),
         audit_endpoint: format!("{issuer}/audit/tool-executions"),
+        introspection_endpoint: None,
+        allowed_origins: Vec::new(),
         issuer,
         client_id: "mcp-agenda".into(),
         client_secret: "agenda secret/+".into(),

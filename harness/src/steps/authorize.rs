@@ -58,6 +58,18 @@ pub struct Authorize {
     /// the server does not know (the registered one's redirect URI is kept).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// Approve the consent page from another HTTP client with no cookies: a
+    /// party that learnt the page's form (its request handle and fields) but
+    /// is not the user's browser. The step ends with that party's answer.
+    #[serde(default)]
+    pub consent_elsewhere: bool,
+    /// Before signing in, submit the login form this many times with a wrong
+    /// password for the same account (online guessing). The browser then
+    /// leaves from 127.0.0.2 when the target is on loopback, so the
+    /// harness's own address keeps its sign-in budget. The step reports
+    /// whether the right password was still accepted at once.
+    #[serde(default)]
+    pub wrong_passwords: u32,
 }
 
 impl Act for Authorize {
@@ -118,6 +130,11 @@ impl Run<'_> {
         {
             return Err(super::failure::undeclared(
                 "the server approves with no page ([user] mode = \"none\"): the user cannot deny or untick a scope",
+            ));
+        }
+        if request.consent_elsewhere && self.profile.user.mode != crate::profile::UserMode::Form {
+            return Err(super::failure::undeclared(
+                "the user does not consent on a page of the server's ([user] mode is not \"form\"), so there is no consent form another party could post",
             ));
         }
         let (redirect_uri, resource) = (request.redirect_uri.as_deref(), request.resource.as_str());
@@ -217,8 +234,16 @@ impl Run<'_> {
             .map_err(|e| precondition(e.to_string()))?
             .origin();
         let vars = self.vars_as(login_as)?;
+        let guessing = request.wrong_passwords > 0;
+        let browser = if guessing && super::browser::on_loopback(&endpoint) {
+            self.browser
+                .with_local_address(&self.profile.http, super::browser::SECOND_SOURCE)
+        } else {
+            self.browser.clone()
+        };
+        let mut guess_statuses: Vec<u16> = Vec::new();
         let mut current = url.to_string();
-        let mut response = self.browser.send(self.browser.get(&current)).await?;
+        let mut response = browser.send(browser.get(&current)).await?;
         // The scopes each consent page asked for (none shown: empty).
         let mut offered: Vec<String> = Vec::new();
         let mut consent_shown = false;
@@ -232,10 +257,14 @@ impl Run<'_> {
                         self.left_hub(&target, &presented_redirect, &verifier, &response);
                     facts["consent_offered"] = json!(offered);
                     facts["consent_shown"] = json!(consent_shown);
+                    if guessing {
+                        facts["right_password_accepted"] = json!(true);
+                        facts["guess_statuses"] = json!(guess_statuses);
+                    }
                     return Ok(facts);
                 }
                 current = location;
-                response = self.browser.send(self.browser.get(&current)).await?;
+                response = browser.send(browser.get(&current)).await?;
                 continue;
             }
             // A page the user already submitted, shown again (a refused
@@ -244,6 +273,16 @@ impl Run<'_> {
             let page = response.text();
             let rule = user::form_page_rule(self.profile, &current, &page);
             if let (Some(rule), Some(submitted)) = (rule, last_submitted) {
+                if std::ptr::eq(rule, submitted) && guessing {
+                    // The right password, after the guesses, was not let through.
+                    return Ok(json!({
+                        "outcome": "sign_in_refused",
+                        "status": response.status,
+                        "page": current,
+                        "right_password_accepted": false,
+                        "guess_statuses": guess_statuses,
+                    }));
+                }
                 if std::ptr::eq(rule, submitted) {
                     return Err(precondition(format!(
                         "the page at {current} (HTTP {}) shows the form of the [[user.forms]] rule `url_contains = {:?}` again after the user submitted it: the server did not accept it (check [user] username and password, and the rule's fill)",
@@ -266,8 +305,70 @@ impl Run<'_> {
                     "error": response.json().and_then(|b| b.get("error").cloned()),
                 }));
             }
+            let login_page = rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::Login);
+            if login_page && guessing && guess_statuses.is_empty() {
+                let mut wrong = vars.clone();
+                for _ in 0..request.wrong_passwords {
+                    wrong["user"]["password"] = json!(format!("wrong-{}", crate::random_token()));
+                    let Move::Submitted {
+                        response: answer, ..
+                    } = user::act(
+                        &browser,
+                        self.profile,
+                        &wrong,
+                        &current,
+                        &response,
+                        false,
+                        &[],
+                    )
+                    .await?
+                    else {
+                        return Err(precondition("the login form could not be posted"));
+                    };
+                    guess_statuses.push(answer.status);
+                }
+                // The login page is shown afresh for the real attempt.
+                response = browser.send(browser.get(&current)).await?;
+                continue;
+            }
+            if request.consent_elsewhere
+                && rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::Consent)
+            {
+                // Another party posts the form the browser was shown; what
+                // it gets back is the answer.
+                let Move::Submitted { response, .. } = user::act(
+                    &self.http,
+                    self.profile,
+                    &vars,
+                    &current,
+                    &response,
+                    false,
+                    &[],
+                )
+                .await?
+                else {
+                    return Err(precondition(
+                        "the consent form could not be posted as a page (control mode)",
+                    ));
+                };
+                let mut facts = match redirect_location(&response, &current) {
+                    Some(location) => {
+                        let target =
+                            Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
+                        self.left_hub(&target, &presented_redirect, &verifier, &response)
+                    }
+                    None => json!({
+                        "outcome": "not_redirected",
+                        "status": response.status,
+                        "page": current,
+                        "error": response.json().and_then(|b| b.get("error").cloned()),
+                    }),
+                };
+                facts["consent_from"] = json!("elsewhere");
+                return Ok(facts);
+            }
             match user::act(
-                &self.browser,
+                &browser,
                 self.profile,
                 &vars,
                 &current,
@@ -288,7 +389,7 @@ impl Run<'_> {
                         return Ok(facts);
                     }
                     current = location;
-                    response = self.browser.send(self.browser.get(&current)).await?;
+                    response = browser.send(browser.get(&current)).await?;
                 }
                 Move::Submitted {
                     response: next,

@@ -21,6 +21,24 @@ pub(super) fn redirect_location(response: &Response, current: &str) -> Option<St
         .map(|u| u.to_string())
 }
 
+/// Whether `url` names this machine (a loopback address or `localhost`):
+/// then a second source address on loopback (127.0.0.2) reaches it too.
+pub(super) fn on_loopback(url: &str) -> bool {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+        .is_some_and(|h| match h {
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+            url::Host::Domain(d) => d == "localhost",
+        })
+}
+
+/// The harness's second source address on loopback, for probes that must
+/// not spend the budget of its ordinary traffic.
+pub(super) const SECOND_SOURCE: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
 pub(super) fn without_query(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);

@@ -14,6 +14,10 @@ use super::failure::{precondition, StepError};
 use super::run::Run;
 use crate::user::{self, Move};
 
+/// The site a cross-site form post claims to come from: a header value
+/// only, never connected to.
+const FOREIGN_ORIGIN: &str = "https://attacker.example";
+
 /// User: connect a connection in a browser (log in at the target, approve
 /// at the provider, come back to the target's callback); with
 /// `forge_state`, come back with a state the target never issued.
@@ -25,6 +29,10 @@ pub struct Connect {
     pub user: Option<String>,
     #[serde(default)]
     pub forge_state: bool,
+    /// Post the sign-in form from a page of another site (`Origin` of that
+    /// site, `Sec-Fetch-Site: cross-site`), as a login-CSRF page would.
+    #[serde(default)]
+    pub foreign_origin: bool,
 }
 
 impl Act for Connect {
@@ -37,8 +45,13 @@ impl Act for Connect {
     .answered_elsewhere_by("provider");
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.connect(&self.connection, self.user.as_deref(), self.forge_state)
-            .await
+        run.connect(
+            &self.connection,
+            self.user.as_deref(),
+            self.forge_state,
+            self.foreign_origin,
+        )
+        .await
     }
 
     /// The provider's code redeemed: the hub stored the user's token.
@@ -63,6 +76,7 @@ impl Run<'_> {
         connection: &str,
         user: Option<&str>,
         forge_state: bool,
+        foreign_origin: bool,
     ) -> Result<Value, StepError> {
         let created = self.connection(connection)?;
         let template = self
@@ -84,12 +98,18 @@ impl Run<'_> {
         let mut current = start;
         let mut response = self.browser.send(self.browser.get(&current)).await?;
         let mut to_provider = None;
+        // A page elsewhere posts the sign-in form; the browser's cookies go along.
+        let poster = if foreign_origin {
+            self.browser.posting_from(FOREIGN_ORIGIN)
+        } else {
+            self.browser.clone()
+        };
         for _ in 0..8 {
             let next = match redirect_location(&response, &current) {
                 Some(location) => Some(location),
                 None if response.status == 200 => {
                     match user::act(
-                        &self.browser,
+                        &poster,
                         self.profile,
                         &vars,
                         &current,

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use url::Url;
 
 use super::act::{Act, ActionInfo};
 use super::budget;
@@ -301,16 +300,8 @@ impl Run<'_> {
     /// Registers up to `count` clients in a row; stops at the first answer that is not a success.
     async fn register_burst(&mut self, count: u32) -> Result<Value, StepError> {
         let endpoint = self.endpoint("registration_endpoint").await?;
-        let target_on_loopback = Url::parse(&endpoint)
-            .ok()
-            .and_then(|u| u.host().map(|h| h.to_owned()))
-            .is_some_and(|h| match h {
-                url::Host::Ipv4(ip) => ip.is_loopback(),
-                url::Host::Ipv6(ip) => ip.is_loopback(),
-                url::Host::Domain(d) => d == "localhost",
-            });
-        let (http, source) = if target_on_loopback {
-            let second = std::net::IpAddr::from([127, 0, 0, 2]);
+        let (http, source) = if super::browser::on_loopback(&endpoint) {
+            let second = super::browser::SECOND_SOURCE;
             (
                 self.http.with_local_address(&self.profile.http, second),
                 second.to_string(),

@@ -22,6 +22,13 @@ pub struct CallResource {
     /// Call this tool (JSON-RPC `tools/call`) instead of `initialize`.
     #[serde(default)]
     pub tool: Option<String>,
+    /// Send this JSON-RPC method (with empty params) instead, e.g. `ping`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Send this `Origin` header, as a web page of that origin would (a
+    /// header value only; nothing connects to it).
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 impl Act for CallResource {
@@ -33,8 +40,7 @@ impl Act for CallResource {
     );
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.call_resource(&self.resource, self.with_token, self.tool.as_deref())
-            .await
+        run.call_resource(self).await
     }
 
     fn oblige(&self, facts: &Value, _run: &Run<'_>, evidence: &mut Evidence) {
@@ -128,18 +134,17 @@ fn rpc_message(response: &crate::http::Response, id: u64) -> Option<Value> {
 }
 
 impl Run<'_> {
-    async fn call_resource(
-        &mut self,
-        resource: &str,
-        with_token: bool,
-        tool: Option<&str>,
-    ) -> Result<Value, StepError> {
-        let url = self.served_resource_url(resource)?;
-        let body = match tool {
-            Some(tool) => {
+    async fn call_resource(&mut self, call: &CallResource) -> Result<Value, StepError> {
+        let with_token = call.with_token;
+        let url = self.served_resource_url(&call.resource)?;
+        let body = match (&call.tool, &call.method) {
+            (Some(tool), _) => {
                 json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": self.text(tool)?, "arguments": {}}})
             }
-            None => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            (None, Some(method)) => {
+                json!({"jsonrpc": "2.0", "id": 3, "method": self.text(method)?, "params": {}})
+            }
+            (None, None) => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                 "protocolVersion": "2025-11-25",
                 "capabilities": {},
                 "clientInfo": {"name": "conform", "version": env!("CARGO_PKG_VERSION")}
@@ -151,6 +156,9 @@ impl Run<'_> {
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-11-25")
             .json(&body);
+        if let Some(origin) = &call.origin {
+            request = request.header("origin", self.text(origin)?);
+        }
         if with_token {
             let token = self
                 .client

@@ -19,6 +19,7 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::params::Params;
 use crate::store::console::SessionRecord;
+use crate::web_guard::{read_cookie, same_origin, SameSite};
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "hub_console";
@@ -31,38 +32,10 @@ const LOGIN_FORM_TTL: i64 = 600;
 /// Largest console form the guard reads (the hub's body limit is the same).
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// A valid argon2id hash of a random string: unknown usernames are checked
-/// against it, so a sign-in takes as long whether or not the name exists.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$zclI6qiSM9kxTfDrR0v2qA$u0QbcIOw7AxszGeoXbdw+Qx0DEWPjnpCZMRXJ2k5OvI";
-
-/// The value of one cookie of the request.
-fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
-}
-
 /// A console cookie: HttpOnly, SameSite=Strict, only under /console, and
 /// Secure when the hub's public URL is https.
 fn cookie(hub: &Hub, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let secure = if hub.base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let max_age = max_age
-        .map(|s| format!("; Max-Age={s}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={PREFIX}; HttpOnly; SameSite=Strict{secure}{max_age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    crate::web_guard::cookie(hub, name, value, PREFIX, SameSite::Strict, max_age)
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -92,34 +65,6 @@ async fn session_from(hub: &Hub, headers: &HeaderMap) -> Result<Option<Session>,
         csrf: r.csrf,
         expires_at: r.expires_at,
     }))
-}
-
-/// Whether a state-changing request comes from the console's own pages:
-/// `Sec-Fetch-Site` must be `same-origin` (or `none`, typed by the user) and
-/// `Origin` the hub's origin or the origin the request was addressed to.
-/// Headers a browser did not send are not required (curl, tests); the CSRF
-/// token is.
-fn same_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), &'static str> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return Err("The request came from another site");
-        }
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("null");
-    if origin.eq_ignore_ascii_case(&hub.base_url) {
-        return Ok(());
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    match (authority, host) {
-        (Some(a), Some(h)) if a.eq_ignore_ascii_case(h) => Ok(()),
-        _ => Err("The request's Origin is not this hub"),
-    }
 }
 
 /// Every console request: loads the session, checks POSTs (same origin, CSRF
@@ -310,12 +255,47 @@ pub(crate) async fn login_submit(
     let field = |name: &str| params.text(name);
     let (username, password) = (field("username"), field("password"));
     let next = next_or_home(Some(&field("next")));
-    let source = hub.source_address(peer.ip(), &headers).to_string();
+    let source_ip = hub.source_address(peer.ip(), &headers);
+    let source = source_ip.to_string();
+    // Administrators share the sign-in back-off, under names of their own.
+    let account = format!("console:{username}");
+    let now = hub.clock.now();
+    if !hub.faults.on(crate::fault::Fault::NoSignInThrottle) {
+        if let crate::lockout::Gate::Closed { retry_after } =
+            hub.signin_guard.gate(&account, source_ip, now)
+        {
+            hub.audit(
+                AuditEvent::new("admin.login", Outcome::Failure)
+                    .actor("admin", None)
+                    .source_ip(source)
+                    .reason(format!(
+                        "console sign-in refused: too many failed sign-ins, password not checked, retry in {retry_after} s"
+                    )),
+            )
+            .await?;
+            return login_page(
+                &hub,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                Some(&format!(
+                    "Too many failed sign-ins. Try again in {retry_after} seconds."
+                )),
+                None,
+            );
+        }
+    }
     let stored = hub.store.admin_password_hash(&username).await?;
-    let verified =
-        crate::credentials::verify_secret(&password, stored.as_deref().unwrap_or(DUMMY_HASH))
-            .await?
-            && stored.is_some();
+    let verified = crate::credentials::verify_secret(
+        &password,
+        stored.as_deref().unwrap_or(crate::credentials::DUMMY_HASH),
+    )
+    .await?
+        && stored.is_some();
+    if verified {
+        hub.signin_guard.succeeded(&account);
+    } else {
+        hub.signin_guard.failed(&account, source_ip, now);
+    }
     if !verified {
         // An unknown name is not recorded: it could be a password typed in the wrong field.
         let (actor, reason) = match stored {
@@ -399,18 +379,6 @@ mod tests {
         assert!(!same_secret("abd", "abc"));
         assert!(!same_secret("ab", "abc"));
         assert!(!same_secret("", ""));
-    }
-
-    #[test]
-    fn cookies_are_read_by_exact_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("hub_console_login=a; hub_console=b"),
-        );
-        assert_eq!(read_cookie(&headers, SESSION_COOKIE), Some("b"));
-        assert_eq!(read_cookie(&headers, LOGIN_COOKIE), Some("a"));
-        assert_eq!(read_cookie(&headers, "other"), None);
     }
 
     #[test]

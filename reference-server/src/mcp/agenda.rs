@@ -28,6 +28,8 @@ pub async fn router(
         jwks_uri: hub.endpoint("/jwks.json"),
         token_endpoint: hub.endpoint("/token"),
         audit_endpoint: hub.endpoint("/audit/tool-executions"),
+        introspection_endpoint: Some(hub.endpoint("/introspect")),
+        allowed_origins: Vec::new(),
         client_id: settings.client_id.clone(),
         client_secret: settings.client_secret.clone(),
         connection: settings.connection.clone(),
@@ -35,6 +37,10 @@ pub async fn router(
         faults: demo::agenda::AgendaFaults {
             token_passthrough: hub.faults.on(crate::fault::Fault::McpTokenPassthrough),
             skip_tool_scope: hub.faults.on(crate::fault::Fault::AgendaSkipToolScope),
+            ignore_origin: hub.faults.on(crate::fault::Fault::McpIgnoresOrigin),
+            accept_revoked: hub
+                .faults
+                .on(crate::fault::Fault::AgendaAcceptsRevokedToken),
         },
     };
     Ok((server.path, demo::agenda::router(config)))

@@ -1,6 +1,7 @@
 //! A minimal protected MCP endpoint for the demo MCP servers: it validates
 //! bearer tokens as a resource server must (RFC 9068 §4, RFC 6750 §3) and
-//! answers a small JSON-RPC subset (`initialize`, `tools/list`, `tools/call`).
+//! answers a small JSON-RPC subset (`initialize`, `ping`, `tools/list`,
+//! `tools/call`), refusing requests from a foreign `Origin`.
 
 use std::sync::Arc;
 
@@ -64,6 +65,17 @@ pub async fn mcp_endpoint(
     let Some(server) = hub.store.mcp_server_by_path(uri.path()).await? else {
         return Ok((StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response());
     };
+    // MCP transports (Streamable HTTP, Security Warning): a page of another
+    // origin must not reach this server through a rebound DNS name.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let own = origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&hub.base_url));
+        if !own && !hub.faults.on(Fault::McpIgnoresOrigin) {
+            let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "the request's Origin is not allowed"}});
+            return Ok((StatusCode::FORBIDDEN, Json(body)).into_response());
+        }
+    }
     let all_scopes = server.scopes.join(" ");
     let token = headers
         .get(header::AUTHORIZATION)
@@ -83,7 +95,16 @@ pub async fn mcp_endpoint(
     };
     let own_url = hub.resource_url(&server);
     let audience = (!hub.faults.on(Fault::RsSkipAudCheck)).then_some(own_url.as_str());
-    let claims = match hub.validate_access_token(token.trim(), audience).await {
+    let validated = match hub.validate_access_token(token.trim(), audience).await {
+        // The fault: a revoked token is taken on its signature alone.
+        Err(OAuthError::InvalidToken(why))
+            if why.contains("revoked") && hub.faults.on(Fault::RsAcceptsRevokedToken) =>
+        {
+            hub.verify_access_token(token.trim()).await
+        }
+        other => other,
+    };
+    let claims = match validated {
         Ok(claims) => claims,
         Err(err) => {
             return Ok(challenge(
@@ -106,6 +127,8 @@ pub async fn mcp_endpoint(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let result = match method {
+        // MCP ping: the receiver MUST respond promptly with an empty response.
+        "ping" if !hub.faults.on(Fault::McpPingUnanswered) => json!({}),
         "initialize" => json!({
             "protocolVersion": "2025-11-25",
             "capabilities": {"tools": {}},

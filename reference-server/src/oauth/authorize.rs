@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use url::Url;
 
 use crate::audit::event::{AuditEvent, Outcome};
+use crate::credentials::SignIn;
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::hub::Hub;
@@ -189,6 +190,7 @@ async fn authorize_inner(
                 code_challenge,
                 correlation_id: crate::random::id("flow"),
                 user_id: None,
+                session_hash: None,
                 expires_at: now + i64::from(hub.config.request_ttl),
                 completed: false,
             };
@@ -329,15 +331,15 @@ fn login_page(
     request: &AuthorizationRequest,
     client: &Client,
     resource_name: &str,
-    error: Option<&str>,
+    error: Option<(StatusCode, &str)>,
 ) -> Result<Response, HubError> {
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
     render(
         &hub.pages,
-        if error.is_some() {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::OK
-        },
+        status,
         "login.html",
         context! {
             action => hub.endpoint("/login"),
@@ -365,19 +367,23 @@ pub async fn login_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
 pub async fn login_submit(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): Peer,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let result = async {
+        crate::web_guard::same_origin(&hub, &headers)
+            .map_err(|why| OAuthError::AccessDenied(why.into()))?;
         let params = Params::parse(&body)?;
         let (request, client) = open_request(&hub, &params).await?;
-        let user = crate::credentials::sign_in(&hub, &params).await?;
+        let source = hub.source_address(peer.ip(), &headers);
+        let user = crate::credentials::sign_in(&hub, &params, source).await?;
         let event = AuditEvent::new("user.login", Outcome::Success)
             .client(client.client_id.clone())
             .resource(request.resource.clone())
             .correlation(request.correlation_id.clone())
-            .source_ip(peer.ip().to_string());
-        match user {
-            Some(user) => {
+            .source_ip(source.to_string());
+        let refusal = match user {
+            SignIn::User(user) => {
                 hub.audit(
                     event
                         .actor("user", user.id.clone())
@@ -385,34 +391,51 @@ pub async fn login_submit(
                         .tenant(user.primary_tenant().map(str::to_owned)),
                 )
                 .await?;
-                hub.store.set_request_user(&request.id, &user.id).await?;
-                Ok(Redirect::to(&format!(
+                let (session_hash, set_cookie) =
+                    crate::oauth::signin::start(&hub, &user.id).await?;
+                hub.store
+                    .set_request_user(&request.id, &user.id, Some(&session_hash))
+                    .await?;
+                let mut response = Redirect::to(&format!(
                     "{}?request={}",
                     hub.endpoint("/consent"),
                     request.id
                 ))
-                .into_response())
+                .into_response();
+                response
+                    .headers_mut()
+                    .append(axum::http::header::SET_COOKIE, set_cookie);
+                return Ok(response);
             }
-            None => {
-                hub.audit(
-                    AuditEvent {
-                        outcome: Outcome::Failure.as_str().into(),
-                        ..event
-                    }
-                    .actor("anonymous", None)
-                    .reason("wrong username or password"),
-                )
-                .await?;
-                let name = resource_name(&hub, &request.resource).await?;
-                Ok::<_, OAuthError>(login_page(
-                    &hub,
-                    &request,
-                    &client,
-                    &name,
-                    Some("Wrong username or password."),
-                )?)
+            SignIn::Refused => (
+                "wrong username or password".to_owned(),
+                StatusCode::UNAUTHORIZED,
+                "Wrong username or password.".to_owned(),
+            ),
+            SignIn::Throttled { retry_after } => (
+                format!("too many failed sign-ins: password not checked, retry in {retry_after} s"),
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed sign-ins. Try again in {retry_after} seconds."),
+            ),
+        };
+        let (reason, status, message) = refusal;
+        hub.audit(
+            AuditEvent {
+                outcome: Outcome::Failure.as_str().into(),
+                ..event
             }
-        }
+            .actor("anonymous", None)
+            .reason(reason),
+        )
+        .await?;
+        let name = resource_name(&hub, &request.resource).await?;
+        Ok::<_, OAuthError>(login_page(
+            &hub,
+            &request,
+            &client,
+            &name,
+            Some((status, &message)),
+        )?)
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub.pages, &err))
@@ -445,11 +468,13 @@ async fn prior_consent(
 pub async fn consent_form(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): Peer,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let result = async {
         let params = Params::from_query(uri.query())?;
         let (request, client) = open_request(&hub, &params).await?;
+        crate::oauth::signin::require_same_browser(&hub, &headers, &request).await?;
         let user_id = request
             .user_id
             .clone()
@@ -512,11 +537,15 @@ pub async fn consent_form(
 pub async fn consent_submit(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): Peer,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let result = async {
+        crate::web_guard::same_origin(&hub, &headers)
+            .map_err(|why| OAuthError::AccessDenied(why.into()))?;
         let params = Params::parse(&body)?;
         let (request, client) = open_request(&hub, &params).await?;
+        crate::oauth::signin::require_same_browser(&hub, &headers, &request).await?;
         let user_id = request
             .user_id
             .clone()

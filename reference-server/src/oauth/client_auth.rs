@@ -108,7 +108,13 @@ pub(crate) async fn authenticate(
         ),
     };
     let unknown = || OAuthError::InvalidClient("client authentication failed".into());
-    let client = hub.store.client(&client_id).await?.ok_or_else(unknown)?;
+    let Some(client) = hub.store.client(&client_id).await? else {
+        // As long as a wrong secret for a known client: no enumeration by timing.
+        if let Some(secret) = &secret {
+            crate::credentials::verify_secret(secret, crate::credentials::DUMMY_HASH).await?;
+        }
+        return Err(unknown());
+    };
     match (client.token_endpoint_auth_method, secret) {
         (AuthMethod::None, None) => Ok(Caller {
             client,

@@ -11,4 +11,5 @@ pub mod metadata;
 pub mod redirect_uri;
 pub mod registration;
 pub mod revocation;
+pub mod signin;
 pub mod token;

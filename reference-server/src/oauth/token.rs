@@ -752,19 +752,61 @@ async fn token_exchange(
 
 /// Stores a new refresh token of `template`'s family and grant; returns the token.
 async fn issue_refresh_token(hub: &Hub, template: &RefreshToken) -> Result<String, OAuthError> {
+    let (token, stored) = successor(hub, template);
+    hub.store
+        .insert_refresh_token(&stored, hub.clock.now())
+        .await?;
+    Ok(token)
+}
+
+/// A new refresh token of the same grant as `template`, and its stored form.
+fn successor(hub: &Hub, template: &RefreshToken) -> (String, RefreshToken) {
     let token = crate::random::secret();
-    let now = hub.clock.now();
     let stored = RefreshToken {
         token_hash: crate::random::sha256_b64url(&token),
-        expires_at: now + i64::from(hub.config.refresh_token_ttl),
+        expires_at: hub.clock.now() + i64::from(hub.config.refresh_token_ttl),
         ..template.clone()
     };
-    hub.store.insert_refresh_token(&stored, now).await?;
-    Ok(token)
+    (token, stored)
+}
+
+/// A rotated refresh token came back: someone holds a copy. The whole family
+/// is revoked (RFC 9700 §4.14.2), and the refusal says so.
+async fn refresh_reused(
+    hub: &Hub,
+    caller: &crate::oauth::client_auth::Caller,
+    stored: &RefreshToken,
+    now: i64,
+) -> Result<OAuthError, OAuthError> {
+    if !hub.faults.on(Fault::RefreshReuseKeepsFamily) {
+        let revoked = hub
+            .store
+            .revoke_refresh_family(&stored.family_id, now)
+            .await?;
+        hub.audit(
+            AuditEvent::new("token.revoked", Outcome::Success)
+                .actor("client", caller.client.client_id.clone())
+                .user(stored.user_id.clone())
+                .tenant(stored.tenant.clone())
+                .client(caller.client.client_id.clone())
+                .resource(stored.resource.clone())
+                .reason(format!(
+                    "refresh token reuse detected: revoked {revoked} live token(s) of family {}",
+                    stored.family_id
+                )),
+        )
+        .await?;
+    }
+    Ok(OAuthError::InvalidGrant(
+        "the refresh token was already used; its family is revoked".into(),
+    ))
 }
 
 /// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2): every
 /// refresh rotates the token; presenting a rotated one revokes the family.
+/// The request is validated in full before anything is written, and the
+/// rotation is one transaction, so a refused refresh (a widened scope, a
+/// wrong resource) or a crash leaves the presented token usable.
 async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issued, OAuthError> {
     let caller = authenticate(hub, headers, params).await?;
     let presented = params.require("refresh_token")?;
@@ -786,30 +828,12 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
         return Err(invalid("the refresh token has expired"));
     }
     let rotate = !hub.faults.on(Fault::NoRefreshRotation);
-    if rotate && !hub.store.rotate_refresh_token(&hash, now).await? {
-        // A rotated token came back: someone holds a copy. Revoke the whole family.
-        if !hub.faults.on(Fault::RefreshReuseKeepsFamily) {
-            let revoked = hub
-                .store
-                .revoke_refresh_family(&stored.family_id, now)
-                .await?;
-            hub.audit(
-                AuditEvent::new("token.revoked", Outcome::Success)
-                    .actor("client", caller.client.client_id.clone())
-                    .user(stored.user_id.clone())
-                    .tenant(stored.tenant.clone())
-                    .client(caller.client.client_id.clone())
-                    .resource(stored.resource.clone())
-                    .reason(format!(
-                        "refresh token reuse detected: revoked {revoked} live token(s) of family {}",
-                        stored.family_id
-                    )),
-            )
-            .await?;
-        }
-        return Err(invalid(
-            "the refresh token was already used; its family is revoked",
-        ));
+    // The fault: use the token up before the request is known to be good.
+    let rotate_first = rotate && hub.faults.on(Fault::RefusedRefreshRotates);
+    if (rotate_first && !hub.store.rotate_refresh_token(&hash, now).await?)
+        || (rotate && !rotate_first && stored.rotated)
+    {
+        return Err(refresh_reused(hub, &caller, &stored, now).await?);
     }
     let requested = split_scopes(params.get("scope")?);
     let scopes = if requested.is_empty() {
@@ -850,9 +874,16 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
             act: None,
         })
         .await?;
-    let refresh_token = if rotate {
-        // The new token keeps the original grant: narrowing applies to this access token only.
+    // The new token keeps the original grant: narrowing applies to this access token only.
+    let refresh_token = if rotate_first {
         issue_refresh_token(hub, &stored).await?
+    } else if rotate {
+        let (token, next) = successor(hub, &stored);
+        if !hub.store.rotate_refresh_token_to(&hash, &next, now).await? {
+            // Used concurrently by another request: a copy is in other hands.
+            return Err(refresh_reused(hub, &caller, &stored, now).await?);
+        }
+        token
     } else {
         presented.to_owned()
     };

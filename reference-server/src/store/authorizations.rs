@@ -20,6 +20,9 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
     pub correlation_id: String,
     pub user_id: Option<String>,
+    /// The digest of the sign-in session that signed in for this request:
+    /// only that browser may see its consent page and decide it.
+    pub session_hash: Option<String>,
     pub expires_at: i64,
     pub completed: bool,
 }
@@ -85,18 +88,68 @@ impl Store {
             code_challenge: row.try_get("code_challenge")?,
             correlation_id: row.try_get("correlation_id")?,
             user_id: row.try_get("user_id")?,
+            session_hash: row.try_get("session_hash")?,
             expires_at: row.try_get("expires_at")?,
             completed: row.try_get::<i64, _>("completed")? != 0,
         }))
     }
 
-    pub async fn set_request_user(&self, id: &str, user_id: &str) -> Result<(), HubError> {
-        sqlx::query("UPDATE authorization_requests SET user_id = ? WHERE id = ? AND completed = 0")
-            .bind(user_id)
-            .bind(id)
+    /// Records who signed in for a pending request, and with which sign-in
+    /// session (none when the control API decided it).
+    pub async fn set_request_user(
+        &self,
+        id: &str,
+        user_id: &str,
+        session_hash: Option<&str>,
+    ) -> Result<(), HubError> {
+        sqlx::query(
+            "UPDATE authorization_requests SET user_id = ?, session_hash = ? WHERE id = ? AND completed = 0",
+        )
+        .bind(user_id)
+        .bind(session_hash)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a sign-in session, known by the digest of its cookie value.
+    pub async fn insert_signin_session(
+        &self,
+        id_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), HubError> {
+        sqlx::query("DELETE FROM signin_sessions WHERE expires_at <= ?")
+            .bind(now)
             .execute(&self.pool)
             .await?;
+        sqlx::query(
+            "INSERT INTO signin_sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// The user of a live sign-in session, by the digest of its cookie value.
+    pub async fn signin_session_user(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, HubError> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM signin_sessions WHERE id_hash = ? AND expires_at > ?",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Marks a request decided; false when it already was (a double submit).

@@ -79,6 +79,47 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Rotates a refresh token to its successor in one transaction: the old
+    /// one is marked used and the new one stored together, or neither (a
+    /// crash in between leaves the old token live). False, with nothing
+    /// written, when the old one was already used or revoked (a replay).
+    pub async fn rotate_refresh_token_to(
+        &self,
+        token_hash: &str,
+        successor: &RefreshToken,
+        now: i64,
+    ) -> Result<bool, HubError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, tenant, resource, scopes,
+               issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&successor.token_hash)
+        .bind(&successor.family_id)
+        .bind(&successor.client_id)
+        .bind(&successor.user_id)
+        .bind(&successor.tenant)
+        .bind(&successor.resource)
+        .bind(to_json(&successor.scopes))
+        .bind(now)
+        .bind(successor.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Revokes every refresh token of a family; returns how many were still live.
     pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<u64, HubError> {
         let done = sqlx::query(

@@ -31,19 +31,16 @@ fn redirect_uri(hub: &Hub, connection_id: &str) -> String {
     hub.endpoint(&format!("/connections/{connection_id}/callback"))
 }
 
-fn provider_client(
-    hub: &Hub,
-    connection: &Connection,
-) -> Result<
-    BasicClient<
-        oauth2::EndpointSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointSet,
-    >,
-    OAuthError,
-> {
+/// The hub as a provider's OAuth client: authorization and token endpoints set.
+type ProviderClient = BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn provider_client(hub: &Hub, connection: &Connection) -> Result<ProviderClient, OAuthError> {
     let unusable = || {
         OAuthError::InvalidRequest(format!(
             "connection {} cannot be connected in a browser: it needs an authorization and a token endpoint",
@@ -120,61 +117,89 @@ pub async fn connect_submit(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
+        // A foreign page must not bind its author's provider account to the
+        // user who signs in here (RFC 6749 §10.12).
+        if !hub.faults.on(Fault::ConnectAcceptsForeignOrigin) {
+            crate::web_guard::same_origin(&hub, &headers)
+                .map_err(|why| OAuthError::AccessDenied(why.into()))?;
+        }
         let connection = oauth2_connection(&hub, &id).await?;
         let client = provider_client(&hub, &connection)?;
         let params = Params::parse(&body)?;
-        let Some(user) = crate::credentials::sign_in(&hub, &params).await? else {
-            hub.audit(
-                AuditEvent::new("user.login", Outcome::Failure)
-                    .actor("user", None)
-                    .resource(connection.resource())
-                    .source_ip(peer.ip().to_string())
-                    .reason("unknown user or wrong password"),
-            )
-            .await?;
-            return Ok(connect_page(
-                &hub,
-                &connection,
-                Some("Unknown user or wrong password."),
+        let source = hub.source_address(peer.ip(), &headers);
+        let (reason, message, status) = match crate::credentials::sign_in(&hub, &params, source)
+            .await?
+        {
+            crate::credentials::SignIn::User(user) => {
+                return connect_signed_in(&hub, &connection, &client, user, source).await
+            }
+            crate::credentials::SignIn::Refused => (
+                "unknown user or wrong password".to_owned(),
+                "Unknown user or wrong password.".to_owned(),
                 StatusCode::UNAUTHORIZED,
-            ));
+            ),
+            crate::credentials::SignIn::Throttled { retry_after } => (
+                format!("too many failed sign-ins: password not checked, retry in {retry_after} s"),
+                format!("Too many failed sign-ins. Try again in {retry_after} seconds."),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
         };
         hub.audit(
-            AuditEvent::new("user.login", Outcome::Success)
-                .actor("user", user.id.clone())
-                .user(user.id.clone())
-                .tenant(user.primary_tenant().map(str::to_owned))
+            AuditEvent::new("user.login", Outcome::Failure)
+                .actor("user", None)
                 .resource(connection.resource())
-                .source_ip(peer.ip().to_string()),
+                .source_ip(source.to_string())
+                .reason(reason),
         )
         .await?;
-        let mut request = client
-            .authorize_url(CsrfToken::new_random)
-            .add_scopes(connection.scopes.iter().cloned().map(Scope::new));
-        let mut verifier = None;
-        if !hub.faults.on(Fault::ConnectWithoutPkce) {
-            let (challenge, v) = PkceCodeChallenge::new_random_sha256();
-            request = request.set_pkce_challenge(challenge);
-            verifier = Some(v.secret().clone());
-        }
-        let (url, state) = request.url();
-        hub.pending_connects.push(
-            PendingConnect {
-                state: state.secret().clone(),
-                verifier,
-                user_id: user.id.clone(),
-                connection_id: connection.id.clone(),
-                created_at: hub.clock.now(),
-            },
-            hub.clock.now(),
-        );
-        Ok::<_, OAuthError>(Redirect::to(url.as_str()).into_response())
+        Ok(connect_page(&hub, &connection, Some(&message), status))
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub.pages, &err))
+}
+
+/// The user signed in at the connect form: off to the provider, with PKCE and a fresh state.
+async fn connect_signed_in(
+    hub: &Hub,
+    connection: &Connection,
+    client: &ProviderClient,
+    user: crate::model::User,
+    source: std::net::IpAddr,
+) -> Result<Response, OAuthError> {
+    hub.audit(
+        AuditEvent::new("user.login", Outcome::Success)
+            .actor("user", user.id.clone())
+            .user(user.id.clone())
+            .tenant(user.primary_tenant().map(str::to_owned))
+            .resource(connection.resource())
+            .source_ip(source.to_string()),
+    )
+    .await?;
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(connection.scopes.iter().cloned().map(Scope::new));
+    let mut verifier = None;
+    if !hub.faults.on(Fault::ConnectWithoutPkce) {
+        let (challenge, v) = PkceCodeChallenge::new_random_sha256();
+        request = request.set_pkce_challenge(challenge);
+        verifier = Some(v.secret().clone());
+    }
+    let (url, state) = request.url();
+    hub.pending_connects.push(
+        PendingConnect {
+            state: state.secret().clone(),
+            verifier,
+            user_id: user.id.clone(),
+            connection_id: connection.id.clone(),
+            created_at: hub.clock.now(),
+        },
+        hub.clock.now(),
+    );
+    Ok(Redirect::to(url.as_str()).into_response())
 }
 
 #[derive(Debug, Deserialize)]
