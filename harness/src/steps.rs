@@ -28,6 +28,7 @@ pub mod cimd;
 pub mod connect;
 pub mod connections;
 pub mod control;
+pub mod cors;
 pub mod discovery;
 pub mod registration;
 pub mod resource;

@@ -3,16 +3,19 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderName, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{middleware, Json, Router};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::admin;
 use crate::control;
+use crate::fault::Fault;
 use crate::hub::{Hub, ISSUER_PATH};
 use crate::mcp::resource;
 use crate::oauth::authorize;
@@ -25,10 +28,46 @@ use crate::vault::connections;
 
 /// Largest request body the hub reads: registrations and forms are small.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest a request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// CORS (Fetch standard) for the endpoints a browser-based client calls
+/// directly: token, registration, revocation, introspection, metadata, JWKS
+/// and resource metadata (RFC 9700 §2.6 allows it there; the browser-based
+/// apps BCP asks for it). Any origin may read the answers: none of these
+/// endpoints uses cookies, so no credentials are allowed. Never on the
+/// authorization endpoint, the sign-in and consent pages or the console,
+/// which are only ever navigated to (RFC 9700 §2.6: CORS MUST NOT be
+/// supported at the authorization endpoint).
+fn browser_callable(route: MethodRouter<Arc<Hub>>, hub: &Hub) -> MethodRouter<Arc<Hub>> {
+    if hub.faults.on(Fault::NoCors) {
+        return route;
+    }
+    route.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::any())
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("mcp-protocol-version"),
+            ])
+            .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
 
 pub fn router(hub: Arc<Hub>) -> Router {
+    let cors = |route| browser_callable(route, &hub);
+    // The fault: the authorization endpoint answers preflights too.
+    let authorization_endpoint = if hub.faults.on(Fault::CorsOnAuthorize) {
+        cors(get(authorize::authorize))
+    } else {
+        get(authorize::authorize)
+    };
     let oauth = Router::new()
-        .route("/authorize", get(authorize::authorize))
+        .route("/authorize", authorization_endpoint)
         .route(
             "/login",
             get(authorize::login_form).post(authorize::login_submit),
@@ -37,15 +76,15 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/consent",
             get(authorize::consent_form).post(authorize::consent_submit),
         )
-        .route("/token", post(token::token))
-        .route("/register", post(registration::register))
-        .route("/revoke", post(revocation::revoke))
-        .route("/introspect", post(revocation::introspect))
+        .route("/token", cors(post(token::token)))
+        .route("/register", cors(post(registration::register)))
+        .route("/revoke", cors(post(revocation::revoke)))
+        .route("/introspect", cors(post(revocation::introspect)))
         .route(
             "/audit/tool-executions",
             post(resource::report_tool_execution),
         )
-        .route("/jwks.json", get(metadata::jwks))
+        .route("/jwks.json", cors(get(metadata::jwks)))
         .route(
             "/connections/{id}/connect",
             get(connect::connect_form).post(connect::connect_submit),
@@ -53,22 +92,22 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/connections/{id}/callback", get(connect::callback))
         .route(
             "/.well-known/openid-configuration",
-            get(metadata::authorization_server_metadata),
+            cors(get(metadata::authorization_server_metadata)),
         );
 
     let mut app = Router::new()
         .route("/", get(index))
         .route(
             &format!("/.well-known/oauth-authorization-server{ISSUER_PATH}"),
-            get(metadata::authorization_server_metadata),
+            cors(get(metadata::authorization_server_metadata)),
         )
         .route(
             &format!("/.well-known/openid-configuration{ISSUER_PATH}"),
-            get(metadata::authorization_server_metadata),
+            cors(get(metadata::authorization_server_metadata)),
         )
         .route(
             "/.well-known/oauth-protected-resource/{*path}",
-            get(metadata::protected_resource_metadata),
+            cors(get(metadata::protected_resource_metadata)),
         )
         .nest(ISSUER_PATH, oauth)
         .nest(
@@ -133,6 +172,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
     }
 
     app.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // A client that announces a body and sends it slowly, or never, is cut off.
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(middleware::from_fn(oversized_body_as_oauth_error))
         // Spans carry the path only: query strings can hold request handles.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

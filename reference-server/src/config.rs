@@ -59,6 +59,8 @@ pub struct HubConfig {
     pub faults: Faults,
     /// Compliant alternative answers (see [`crate::variant`]).
     pub variants: Variants,
+    /// Connections at once and header-read timeout (see [`crate::serve`]).
+    pub limits: crate::serve::Limits,
 }
 
 impl Default for HubConfig {
@@ -88,6 +90,7 @@ impl Default for HubConfig {
             demo_provider_url: None,
             faults: Faults::default(),
             variants: Variants::default(),
+            limits: crate::serve::Limits::default(),
         }
     }
 }

@@ -23,6 +23,10 @@ switches! {
     WrongResourceInPrm => "wrong-resource-in-prm",
     /// The MCP endpoints (the demo ones and the Agenda server) answer requests from any `Origin` (MCP transports, Streamable HTTP security warning).
     McpIgnoresOrigin => "mcp-ignores-origin",
+    /// No endpoint answers CORS: browser-based clients cannot call the token, registration or metadata endpoints (RFC 9700 §2.6).
+    NoCors => "no-cors",
+    /// The authorization endpoint answers CORS preflights (RFC 9700 §2.6: MUST NOT).
+    CorsOnAuthorize => "cors-on-authorize",
     /// The demo MCP endpoints answer `ping` with "method not found" (MCP ping utility).
     McpPingUnanswered => "mcp-ping-unanswered",
     /// The demo MCP endpoints accept a revoked access token until it expires (MCP authorization, Token Handling; RFC 7009 §2.1).
@@ -203,6 +207,8 @@ switches! {
     CimdCacheErrors => "cimd-cache-errors",
     /// client_id URLs on special-use addresses are fetched (CIMD security considerations, SSRF).
     CimdNoSsrfGuard => "cimd-no-ssrf-guard",
+    /// The SSRF guard lets an IPv4-mapped IPv6 address (`[::ffff:127.0.0.2]`) through (CIMD draft-01 §6.5).
+    CimdSsrfMissesIpv4Mapped => "cimd-ssrf-misses-ipv4-mapped",
     /// Client secrets are not verified at the token endpoint (RFC 6749 §2.3.1).
     SkipClientSecretVerify => "skip-client-secret-verify",
     /// An invalid_client answer of the token endpoint carries no WWW-Authenticate challenge, even to a client that used HTTP Basic (RFC 6749 §5.2).

@@ -26,6 +26,7 @@ pub mod params;
 pub mod policy;
 pub mod random;
 pub mod seed;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod switch;

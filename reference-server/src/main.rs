@@ -104,6 +104,12 @@ struct Args {
     /// Switch on a named fault (repeatable); see --list-faults.
     #[arg(long = "fault", env = "HUB_FAULTS", value_delimiter = ',')]
     faults: Vec<Fault>,
+    /// Connections served at once; more are closed on arrival.
+    #[arg(long, env = "HUB_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, or idle between requests.
+    #[arg(long, env = "HUB_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
     /// Print the known faults and exit.
     #[arg(long)]
     list_faults: bool,
@@ -125,6 +131,8 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
         )
+        // Colours for a terminal only: a log file or pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args = Args::parse();
     if args.hash_secret {
@@ -187,6 +195,11 @@ async fn main() -> anyhow::Result<()> {
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout.max(1)),
         faults: Faults::new(args.faults),
         variants: Variants::new(args.variants),
+        limits: reference_server::serve::Limits {
+            max_connections: args.max_connections.max(1),
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout.max(1)),
+            ..Default::default()
+        },
         ..HubConfig::default()
     };
     let faults: Vec<_> = config.faults.iter().map(|f| f.name()).collect();

@@ -167,21 +167,13 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         Some(settings) => Some(crate::mcp::agenda::router(&hub, settings).await?),
         None => None,
     };
+    let limits = hub.config.limits;
     let mut router = crate::app::router(hub);
     if let Some((path, agenda)) = agenda {
         router = router.nest_service(&path, agenda);
     }
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let task = tokio::spawn(crate::serve::serve(listener, router, limits, rx));
     Ok(RunningHub {
         local_addr,
         base_url,

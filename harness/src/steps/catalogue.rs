@@ -15,8 +15,8 @@ use super::evidence::Evidence;
 use super::failure::StepError;
 use super::run::Run;
 use super::{
-    admin, agent, agents, authorize, cimd, connect, connections, control, discovery, registration,
-    resource, resource_server, revocation, third_party, token, vault,
+    admin, agent, agents, authorize, cimd, connect, connections, control, cors, discovery,
+    registration, resource, resource_server, revocation, third_party, token, vault,
 };
 
 /// An action's name in scenario files, and its declaration.
@@ -118,6 +118,7 @@ catalogue! {
     "get_connection" => GetConnection(connections::GetConnection),
     "connect" => Connect(connect::Connect),
     "mcp_tool" => McpTool(resource::McpTool),
+    "preflight" => Preflight(cors::Preflight),
 }
 
 /// Steps the engine records that no action performed (a scenario that timed out).

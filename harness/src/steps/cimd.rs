@@ -90,13 +90,18 @@ impl Act for CimdFetchCount {
 pub struct ListenForSsrf {
     #[serde(default = "self_name", rename = "as")]
     pub name: String,
+    /// `ipv4_mapped`: name the (IPv4) probe address in the URL as an
+    /// IPv4-mapped IPv6 address, `[::ffff:127.0.0.2]`, which reaches the
+    /// same listener on a dual-stack host.
+    #[serde(default)]
+    pub form: Option<String>,
 }
 
 impl Act for ListenForSsrf {
     const INFO: ActionInfo = CIMD;
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
-        run.listen_for_ssrf(&self.name).await
+        run.listen_for_ssrf(&self.name, self.form.as_deref()).await
     }
 }
 
@@ -270,7 +275,11 @@ impl Run<'_> {
         Ok(json!({"status": trust["status"], "ok": trust["ok"], "url": url, "trust": trust}))
     }
 
-    async fn listen_for_ssrf(&mut self, name: &str) -> Result<Value, StepError> {
+    async fn listen_for_ssrf(
+        &mut self,
+        name: &str,
+        form: Option<&str>,
+    ) -> Result<Value, StepError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         // Loopback (127.0.0.2 unless the profile names another), but not an
         // address the target runs on or was told to trust.
@@ -293,9 +302,24 @@ impl Run<'_> {
         if let Some((_, old)) = self.cimd.ssrf_probe.replace((count, task)) {
             old.abort();
         }
+        let host = match (form, address) {
+            (None, _) => std::net::SocketAddr::from((address, port)).to_string(),
+            (Some("ipv4_mapped"), std::net::IpAddr::V4(v4)) => {
+                format!("[{}]:{port}", v4.to_ipv6_mapped())
+            }
+            (Some("ipv4_mapped"), std::net::IpAddr::V6(_)) => {
+                return Err(super::failure::undeclared(format!(
+                    "the profile's ssrf_probe_address {address} is IPv6: it has no IPv4-mapped form"
+                )))
+            }
+            (Some(other), _) => {
+                return Err(precondition(format!(
+                    "listen_for_ssrf form `{other}` is not `ipv4_mapped`"
+                )))
+            }
+        };
         let url = format!(
-            "https://{}/clients/{}/{name}.json",
-            std::net::SocketAddr::from((address, port)),
+            "https://{host}/clients/{}/{name}.json",
             crate::random_token()
         );
         self.client.registered.insert(

@@ -10,7 +10,7 @@
 //! * no redirects, only a 200 counts, a 5 KiB cap and short timeouts;
 //! * cached per `Cache-Control: max-age` (at most 24 h); failures never cached.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -39,40 +39,17 @@ pub fn is_metadata_url(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
-/// Special-use ranges that a fetch must never reach (RFC 6890 and friends).
-pub fn is_special_use(ip: IpAddr) -> bool {
+/// Whether the guard refuses `ip` (the special-use registries, see
+/// [`crate::oauth::special_use`]); the fault lets IPv4-mapped IPv6 through.
+fn refused_address(hub: &Hub, ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => is_special_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_special_v4(v4);
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link local
-                || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
-                || s[0] == 0x0064 && s[1] == 0xff9b // NAT64
+        IpAddr::V6(v6)
+            if v6.to_ipv4_mapped().is_some() && hub.faults.on(Fault::CimdSsrfMissesIpv4Mapped) =>
+        {
+            false
         }
+        _ => crate::oauth::special_use::is_special_use(ip),
     }
-}
-
-fn is_special_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || o[0] == 0
-        || (o[0] == 100 && (64..128).contains(&o[1])) // shared address space
-        || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking
-        || o[0] >= 240 // reserved
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
 }
 
 /// Resolves a metadata-document client: from the cache, or by fetching it.
@@ -184,20 +161,25 @@ async fn guarded_get(hub: &Hub, url: &Url, cap: usize) -> Result<(Vec<u8>, i64),
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("agentic-identity-hub/", env!("CARGO_PKG_VERSION")));
     match host {
-        Host::Ipv4(ip) if guard && is_special_use(IpAddr::V4(ip)) => {
+        Host::Ipv4(ip) if guard && refused_address(hub, IpAddr::V4(ip)) => {
             return Err(CimdError::SpecialUseAddress(IpAddr::V4(ip)))
         }
-        Host::Ipv6(ip) if guard && is_special_use(IpAddr::V6(ip)) => {
+        Host::Ipv6(ip) if guard && refused_address(hub, IpAddr::V6(ip)) => {
             return Err(CimdError::SpecialUseAddress(IpAddr::V6(ip)))
         }
         Host::Domain(domain) if guard => {
-            let addrs: Vec<SocketAddr> =
-                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((domain, port)))
-                    .await
-                    .map_err(|_| CimdError::Fetch("name resolution timed out".into()))?
-                    .map_err(|e| CimdError::Fetch(format!("name resolution failed: {e}")))?
-                    .collect();
-            if let Some(bad) = addrs.iter().find(|a| is_special_use(a.ip())) {
+            // `Name.Example.` and `name.example` are one host: look up the
+            // normalized name, and check every address it resolves to.
+            let name = crate::oauth::special_use::normalized_domain(domain);
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::lookup_host((name.as_str(), port)),
+            )
+            .await
+            .map_err(|_| CimdError::Fetch("name resolution timed out".into()))?
+            .map_err(|e| CimdError::Fetch(format!("name resolution failed: {e}")))?
+            .collect();
+            if let Some(bad) = addrs.iter().find(|a| refused_address(hub, a.ip())) {
                 return Err(CimdError::SpecialUseAddress(bad.ip()));
             }
             let first = addrs
@@ -354,31 +336,4 @@ fn validate(hub: &Hub, client_id: &str, doc: &Map<String, Value>) -> Result<Clie
         metadata: Value::Object(doc.clone()),
         created_at: hub.clock.now(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_special_use;
-
-    #[test]
-    fn special_use_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.2",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_special_use(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
-            assert!(!is_special_use(ip.parse().unwrap()), "{ip}");
-        }
-    }
 }

@@ -12,4 +12,5 @@ pub mod redirect_uri;
 pub mod registration;
 pub mod revocation;
 pub mod signin;
+pub mod special_use;
 pub mod token;

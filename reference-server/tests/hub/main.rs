@@ -5,6 +5,8 @@
 mod audit;
 mod console;
 mod control;
+mod listener;
+mod memory;
 mod oauth;
 mod persistence;
 mod policy;
