@@ -182,7 +182,8 @@ impl Run<'_> {
             "status": response.status,
             "www_authenticate": challenge,
             "error": challenge.as_ref().and_then(|c| c.pointer("/params/error")).cloned(),
-            "body": response.json(),
+            // Streamable HTTP may answer in JSON or as Server-Sent Events.
+            "body": body["id"].as_u64().and_then(|id| rpc_message(&response, id)).or_else(|| response.json()),
         }))
     }
 
