@@ -881,6 +881,9 @@ impl Inner {
             "resource": self.config.resource,
             "client_id": claims.client_id,
             "outcome": if failure.is_some() { "failure" } else { "success" },
+            // The hub takes who the tool ran for from this token, not from
+            // the fields above; it is the hub's own token, going back to it.
+            "token": caller.token,
         });
         if claims.sub != claims.client_id {
             event["user"] = json!(claims.sub);

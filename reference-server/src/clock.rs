@@ -5,6 +5,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The earliest moment the test clock may be set to: 2000-01-01T00:00:00Z.
+pub const EARLIEST: i64 = 946_684_800;
+/// The latest: 9999-12-31T23:59:59Z, so that every expiry still fits.
+pub const LATEST: i64 = 253_402_300_799;
+
 /// Wall-clock seconds plus an offset that only the test-mode control API changes.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {

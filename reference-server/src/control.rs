@@ -70,6 +70,24 @@ pub async fn advance_clock(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
     let req: ClockAdvance = json_body(&body)?;
+    // Expiries are computed as now + a TTL: a clock near i64::MAX would
+    // overflow them, and one before 2000 or after 9999 means nothing.
+    let target = match (req.advance_seconds, req.set) {
+        (Some(seconds), None) => Some(hub.clock.now().saturating_add(i64::from(seconds))),
+        (None, Some(at)) => Some(at),
+        _ => None,
+    };
+    if let Some(target) = target {
+        if !(crate::clock::EARLIEST..=crate::clock::LATEST).contains(&target)
+            && !hub.faults.on(crate::fault::Fault::UnboundedTestClock)
+        {
+            return Err(OAuthError::InvalidRequest(format!(
+                "the clock stays between {} and {} (2000-01-01 and 9999-12-31 UTC)",
+                crate::clock::EARLIEST,
+                crate::clock::LATEST
+            )));
+        }
+    }
     let now = match (req.advance_seconds, req.reset, req.set) {
         (Some(seconds), false, None) => hub.clock.advance(seconds),
         (None, true, None) => hub.clock.reset(),

@@ -67,6 +67,8 @@ switches! {
     AcceptInvalidPolicy => "accept-invalid-policy",
     /// The consent page and decision answer anyone holding the request's handle, not only the browser that signed in (RFC 6749 §10.12).
     ConsentWithoutSession => "consent-without-session",
+    /// The test clock can be set to any moment, i64::MAX included (docs/control-api.md).
+    UnboundedTestClock => "unbounded-test-clock",
     /// Sign-in forms check every password, however many wrong ones came before (RFC 6749 §10.10).
     NoSignInThrottle => "no-sign-in-throttle",
     /// Scopes the user unticked on the consent page are granted anyway.

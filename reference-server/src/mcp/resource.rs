@@ -205,6 +205,10 @@ pub struct ToolExecution {
     reason: Option<String>,
     /// The delegation chain of the token the tool ran under.
     act: Option<Value>,
+    /// The access token the tool ran under. When given, the client, user,
+    /// tenant and delegation chain are taken from it (it must be valid for
+    /// the reported resource), not from the report's own fields.
+    token: Option<String>,
 }
 
 /// `POST /oauth/audit/tool-executions`: an MCP server reports a tool it ran,
@@ -224,10 +228,34 @@ pub async fn report_tool_execution(
     }
     let report: ToolExecution = serde_json::from_slice(&body)
         .map_err(|e| OAuthError::InvalidRequest(format!("invalid JSON body: {e}")))?;
-    if hub.server_for_resource(&report.resource).await?.is_none() {
+    let server = hub
+        .server_for_resource(&report.resource)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::InvalidTarget("the resource is not an MCP server this hub protects".into())
+        })?;
+    // A resource server reports for itself only: another server's tools,
+    // clients and users are not its to speak for.
+    if !caller.client.allowed_resources.contains(&server.id) {
         return Err(OAuthError::InvalidTarget(
-            "the resource is not an MCP server this hub protects".into(),
+            "a resource server may report tool executions for its own MCP server only".into(),
         ));
+    }
+    let mut report = report;
+    if let Some(token) = report.token.take() {
+        let claims = hub
+            .validate_access_token(token.trim(), Some(&report.resource))
+            .await
+            .map_err(|e| {
+                OAuthError::InvalidRequest(format!(
+                    "the token the tool ran under is not valid for this resource: {}",
+                    e.description()
+                ))
+            })?;
+        report.user = (claims.sub != claims.client_id).then(|| claims.sub.clone());
+        report.client_id = claims.client_id;
+        report.tenant = claims.tenant;
+        report.act = claims.act;
     }
     let outcome = match report.outcome.as_deref() {
         None | Some("success") => Outcome::Success,

@@ -268,6 +268,11 @@ fn validate(hub: &Hub, client_id: &str, doc: &Map<String, Value>) -> Result<Clie
         .and_then(Value::as_str)
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| invalid("client_name is required"))?;
+    if name.chars().any(crate::oauth::registration::is_disguising) {
+        return Err(invalid(
+            "client_name contains an invisible or direction-changing character",
+        ));
+    }
     let redirect_uris: Vec<String> = doc
         .get("redirect_uris")
         .and_then(Value::as_array)

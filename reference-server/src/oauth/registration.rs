@@ -139,6 +139,14 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
     }
     let name =
         optional_string(&meta, "client_name")?.unwrap_or_else(|| "Unnamed MCP client".into());
+    // Shown on the consent page: a bidirectional override or another
+    // invisible control would let one client's name read as another's.
+    if let Some(c) = name.chars().find(|c| is_disguising(*c)) {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "client_name contains the control character U+{:04X}",
+            u32::from(c)
+        )));
+    }
     if name.chars().count() > 200 {
         return Err(OAuthError::InvalidClientMetadata(
             "client_name is longer than 200 characters".into(),
@@ -258,4 +266,35 @@ pub async fn register(
         Json(response),
     )
         .into_response())
+}
+
+/// Characters that change how a name is shown without being seen: C0 and C1
+/// controls, bidirectional embeddings, overrides and isolates, and the
+/// zero-width and direction marks.
+pub(crate) fn is_disguising(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}'   // zero-width space, joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // isolates
+            | '\u{FEFF}'               // zero-width no-break space
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_disguising;
+
+    #[test]
+    fn names_that_could_disguise_a_client_are_recognised() {
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{200F}', '\u{0007}', '\u{FEFF}', '\n',
+        ] {
+            assert!(is_disguising(c), "U+{:04X}", u32::from(c));
+        }
+        for c in ['a', 'é', '日', ' ', '-', '\u{05D0}'] {
+            assert!(!is_disguising(c), "U+{:04X}", u32::from(c));
+        }
+    }
 }

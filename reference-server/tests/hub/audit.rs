@@ -223,3 +223,47 @@ async fn the_live_audit_feed_streams_events_as_they_are_written() {
     assert_eq!(unauthenticated.status(), 401);
     hub.stop().await;
 }
+
+/// A resource server reports tool executions for its own MCP server only:
+/// the Agenda server's credentials cannot file events for the calendar
+/// server, and a report for its own server must carry a token valid there.
+#[tokio::test]
+async fn a_resource_server_reports_tool_executions_for_itself_only() {
+    let hub = start().await;
+    let report = |resource: String, token: Option<&str>| {
+        let mut body = serde_json::json!({
+            "tool": "calendar_create",
+            "resource": resource,
+            "client_id": "someone-else",
+            "user": "user-bob",
+        });
+        if let Some(token) = token {
+            body["token"] = serde_json::json!(token);
+        }
+        client()
+            .post(format!("{}/audit/tool-executions", hub.issuer))
+            .basic_auth("rs-agenda", Some("rs-agenda-secret"))
+            .json(&body)
+            .send()
+    };
+    let calendar = hub
+        .resources
+        .iter()
+        .find(|(id, _)| id == "calendar")
+        .map(|(_, url)| url.clone())
+        .expect("the calendar server");
+    let agenda = hub
+        .resources
+        .iter()
+        .find(|(id, _)| id == "agenda")
+        .map(|(_, url)| url.clone())
+        .expect("the agenda server");
+    let foreign = report(calendar, None).await.unwrap();
+    assert_eq!(foreign.status(), 400);
+    let body: serde_json::Value = foreign.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_target");
+    let forged = report(agenda, Some("not-a-token")).await.unwrap();
+    assert_eq!(forged.status(), 400);
+    let body: serde_json::Value = forged.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}

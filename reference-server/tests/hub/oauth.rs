@@ -355,3 +355,25 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     untrusting.stop().await;
     trusting.stop().await;
 }
+
+/// A client name with a right-to-left override would read as another
+/// client's on the consent page: refused with invalid_client_metadata.
+#[tokio::test]
+async fn a_client_name_that_could_disguise_the_client_is_refused() {
+    let hub = start().await;
+    for name in [
+        "Calendar \u{202E}ppA",
+        "Cal\u{200B}endar",
+        "Calendar\u{0007}",
+    ] {
+        let answer = client()
+            .post(format!("{}/register", hub.issuer))
+            .json(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{name:?}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client_metadata", "{name:?}");
+    }
+}
