@@ -46,8 +46,6 @@ pub struct Hub {
     pub audit_failing: std::sync::atomic::AtomicBool,
     /// Every audit event as written, for the live feed (Server-Sent Events).
     pub audit_feed: tokio::sync::broadcast::Sender<AuditEvent>,
-    /// The JSON Lines audit file, when configured.
-    pub audit_jsonl: Option<std::sync::Mutex<std::fs::File>>,
     /// The keys Connection secrets are sealed with.
     pub vault: crate::vault::sealing::VaultKeys,
     /// One lock per stored Connection token, so its refresh is single-flight.
@@ -112,7 +110,8 @@ impl Hub {
     /// Records an audit event; the caller's action fails if this fails, so
     /// nothing is ever done unaudited. The event is stamped with the hub's
     /// time and the client's name, trust level and tags as they are now, then
-    /// written to the store, the JSON Lines file (if configured) and the live feed.
+    /// written to the store (the JSON Lines file and the webhook follow it,
+    /// see `audit::jsonl` and `audit::webhook`) and to the live feed.
     pub async fn audit(&self, mut event: AuditEvent) -> Result<(), HubError> {
         use crate::fault::Fault;
         use std::sync::atomic::Ordering;
@@ -139,14 +138,6 @@ impl Hub {
             }
         }
         self.store.append_audit(&event).await?;
-        if let Some(file) = &self.audit_jsonl {
-            use std::io::Write;
-            let line = serde_json::to_string(&event)?;
-            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            writeln!(file, "{line}")
-                .and_then(|_| file.flush())
-                .map_err(|e| HubError::Config(format!("audit JSON Lines file: {e}")))?;
-        }
         // Nobody listening is fine: the live feed is best effort, the store is the record.
         let _ = self.audit_feed.send(event);
         Ok(())

@@ -25,8 +25,8 @@ pub struct RunningHub {
     pub resources: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), std::io::Error>>,
-    /// The audit webhook's delivery task, stopped with the hub.
-    webhook: Option<JoinHandle<()>>,
+    /// The audit delivery tasks (webhook, JSON Lines file), stopped with the hub.
+    deliveries: Vec<JoinHandle<()>>,
 }
 
 impl RunningHub {
@@ -38,8 +38,8 @@ impl RunningHub {
 
     /// Stops serving and waits for in-flight requests to finish.
     pub async fn stop(mut self) {
-        if let Some(webhook) = self.webhook.take() {
-            webhook.abort();
+        for delivery in self.deliveries.drain(..) {
+            delivery.abort();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -51,8 +51,8 @@ impl RunningHub {
 
 impl Drop for RunningHub {
     fn drop(&mut self) {
-        if let Some(webhook) = self.webhook.take() {
-            webhook.abort();
+        for delivery in self.deliveries.drain(..) {
+            delivery.abort();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -108,18 +108,6 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         60,
         config.registration_rate_exempt.clone(),
     );
-    let audit_jsonl = match &config.audit_jsonl {
-        Some(path) => Some(std::sync::Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    HubError::Config(format!("cannot open audit file {}: {e}", path.display()))
-                })?,
-        )),
-        None => None,
-    };
     let hub = Arc::new(Hub {
         cimd,
         registrations,
@@ -127,7 +115,6 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         policy_cache: RwLock::new(None),
         audit_failing: std::sync::atomic::AtomicBool::new(false),
         audit_feed: tokio::sync::broadcast::channel(1024).0,
-        audit_jsonl,
         vault,
         connection_flights: Default::default(),
         provider_http: crate::vault::retrieval::provider_client(config.provider_timeout),
@@ -159,10 +146,13 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         .iter()
         .map(|s| (s.id.clone(), hub.resource_url(s)))
         .collect();
-    let webhook = match hub.config.audit_webhook.clone() {
-        Some(url) => Some(crate::audit::webhook::spawn(hub.clone(), url).await?),
-        None => None,
-    };
+    let mut deliveries = Vec::new();
+    if let Some(url) = hub.config.audit_webhook.clone() {
+        deliveries.push(crate::audit::webhook::spawn(hub.clone(), url).await?);
+    }
+    if let Some(path) = hub.config.audit_jsonl.clone() {
+        deliveries.push(crate::audit::jsonl::spawn(hub.clone(), path).await?);
+    }
     let agenda = match &hub.config.agenda {
         Some(settings) => Some(crate::mcp::agenda::router(&hub, settings).await?),
         None => None,
@@ -181,6 +171,6 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         resources,
         shutdown: Some(tx),
         task,
-        webhook,
+        deliveries,
     })
 }
