@@ -5,6 +5,7 @@
 mod audit;
 mod console;
 mod control;
+mod crash;
 mod listener;
 mod memory;
 mod oauth;

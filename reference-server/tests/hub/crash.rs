@@ -1,0 +1,145 @@
+//! Refresh rotation survives a crash: refresh-token families are created, a
+//! real `hub` process refreshes them all at once and is killed (SIGKILL) in
+//! the middle, and then the database must hold exactly one live refresh
+//! token per family (rotation and storage are one transaction) and an audit
+//! trail whose `seq` has no gap.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use reference_server::store::Database;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::support::*;
+
+const FAMILIES: usize = 24;
+
+/// Starts `hub` on `db` and returns it with its base URL.
+fn hub_process(db: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["--bind", "127.0.0.1:0", "--no-demo", "--database"])
+        .arg(db)
+        .arg("--seed-dir")
+        .arg(seed_dir())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the hub binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut base = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(rest) = line.split("hub listening on ").nth(1) {
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            base = Some(format!("http://{addr}"));
+            break;
+        }
+    }
+    (child, base.expect("the hub says where it listens"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_and_no_audit_gap() {
+    let dir = std::env::temp_dir().join(format!("hub-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("hub.sqlite");
+
+    // The families, made by an in-process hub on the same database.
+    let hub = reference_server::spawn(config(Database::File(db.clone())))
+        .await
+        .expect("hub starts");
+    let registered: Value = client()
+        .post(format!("{}/register", hub.issuer))
+        .json(&serde_json::json!({
+            "redirect_uris": ["http://127.0.0.1:9/cb"],
+            "client_name": "crash",
+            "grant_types": ["authorization_code", "refresh_token"],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    let mut refresh_tokens = Vec::new();
+    for i in 0..FAMILIES {
+        let verifier = format!("crash-verifier-{i:040}");
+        let code = code_for(&hub, &client_id, &verifier).await;
+        let body: Value = redeem(&hub, &code, &client_id, &verifier)
+            .await
+            .json()
+            .await
+            .unwrap();
+        refresh_tokens.push(
+            body["refresh_token"]
+                .as_str()
+                .expect("a refresh token")
+                .to_owned(),
+        );
+    }
+    hub.stop().await;
+
+    // A real process refreshes every family at once and is killed mid-way.
+    let (mut child, base) = hub_process(&db);
+    let http = client();
+    let mut refreshes = Vec::new();
+    for token in &refresh_tokens {
+        let request = http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", client_id.as_str()),
+            ])
+            .send();
+        refreshes.push(tokio::spawn(request));
+    }
+    // Killed as soon as the first refresh is answered: the rest are in flight.
+    let mut answered = 0;
+    for refresh in refreshes {
+        if refresh.await.unwrap().is_ok() {
+            answered += 1;
+            if answered == 1 {
+                child.kill().expect("SIGKILL");
+            }
+        }
+    }
+    let _ = child.wait();
+    assert!(
+        answered < FAMILIES,
+        "the kill came after every refresh: nothing was in flight"
+    );
+
+    // Exactly one live token per family, and no gap in the audit trail.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let families = sqlx::query(
+        "SELECT family_id, SUM(CASE WHEN rotated_at IS NULL AND revoked_at IS NULL THEN 1 ELSE 0 END) AS live
+         FROM refresh_tokens GROUP BY family_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(families.len(), FAMILIES);
+    for family in &families {
+        let live: i64 = family.get("live");
+        let id: String = family.get("family_id");
+        assert_eq!(live, 1, "family {id} has {live} live refresh tokens");
+    }
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM audit_events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let expected: Vec<i64> = (seqs[0]..seqs[0] + seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "the audit seq has a gap");
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
