@@ -117,7 +117,7 @@ pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: Option<&str>) -
 /// What a login form's `username` and `password` came to.
 pub enum SignIn {
     /// The password is right.
-    User(crate::model::User),
+    User(Box<crate::model::User>),
     /// An unknown user or a wrong password, alike.
     Refused,
     /// Too many recent failures for this account or from this address: the
@@ -151,7 +151,7 @@ pub async fn sign_in(
     Ok(match user.filter(|_| verified) {
         Some(user) => {
             hub.signin_guard.succeeded(username);
-            SignIn::User(user)
+            SignIn::User(Box::new(user))
         }
         None => {
             hub.signin_guard.failed(username, source, now);

@@ -175,18 +175,20 @@ async fn agenda_reads_the_calendar_with_the_vault_token_and_reports_it() {
         assert_eq!(get(form, "scope"), scope);
     }
 
-    // The hub heard about both executions, without any token.
+    // The hub heard about both executions. Each report carries the hub's own
+    // token the tool ran under, back to the hub that issued it (which takes
+    // who the tool ran for from it), and never the provider's vault token.
     let reports = setup.audit_reports().await;
     assert_eq!(
         reports[0],
         json!({"tool": "calendar_read", "resource": setup.config.resource, "client_id": "mcp-inspector",
                "user": "user-alice", "tenant": "tenant-acme", "outcome": "success",
-               "act": {"sub": "agent-planner"}})
+               "act": {"sub": "agent-planner"}, "token": token})
     );
     assert_eq!(str_of(&reports[1], "tool"), "calendar_write");
     for report in &reports {
-        let text = report.to_string();
-        assert!(!text.contains(&token) && !text.contains(str_of(&vault, "access_token")));
+        assert_eq!(str_of(report, "token"), token);
+        assert!(!report.to_string().contains(str_of(&vault, "access_token")));
     }
     setup.hub.verify().await;
 }

@@ -135,7 +135,7 @@ pub async fn connect_submit(
             .await?
         {
             crate::credentials::SignIn::User(user) => {
-                return connect_signed_in(&hub, &connection, &client, user, source).await
+                return connect_signed_in(&hub, &connection, &client, *user, source).await
             }
             crate::credentials::SignIn::Refused => (
                 "unknown user or wrong password".to_owned(),

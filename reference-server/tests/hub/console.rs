@@ -323,13 +323,25 @@ async fn console_forms_are_refused_without_the_session_csrf_token_or_from_anothe
         .await
         .unwrap();
     assert_eq!(other_origin.status(), 403);
+    // A page under a rebound DNS name sends that name as both Origin and
+    // Host: only the hub's configured origin counts, never the Host.
+    let port = hub.local_addr.port();
+    let rebound = b
+        .post(&delete)
+        .header("origin", format!("http://rebound.example:{port}"))
+        .header("host", format!("rebound.example:{port}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
     let (_, policies) = page(&b, &hub, "/console/policies").await;
     assert!(
         policies.contains("pol-globex-readers"),
         "nothing was deleted"
     );
     let refusals = audit_events(&hub, "type=admin.request_refused").await;
-    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    assert_eq!(refusals.len(), 5, "{refusals:?}");
     assert!(refusals.iter().all(|e| e["actor"]["id"] == "admin"));
 
     // The same form from the console's own page, with its token: done.

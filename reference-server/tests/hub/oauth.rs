@@ -197,9 +197,11 @@ async fn consent_is_remembered_until_it_expires() {
         let base = hub.base_url.clone();
         let client_id = client_id.clone();
         async move {
-            // Log in through the form, then see whether consent is asked.
+            // Log in through the form, then see whether consent is asked (a
+            // browser: it keeps the sign-in cookie the consent page needs).
             let browser = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
                 .build()
                 .unwrap();
             let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -234,6 +236,13 @@ async fn consent_is_remembered_until_it_expires() {
                 .unwrap()
                 .to_owned();
             let page = browser.get(consent).send().await.unwrap();
+            // A remembered consent sends the browser straight back (a
+            // redirect); anything else but the page is a failure here.
+            assert!(
+                matches!(page.status().as_u16(), 200 | 302 | 303),
+                "the consent step answered {}",
+                page.status()
+            );
             page.status() == 200
         }
     };
