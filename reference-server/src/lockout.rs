@@ -74,10 +74,23 @@ fn account_key(username: &str) -> String {
     username.trim().to_lowercase()
 }
 
-fn bounded<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, now: i64) {
-    if map.len() >= MAX_ENTRIES {
+/// Counts a failure for `key`, keeping the map within [`MAX_ENTRIES`]: when
+/// full, forgotten entries are dropped first; if it is still full, a key not
+/// yet in it is not counted (the other map, per account or per source, still
+/// is), so a flood of new names cannot grow the hub's memory.
+fn count_failure<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Failures>,
+    key: K,
+    now: i64,
+    free: u32,
+) {
+    if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
         map.retain(|_, f| now < f.locked_until || now - f.last <= FORGET_AFTER);
+        if map.len() >= MAX_ENTRIES {
+            return;
+        }
     }
+    map.entry(key).or_default().fail(now, free);
 }
 
 impl SignInGuard {
@@ -107,20 +120,18 @@ impl SignInGuard {
 
     /// Counts a wrong password (or an unknown username).
     pub fn failed(&self, username: &str, source: IpAddr, now: i64) {
-        {
-            let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-            bounded(&mut accounts, now);
-            accounts
-                .entry(account_key(username))
-                .or_default()
-                .fail(now, ACCOUNT_FREE_FAILURES);
-        }
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        bounded(&mut sources, now);
-        sources
-            .entry(source)
-            .or_default()
-            .fail(now, SOURCE_FREE_FAILURES);
+        count_failure(
+            &mut self.accounts.lock().unwrap_or_else(|p| p.into_inner()),
+            account_key(username),
+            now,
+            ACCOUNT_FREE_FAILURES,
+        );
+        count_failure(
+            &mut self.sources.lock().unwrap_or_else(|p| p.into_inner()),
+            source,
+            now,
+            SOURCE_FREE_FAILURES,
+        );
     }
 
     /// A right password clears the account's failures (not the source's).
@@ -181,6 +192,19 @@ mod tests {
         assert_eq!(guard.gate("alice", ip("10.0.0.9"), later), Gate::Open);
         guard.failed("alice", ip("10.0.0.9"), later);
         assert_eq!(guard.gate("alice", ip("10.0.0.9"), later), Gate::Open);
+    }
+
+    #[test]
+    fn the_maps_never_grow_past_their_bound() {
+        let mut map = HashMap::new();
+        for i in 0..(MAX_ENTRIES as u32 + 10) {
+            count_failure(&mut map, i, 5, ACCOUNT_FREE_FAILURES);
+        }
+        assert_eq!(map.len(), MAX_ENTRIES);
+        // Once the entries are forgotten, new keys are counted again.
+        let later = 5 + FORGET_AFTER + 1;
+        count_failure(&mut map, u32::MAX, later, ACCOUNT_FREE_FAILURES);
+        assert_eq!(map.len(), 1);
     }
 
     #[test]
