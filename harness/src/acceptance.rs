@@ -11,11 +11,10 @@
 //! one the clean hub gave; passing with the same answer proves nothing.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::engine::{run_all, RunOptions, ScenarioResult};
+use crate::engine::{run_on_embedded_hub, RunOptions, ScenarioResult};
 use crate::error::HarnessError;
 use crate::scenario::Scenario;
 use crate::verdict::Status;
@@ -123,13 +122,7 @@ pub fn start(
             let options = options.clone();
             let variant = vec![(*variant).to_owned()];
             tokio::spawn(async move {
-                if to_run.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let target = crate::embedded::start(&fixtures_dir, &[], &variant).await?;
-                let results = run_all(Arc::new(target.profile.clone()), &to_run, &options).await;
-                target.stop().await;
-                Ok(results)
+                run_on_embedded_hub(&fixtures_dir, &[], &variant, &to_run, &options).await
             })
         })
         .collect()

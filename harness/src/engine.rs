@@ -407,6 +407,25 @@ fn not_applicable(
     })
 }
 
+/// Runs `scenarios` against an embedded hub of their own, started with
+/// these faults and variants and stopped afterwards (the sensitivity and
+/// acceptance proofs); nothing to run starts no hub.
+pub async fn run_on_embedded_hub(
+    fixtures_dir: &std::path::Path,
+    faults: &[String],
+    variants: &[String],
+    scenarios: &[Scenario],
+    options: &RunOptions,
+) -> Result<Vec<ScenarioResult>, crate::error::HarnessError> {
+    if scenarios.is_empty() {
+        return Ok(Vec::new());
+    }
+    let target = crate::embedded::start(fixtures_dir, faults, variants).await?;
+    let results = run_all(Arc::new(target.profile.clone()), scenarios, options).await;
+    target.stop().await;
+    Ok(results)
+}
+
 /// Runs scenarios concurrently, then the exclusive ones (which move the
 /// target's clock) one at a time; results come back in the scenarios' order.
 pub async fn run_all(

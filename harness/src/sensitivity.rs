@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::acceptance::VariantRow;
-use crate::engine::{run_all, RunOptions, ScenarioResult};
+use crate::engine::{run_all, run_on_embedded_hub, RunOptions, ScenarioResult};
 use crate::error::HarnessError;
 use crate::report::RunReport;
 use crate::scenario::Scenario;
@@ -283,15 +283,8 @@ pub async fn prove(
         let permits = permits.clone();
         let fault = (*fault).to_owned();
         runs.push(Some(tokio::spawn(async move {
-            if to_run.is_empty() {
-                return Ok(Vec::new());
-            }
             let _permit = permits.acquire_owned().await;
-            let target =
-                crate::embedded::start(&fixtures_dir, std::slice::from_ref(&fault), &[]).await?;
-            let results = run_all(Arc::new(target.profile.clone()), &to_run, &options).await;
-            target.stop().await;
-            Ok::<_, HarnessError>(results)
+            run_on_embedded_hub(&fixtures_dir, &[fault], &[], &to_run, &options).await
         })));
     }
 

@@ -114,6 +114,48 @@ pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: Option<&str>) -
     }
 }
 
+/// What a password check came to.
+pub enum PasswordCheck {
+    Right,
+    /// A wrong password, or an account that does not exist, alike.
+    Wrong,
+    /// Too many recent failures for this account or from this address: the
+    /// password was not checked (see [`crate::lockout`]).
+    Throttled {
+        retry_after: i64,
+    },
+}
+
+/// Checks `presented` against `stored` (`None`: no such account, checked
+/// against a dummy hash all the same) for `account` from `source`, behind
+/// the sign-in back-off, and counts the outcome. The one password check of
+/// every sign-in form: the authorization pages, the connect form, the console.
+pub async fn check_password(
+    hub: &crate::hub::Hub,
+    account: &str,
+    presented: &str,
+    stored: Option<&str>,
+    source: std::net::IpAddr,
+) -> Result<PasswordCheck, HubError> {
+    let now = hub.clock.now();
+    if !hub.faults.on(crate::fault::Fault::NoSignInThrottle) {
+        if let crate::lockout::Gate::Closed { retry_after } =
+            hub.signin_guard.gate(account, source, now)
+        {
+            return Ok(PasswordCheck::Throttled { retry_after });
+        }
+    }
+    let verified =
+        verify_secret(presented, stored.unwrap_or(DUMMY_HASH)).await? && stored.is_some();
+    Ok(if verified {
+        hub.signin_guard.succeeded(account);
+        PasswordCheck::Right
+    } else {
+        hub.signin_guard.failed(account, source, now);
+        PasswordCheck::Wrong
+    })
+}
+
 /// What a login form's `username` and `password` came to.
 pub enum SignIn {
     /// The password is right.
@@ -134,28 +176,16 @@ pub async fn sign_in(
 ) -> Result<SignIn, crate::error::OAuthError> {
     let username = params.get("username")?.unwrap_or_default();
     let password = params.get("password")?.unwrap_or_default();
-    let guarded = !hub.faults.on(crate::fault::Fault::NoSignInThrottle);
-    let now = hub.clock.now();
-    if guarded {
-        if let crate::lockout::Gate::Closed { retry_after } =
-            hub.signin_guard.gate(username, source, now)
-        {
-            return Ok(SignIn::Throttled { retry_after });
-        }
-    }
     let user = hub.store.user_by_username(username).await?;
-    let hash = user
-        .as_ref()
-        .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
-    let verified = verify_secret(password, hash).await?;
-    Ok(match user.filter(|_| verified) {
-        Some(user) => {
-            hub.signin_guard.succeeded(username);
-            SignIn::User(Box::new(user))
-        }
-        None => {
-            hub.signin_guard.failed(username, source, now);
-            SignIn::Refused
-        }
-    })
+    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    Ok(
+        match check_password(hub, username, password, stored, source).await? {
+            PasswordCheck::Right => match user {
+                Some(user) => SignIn::User(Box::new(user)),
+                None => SignIn::Refused,
+            },
+            PasswordCheck::Wrong => SignIn::Refused,
+            PasswordCheck::Throttled { retry_after } => SignIn::Throttled { retry_after },
+        },
+    )
 }

@@ -63,6 +63,16 @@ pub enum Gate {
     },
 }
 
+/// Why a sign-in was refused unchecked, for the audit trail.
+pub fn throttled_reason(retry_after: i64) -> String {
+    format!("too many failed sign-ins: password not checked, retry in {retry_after} s")
+}
+
+/// What the sign-in page tells the person waiting.
+pub fn throttled_message(retry_after: i64) -> String {
+    format!("Too many failed sign-ins. Try again in {retry_after} seconds.")
+}
+
 /// The failure counts of one hub.
 #[derive(Debug, Default)]
 pub struct SignInGuard {

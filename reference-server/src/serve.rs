@@ -21,6 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
+use tower_layer::Layer;
 
 /// How much of the host one client may hold.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +83,9 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone().layer(Extension(ConnectInfo(peer))));
+        // The peer address for `ConnectInfo`, added to each request as
+        // `axum::serve` does; the router is shared, not rebuilt per connection.
+        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(router.clone()));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -77,13 +77,19 @@ pub fn same_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), &'static str> {
             return Err("The request came from another site");
         }
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    match origin.to_str() {
-        Ok(origin) if origin.eq_ignore_ascii_case(&hub.base_url) => Ok(()),
-        _ => Err("The request's Origin is not this hub"),
+    if foreign_origin(hub, headers) {
+        return Err("The request's Origin is not this hub");
     }
+    Ok(())
+}
+
+/// Whether the request carries an `Origin` other than the hub's public
+/// origin (none at all is not foreign: not every client is a browser).
+pub fn foreign_origin(hub: &Hub, headers: &HeaderMap) -> bool {
+    headers.get(header::ORIGIN).is_some_and(|o| {
+        !o.to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&hub.base_url))
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use super::act::{Act, ActionInfo};
-use super::browser::{redirect_location, without_query};
+use super::browser::{not_redirected, redirect_location, without_query};
 use super::defaults::{primary, self_name};
 use super::evidence::Evidence;
 use super::failure::{precondition, StepError};
@@ -298,12 +298,7 @@ impl Run<'_> {
             let error_page =
                 (200..300).contains(&response.status) && user::is_error_page(self.profile, &page);
             if (!(200..300).contains(&response.status) && rule.is_none()) || error_page {
-                return Ok(json!({
-                    "outcome": "not_redirected",
-                    "status": response.status,
-                    "page": current,
-                    "error": response.json().and_then(|b| b.get("error").cloned()),
-                }));
+                return Ok(not_redirected(&response, &current));
             }
             let login_page = rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::Login);
             if login_page && guessing && guess_statuses.is_empty() {
@@ -357,12 +352,7 @@ impl Run<'_> {
                             Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
                         self.left_hub(&target, &presented_redirect, &verifier, &response)
                     }
-                    None => json!({
-                        "outcome": "not_redirected",
-                        "status": response.status,
-                        "page": current,
-                        "error": response.json().and_then(|b| b.get("error").cloned()),
-                    }),
+                    None => not_redirected(&response, &current),
                 };
                 facts["consent_from"] = json!("elsewhere");
                 return Ok(facts);

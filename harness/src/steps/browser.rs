@@ -39,6 +39,17 @@ pub(super) fn on_loopback(url: &str) -> bool {
 pub(super) const SECOND_SOURCE: std::net::IpAddr =
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
+/// The facts of a browser the server answered with a page of its own instead
+/// of a redirect (an error page, a refusal): its status and error, if any.
+pub(super) fn not_redirected(response: &Response, page: &str) -> Value {
+    json!({
+        "outcome": "not_redirected",
+        "status": response.status,
+        "page": page,
+        "error": response.json().and_then(|b| b.get("error").cloned()),
+    })
+}
+
 pub(super) fn without_query(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);

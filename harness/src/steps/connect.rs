@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::act::{Act, ActionInfo};
-use super::browser::redirect_location;
+use super::browser::{not_redirected, redirect_location};
 use super::defaults::self_name;
 use super::evidence::{succeeded, Evidence};
 use super::failure::{precondition, StepError};
@@ -129,12 +129,7 @@ impl Run<'_> {
                 None => None,
             };
             let Some(location) = next else {
-                return Ok(json!({
-                    "outcome": "not_redirected",
-                    "status": response.status,
-                    "page": current,
-                    "error": response.json().and_then(|b| b.get("error").cloned()),
-                }));
+                return Ok(not_redirected(&response, &current));
             };
             let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
             if target.origin() == provider_origin {

@@ -75,18 +75,9 @@ pub async fn spawn(hub: Arc<Hub>, path: PathBuf) -> Result<tokio::task::JoinHand
 
 /// Appends the next events after the cursor; returns how many.
 async fn write_batch(hub: &Hub, file: &mut std::fs::File) -> Result<usize, String> {
-    let cursor = hub
-        .store
-        .audit_cursor(STREAM)
-        .await
-        .map_err(|e| e.to_string())?;
     let events = hub
         .store
-        .audit_events(&crate::store::audit::AuditFilter {
-            after: cursor,
-            limit: BATCH,
-            ..Default::default()
-        })
+        .undelivered_audit(STREAM, BATCH)
         .await
         .map_err(|e| e.to_string())?;
     let Some(last) = events.last().map(|(seq, _)| *seq) else {

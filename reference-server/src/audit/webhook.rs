@@ -54,18 +54,9 @@ pub async fn spawn(hub: Arc<Hub>, url: String) -> Result<tokio::task::JoinHandle
 
 /// Delivers the next batch after the cursor; returns how many were delivered.
 async fn deliver_batch(hub: &Hub, client: &reqwest::Client, url: &str) -> Result<usize, String> {
-    let cursor = hub
-        .store
-        .audit_cursor(STREAM)
-        .await
-        .map_err(|e| e.to_string())?;
     let events = hub
         .store
-        .audit_events(&crate::store::audit::AuditFilter {
-            after: cursor,
-            limit: BATCH,
-            ..Default::default()
-        })
+        .undelivered_audit(STREAM, BATCH)
         .await
         .map_err(|e| e.to_string())?;
     let Some(last) = events.last().map(|(seq, _)| *seq) else {

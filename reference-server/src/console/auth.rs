@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::event::{AuditEvent, Outcome};
 use crate::console::common::{message, render, safe_next, Admin, Page, Session, PREFIX};
+use crate::credentials::PasswordCheck;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::params::Params;
@@ -258,18 +259,26 @@ pub(crate) async fn login_submit(
     let source_ip = hub.source_address(peer.ip(), &headers);
     let source = source_ip.to_string();
     // Administrators share the sign-in back-off, under names of their own.
-    let account = format!("console:{username}");
-    let now = hub.clock.now();
-    if !hub.faults.on(crate::fault::Fault::NoSignInThrottle) {
-        if let crate::lockout::Gate::Closed { retry_after } =
-            hub.signin_guard.gate(&account, source_ip, now)
-        {
+    let stored = hub.store.admin_password_hash(&username).await?;
+    let check = crate::credentials::check_password(
+        &hub,
+        &format!("console:{username}"),
+        &password,
+        stored.as_deref(),
+        source_ip,
+    )
+    .await?;
+    let verified = match check {
+        PasswordCheck::Right => true,
+        PasswordCheck::Wrong => false,
+        PasswordCheck::Throttled { retry_after } => {
             hub.audit(
                 AuditEvent::new("admin.login", Outcome::Failure)
                     .actor("admin", None)
                     .source_ip(source)
                     .reason(format!(
-                        "console sign-in refused: too many failed sign-ins, password not checked, retry in {retry_after} s"
+                        "console sign-in refused: {}",
+                        crate::lockout::throttled_reason(retry_after)
                     )),
             )
             .await?;
@@ -277,25 +286,11 @@ pub(crate) async fn login_submit(
                 &hub,
                 StatusCode::TOO_MANY_REQUESTS,
                 &next,
-                Some(&format!(
-                    "Too many failed sign-ins. Try again in {retry_after} seconds."
-                )),
+                Some(&crate::lockout::throttled_message(retry_after)),
                 None,
             );
         }
-    }
-    let stored = hub.store.admin_password_hash(&username).await?;
-    let verified = crate::credentials::verify_secret(
-        &password,
-        stored.as_deref().unwrap_or(crate::credentials::DUMMY_HASH),
-    )
-    .await?
-        && stored.is_some();
-    if verified {
-        hub.signin_guard.succeeded(&account);
-    } else {
-        hub.signin_guard.failed(&account, source_ip, now);
-    }
+    };
     if !verified {
         // An unknown name is not recorded: it could be a password typed in the wrong field.
         let (actor, reason) = match stored {

@@ -67,14 +67,9 @@ pub async fn mcp_endpoint(
     };
     // MCP transports (Streamable HTTP, Security Warning): a page of another
     // origin must not reach this server through a rebound DNS name.
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let own = origin
-            .to_str()
-            .is_ok_and(|o| o.eq_ignore_ascii_case(&hub.base_url));
-        if !own && !hub.faults.on(Fault::McpIgnoresOrigin) {
-            let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "the request's Origin is not allowed"}});
-            return Ok((StatusCode::FORBIDDEN, Json(body)).into_response());
-        }
+    if crate::web_guard::foreign_origin(&hub, &headers) && !hub.faults.on(Fault::McpIgnoresOrigin) {
+        let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "the request's Origin is not allowed"}});
+        return Ok((StatusCode::FORBIDDEN, Json(body)).into_response());
     }
     let all_scopes = server.scopes.join(" ");
     let token = headers

@@ -413,9 +413,9 @@ pub async fn login_submit(
                 "Wrong username or password.".to_owned(),
             ),
             SignIn::Throttled { retry_after } => (
-                format!("too many failed sign-ins: password not checked, retry in {retry_after} s"),
+                crate::lockout::throttled_reason(retry_after),
                 StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many failed sign-ins. Try again in {retry_after} seconds."),
+                crate::lockout::throttled_message(retry_after),
             ),
         };
         let (reason, status, message) = refusal;

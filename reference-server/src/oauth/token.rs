@@ -172,25 +172,22 @@ pub async fn token(
                     .reason(format!("grant `{grant_type}`: {err}")),
             )
             .await?;
-            if matches!(err, OAuthError::InvalidClient(_))
-                && hub.faults.on(Fault::InvalidClientNoChallenge)
-            {
-                let mut response = err.into_response();
-                response.headers_mut().remove(header::WWW_AUTHENTICATE);
-                return Ok(response);
+            if !matches!(err, OAuthError::InvalidClient(_)) {
+                return Err(err);
             }
+            let mut response = err.into_response();
             // RFC 6749 §5.2: 401 is a MUST only for a client that used the
-            // Authorization header; otherwise 400 is as good.
-            if matches!(err, OAuthError::InvalidClient(_))
-                && hub.variants.on(Variant::InvalidClient400)
-                && !headers.contains_key(header::AUTHORIZATION)
-            {
-                let mut response = err.into_response();
+            // Authorization header; otherwise 400 is as good (the variant).
+            let as_400 = hub.variants.on(Variant::InvalidClient400)
+                && !headers.contains_key(header::AUTHORIZATION);
+            if as_400 {
                 *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-                response.headers_mut().remove(header::WWW_AUTHENTICATE);
-                return Ok(response);
             }
-            Err(err)
+            // A 400 needs no challenge; the fault drops it from the 401 too.
+            if as_400 || hub.faults.on(Fault::InvalidClientNoChallenge) {
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
+            }
+            Ok(response)
         }
     }
 }

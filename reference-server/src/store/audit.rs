@@ -62,6 +62,22 @@ impl Store {
         Ok(())
     }
 
+    /// The next events a delivery stream has not yet delivered: up to
+    /// `limit` after its cursor, oldest first.
+    pub async fn undelivered_audit(
+        &self,
+        stream: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditEvent)>, HubError> {
+        let after = self.audit_cursor(stream).await?;
+        self.audit_events(&AuditFilter {
+            after,
+            limit,
+            ..Default::default()
+        })
+        .await
+    }
+
     /// The sequence number of the newest event (0 for none).
     pub async fn last_audit_seq(&self) -> Result<i64, HubError> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_events")

@@ -131,23 +131,22 @@ pub async fn connect_submit(
         let client = provider_client(&hub, &connection)?;
         let params = Params::parse(&body)?;
         let source = hub.source_address(peer.ip(), &headers);
-        let (reason, message, status) = match crate::credentials::sign_in(&hub, &params, source)
-            .await?
-        {
-            crate::credentials::SignIn::User(user) => {
-                return connect_signed_in(&hub, &connection, &client, *user, source).await
-            }
-            crate::credentials::SignIn::Refused => (
-                "unknown user or wrong password".to_owned(),
-                "Unknown user or wrong password.".to_owned(),
-                StatusCode::UNAUTHORIZED,
-            ),
-            crate::credentials::SignIn::Throttled { retry_after } => (
-                format!("too many failed sign-ins: password not checked, retry in {retry_after} s"),
-                format!("Too many failed sign-ins. Try again in {retry_after} seconds."),
-                StatusCode::TOO_MANY_REQUESTS,
-            ),
-        };
+        let (reason, message, status) =
+            match crate::credentials::sign_in(&hub, &params, source).await? {
+                crate::credentials::SignIn::User(user) => {
+                    return connect_signed_in(&hub, &connection, &client, *user, source).await
+                }
+                crate::credentials::SignIn::Refused => (
+                    "unknown user or wrong password".to_owned(),
+                    "Unknown user or wrong password.".to_owned(),
+                    StatusCode::UNAUTHORIZED,
+                ),
+                crate::credentials::SignIn::Throttled { retry_after } => (
+                    crate::lockout::throttled_reason(retry_after),
+                    crate::lockout::throttled_message(retry_after),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+            };
         hub.audit(
             AuditEvent::new("user.login", Outcome::Failure)
                 .actor("user", None)

@@ -4,9 +4,6 @@
 //! token per family (rotation and storage are one transaction) and an audit
 //! trail whose `seq` has no gap.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use reference_server::store::Database;
 use serde_json::Value;
 use sqlx::Row;
@@ -14,33 +11,6 @@ use sqlx::Row;
 use crate::support::*;
 
 const FAMILIES: usize = 24;
-
-/// Starts `hub` on `db` and returns it with its base URL.
-fn hub_process(db: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["--bind", "127.0.0.1:0", "--no-demo", "--database"])
-        .arg(db)
-        .arg("--seed-dir")
-        .arg(seed_dir())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hub binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut base = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(rest) = line.split("hub listening on ").nth(1) {
-            let addr: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect();
-            base = Some(format!("http://{addr}"));
-            break;
-        }
-    }
-    (child, base.expect("the hub says where it listens"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_and_no_audit_gap() {
@@ -86,7 +56,8 @@ async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_a
     hub.stop().await;
 
     // A real process refreshes every family at once and is killed mid-way.
-    let (mut child, base) = hub_process(&db);
+    let mut process = HubProcess::start(&["--database".as_ref(), db.as_os_str()]);
+    let base = process.base.clone();
     let http = client();
     let mut refreshes = Vec::new();
     for token in &refresh_tokens {
@@ -106,11 +77,11 @@ async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_a
         if refresh.await.unwrap().is_ok() {
             answered += 1;
             if answered == 1 {
-                child.kill().expect("SIGKILL");
+                process.child.kill().expect("SIGKILL");
             }
         }
     }
-    let _ = child.wait();
+    let _ = process.child.wait();
     assert!(
         answered < FAMILIES,
         "the kill came after every refresh: nothing was in flight"

@@ -3,61 +3,7 @@
 //! to 4.5 GB. 300 concurrent sign-ins and 300 concurrent wrong client secrets
 //! must leave its peak resident memory (VmHWM) under 300 MiB.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use crate::support::*;
-
-/// A `hub` binary on a free port, killed when dropped.
-struct HubProcess {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_hub_process() -> HubProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--database",
-            ":memory:",
-            "--no-demo",
-            // All 600 requests at once are admitted: this test is about hashing.
-            "--max-connections",
-            "1000",
-            "--seed-dir",
-        ])
-        .arg(seed_dir())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hub binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut base = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(rest) = line.split("hub listening on ").nth(1) {
-            let addr: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect();
-            base = Some(format!("http://{addr}"));
-            break;
-        }
-    }
-    HubProcess {
-        base: base.expect("the hub says where it listens"),
-        child,
-    }
-}
 
 /// Peak resident memory of `pid` in MiB, from /proc.
 fn peak_rss_mib(pid: u32) -> u64 {
@@ -73,7 +19,13 @@ fn peak_rss_mib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_concurrent_password_checks_stay_under_300_mib() {
-    let hub = start_hub_process();
+    // All 600 requests at once are admitted: this test is about hashing.
+    let hub = HubProcess::start(&[
+        "--database".as_ref(),
+        ":memory:".as_ref(),
+        "--max-connections".as_ref(),
+        "1000".as_ref(),
+    ]);
     let http = client();
     // An authorization request to sign in against.
     let registered: serde_json::Value = http

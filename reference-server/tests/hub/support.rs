@@ -241,3 +241,48 @@ pub async fn page(browser: &reqwest::Client, hub: &RunningHub, path: &str) -> (u
         unescape(&response.text().await.unwrap()),
     )
 }
+
+/// The `hub` binary as a process of its own on a free loopback port (for
+/// tests that measure it or kill it), killed when dropped.
+pub struct HubProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`, as the hub logged it.
+    pub base: String,
+}
+
+impl HubProcess {
+    /// Starts `hub --bind 127.0.0.1:0 --no-demo --seed-dir <fixtures>` plus `args`.
+    pub fn start(args: &[&std::ffi::OsStr]) -> HubProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["--bind", "127.0.0.1:0", "--no-demo", "--seed-dir"])
+            .arg(seed_dir())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the hub binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let base = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let rest = line.split("hub listening on ").nth(1)?.to_owned();
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                Some(format!("http://{addr}"))
+            })
+            .expect("the hub says where it listens");
+        HubProcess { child, base }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
