@@ -49,6 +49,25 @@ fn links(html: &str, attribute: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `text` holds a compact JWS: `eyJ…` (a base64url JSON header), a dot,
+/// a payload and another dot. A bare `eyJ` is not enough: random base64url
+/// values the harness sends (a `state`, a PKCE verifier) hold it by chance.
+fn holds_jwt(text: &str) -> bool {
+    let segment = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(s.len())
+    };
+    text.match_indices("eyJ").any(|(at, _)| {
+        let header = &text[at..];
+        let header_end = segment(header);
+        let Some(payload) = header[header_end..].strip_prefix('.') else {
+            return false;
+        };
+        let payload_end = segment(payload);
+        payload_end > 0 && payload[payload_end..].starts_with('.')
+    })
+}
+
 /// Checks a report.html: self-contained (no `src=`, no http(s) link but the
 /// scenarios' spec references), with no token, password or raw markup from the run.
 fn check_html(html: &str, report: &Value) -> Result<(), Failed> {
@@ -71,7 +90,7 @@ fn check_html(html: &str, report: &Value) -> Result<(), Failed> {
             format!("report.html links to `{href}`, which is not a spec reference")
         })?;
     }
-    check(!html.contains("eyJ"), || "a JWT is in report.html".into())?;
+    check(!holds_jwt(html), || "a JWT is in report.html".into())?;
     check(
         !html.contains("alice-password") && !html.contains("reporter-secret"),
         || "a password or client secret is in report.html".into(),
@@ -83,6 +102,14 @@ fn check_html(html: &str, report: &Value) -> Result<(), Failed> {
 
 pub fn html_and_narration_trials() -> Vec<Trial> {
     vec![
+        Trial::test("report::jwt-detector", || {
+            check(
+                holds_jwt("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln end")
+                    && !holds_jwt("state=FOHIgRW9P2meyJEnLNexAA&amp;code=x")
+                    && !holds_jwt("eyJ. and eyJabc."),
+                || "holds_jwt misjudges a JWT or a random value".into(),
+            )
+        }),
         Trial::test("snapshot::sequence-diagram", || {
             use harness::diagram::{sequence_svg, DiagramStep};
             use harness::verdict::Status;
@@ -377,9 +404,7 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
             ] {
                 check(out.contains(wanted), || format!("no `{wanted}` in:\n{out}"))?;
             }
-            check(!out.contains("eyJ"), || {
-                format!("a JWT was printed:\n{out}")
-            })?;
+            check(!holds_jwt(&out), || format!("a JWT was printed:\n{out}"))?;
             check(
                 out.lines()
                     .any(|l| l.contains("grant_type") && l.contains("client_credentials")),
@@ -417,7 +442,7 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
                     && out.contains("event connection.token.issued"),
                 || out.clone(),
             )?;
-            check(!out.contains("eyJ"), || "a JWT was printed".into())?;
+            check(!holds_jwt(&out), || "a JWT was printed".into())?;
             let unknown = conform(&["--narrate", "no-such-walkthrough"]);
             check(code(&unknown) == 2, || {
                 format!("exit {}: {}", code(&unknown), text(&unknown))
