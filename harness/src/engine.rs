@@ -427,14 +427,16 @@ pub async fn run_on_embedded_hub(
 }
 
 /// Runs scenarios concurrently, then the exclusive ones (which move the
-/// target's clock) one at a time; results come back in the scenarios' order.
+/// target's clock) one at a time, the robustness suite last; results come back in the scenarios' order.
 pub async fn run_all(
     profile: Arc<Profile>,
     scenarios: &[Scenario],
     options: &RunOptions,
 ) -> Vec<ScenarioResult> {
-    let (exclusive, shared): (Vec<Scenario>, Vec<Scenario>) =
+    let (mut exclusive, shared): (Vec<Scenario>, Vec<Scenario>) =
         scenarios.iter().cloned().partition(Scenario::exclusive);
+    // The robustness pass floods the target (rate limits, back-off): last.
+    exclusive.sort_by_key(|s| s.suite == Suite::Robustness);
     let mut results = run_concurrently(profile.clone(), &shared, options).await;
     for scenario in &exclusive {
         results.push(run_scenario(&profile, scenario, options).await);

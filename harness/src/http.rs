@@ -294,6 +294,12 @@ impl Http {
         self.client.request(method, url)
     }
 
+    /// Adds an exchange made on another client to this run's transcript
+    /// (the robustness pass's findings: its thousands of other requests are not kept).
+    pub fn record_exchange(&self, exchange: Exchange) {
+        self.recording().exchanges.push(exchange);
+    }
+
     /// Takes the exchanges every identity of the run recorded since the last
     /// call, in request order.
     pub fn take_transcript(&self) -> Vec<Exchange> {

@@ -14,6 +14,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod expect;
+pub mod hostile;
 pub mod html;
 pub mod http;
 pub mod init;
@@ -23,6 +24,7 @@ pub mod profile;
 pub mod provider;
 pub mod recipe;
 pub mod report;
+pub mod robustness;
 pub mod scenario;
 pub mod sensitivity;
 pub mod steps;
@@ -79,6 +81,8 @@ pub struct RunConfig {
     /// Replaces a target profile's `base` (`conform --base`): one profile
     /// for a server started on any port.
     pub base: Option<String>,
+    /// Replaces the profile's robustness seed (`conform --seed`).
+    pub seed: Option<u64>,
 }
 
 impl RunConfig {
@@ -97,6 +101,7 @@ impl RunConfig {
             baseline: None,
             out_dir: None,
             base: None,
+            seed: None,
         }
     }
 }
@@ -135,6 +140,9 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
         }
         Target::Profile(path) => (Profile::load(path, config.base.as_deref())?, None),
     };
+    if let Some(seed) = config.seed {
+        profile.robustness.seed = seed;
+    }
     // A webhook-mode audit collector listens before the first scenario acts.
     audit::start_collector(&mut profile)
         .await

@@ -29,6 +29,14 @@ struct Args {
     /// Run only scenarios whose id matches this glob, e.g. 'pkce.*'.
     #[arg(long = "scenario")]
     glob: Option<String>,
+    /// Run only the robustness pass (the `robustness.*` scenarios): seeded
+    /// hostile requests to every endpoint the metadata and PRM name.
+    #[arg(long, conflicts_with_all = ["glob", "sensitivity", "narrate"])]
+    robustness: bool,
+    /// The robustness pass's seed (else the profile's `[robustness] seed`,
+    /// 1): every finding names the seed and request number that reproduce it.
+    #[arg(long)]
+    seed: Option<u64>,
     /// List the scenarios (after --scenario filtering) and exit.
     #[arg(long)]
     list: bool,
@@ -130,7 +138,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.fixtures {
         config.fixtures_dir = dir;
     }
-    config.glob = args.glob;
+    config.glob = if args.robustness {
+        Some("robustness.*".to_owned())
+    } else {
+        args.glob
+    };
+    config.seed = args.seed;
     config.strict = args.strict;
     config.baseline = args.baseline;
     config.out_dir = Some(args.out.clone());

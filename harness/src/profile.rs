@@ -84,10 +84,49 @@ pub struct Profile {
     /// What the target's access tokens are, for the RFC 9068 checks.
     #[serde(default)]
     pub access_token_format: AccessTokenFormat,
+    /// The robustness pass: how many hostile requests, from which seed.
+    #[serde(default)]
+    pub robustness: RobustnessSettings,
     /// The clients registered so far in this run, shared by its scenarios
     /// for the registration budget (steps/budget.rs); never read from a file.
     #[serde(skip)]
     pub registrations: std::sync::Arc<crate::steps::budget::RegistrationPool>,
+}
+
+/// The robustness pass (`robustness.rs`): seeded, so a finding is
+/// reproduced by running the same seed again (`conform --seed`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RobustnessSettings {
+    /// The seed of the pass's generators.
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// How many hostile requests the pass sends, spread over the endpoints.
+    #[serde(default = "two_thousand")]
+    pub requests: usize,
+    /// How many are in flight at once.
+    #[serde(default = "sixteen")]
+    pub concurrency: usize,
+}
+
+impl Default for RobustnessSettings {
+    fn default() -> Self {
+        RobustnessSettings {
+            seed: one(),
+            requests: two_thousand(),
+            concurrency: sixteen(),
+        }
+    }
+}
+
+fn one() -> u64 {
+    1
+}
+fn two_thousand() -> usize {
+    2_000
+}
+fn sixteen() -> usize {
+    16
 }
 
 /// RFC 9068 checks apply to JWT access tokens only; OAuth leaves the format

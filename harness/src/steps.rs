@@ -34,6 +34,7 @@ pub mod registration;
 pub mod resource;
 pub mod resource_server;
 pub mod revocation;
+pub mod robustness;
 pub mod third_party;
 pub mod token;
 pub mod vault;

@@ -37,15 +37,20 @@ pub enum Suite {
     /// policies, Connections, agents, audit). It applies only to a target
     /// that declares the model.
     Hub,
+    /// What any server owes hostile input (no 5xx, timely answers, nothing
+    /// reflected unescaped, no secret repeated): the robustness pass, after
+    /// the rest of the run.
+    Robustness,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 2] = [Suite::Standard, Suite::Hub];
+    pub const ALL: [Suite; 3] = [Suite::Standard, Suite::Hub, Suite::Robustness];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Suite::Standard => "standard",
             Suite::Hub => "hub",
+            Suite::Robustness => "robustness",
         }
     }
 
@@ -54,6 +59,7 @@ impl Suite {
         match self {
             Suite::Standard => "Standards (RFCs, MCP authorization, CIMD draft)",
             Suite::Hub => "Hub product model (policies, Connections, agents, audit)",
+            Suite::Robustness => "Robustness (hostile input on every endpoint)",
         }
     }
 }

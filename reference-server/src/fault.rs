@@ -263,6 +263,14 @@ switches! {
     ApiKeyAsBearer => "api-key-as-bearer",
     /// A connection token is looked up in the tenant before the subject's own.
     TenantTokenBeforeOwn => "tenant-token-before-own",
+    /// The authorization endpoint's error page repeats the request's `redirect_uri` without escaping it (RFC 6749 §10.14).
+    ErrorPageReflectsRequest => "error-page-reflects-request",
+    /// The token endpoint's `unsupported_grant_type` description repeats the request body, credentials included (RFC 6749 §10.3, §10.14).
+    TokenErrorEchoesRequest => "token-error-echoes-request",
+    /// A repeated `grant_type` at the token endpoint is answered 500 instead of 400 `invalid_request` (RFC 6749 §3.2, §5.2).
+    RepeatedGrantTypeServerError => "repeated-grant-type-server-error",
+    /// The authorization endpoint never answers a request whose `state` is over 1 KiB.
+    AuthorizeStallsOnLongState => "authorize-stalls-on-long-state",
 }
 
 /// The set of faults a running hub has switched on.

@@ -48,6 +48,22 @@ pub fn render(
 
 /// An error shown to the user on the hub's own page: used whenever the client
 /// or redirect URI cannot be trusted, so the browser is never sent anywhere.
+/// The error page with `echoed` (text from the request) put in unescaped:
+/// only for the fault `error-page-reflects-request`.
+pub fn error_page_echoing(env: &Environment<'static>, err: &OAuthError, echoed: &str) -> Response {
+    let description = minijinja::Value::from_safe_string(format!(
+        "{} (return address: {echoed})",
+        err.description()
+    ));
+    render(
+        env,
+        StatusCode::BAD_REQUEST,
+        "error.html",
+        context! { error => err.code(), description => description },
+    )
+    .unwrap_or_else(|e| OAuthError::from(e).into_response())
+}
+
 pub fn error_page(env: &Environment<'static>, err: &OAuthError) -> Response {
     let status = if matches!(err, OAuthError::ServerError) {
         StatusCode::INTERNAL_SERVER_ERROR

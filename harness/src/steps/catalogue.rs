@@ -16,7 +16,7 @@ use super::failure::StepError;
 use super::run::Run;
 use super::{
     admin, agent, agents, authorize, cimd, connect, connections, control, cors, discovery,
-    registration, resource, resource_server, revocation, third_party, token, vault,
+    registration, resource, resource_server, revocation, robustness, third_party, token, vault,
 };
 
 /// An action's name in scenario files, and its declaration.
@@ -119,6 +119,7 @@ catalogue! {
     "connect" => Connect(connect::Connect),
     "mcp_tool" => McpTool(resource::McpTool),
     "preflight" => Preflight(cors::Preflight),
+    "robustness" => Robustness(robustness::Robustness),
 }
 
 /// Steps the engine records that no action performed (a scenario that timed out).

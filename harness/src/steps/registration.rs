@@ -267,6 +267,20 @@ impl Run<'_> {
         })
     }
 
+    /// A client for a probe that only wants the authorization endpoint to
+    /// look past `client_id` (the robustness pass): acquired as a setup
+    /// registration, or none when the target offers no way to get one.
+    pub(super) async fn probe_client(&mut self) -> Option<(String, String)> {
+        let was_setup = std::mem::replace(&mut self.setup_step, true);
+        let registered = self
+            .register("probe", None, &BTreeMap::new())
+            .await
+            .ok()
+            .and_then(|_| self.registered("probe").ok());
+        self.setup_step = was_setup;
+        registered.map(|r| (r.client_id, r.redirect_uri))
+    }
+
     pub(super) fn registered(&self, name: &str) -> Result<Registered, StepError> {
         self.client.registered.get(name).cloned().ok_or_else(|| {
             precondition(format!("no client registered as `{name}` in this scenario"))

@@ -92,8 +92,21 @@ fn valid_challenge(challenge: &str) -> bool {
 
 /// `GET /authorize`.
 pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
+    let raw = |name: &str| {
+        Params::from_query(uri.query())
+            .ok()
+            .and_then(|p| p.get(name).ok().flatten().map(str::to_owned))
+    };
+    if hub.faults.on(Fault::AuthorizeStallsOnLongState)
+        && raw("state").is_some_and(|state| state.len() > 1024)
+    {
+        std::future::pending::<()>().await;
+    }
     match authorize_inner(&hub, &peer, &uri).await {
         Ok(response) => response,
+        Err(err) if hub.faults.on(Fault::ErrorPageReflectsRequest) => {
+            crate::pages::error_page_echoing(&hub.pages, &err, &raw("redirect_uri").unwrap_or_default())
+        }
         Err(err) => error_page(&hub.pages, &err),
     }
 }

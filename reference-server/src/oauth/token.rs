@@ -43,6 +43,9 @@ pub async fn token(
             return Err(err);
         }
     };
+    if hub.faults.on(Fault::RepeatedGrantTypeServerError) && params.get("grant_type").is_err() {
+        return Err(OAuthError::ServerError);
+    }
     let grant_type = params
         .get("grant_type")
         .ok()
@@ -81,6 +84,12 @@ pub async fn token(
         other if hub.faults.on(Fault::UnknownGrantInvalidRequest) => Err(
             OAuthError::InvalidRequest(format!("grant_type `{other}` is not supported")),
         ),
+        other if hub.faults.on(Fault::TokenErrorEchoesRequest) => {
+            Err(OAuthError::UnsupportedGrantType(format!(
+                "grant_type `{other}` is not supported (request: {})",
+                String::from_utf8_lossy(&body)
+            )))
+        }
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported"
         ))),
