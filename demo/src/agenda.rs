@@ -241,6 +241,9 @@ fn http_client() -> reqwest::Client {
         .timeout(HTTP_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // Idle connections go before a hub's header-read timeout closes
+        // them (2 s in the embedded hub), so none is reused as it closes.
+        .pool_idle_timeout(std::time::Duration::from_secs(1))
         .build()
         // Only a TLS backend that cannot initialise fails here; rustls with
         // bundled roots always does.

@@ -45,8 +45,18 @@ pub const INJECTED_HEADER: &str = "x-conform-injected";
 
 /// The kinds of hostile value, named in findings.
 pub const KINDS: [&str; 12] = [
-    "ordinary", "markup", "template", "bidi", "control", "header-injection", "huge", "unicode",
-    "number", "empty", "jwt", "redirect-uri",
+    "ordinary",
+    "markup",
+    "template",
+    "bidi",
+    "control",
+    "header-injection",
+    "huge",
+    "unicode",
+    "number",
+    "empty",
+    "jwt",
+    "redirect-uri",
 ];
 
 /// One hostile value for request `index`, and the kind it is.
@@ -76,12 +86,21 @@ pub fn value(rng: &mut StdRng, index: usize) -> (String, &'static str) {
         ),
         "bidi" => {
             let name: String = Name().fake_with_rng(rng);
-            let mark = pick(rng, &["\u{202E}", "\u{202D}", "\u{2066}", "\u{2067}", "\u{200F}"]);
+            let mark = pick(
+                rng,
+                &["\u{202E}", "\u{202D}", "\u{2066}", "\u{2067}", "\u{200F}"],
+            );
             format!("{mark}{name}\u{202C}exe.pdf")
         }
         "control" => pick(
             rng,
-            &["\u{1b}[2J\u{1b}[31m", "\r\n\r\n", "\t\u{b}\u{c}", "\u{7f}\u{8}", "\u{85}\u{2028}\u{2029}"],
+            &[
+                "\u{1b}[2J\u{1b}[31m",
+                "\r\n\r\n",
+                "\t\u{b}\u{c}",
+                "\u{7f}\u{8}",
+                "\u{85}\u{2028}\u{2029}",
+            ],
         ),
         "header-injection" => format!("x\r\n{INJECTED_HEADER}: {}", marker(index)),
         "huge" => {
@@ -107,7 +126,15 @@ pub fn value(rng: &mut StdRng, index: usize) -> (String, &'static str) {
         ),
         "number" => pick(
             rng,
-            &["-1", "0", "1e309", "NaN", "99999999999999999999999999", "0x7fffffff", "1.5"],
+            &[
+                "-1",
+                "0",
+                "1e309",
+                "NaN",
+                "99999999999999999999999999",
+                "0x7fffffff",
+                "1.5",
+            ],
         ),
         "empty" => pick(rng, &["", " ", "\"\"", "null", "[]", "{}"]),
         "jwt" => malformed_jwt(rng, index),
@@ -128,15 +155,26 @@ pub fn malformed_jwt(rng: &mut StdRng, index: usize) -> String {
     ));
     match rng.random_range(0..8) {
         0 => format!("{}.{claims}.", b64(r#"{"alg":"none","typ":"JWT"}"#)),
-        1 => format!("{}.{claims}.c2lnbmF0dXJl", b64(r#"{"alg":"HS256","typ":"at+jwt"}"#)),
+        1 => format!(
+            "{}.{claims}.c2lnbmF0dXJl",
+            b64(r#"{"alg":"HS256","typ":"at+jwt"}"#)
+        ),
         2 => format!("{}.{claims}", b64(r#"{"alg":"ES256"}"#)),
         3 => "eyJ.eyJ.eyJ".to_owned(),
         4 => format!("{}.{claims}.!!!", b64("not json")),
         5 => format!(
             "{}.{claims}.AAAA",
-            b64(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, markup(index)[0]))
+            b64(&format!(
+                r#"{{"alg":"RS256","kid":"{}"}}"#,
+                markup(index)[0]
+            ))
         ),
-        6 => format!("{}.{}.{}", "A".repeat(9_000), "B".repeat(9_000), "C".repeat(9_000)),
+        6 => format!(
+            "{}.{}.{}",
+            "A".repeat(9_000),
+            "B".repeat(9_000),
+            "C".repeat(9_000)
+        ),
         _ => ".....".to_owned(),
     }
 }

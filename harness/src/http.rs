@@ -486,9 +486,15 @@ fn client(settings: &HttpSettings, local: Option<std::net::IpAddr>) -> reqwest::
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(settings.timeout_secs))
         .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .pool_idle_timeout(POOL_IDLE)
         .build()
         .unwrap_or_default()
 }
+
+/// How long an idle connection stays in a client's pool: less than any
+/// target's idle timeout is likely to be, so the harness never sends on a
+/// connection the target is closing (the embedded hub closes idle ones after 2 s).
+pub const POOL_IDLE: Duration = Duration::from_secs(1);
 
 fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {

@@ -679,6 +679,14 @@ pub struct HttpSettings {
     pub timeout_secs: u64,
     #[serde(default = "three")]
     pub connect_timeout_secs: u64,
+    /// How long a server may hold a half-sent request before the
+    /// slow-client check notes it never closed the connection, seconds.
+    #[serde(default = "thirty")]
+    pub slow_request_bound_secs: u64,
+}
+
+fn thirty() -> u64 {
+    30
 }
 
 fn ten() -> u64 {
@@ -693,6 +701,7 @@ impl Default for HttpSettings {
         HttpSettings {
             timeout_secs: 10,
             connect_timeout_secs: 3,
+            slow_request_bound_secs: thirty(),
         }
     }
 }

@@ -51,9 +51,10 @@ impl Endpoint {
     /// RFC 8414 registry), or `None` for a member the pass does not send to.
     pub fn from_metadata(name: &str, url: &str) -> Option<Endpoint> {
         let shape = match name {
-            "authorization_endpoint" | "jwks_uri" | "userinfo_endpoint" | "end_session_endpoint" => {
-                Shape::Query
-            }
+            "authorization_endpoint"
+            | "jwks_uri"
+            | "userinfo_endpoint"
+            | "end_session_endpoint" => Shape::Query,
             "token_endpoint"
             | "revocation_endpoint"
             | "introspection_endpoint"
@@ -104,7 +105,12 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 4] = [Check::ServerError, Check::Slow, Check::Reflection, Check::Secret];
+    pub const ALL: [Check; 4] = [
+        Check::ServerError,
+        Check::Slow,
+        Check::Reflection,
+        Check::Secret,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -198,6 +204,7 @@ pub async fn run(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(http.timeout_secs))
         .connect_timeout(Duration::from_secs(http.connect_timeout_secs))
+        .pool_idle_timeout(crate::http::POOL_IDLE)
         .build()
         .unwrap_or_default();
     let mut pass = Pass {
@@ -214,7 +221,12 @@ pub async fn run(
     }
     let mut outcomes = futures_util::stream::iter(0..settings.requests)
         .map(|index| {
-            let request = build(settings.seed, index, &endpoints[index % endpoints.len()], known);
+            let request = build(
+                settings.seed,
+                index,
+                &endpoints[index % endpoints.len()],
+                known,
+            );
             let client = client.clone();
             async move {
                 let answer = send(&client, &request).await;
@@ -247,7 +259,10 @@ pub async fn run(
         }
     }
     // The target must still be up: a crash looks like closed connections.
-    if let Some(metadata) = endpoints.iter().find(|e| e.name == "authorization_server_metadata") {
+    if let Some(metadata) = endpoints
+        .iter()
+        .find(|e| e.name == "authorization_server_metadata")
+    {
         let alive = client.get(&metadata.url).send().await;
         if !alive.as_ref().is_ok_and(|r| r.status().is_success()) {
             *pass.counts.entry(Check::ServerError).or_default() += 1;
@@ -356,7 +371,10 @@ fn judge(request: &HostileRequest, answer: &Answer, known: &Known) -> Vec<(Check
     } = answer
     else {
         if matches!(answer, Answer::TimedOut) {
-            broken.push((Check::Slow, "no answer within the profile's timeout".to_owned()));
+            broken.push((
+                Check::Slow,
+                "no answer within the profile's timeout".to_owned(),
+            ));
         }
         return broken;
     };
@@ -371,9 +389,8 @@ fn judge(request: &HostileRequest, answer: &Answer, known: &Known) -> Vec<(Check
         .unwrap_or("")
         .to_ascii_lowercase();
     // A browser renders HTML, XML, and anything whose type it must guess.
-    let rendered = content_type.is_empty()
-        || content_type.contains("html")
-        || content_type.contains("xml");
+    let rendered =
+        content_type.is_empty() || content_type.contains("html") || content_type.contains("xml");
     if rendered {
         if let Some(payload) = hostile::markup(request.index)
             .into_iter()
@@ -425,13 +442,28 @@ fn exchange(request: &HostileRequest, answer: &Answer, secrets: &[String]) -> Ex
             Some(*status),
             headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             Some(shown(body)),
             None,
         ),
-        Answer::TimedOut => (None, Vec::new(), None, Some("timed out: no answer within the profile's timeout".to_owned())),
-        Answer::Closed => (None, Vec::new(), None, Some("the connection was closed".to_owned())),
+        Answer::TimedOut => (
+            None,
+            Vec::new(),
+            None,
+            Some("timed out: no answer within the profile's timeout".to_owned()),
+        ),
+        Answer::Closed => (
+            None,
+            Vec::new(),
+            None,
+            Some("the connection was closed".to_owned()),
+        ),
         Answer::Unsent => (None, Vec::new(), None, Some("not sent".to_owned())),
     };
     let mut exchange = Exchange {
@@ -478,9 +510,21 @@ pub fn build(seed: u64, index: usize, endpoint: &Endpoint, known: &Known) -> Hos
     // blindly, a hostile user agent, a huge header.
     if rng.random_bool(0.15) {
         let (name, value, kind) = match rng.random_range(0..4) {
-            0 => ("x-forwarded-for", "127.0.0.2, 10.0.0.1, ::1".to_owned(), "forwarded"),
-            1 => ("x-forwarded-host", "127.0.0.2:1".to_owned(), "forwarded-host"),
-            2 => ("user-agent", header_safe(&hostile::markup(index)[2]), "user-agent"),
+            0 => (
+                "x-forwarded-for",
+                "127.0.0.2, 10.0.0.1, ::1".to_owned(),
+                "forwarded",
+            ),
+            1 => (
+                "x-forwarded-host",
+                "127.0.0.2:1".to_owned(),
+                "forwarded-host",
+            ),
+            2 => (
+                "user-agent",
+                header_safe(&hostile::markup(index)[2]),
+                "user-agent",
+            ),
             _ => ("x-conform-padding", "p".repeat(16 * 1024), "huge-header"),
         };
         request.headers.push((name.to_owned(), value));
@@ -498,7 +542,12 @@ fn header_safe(value: &str) -> String {
 
 /// Parameters with one to three hostile changes: a value replaced, a
 /// parameter repeated, a parameter with a hostile name added.
-fn mutate(rng: &mut StdRng, index: usize, params: &mut Vec<(String, String)>, generator: &mut String) {
+fn mutate(
+    rng: &mut StdRng,
+    index: usize,
+    params: &mut Vec<(String, String)>,
+    generator: &mut String,
+) {
     for _ in 0..rng.random_range(1..=3) {
         match rng.random_range(0..5) {
             0..=2 if !params.is_empty() => {
@@ -543,7 +592,12 @@ fn bad_encoding(rng: &mut StdRng) -> (&'static [u8], &'static str) {
     }
 }
 
-fn query_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint, known: &Known) -> HostileRequest {
+fn query_request(
+    rng: &mut StdRng,
+    index: usize,
+    endpoint: &Endpoint,
+    known: &Known,
+) -> HostileRequest {
     let mut generator = "query".to_owned();
     let mut params: Vec<(String, String)> = Vec::new();
     if endpoint.name == "authorization_endpoint" {
@@ -558,7 +612,10 @@ fn query_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint, known: &Kn
             ("response_type".to_owned(), "code".to_owned()),
             ("client_id".to_owned(), client_id),
             ("redirect_uri".to_owned(), redirect_uri),
-            ("code_challenge".to_owned(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+            (
+                "code_challenge".to_owned(),
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+            ),
             ("code_challenge_method".to_owned(), "S256".to_owned()),
             ("state".to_owned(), format!("{:032x}", rng.random::<u128>())),
             ("scope".to_owned(), known.scopes.join(" ")),
@@ -567,7 +624,11 @@ fn query_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint, known: &Kn
         // long one, with markup, is where a server must stay careful.
         if rng.random_bool(0.1) {
             generator.push_str("+long-state");
-            params[5].1 = format!("{}{}", hostile::markup(index)[1], "s".repeat(rng.random_range(1_100..8_000)));
+            params[5].1 = format!(
+                "{}{}",
+                hostile::markup(index)[1],
+                "s".repeat(rng.random_range(1_100..8_000))
+            );
         }
     }
     mutate(rng, index, &mut params, &mut generator);
@@ -614,7 +675,12 @@ fn query_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint, known: &Kn
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
-fn form_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint, known: &Known) -> HostileRequest {
+fn form_request(
+    rng: &mut StdRng,
+    index: usize,
+    endpoint: &Endpoint,
+    known: &Known,
+) -> HostileRequest {
     let mut generator = "form".to_owned();
     let mut params: Vec<(String, String)> = Vec::new();
     let mut headers = vec![(
@@ -686,7 +752,10 @@ fn form_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint, known: &Kno
             generator.push_str("+basic");
             headers.push((
                 "authorization".into(),
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ),
             ));
         }
         8 => {
@@ -780,8 +849,13 @@ fn json_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint) -> HostileR
             3 => {
                 let field = ["redirect_uris", "client_name", "grant_types", "contacts"]
                     [rng.random_range(0..4)];
-                let wrong = [json!("text"), json!(5), json!({}), json!([1, [2]]), json!(null)]
-                    [rng.random_range(0..5)]
+                let wrong = [
+                    json!("text"),
+                    json!(5),
+                    json!({}),
+                    json!([1, [2]]),
+                    json!(null),
+                ][rng.random_range(0..5)]
                 .clone();
                 generator.push_str(&format!("+wrong-type:{field}"));
                 metadata[field] = wrong;
@@ -812,12 +886,14 @@ fn json_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint) -> HostileR
         }
         2 => {
             generator.push_str("+lone-surrogate");
-            body = br#"{"client_name":"\ud800","redirect_uris":["http://127.0.0.1:9/cb"]}"#.to_vec();
+            body =
+                br#"{"client_name":"\ud800","redirect_uris":["http://127.0.0.1:9/cb"]}"#.to_vec();
         }
         3 => {
             generator.push_str("+duplicate-keys");
-            body = br#"{"redirect_uris":["http://127.0.0.1:9/cb"],"redirect_uris":["javascript:x"]}"#
-                .to_vec();
+            body =
+                br#"{"redirect_uris":["http://127.0.0.1:9/cb"],"redirect_uris":["javascript:x"]}"#
+                    .to_vec();
         }
         4 => {
             generator.push_str("+trailing-garbage");
@@ -852,7 +928,10 @@ fn mcp_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint) -> HostileRe
     let mut generator = "mcp".to_owned();
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
-        ("accept".to_owned(), "application/json, text/event-stream".to_owned()),
+        (
+            "accept".to_owned(),
+            "application/json, text/event-stream".to_owned(),
+        ),
     ];
     match rng.random_range(0..5) {
         0 => {}
@@ -873,25 +952,43 @@ fn mcp_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint) -> HostileRe
     }
     if rng.random_bool(0.2) {
         generator.push_str("+session-id");
-        headers.push(("mcp-session-id".into(), header_safe(&hostile::value(rng, index).0)));
+        headers.push((
+            "mcp-session-id".into(),
+            header_safe(&hostile::value(rng, index).0),
+        ));
     }
     if rng.random_bool(0.2) {
         generator.push_str("+protocol-version");
-        headers.push(("mcp-protocol-version".into(), header_safe(&hostile::value(rng, index).0)));
+        headers.push((
+            "mcp-protocol-version".into(),
+            header_safe(&hostile::value(rng, index).0),
+        ));
     }
-    let method_name = ["initialize", "tools/call", "tools/list", "ping", "resources/read"]
-        [rng.random_range(0..5)];
+    let method_name = [
+        "initialize",
+        "tools/call",
+        "tools/list",
+        "ping",
+        "resources/read",
+    ][rng.random_range(0..5)];
     let (value, kind) = hostile::value(rng, index);
     let body = match rng.random_range(0..8) {
         0 => {
             generator.push_str("+deep-nesting");
-            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{}}}"#, hostile::nested_json(5_000))
-                .into_bytes()
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{}}}"#,
+                hostile::nested_json(5_000)
+            )
+            .into_bytes()
         }
         1 => {
             generator.push_str("+batch");
-            serde_json::to_vec(&(0..1_000).map(|i| json!({"jsonrpc":"2.0","id":i,"method":"ping"})).collect::<Vec<_>>())
-                .unwrap_or_default()
+            serde_json::to_vec(
+                &(0..1_000)
+                    .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"ping"}))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default()
         }
         2 => {
             generator.push_str("+not-json");
@@ -965,7 +1062,8 @@ mod tests {
         let mut planted = 0;
         for i in 0..400 {
             let request = build(1, i, token, &known);
-            let shown = serde_json::to_string(&exchange(&request, &Answer::Closed, &known.secrets)).unwrap();
+            let shown = serde_json::to_string(&exchange(&request, &Answer::Closed, &known.secrets))
+                .unwrap();
             assert!(!shown.contains("s3cret-value"), "{shown}");
             planted += usize::from(String::from_utf8_lossy(&request.body).contains("s3cret-value"));
         }
@@ -986,12 +1084,26 @@ mod tests {
                 .collect(),
             body: body.into_bytes(),
         };
-        let checks = |a: &Answer| judge(&request, a, &known).into_iter().map(|(c, _)| c).collect::<Vec<_>>();
+        let checks = |a: &Answer| {
+            judge(&request, a, &known)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect::<Vec<_>>()
+        };
         let payload = hostile::markup(3)[0].clone();
-        assert_eq!(checks(&answer(400, "text/html", "&lt;script&gt;".into())), vec![]);
-        assert_eq!(checks(&answer(400, "text/html", payload.clone())), vec![Check::Reflection]);
+        assert_eq!(
+            checks(&answer(400, "text/html", "&lt;script&gt;".into())),
+            vec![]
+        );
+        assert_eq!(
+            checks(&answer(400, "text/html", payload.clone())),
+            vec![Check::Reflection]
+        );
         assert_eq!(checks(&answer(400, "application/json", payload)), vec![]);
-        assert_eq!(checks(&answer(500, "application/json", "{}".into())), vec![Check::ServerError]);
+        assert_eq!(
+            checks(&answer(500, "application/json", "{}".into())),
+            vec![Check::ServerError]
+        );
         assert_eq!(
             checks(&answer(400, "application/json", "s3cret-value%21".into())),
             vec![Check::Secret]

@@ -69,6 +69,13 @@ pub async fn start(
         registration_rate_exempt: vec![std::net::IpAddr::from([127, 0, 0, 1])],
         // Timeout scenarios wait this long; keep them short.
         provider_timeout: std::time::Duration::from_secs(2),
+        // A half-sent request is dropped after 2 s (the hub binary's default
+        // is 10 s), so the slow-client scenario is quick; the harness's
+        // clients drop idle connections sooner, so none races the close.
+        limits: crate::serve::Limits {
+            header_read_timeout: std::time::Duration::from_secs(2),
+            ..crate::serve::Limits::default()
+        },
         agenda: Some(crate::config::AgendaSettings::demo("rs-agenda-secret")),
         ..HubConfig::default()
     })

@@ -269,6 +269,16 @@ switches! {
     TokenErrorEchoesRequest => "token-error-echoes-request",
     /// A repeated `grant_type` at the token endpoint is answered 500 instead of 400 `invalid_request` (RFC 6749 §3.2, §5.2).
     RepeatedGrantTypeServerError => "repeated-grant-type-server-error",
+    /// The listener waits for a request's headers without any time limit: a client that sends half a request holds its socket for ever (RFC 9112 §9.5).
+    NoHeaderReadTimeout => "no-header-read-timeout",
+    /// A resource server may file tool-execution audit events for any MCP server the hub protects, not only its own.
+    ToolReportForAnyServer => "tool-report-for-any-server",
+    /// Dynamic registration accepts a `client_name` with bidirectional overrides and other invisible controls, which can make one client's name read as another's on the consent page.
+    ClientNameAllowsBidi => "client-name-allows-bidi",
+    /// The Origin checks (console, sign-in and consent forms, MCP endpoints) accept an `Origin` equal to the request's own `Host`, which a DNS-rebinding page controls.
+    OriginTrustsHost => "origin-trusts-host",
+    /// After a crash, the audit JSON Lines file keeps a last line cut short and appends after it.
+    JsonlKeepsCutLine => "jsonl-keeps-cut-line",
     /// The authorization endpoint never answers a request whose `state` is over 1 KiB.
     AuthorizeStallsOnLongState => "authorize-stalls-on-long-state",
 }

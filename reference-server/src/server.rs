@@ -157,7 +157,11 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         Some(settings) => Some(crate::mcp::agenda::router(&hub, settings).await?),
         None => None,
     };
-    let limits = hub.config.limits;
+    let mut limits = hub.config.limits;
+    if hub.faults.on(crate::fault::Fault::NoHeaderReadTimeout) {
+        // A day: as good as none for any client that tests it.
+        limits.header_read_timeout = std::time::Duration::from_secs(86_400);
+    }
     let mut router = crate::app::router(hub);
     if let Some((path, agenda)) = agenda {
         router = router.nest_service(&path, agenda);

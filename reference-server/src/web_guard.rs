@@ -86,9 +86,18 @@ pub fn same_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), &'static str> {
 /// Whether the request carries an `Origin` other than the hub's public
 /// origin (none at all is not foreign: not every client is a browser).
 pub fn foreign_origin(hub: &Hub, headers: &HeaderMap) -> bool {
+    let host_origin = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|_| hub.faults.on(crate::fault::Fault::OriginTrustsHost))
+        .map(|host| format!("http://{host}"));
     headers.get(header::ORIGIN).is_some_and(|o| {
-        !o.to_str()
-            .is_ok_and(|o| o.eq_ignore_ascii_case(&hub.base_url))
+        !o.to_str().is_ok_and(|o| {
+            o.eq_ignore_ascii_case(&hub.base_url)
+                || host_origin
+                    .as_deref()
+                    .is_some_and(|h| o.eq_ignore_ascii_case(h))
+        })
     })
 }
 

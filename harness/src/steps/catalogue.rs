@@ -16,7 +16,8 @@ use super::failure::StepError;
 use super::run::Run;
 use super::{
     admin, agent, agents, authorize, cimd, connect, connections, control, cors, discovery,
-    registration, resource, resource_server, revocation, robustness, third_party, token, vault,
+    registration, resource, resource_server, revocation, robustness, slow_client, third_party,
+    token, vault,
 };
 
 /// An action's name in scenario files, and its declaration.
@@ -120,6 +121,7 @@ catalogue! {
     "mcp_tool" => McpTool(resource::McpTool),
     "preflight" => Preflight(cors::Preflight),
     "robustness" => Robustness(robustness::Robustness),
+    "slow_request" => SlowRequest(slow_client::SlowRequest),
 }
 
 /// Steps the engine records that no action performed (a scenario that timed out).

@@ -45,7 +45,10 @@ impl Act for Robustness {
 
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
         let settings = &run.profile.robustness;
-        let key = format!("{} {} {}", run.profile.issuer, settings.seed, settings.requests);
+        let key = format!(
+            "{} {} {}",
+            run.profile.issuer, settings.seed, settings.requests
+        );
         let cell = PASSES
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -96,7 +99,11 @@ impl Run<'_> {
     /// is registered for it, as a setup registration).
     pub async fn robustness_targets(&mut self) -> Result<(Vec<Endpoint>, Known), StepError> {
         let metadata = self.metadata().await?;
-        let host = |url: &str| url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let host = |url: &str| {
+            url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+        };
         let mut hosts: Vec<String> = host(&self.profile.issuer).into_iter().collect();
         let resources: Vec<String> = self
             .profile
@@ -115,9 +122,10 @@ impl Run<'_> {
             .filter_map(|(name, value)| Endpoint::from_metadata(name, value.as_str()?))
             .filter(|e| ours(&e.url))
             .collect();
-        if let Some(url) = crate::well_known::authorization_server_metadata_urls(&self.profile.issuer)
-            .ok()
-            .and_then(|urls| urls.into_iter().next())
+        if let Some(url) =
+            crate::well_known::authorization_server_metadata_urls(&self.profile.issuer)
+                .ok()
+                .and_then(|urls| urls.into_iter().next())
         {
             endpoints.push(Endpoint {
                 name: "authorization_server_metadata".into(),
@@ -144,7 +152,12 @@ impl Run<'_> {
 
         let profile = self.profile;
         let mut users = vec![(profile.user.username.clone(), profile.user.password.clone())];
-        users.extend(profile.users.values().map(|u| (u.username.clone(), u.password.clone())));
+        users.extend(
+            profile
+                .users
+                .values()
+                .map(|u| (u.username.clone(), u.password.clone())),
+        );
         let known = Known {
             client: self.probe_client().await,
             confidential: profile
@@ -155,7 +168,11 @@ impl Run<'_> {
                 .collect(),
             users,
             // Short values ("x", "true") would be found by chance in any answer.
-            secrets: profile.secret_values().into_iter().filter(|s| s.len() >= 8).collect(),
+            secrets: profile
+                .secret_values()
+                .into_iter()
+                .filter(|s| s.len() >= 8)
+                .collect(),
             scopes: profile
                 .resources
                 .values()

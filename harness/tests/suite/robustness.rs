@@ -14,7 +14,11 @@ use crate::support::*;
 async fn pass_on_own_hub(
     faults: &[String],
     requests: usize,
-    then: impl AsyncFnOnce(&Pass, &[harness::robustness::Endpoint], &harness::robustness::Known) -> Result<(), Failed>,
+    then: impl AsyncFnOnce(
+        &Pass,
+        &[harness::robustness::Endpoint],
+        &harness::robustness::Known,
+    ) -> Result<(), Failed>,
 ) -> Result<Pass, Failed> {
     let hub = harness::embedded::start(&root().join("fixtures"), faults, &[])
         .await
@@ -27,9 +31,13 @@ async fn pass_on_own_hub(
             .robustness_targets()
             .await
             .map_err(|e| Failed::from(e.to_string()))?;
-        let pass =
-            harness::robustness::run(&profile.robustness, &profile.http, endpoints.clone(), &known)
-                .await;
+        let pass = harness::robustness::run(
+            &profile.robustness,
+            &profile.http,
+            endpoints.clone(),
+            &known,
+        )
+        .await;
         then(&pass, &endpoints, &known).await?;
         Ok(pass)
     }
@@ -91,9 +99,12 @@ pub fn trials() -> Vec<Trial> {
                         .find(|e| e.name == finding.endpoint)
                         .ok_or_else(|| Failed::from("the finding's endpoint is gone"))?;
                     let again = build(finding.seed, finding.request, endpoint, known);
-                    check(again.url.starts_with(&finding.exchange.url.replace("… ", "")[..40]), || {
-                        format!("rebuilt {} is not {}", again.url, finding.exchange.url)
-                    })?;
+                    check(
+                        again
+                            .url
+                            .starts_with(&finding.exchange.url.replace("… ", "")[..40]),
+                        || format!("rebuilt {} is not {}", again.url, finding.exchange.url),
+                    )?;
                     let answer = reqwest::Client::new()
                         .get(&again.url)
                         .send()
@@ -104,7 +115,10 @@ pub fn trials() -> Vec<Trial> {
                         .unwrap_or_default();
                     let marked = harness::hostile::markup(finding.request);
                     check(marked.iter().any(|m| answer.contains(m.as_str())), || {
-                        format!("request {} sent again was not reflected: {answer}", finding.request)
+                        format!(
+                            "request {} sent again was not reflected: {answer}",
+                            finding.request
+                        )
                     })
                 })
                 .await

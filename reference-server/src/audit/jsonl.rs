@@ -23,7 +23,7 @@ const BATCH: i64 = 500;
 
 /// Opens `path` (creating it), drops a last line cut short, and returns the
 /// file and the `seq` of its last complete line (0 for none).
-fn open_and_recover(path: &Path) -> Result<(std::fs::File, i64), HubError> {
+fn open_and_recover(path: &Path, keep_cut_line: bool) -> Result<(std::fs::File, i64), HubError> {
     let failed = |e: std::io::Error| {
         HubError::Config(format!("audit JSON Lines file {}: {e}", path.display()))
     };
@@ -37,7 +37,7 @@ fn open_and_recover(path: &Path) -> Result<(std::fs::File, i64), HubError> {
     let mut text = Vec::new();
     file.read_to_end(&mut text).map_err(failed)?;
     let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if complete < text.len() {
+    if complete < text.len() && !keep_cut_line {
         tracing::warn!(path = %path.display(), "dropping a last audit line cut short");
         file.set_len(complete as u64).map_err(failed)?;
     }
@@ -53,7 +53,8 @@ fn open_and_recover(path: &Path) -> Result<(std::fs::File, i64), HubError> {
 
 /// Starts writing the trail to `path` in the background.
 pub async fn spawn(hub: Arc<Hub>, path: PathBuf) -> Result<tokio::task::JoinHandle<()>, HubError> {
-    let (mut file, in_file) = open_and_recover(&path)?;
+    let keep_cut_line = hub.faults.on(crate::fault::Fault::JsonlKeepsCutLine);
+    let (mut file, in_file) = open_and_recover(&path, keep_cut_line)?;
     let cursor = hub.store.audit_cursor(STREAM).await?.max(in_file);
     hub.store.set_audit_cursor(STREAM, cursor).await?;
     let mut feed = hub.audit_feed.subscribe();

@@ -231,7 +231,9 @@ pub async fn report_tool_execution(
         })?;
     // A resource server reports for itself only: another server's tools,
     // clients and users are not its to speak for.
-    if !caller.client.allowed_resources.contains(&server.id) {
+    if !caller.client.allowed_resources.contains(&server.id)
+        && !hub.faults.on(crate::fault::Fault::ToolReportForAnyServer)
+    {
         return Err(OAuthError::InvalidTarget(
             "a resource server may report tool executions for its own MCP server only".into(),
         ));

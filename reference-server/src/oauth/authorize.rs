@@ -105,7 +105,11 @@ pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri
     match authorize_inner(&hub, &peer, &uri).await {
         Ok(response) => response,
         Err(err) if hub.faults.on(Fault::ErrorPageReflectsRequest) => {
-            crate::pages::error_page_echoing(&hub.pages, &err, &raw("redirect_uri").unwrap_or_default())
+            crate::pages::error_page_echoing(
+                &hub.pages,
+                &err,
+                &raw("redirect_uri").unwrap_or_default(),
+            )
         }
         Err(err) => error_page(&hub.pages, &err),
     }

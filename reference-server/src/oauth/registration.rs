@@ -141,7 +141,11 @@ async fn build_client(hub: &Hub, body: &[u8]) -> Result<Client, OAuthError> {
         optional_string(&meta, "client_name")?.unwrap_or_else(|| "Unnamed MCP client".into());
     // Shown on the consent page: a bidirectional override or another
     // invisible control would let one client's name read as another's.
-    if let Some(c) = name.chars().find(|c| is_disguising(*c)) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| is_disguising(*c))
+        .filter(|_| !hub.faults.on(crate::fault::Fault::ClientNameAllowsBidi))
+    {
         return Err(OAuthError::InvalidClientMetadata(format!(
             "client_name contains the control character U+{:04X}",
             u32::from(c)

@@ -229,11 +229,11 @@ async fn the_live_audit_feed_streams_events_as_they_are_written() {
 /// server, and a report for its own server must carry a token valid there.
 #[tokio::test]
 async fn a_resource_server_reports_tool_executions_for_itself_only() {
-    let hub = start().await;
-    let report = |resource: String, token: Option<&str>| {
+    // The Agenda server's credentials reporting a tool run at `resource`.
+    let report = |hub: &reference_server::RunningHub, resource: &str, token: Option<&str>| {
         let mut body = serde_json::json!({
             "tool": "calendar_create",
-            "resource": resource,
+            "resource": resource_url(hub, resource),
             "client_id": "someone-else",
             "user": "user-bob",
         });
@@ -246,26 +246,34 @@ async fn a_resource_server_reports_tool_executions_for_itself_only() {
             .json(&body)
             .send()
     };
-    let calendar = hub
-        .resources
-        .iter()
-        .find(|(id, _)| id == "calendar")
-        .map(|(_, url)| url.clone())
-        .expect("the calendar server");
-    let agenda = hub
-        .resources
-        .iter()
-        .find(|(id, _)| id == "agenda")
-        .map(|(_, url)| url.clone())
-        .expect("the agenda server");
-    let foreign = report(calendar, None).await.unwrap();
+    let hub = start().await;
+    let foreign = report(&hub, "calendar", None).await.unwrap();
     assert_eq!(foreign.status(), 400);
     let body: serde_json::Value = foreign.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target");
-    let forged = report(agenda, Some("not-a-token")).await.unwrap();
+    let forged = report(&hub, "agenda", Some("not-a-token")).await.unwrap();
     assert_eq!(forged.status(), 400);
     let body: serde_json::Value = forged.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
+    hub.stop().await;
+    // The same check catches a hub that files any server's report.
+    let lax = start_with_faults(vec![Fault::ToolReportForAnyServer]).await;
+    let filed = report(&lax, "calendar", None).await.unwrap();
+    assert!(
+        filed.status().is_success(),
+        "the fault files it: {}",
+        filed.status()
+    );
+    lax.stop().await;
+}
+
+/// The resource URL of the seeded MCP server `id`.
+fn resource_url(hub: &reference_server::RunningHub, id: &str) -> String {
+    hub.resources
+        .iter()
+        .find(|(server, _)| server == id)
+        .map(|(_, url)| url.clone())
+        .unwrap_or_else(|| panic!("no MCP server {id}"))
 }
 
 /// The JSON Lines lines so far, as parsed JSON (a partial last line is kept as text).
@@ -291,12 +299,12 @@ async fn until_written(path: &std::path::Path, n: usize) -> Vec<i64> {
     }
 }
 
-/// The JSON Lines file is written from the committed trail: every event once,
-/// with its `seq`, in order, across a restart; a line cut short by a crash is
-/// dropped and the event written again whole.
-#[tokio::test]
-async fn the_jsonl_file_has_every_seq_once_in_order_across_a_restart() {
-    let dir = std::env::temp_dir().join(format!("hub-jsonl-{}", std::process::id()));
+/// Three events, a crash that cuts a line in half, a restart with `faults`
+/// on, two more events: the file's text and its `seq`s, and how many events
+/// were written in all.
+async fn jsonl_across_a_cut_line(faults: Vec<Fault>) -> (String, Vec<i64>, usize) {
+    let dir =
+        std::env::temp_dir().join(format!("hub-jsonl-{}-{}", std::process::id(), faults.len()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (db, file) = (dir.join("hub.sqlite"), dir.join("audit.jsonl"));
@@ -325,20 +333,41 @@ async fn the_jsonl_file_has_every_seq_once_in_order_across_a_restart() {
     }
     let mut second = config(Database::File(db.clone()));
     second.audit_jsonl = Some(file.clone());
+    let keep_cut_line = faults.contains(&Fault::JsonlKeepsCutLine);
+    second.faults = Faults::new(faults);
     let hub = reference_server::spawn(second).await.expect("hub restarts");
     for _ in 0..2 {
         assert_eq!(register(&hub).await.unwrap().status(), 201);
     }
     let total = before.len() + 2;
-    let seqs = until_written(&file, total).await;
+    // A line appended to a cut one does not parse: wait for one fewer then.
+    let readable = if keep_cut_line { total - 1 } else { total };
+    let seqs = until_written(&file, readable).await;
     hub.stop().await;
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(
-        !text.contains("event_ty\n") && !text.contains("{\"seq\": 99"),
-        "the cut line was kept"
-    );
+    let _ = std::fs::remove_dir_all(&dir);
+    (text, seqs, total)
+}
+
+/// Whether the half line the crash left is still in the file.
+fn keeps_cut_line(text: &str) -> bool {
+    text.contains("{\"seq\": 99")
+}
+
+/// The JSON Lines file is written from the committed trail: every event once,
+/// with its `seq`, in order, across a restart; a line cut short by a crash is
+/// dropped and the event written again whole.
+#[tokio::test]
+async fn the_jsonl_file_has_every_seq_once_in_order_across_a_restart() {
+    let (text, seqs, total) = jsonl_across_a_cut_line(Vec::new()).await;
+    assert!(!keeps_cut_line(&text), "the cut line was kept");
     assert!(seqs.len() >= total, "{seqs:?}");
     let expected: Vec<i64> = (seqs[0]..seqs[0] + seqs.len() as i64).collect();
     assert_eq!(seqs, expected, "every seq once, in order, no gap");
-    let _ = std::fs::remove_dir_all(&dir);
+    // The same check catches a hub that appends after the broken line.
+    let (text, _, _) = jsonl_across_a_cut_line(vec![Fault::JsonlKeepsCutLine]).await;
+    assert!(
+        keeps_cut_line(&text),
+        "the fault keeps the cut line: {text}"
+    );
 }

@@ -2,7 +2,7 @@
 //! never a 500, and the limits that hold per source and per client.
 
 use reference_server::store::Database;
-use reference_server::RunningHub;
+use reference_server::{Fault, RunningHub};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -385,4 +385,47 @@ async fn a_client_name_that_could_disguise_the_client_is_refused() {
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client_metadata", "{name:?}");
     }
+    // The same check catches a hub that lets the override through.
+    let lenient = start_with_faults(vec![Fault::ClientNameAllowsBidi]).await;
+    let answer = client()
+        .post(format!("{}/register", lenient.issuer))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "Calendar \u{202E}ppA"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        201,
+        "the fault registers the disguised name"
+    );
+    lenient.stop().await;
+    hub.stop().await;
+}
+
+/// A DNS-rebinding page sends its own name as both `Origin` and `Host`: the
+/// hub's MCP endpoint refuses it, since only the hub's configured origin
+/// counts, never the request's `Host`.
+#[tokio::test]
+async fn an_origin_that_matches_only_the_host_is_refused() {
+    let rebound = |hub: &reference_server::RunningHub| {
+        let port = hub.local_addr.port();
+        client()
+            .post(format!("{}/mcp/calendar", hub.base_url))
+            .header("origin", format!("http://rebound.example:{port}"))
+            .header("host", format!("rebound.example:{port}"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .send()
+    };
+    let hub = start().await;
+    assert_eq!(rebound(&hub).await.unwrap().status(), 403);
+    hub.stop().await;
+    // The same check catches a hub that trusts an Origin equal to the Host.
+    let trusting = start_with_faults(vec![Fault::OriginTrustsHost]).await;
+    assert_eq!(
+        rebound(&trusting).await.unwrap().status(),
+        401,
+        "the fault lets the rebound page reach the bearer check"
+    );
+    trusting.stop().await;
 }

@@ -31,6 +31,13 @@ pub async fn start() -> RunningHub {
         .expect("hub starts")
 }
 
+/// A hub with `faults` on: a hub test that proves its check catches one.
+pub async fn start_with_faults(faults: Vec<reference_server::Fault>) -> RunningHub {
+    let mut config = config(Database::Memory);
+    config.faults = reference_server::Faults::new(faults);
+    reference_server::spawn(config).await.expect("hub starts")
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
