@@ -18,6 +18,7 @@ pub mod hostile;
 pub mod html;
 pub mod http;
 pub mod init;
+pub mod load;
 pub mod narrate;
 pub mod operation;
 pub mod profile;

@@ -96,6 +96,56 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Load-test a target: throughput, latency percentiles and errors by
+    /// kind, and correctness under the load (no 5xx, unique `jti`s, live
+    /// tokens introspected as active). Writes load.json to --out.
+    Load {
+        /// Target profile (TOML); without it, the embedded reference hub.
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// With --target: the origin that replaces the profile's `base`.
+        #[arg(long, requires = "target", value_name = "URL")]
+        base: Option<String>,
+        /// What each request does.
+        #[arg(long, value_enum, default_value = "client-credentials")]
+        mix: harness::load::Mix,
+        /// Connections, one worker each (1 to 1024).
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// How long to send: `20s`, `500ms`, `2m` (at most 10 minutes).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Stop after this many requests (or at --duration, whichever is first).
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Open-loop load: this many requests per second, whatever the answers' pace.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Directory for load.json.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+    },
+}
+
+/// `20s`, `500ms`, `2m`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 20s, 500ms or 2m"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{text}`: the unit is ms, s or m")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
@@ -130,6 +180,27 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }) = &args.command
     {
         return init(target, output, *force).await;
+    }
+    if let Some(Command::Load {
+        target,
+        base,
+        mix,
+        connections,
+        duration,
+        requests,
+        rate,
+        out,
+    }) = &args.command
+    {
+        let options = harness::load::LoadOptions {
+            mix: *mix,
+            connections: *connections,
+            duration: *duration,
+            requests: *requests,
+            rate: *rate,
+            progress: true,
+        };
+        return load(target.as_deref(), base.as_deref(), &options, out).await;
     }
     let mut config = RunConfig::embedded_default();
     if let Some(dir) = args.scenarios {
@@ -219,6 +290,38 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         },
     )
+}
+
+/// `conform load`: the run, its summary, load.json; exit 1 when a check failed.
+async fn load(
+    target: Option<&std::path::Path>,
+    base: Option<&str>,
+    options: &harness::load::LoadOptions,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let (profile, embedded) = match target {
+        Some(path) => (harness::profile::Profile::load(path, base)?, None),
+        None => {
+            let fixtures = harness::embedded::repo_root().join("fixtures");
+            let hub = harness::embedded::start(&fixtures, &[], &[]).await?;
+            (hub.profile.clone(), Some(hub))
+        }
+    };
+    let report = harness::load::run(&profile, options).await;
+    if let Some(hub) = embedded {
+        hub.stop().await;
+    }
+    let report = report?;
+    print!("{}", report.text());
+    std::fs::create_dir_all(out)?;
+    let path = out.join("load.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    println!("written to {}", path.display());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `conform init`: discovery, then the starter profile.

@@ -304,10 +304,10 @@ pub async fn create_agent(
             )))
         }
     };
-    let secret_hash = match secret.as_deref() {
-        Some(secret) => Some(crate::credentials::hash_secret_bounded(secret).await?),
-        None => None,
-    };
+    // The hub generated it: 256 random bits, stored as a digest.
+    let secret_hash = secret
+        .as_deref()
+        .map(crate::credentials::digest_generated_secret);
     let now = hub.clock.now();
     let client_id = crate::random::id("agent");
     let mut metadata = json!({

@@ -279,6 +279,8 @@ switches! {
     OriginTrustsHost => "origin-trusts-host",
     /// After a crash, the audit JSON Lines file keeps a last line cut short and appends after it.
     JsonlKeepsCutLine => "jsonl-keeps-cut-line",
+    /// Access tokens issued in the same second share a `jti` (RFC 9068 §2.2, RFC 7519 §4.1.7: unique); only concurrent load shows it.
+    JtiRepeats => "jti-repeats",
     /// The authorization endpoint never answers a request whose `state` is over 1 KiB.
     AuthorizeStallsOnLongState => "authorize-stalls-on-long-state",
 }

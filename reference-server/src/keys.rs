@@ -13,7 +13,10 @@ use crate::store::Store;
 /// The key that signs new tokens, and every key still published for verification.
 pub struct SigningKeys {
     signing_kid: String,
-    signing_key: EncodingKey,
+    /// Parsed once (`jsonwebtoken::encode` parses its key, and derives the
+    /// public key, on every call), and signing with ring's P-256.
+    signing_key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
     verifying: HashMap<String, DecodingKey>,
     jwks: JwkSet,
 }
@@ -38,7 +41,17 @@ impl SigningKeys {
             keys.push(jwk);
             // Rows come newest first: the newest active key signs.
             if signing.is_none() {
-                signing = Some((row.kid.clone(), encoding));
+                use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+                let der = p256::SecretKey::from_pkcs8_pem(&row.private_pem)
+                    .and_then(|k| k.to_pkcs8_der())
+                    .map_err(|e| HubError::Key(e.to_string()))?;
+                let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der.as_bytes(),
+                    &ring::rand::SystemRandom::new(),
+                )
+                .map_err(|e| HubError::Key(format!("signing key {}: {e}", row.kid)))?;
+                signing = Some((row.kid.clone(), key));
             }
         }
         let (signing_kid, signing_key) =
@@ -46,6 +59,7 @@ impl SigningKeys {
         Ok(SigningKeys {
             signing_kid,
             signing_key,
+            rng: ring::rand::SystemRandom::new(),
             verifying,
             jwks: JwkSet { keys },
         })
@@ -62,8 +76,37 @@ impl SigningKeys {
         Ok(kid)
     }
 
-    pub fn signing(&self) -> (&str, &EncodingKey) {
-        (&self.signing_kid, &self.signing_key)
+    /// The `kid` of the key that signs new tokens.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
+    }
+
+    /// A compact JWS (RFC 7515 §7.1) of `claims` under `header` (whose `alg`
+    /// must be ES256), signed with the current key: the signature is the
+    /// fixed-size `r ‖ s` RFC 7518 §3.4 asks for.
+    pub fn sign<T: serde::Serialize>(
+        &self,
+        header: &jsonwebtoken::Header,
+        claims: &T,
+    ) -> Result<String, HubError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        if header.alg != Algorithm::ES256 {
+            return Err(HubError::Key(format!(
+                "the hub signs ES256, not {:?}",
+                header.alg
+            )));
+        }
+        let mut jws = URL_SAFE_NO_PAD.encode(json(header)?);
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(json(claims)?));
+        let signature = self
+            .signing_key
+            .sign(&self.rng, jws.as_bytes())
+            .map_err(|e| HubError::Key(format!("signing: {e}")))?;
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        Ok(jws)
     }
 
     pub fn verifying(&self, kid: &str) -> Option<&DecodingKey> {
@@ -73,4 +116,8 @@ impl SigningKeys {
     pub fn jwks(&self) -> &JwkSet {
         &self.jwks
     }
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, HubError> {
+    serde_json::to_vec(value).map_err(|e| HubError::Key(e.to_string()))
 }

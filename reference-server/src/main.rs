@@ -122,6 +122,11 @@ struct Args {
     /// Read a password or client secret from stdin, print its argon2 hash for a seed file, and exit.
     #[arg(long)]
     hash_secret: bool,
+    /// With --hash-secret: the secret was generated (at least 256 random
+    /// bits, e.g. `openssl rand -base64 32`): print a salted SHA-256 digest
+    /// (`secret_kind = "generated"`), which verifies in microseconds.
+    #[arg(long, requires = "hash_secret")]
+    generated: bool,
 }
 
 #[tokio::main]
@@ -142,7 +147,19 @@ async fn main() -> anyhow::Result<()> {
             .context("reading the secret from stdin")?;
         let secret = secret.trim_end_matches(['\r', '\n']);
         anyhow::ensure!(!secret.is_empty(), "no secret on stdin");
-        println!("{}", reference_server::credentials::hash_secret(secret)?);
+        if args.generated {
+            // 32 bytes of base64 is 43 or 44 characters: shorter is no 256 bits.
+            anyhow::ensure!(
+                secret.len() >= 43,
+                "a generated secret has at least 256 random bits (43 base64 characters); hash a chosen one without --generated"
+            );
+            println!(
+                "{}",
+                reference_server::credentials::digest_generated_secret(secret)
+            );
+        } else {
+            println!("{}", reference_server::credentials::hash_secret(secret)?);
+        }
         return Ok(());
     }
     if args.list_faults {

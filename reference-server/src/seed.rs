@@ -49,6 +49,14 @@ pub struct SeedPolicy {
     pub draft: serde_json::Map<String, serde_json::Value>,
 }
 
+/// What a seeded client secret is (see `credentials`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedSecretKind {
+    Chosen,
+    Generated,
+}
+
 /// A pre-registered client as written in a seed file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,8 +65,13 @@ pub struct SeedClient {
     pub name: String,
     #[serde(default = "manual")]
     pub trust_level: TrustLevel,
-    /// argon2 PHC hash of the secret; confidential clients only.
+    /// The stored secret; confidential clients only: an argon2id PHC hash
+    /// (`hub --hash-secret`) or a generated secret's digest (`hub
+    /// --hash-secret --generated`).
     pub secret_hash: Option<String>,
+    /// Which kind `secret_hash` is, declared: `chosen` (argon2id) or
+    /// `generated` (salted SHA-256); checked against the hash itself.
+    pub secret_kind: Option<SeedSecretKind>,
     pub token_endpoint_auth_method: Option<AuthMethod>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -134,6 +147,29 @@ impl Seed {
             store.upsert_mcp_server(server).await?;
         }
         for c in self.clients {
+            if let Some(stored) = &c.secret_hash {
+                use crate::credentials::SecretKind;
+                let kind = SecretKind::of_stored(stored);
+                let declared = c.secret_kind.map(|k| match k {
+                    SeedSecretKind::Chosen => SecretKind::Chosen,
+                    SeedSecretKind::Generated => SecretKind::Generated,
+                });
+                let message = match (kind, declared) {
+                    (None, _) => Some(
+                        "secret_hash is neither an argon2id hash nor a generated secret's digest",
+                    ),
+                    (Some(k), Some(d)) if k != d => {
+                        Some("secret_hash is not of the declared secret_kind")
+                    }
+                    _ => None,
+                };
+                if let Some(message) = message {
+                    return Err(HubError::Seed {
+                        path: c.client_id.clone(),
+                        message: message.into(),
+                    });
+                }
+            }
             let method = c
                 .token_endpoint_auth_method
                 .unwrap_or(if c.secret_hash.is_some() {

@@ -16,6 +16,7 @@ use sqlx::Row;
 use crate::error::HubError;
 
 pub mod audit;
+pub mod audit_writer;
 pub mod authorizations;
 pub mod connections;
 pub mod console;
@@ -53,9 +54,26 @@ fn from_json<T: DeserializeOwned + Default>(row: &SqliteRow, column: &str) -> Re
     let raw: String = row.try_get(column)?;
     Ok(serde_json::from_str(&raw)?)
 }
+/// Clients in service kept in memory (`Store::client`), and the generation
+/// every write moves.
+#[derive(Debug, Default)]
+struct ClientCache {
+    generation: u64,
+    clients: std::collections::HashMap<String, crate::model::Client>,
+}
+
+/// The most clients kept in memory; past it the cache starts over.
+const CLIENT_CACHE: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The audit trail's one writer (group commit, `store/audit.rs`).
+    audit_writer: tokio::sync::mpsc::Sender<audit_writer::Append>,
+    /// Clients in service, once read (see `Store::client`).
+    clients: std::sync::Arc<std::sync::Mutex<ClientCache>>,
+    /// The MCP servers, once read (see `Store::mcp_servers`).
+    servers: std::sync::Arc<std::sync::RwLock<Option<Vec<crate::model::McpServer>>>>,
 }
 
 impl Store {
@@ -85,7 +103,12 @@ impl Store {
             }
         };
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            audit_writer: audit_writer::spawn_writer(pool.clone()),
+            pool,
+            clients: Default::default(),
+            servers: Default::default(),
+        })
     }
 
     /// The pool, for the per-concern parts of the store (`store/*.rs`).

@@ -10,6 +10,7 @@
 //! * `init::*`: `conform init` and the starter profile it writes;
 //! * `profile_docs::*`: every profile key and operation documented in docs/profile.md;
 //! * `recipes::*`: operations as the profile's recipes: bad ones refused, missing ones skipped, other shapes driven;
+//! * `load::*`: `conform load`'s smoke run on the embedded hub and its jti check;
 //! * `robustness::*`: the robustness pass on the embedded hub (no findings), a finding sent again from its seed;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
 //! * `any_server::*`: not applicable is `skip`, rate limits never cascade, pinned verdicts catch drift;
@@ -21,6 +22,7 @@ mod cli;
 mod html;
 mod identity;
 mod init;
+mod load;
 mod profile_docs;
 mod recipes;
 mod robustness;
@@ -49,6 +51,7 @@ fn main() {
     trials.extend(architecture::trials());
     trials.extend(profile_docs::trials());
     trials.extend(recipes::trials());
+    trials.extend(load::trials());
     trials.extend(robustness::trials());
     trials.extend(identity::identity_trials());
     trials.extend(any_server::trials());

@@ -88,15 +88,19 @@ impl Hub {
             scope: grant.scopes.join(" "),
             iat: now,
             exp: now + ttl,
-            jti: crate::random::id("at"),
+            jti: if self.faults.on(Fault::JtiRepeats) {
+                // The fault: a jti from the clock, shared by every token of a second.
+                format!("at_{now}")
+            } else {
+                crate::random::id("at")
+            },
             tenant: grant.tenant.map(str::to_owned),
             act: grant.act,
             may_act: None,
         };
         let keys = self.keys.read().await;
-        let (kid, key) = keys.signing();
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(kid.to_owned());
+        header.kid = Some(keys.signing_kid().to_owned());
         header.typ = Some(
             if self.faults.on(Fault::PlainJwtTyp) {
                 "JWT"
@@ -116,7 +120,7 @@ impl Hub {
                 &jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())?,
             )?
         } else {
-            encode(&header, &claims, key)?
+            keys.sign(&header, &claims)?
         };
         Ok(MintedToken {
             token,

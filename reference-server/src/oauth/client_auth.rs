@@ -109,9 +109,11 @@ pub(crate) async fn authenticate(
     };
     let unknown = || OAuthError::InvalidClient("client authentication failed".into());
     let Some(client) = hub.store.client(&client_id).await? else {
-        // As long as a wrong secret for a known client: no enumeration by timing.
+        // As long as a wrong secret for a known client with a generated
+        // secret (client ids are not secrets, RFC 6749 §2.2).
         if let Some(secret) = &secret {
-            crate::credentials::verify_secret(secret, crate::credentials::DUMMY_HASH).await?;
+            crate::credentials::verify_client_secret(secret, crate::credentials::DUMMY_DIGEST)
+                .await?;
         }
         return Err(unknown());
     };
@@ -123,9 +125,23 @@ pub(crate) async fn authenticate(
         (registered, Some(secret)) if registered == method => {
             let ok = match &client.secret_hash {
                 _ if hub.faults.on(Fault::SkipClientSecretVerify) => true,
-                Some(hash) => crate::credentials::verify_secret(&secret, hash).await?,
+                Some(hash) => crate::credentials::verify_client_secret(&secret, hash).await?,
                 None => false,
             };
+            if let Some(stored) = client
+                .secret_hash
+                .as_deref()
+                .filter(|stored| ok && crate::credentials::needs_rehash(&secret, stored))
+            {
+                let digest = crate::credentials::digest_generated_secret(&secret);
+                if hub
+                    .store
+                    .restore_client_secret(&client.client_id, stored, &digest)
+                    .await?
+                {
+                    tracing::info!(client = %client.client_id, "a generated client secret is now stored as a digest");
+                }
+            }
             if ok {
                 Ok(Caller {
                     client,

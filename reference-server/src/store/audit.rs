@@ -2,43 +2,24 @@
 //! each delivery stream's cursor.
 
 use sqlx::Row;
+use tokio::sync::oneshot;
 
-use super::{from_json, to_json, Store};
+use super::{from_json, Store};
 use crate::audit::event::AuditEvent;
 use crate::error::HubError;
 
 impl Store {
+    /// Appends an event to the trail and returns once it is durable (see
+    /// [`super::audit_writer::spawn_writer`]: concurrent appends share one transaction).
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), HubError> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, time, type, outcome, actor_type, actor_id, user_id, tenant, client_id,
-               resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip, policies, act,
-               client_name, client_trust_level, client_tags, scopes_dropped)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&event.id)
-        .bind(event.time)
-        .bind(&event.event_type)
-        .bind(&event.outcome)
-        .bind(&event.actor.kind)
-        .bind(&event.actor.id)
-        .bind(&event.user)
-        .bind(&event.tenant)
-        .bind(&event.client_id)
-        .bind(&event.resource)
-        .bind(to_json(&event.scopes_requested))
-        .bind(to_json(&event.scopes_granted))
-        .bind(&event.reason)
-        .bind(&event.correlation_id)
-        .bind(&event.source_ip)
-        .bind(to_json(&event.policies))
-        .bind(event.act.as_ref().map(to_json))
-        .bind(&event.client_name)
-        .bind(&event.client_trust_level)
-        .bind(to_json(&event.client_tags))
-        .bind(to_json(&event.scopes_dropped))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let (done, durable) = oneshot::channel();
+        self.audit_writer
+            .send((event.clone(), done))
+            .await
+            .map_err(|_| HubError::Config("the audit writer has stopped".into()))?;
+        durable
+            .await
+            .map_err(|_| HubError::Config("the audit writer has stopped".into()))?
     }
 
     /// Where an audit stream got to (0: from the beginning).

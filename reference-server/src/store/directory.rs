@@ -91,6 +91,7 @@ impl Store {
         .bind(to_json(&server.tools))
         .execute(&self.pool)
         .await?;
+        *self.servers.write().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 
@@ -104,11 +105,27 @@ impl Store {
         })
     }
 
+    /// Every MCP server, by id. Read on every token request and written
+    /// only by the seed, so kept in memory after the first read; the cache
+    /// is dropped on every write ([`Store::upsert_mcp_server`]).
     pub async fn mcp_servers(&self) -> Result<Vec<McpServer>, HubError> {
+        if let Some(servers) = self
+            .servers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(servers.clone());
+        }
         let rows = sqlx::query("SELECT * FROM mcp_servers ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(Self::server_from_row).collect()
+        let servers: Vec<McpServer> = rows
+            .iter()
+            .map(Self::server_from_row)
+            .collect::<Result<_, _>>()?;
+        *self.servers.write().unwrap_or_else(|p| p.into_inner()) = Some(servers.clone());
+        Ok(servers)
     }
 
     pub async fn mcp_server_by_path(&self, path: &str) -> Result<Option<McpServer>, HubError> {
@@ -146,11 +163,25 @@ impl Store {
         .bind(client.jwks.as_ref().map(to_json))
         .execute(&self.pool)
         .await?;
+        self.forget_client(&client.client_id);
         Ok(())
     }
 
     /// A client in service; a decommissioned one is gone for every purpose but the admin's list.
+    ///
+    /// Read several times per token request (authentication, the audit
+    /// event), so clients in service are kept in memory. Every write to a
+    /// client row in this module forgets the client once it is written
+    /// ([`Store::forget_client`]), and a read that raced a write does not
+    /// keep what it read (the cache's generation moved).
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, HubError> {
+        let generation = {
+            let cache = self.client_cache();
+            if let Some(client) = cache.clients.get(client_id) {
+                return Ok(Some(client.clone()));
+            }
+            cache.generation
+        };
         let Some(row) =
             sqlx::query("SELECT * FROM clients WHERE client_id = ? AND decommissioned_at IS NULL")
                 .bind(client_id)
@@ -159,7 +190,28 @@ impl Store {
         else {
             return Ok(None);
         };
-        Self::client_from_row(&row).map(Some)
+        let client = Self::client_from_row(&row)?;
+        let mut cache = self.client_cache();
+        if cache.generation == generation {
+            // Bounded: a registration flood cannot grow it past this.
+            if cache.clients.len() >= super::CLIENT_CACHE {
+                cache.clients.clear();
+            }
+            cache.clients.insert(client_id.to_owned(), client.clone());
+        }
+        Ok(Some(client))
+    }
+
+    fn client_cache(&self) -> std::sync::MutexGuard<'_, super::ClientCache> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops a client from memory after a write to its row, and moves the
+    /// generation so a read in flight does not put the old row back.
+    fn forget_client(&self, client_id: &str) {
+        let mut cache = self.client_cache();
+        cache.generation += 1;
+        cache.clients.remove(client_id);
     }
 
     /// Any client, decommissioned or not, with when it was decommissioned.
@@ -196,6 +248,27 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Replaces how a client's secret is stored (the same secret, re-stored
+    /// in another kind: see `credentials::needs_rehash`), only if it is still
+    /// stored as `was`, so a concurrent rotation is never undone.
+    pub async fn restore_client_secret(
+        &self,
+        client_id: &str,
+        was: &str,
+        now_stored: &str,
+    ) -> Result<bool, HubError> {
+        let done = sqlx::query(
+            "UPDATE clients SET secret_hash = ? WHERE client_id = ? AND secret_hash = ?",
+        )
+        .bind(now_stored)
+        .bind(client_id)
+        .bind(was)
+        .execute(&self.pool)
+        .await?;
+        self.forget_client(client_id);
+        Ok(done.rows_affected() == 1)
     }
 
     /// When the client was decommissioned, if it was.
@@ -236,6 +309,7 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
+        self.forget_client(client_id);
         Ok(Some(refresh))
     }
 

@@ -303,10 +303,7 @@ async fn until_written(path: &std::path::Path, n: usize) -> Vec<i64> {
 /// on, two more events: the file's text and its `seq`s, and how many events
 /// were written in all.
 async fn jsonl_across_a_cut_line(faults: Vec<Fault>) -> (String, Vec<i64>, usize) {
-    let dir =
-        std::env::temp_dir().join(format!("hub-jsonl-{}-{}", std::process::id(), faults.len()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir(&format!("jsonl-{}", faults.len()));
     let (db, file) = (dir.join("hub.sqlite"), dir.join("audit.jsonl"));
     let register = |hub: &reference_server::RunningHub| {
         client()

@@ -1,6 +1,6 @@
 //! Refresh rotation survives a crash: refresh-token families are created, a
-//! real `hub` process refreshes them all at once and is killed (SIGKILL) in
-//! the middle, and then the database must hold exactly one live refresh
+//! real `hub` process refreshes them all at once, each in a chain, and is
+//! killed (SIGKILL) in the middle, and then the database must hold exactly one live refresh
 //! token per family (rotation and storage are one transaction) and an audit
 //! trail whose `seq` has no gap.
 
@@ -11,12 +11,12 @@ use sqlx::Row;
 use crate::support::*;
 
 const FAMILIES: usize = 24;
+/// Refreshes each family would make in a row, had the hub lived.
+const ROUNDS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_and_no_audit_gap() {
-    let dir = std::env::temp_dir().join(format!("hub-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("crash");
     let db = dir.join("hub.sqlite");
 
     // The families, made by an in-process hub on the same database.
@@ -59,31 +59,61 @@ async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_a
     let mut process = HubProcess::start(&["--database".as_ref(), db.as_os_str()]);
     let base = process.base.clone();
     let http = client();
-    let mut refreshes = Vec::new();
-    for token in &refresh_tokens {
-        let request = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", token.as_str()),
-                ("client_id", client_id.as_str()),
-            ])
-            .send();
-        refreshes.push(tokio::spawn(request));
-    }
-    // Killed as soon as the first refresh is answered: the rest are in flight.
-    let mut answered = 0;
-    for refresh in refreshes {
-        if refresh.await.unwrap().is_ok() {
-            answered += 1;
-            if answered == 1 {
-                process.child.kill().expect("SIGKILL");
+    // Each family refreshes in a chain (the new token refreshes next), so
+    // that whenever the kill lands, later links are in flight: concurrent
+    // refreshes are committed together, and a single round could all be
+    // answered at once.
+    let (answers, mut answered_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut chains = Vec::new();
+    for token in refresh_tokens {
+        let (http, base, client_id, answers) = (
+            http.clone(),
+            base.clone(),
+            client_id.clone(),
+            answers.clone(),
+        );
+        chains.push(tokio::spawn(async move {
+            let mut token = token;
+            for _ in 0..ROUNDS {
+                let Ok(response) = http
+                    .post(format!("{base}/oauth/token"))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", token.as_str()),
+                        ("client_id", client_id.as_str()),
+                    ])
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                let _ = answers.send(());
+                let Ok(body) = response.json::<Value>().await else {
+                    break;
+                };
+                match body["refresh_token"].as_str() {
+                    Some(next) => token = next.to_owned(),
+                    None => break,
+                }
             }
-        }
+        }));
+    }
+    drop(answers);
+    // Killed as soon as the first refresh is answered: later links are in flight.
+    let mut answered = 0;
+    if answered_rx.recv().await.is_some() {
+        answered += 1;
+        process.child.kill().expect("SIGKILL");
+    }
+    while answered_rx.recv().await.is_some() {
+        answered += 1;
+    }
+    for chain in chains {
+        let _ = chain.await;
     }
     let _ = process.child.wait();
     assert!(
-        answered < FAMILIES,
+        answered < FAMILIES * ROUNDS,
         "the kill came after every refresh: nothing was in flight"
     );
 

@@ -11,5 +11,6 @@ mod memory;
 mod oauth;
 mod persistence;
 mod policy;
+mod secrets;
 mod support;
 mod vault;

@@ -429,3 +429,42 @@ async fn an_origin_that_matches_only_the_host_is_refused() {
     );
     trusting.stop().await;
 }
+
+/// Tokens issued at once never share a `jti` (RFC 7519 §4.1.7; RFC 9068
+/// §2.2): 32 concurrent client_credentials grants give 32 identifiers.
+#[tokio::test]
+async fn concurrent_tokens_never_share_a_jti() {
+    async fn jtis(hub: &RunningHub) -> std::collections::HashSet<String> {
+        let grants = (0..32).map(|_| async {
+            let body = json_of(
+                client()
+                    .post(format!("{}/token", hub.issuer))
+                    .basic_auth(REPORTER.0, Some(REPORTER.1))
+                    .form(&[("grant_type", "client_credentials")]),
+            )
+            .await;
+            let token = body["access_token"].as_str().expect("a token").to_owned();
+            let payload = token.split('.').nth(1).expect("a JWS").to_owned();
+            use base64::Engine;
+            let claims: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            claims["jti"].as_str().expect("a jti").to_owned()
+        });
+        futures_util::future::join_all(grants)
+            .await
+            .into_iter()
+            .collect()
+    }
+    let hub = start().await;
+    assert_eq!(jtis(&hub).await.len(), 32);
+    hub.stop().await;
+    // The same check catches a hub whose jti repeats within a second
+    // (the test clock stands still, so all 32 share one).
+    let repeating = start_with_faults(vec![Fault::JtiRepeats]).await;
+    assert!(jtis(&repeating).await.len() < 32, "the fault repeats a jti");
+    repeating.stop().await;
+}

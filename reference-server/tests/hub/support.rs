@@ -38,6 +38,25 @@ pub async fn start_with_faults(faults: Vec<reference_server::Fault>) -> RunningH
     reference_server::spawn(config).await.expect("hub starts")
 }
 
+/// The JSON answer to `request` (a test's request is expected to be answered).
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
+/// A fresh, empty directory for one test's files.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hub-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -189,10 +208,16 @@ pub async fn start_with_admin() -> RunningHub {
     reference_server::spawn(config).await.expect("hub starts")
 }
 
+/// The seeded agent `agent-reporter` and its generated secret.
+pub const REPORTER: (&str, &str) = (
+    "agent-reporter",
+    "euSlRbqh6T69AmeW5x8AoQ6WQtXybpSSYlI0BRcWwfE",
+);
+
 pub async fn exchange(hub: &RunningHub, subject: &str) -> (u16, Value) {
     let response = client()
         .post(format!("{}/token", hub.issuer))
-        .basic_auth("agent-reporter", Some("reporter-secret"))
+        .basic_auth(REPORTER.0, Some(REPORTER.1))
         .form(&[
             (
                 "grant_type",

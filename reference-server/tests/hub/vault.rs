@@ -165,7 +165,7 @@ async fn rotating_provider() -> wiremock::MockServer {
 async fn agent_token(hub: &RunningHub) -> String {
     let body: Value = client()
         .post(format!("{}/token", hub.issuer))
-        .basic_auth("agent-reporter", Some("reporter-secret"))
+        .basic_auth(REPORTER.0, Some(REPORTER.1))
         .form(&[
             ("grant_type", "client_credentials"),
             ("resource", &format!("{}/mcp/calendar", hub.base_url)),
@@ -185,7 +185,7 @@ async fn agent_token(hub: &RunningHub) -> String {
 async fn fetch_connection(hub: &RunningHub, subject: &str, connection: &str) -> (u16, Value) {
     let response = client()
         .post(format!("{}/token", hub.issuer))
-        .basic_auth("agent-reporter", Some("reporter-secret"))
+        .basic_auth(REPORTER.0, Some(REPORTER.1))
         .form(&[
             (
                 "grant_type",
