@@ -1,6 +1,6 @@
 //! JWT access tokens per RFC 9068, bound to one resource.
 
-use jsonwebtoken::{decode, decode_header, encode, Algorithm, Header, Validation};
+use jsonwebtoken::{decode_header, encode, Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HubError, OAuthError};
@@ -181,18 +181,15 @@ impl Hub {
             return Err(invalid("the token is not an RFC 9068 access token"));
         }
         let kid = header.kid.ok_or_else(|| invalid("the token has no kid"))?;
-        let keys = self.keys.read().await;
-        let key = keys
-            .verifying(&kid)
-            .ok_or_else(|| invalid("unknown signing key"))?;
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.validate_aud = false;
-        // Expiry is checked on the hub's clock below, so the test clock governs it.
-        validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        let data = decode::<AccessTokenClaims>(token, key, &validation)
+        if !self.keys.read().await.signature_holds(&kid, token) {
+            return Err(invalid("the token signature or issuer is invalid"));
+        }
+        // The signature was verified above (ring); this only reads the claims.
+        let data = jsonwebtoken::dangerous::insecure_decode::<AccessTokenClaims>(token)
             .map_err(|_| invalid("the token signature or issuer is invalid"))?;
+        if data.claims.iss != self.issuer {
+            return Err(invalid("the token signature or issuer is invalid"));
+        }
         let claims = data.claims;
         if claims.exp <= self.clock.now() {
             return Err(invalid("the token has expired"));
