@@ -62,6 +62,20 @@ struct ClientCache {
     clients: std::collections::HashMap<String, crate::model::Client>,
 }
 
+/// The revoked access-token `jti`s, as the store remembers them.
+#[derive(Debug, Default)]
+enum RevokedJtis {
+    /// Not read yet: the first check reads them.
+    #[default]
+    Unloaded,
+    Loaded(std::collections::HashSet<String>),
+    /// More than [`REVOKED_IN_MEMORY`]: every check reads the database.
+    TooMany,
+}
+
+/// The most revoked `jti`s kept in memory.
+const REVOKED_IN_MEMORY: usize = 1_000_000;
+
 /// The most clients kept in memory; past it the cache starts over.
 const CLIENT_CACHE: usize = 10_000;
 
@@ -72,6 +86,8 @@ pub struct Store {
     audit_writer: tokio::sync::mpsc::Sender<audit_writer::Append>,
     /// Clients in service, once read (see `Store::client`).
     clients: std::sync::Arc<std::sync::Mutex<ClientCache>>,
+    /// Revoked access tokens, once read (see `Store::is_access_token_revoked`).
+    revoked: std::sync::Arc<tokio::sync::RwLock<RevokedJtis>>,
     /// The MCP servers, once read (see `Store::mcp_servers`).
     servers: std::sync::Arc<std::sync::RwLock<Option<Vec<crate::model::McpServer>>>>,
 }
@@ -107,6 +123,7 @@ impl Store {
             audit_writer: audit_writer::spawn_writer(pool.clone()),
             pool,
             clients: Default::default(),
+            revoked: Default::default(),
             servers: Default::default(),
         })
     }

@@ -143,7 +143,9 @@ impl Hub {
             ));
         }
         // A decommissioned agent's tokens die with it.
+        // A client in service is in the store's memory: no read for the common case.
         if !self.faults.on(Fault::DecommissionKeepsTokens)
+            && self.store.client(&claims.client_id).await?.is_none()
             && self
                 .store
                 .decommissioned_at(&claims.client_id)

@@ -105,11 +105,16 @@ pub async fn introspect(
     let token = params.require("token")?;
     let inactive = || no_store(Json(json!({"active": false})));
     let now = hub.clock.now();
-    if let Some(stored) = hub
-        .store
-        .refresh_token(&crate::random::sha256_b64url(token))
-        .await?
-    {
+    // Refresh tokens are opaque (no dots); a JWS is never one, so it skips
+    // the lookup.
+    let refresh = if token.contains('.') {
+        None
+    } else {
+        hub.store
+            .refresh_token(&crate::random::sha256_b64url(token))
+            .await?
+    };
+    if let Some(stored) = refresh {
         if stored.revoked || stored.rotated || stored.expires_at <= now {
             return Ok(inactive());
         }
@@ -137,11 +142,13 @@ pub async fn introspect(
     {
         return Ok(inactive());
     }
-    if hub
-        .store
-        .decommissioned_at(&claims.client_id)
-        .await?
-        .is_some()
+    // A client in service is in the store's memory: no read for the common case.
+    if hub.store.client(&claims.client_id).await?.is_none()
+        && hub
+            .store
+            .decommissioned_at(&claims.client_id)
+            .await?
+            .is_some()
         && !hub.faults.on(Fault::DecommissionKeepsTokens)
     {
         return Ok(inactive());

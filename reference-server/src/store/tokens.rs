@@ -152,12 +152,16 @@ impl Store {
 
     // ---- revoked access tokens -----------------------------------------------
 
+    /// Revokes an access token by its `jti`, in the database and in the
+    /// store's memory of revoked ones (under the same lock, so a check
+    /// that loads that memory meanwhile cannot miss it).
     pub async fn revoke_access_token(
         &self,
         jti: &str,
         expires_at: i64,
         now: i64,
     ) -> Result<(), HubError> {
+        let mut revoked = self.revoked.write().await;
         sqlx::query(
             "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?)
              ON CONFLICT(jti) DO NOTHING",
@@ -167,10 +171,46 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        if let super::RevokedJtis::Loaded(set) = &mut *revoked {
+            if set.len() >= super::REVOKED_IN_MEMORY {
+                *revoked = super::RevokedJtis::TooMany;
+            } else {
+                set.insert(jti.to_owned());
+            }
+        }
         Ok(())
     }
 
+    /// Whether an access token was revoked: every token validation asks, so
+    /// the revoked `jti`s are read once and kept in memory (up to
+    /// [`super::REVOKED_IN_MEMORY`]; past it, each check reads the database).
     pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, HubError> {
+        {
+            let revoked = self.revoked.read().await;
+            match &*revoked {
+                super::RevokedJtis::Loaded(set) => return Ok(set.contains(jti)),
+                super::RevokedJtis::TooMany => return self.revoked_in_database(jti).await,
+                super::RevokedJtis::Unloaded => {}
+            }
+        }
+        let mut revoked = self.revoked.write().await;
+        if matches!(*revoked, super::RevokedJtis::Unloaded) {
+            let jtis: Vec<String> = sqlx::query_scalar("SELECT jti FROM revoked_access_tokens")
+                .fetch_all(&self.pool)
+                .await?;
+            *revoked = if jtis.len() >= super::REVOKED_IN_MEMORY {
+                super::RevokedJtis::TooMany
+            } else {
+                super::RevokedJtis::Loaded(jtis.into_iter().collect())
+            };
+        }
+        match &*revoked {
+            super::RevokedJtis::Loaded(set) => Ok(set.contains(jti)),
+            _ => self.revoked_in_database(jti).await,
+        }
+    }
+
+    async fn revoked_in_database(&self, jti: &str) -> Result<bool, HubError> {
         let row = sqlx::query("SELECT 1 FROM revoked_access_tokens WHERE jti = ?")
             .bind(jti)
             .fetch_optional(&self.pool)
