@@ -46,17 +46,39 @@ pub struct Exchange {
     pub operation: Option<String>,
 }
 
+/// How a secret can appear in a request or an answer: as itself, and
+/// form-encoded when that spelling differs.
+pub fn spellings(secret: &str) -> Vec<String> {
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    if encoded == secret {
+        vec![encoded]
+    } else {
+        vec![secret.to_owned(), encoded]
+    }
+}
+
 /// Replaces every secret (and its form-encoded spelling) in `text`.
 pub fn scrub(text: &mut String, secrets: &[String]) {
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        if text.contains(secret.as_str()) {
-            *text = text.replace(secret.as_str(), "[redacted]");
-        }
-        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        if encoded != *secret && text.contains(encoded.as_str()) {
-            *text = text.replace(encoded.as_str(), "[redacted]");
+        for spelling in spellings(secret) {
+            if text.contains(spelling.as_str()) {
+                *text = text.replace(spelling.as_str(), "[redacted]");
+            }
         }
     }
+}
+
+/// `text` up to `limit` bytes (on a character boundary), saying how much
+/// was cut.
+pub fn clip(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes cut]", &text[..end], text.len() - end)
 }
 
 impl Exchange {
@@ -506,7 +528,7 @@ fn describe(err: &reqwest::Error) -> String {
     }
 }
 
-fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(crate) fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
@@ -519,14 +541,7 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 fn truncate(s: &str) -> String {
-    if s.len() <= BODY_LIMIT {
-        return s.to_owned();
-    }
-    let mut end = BODY_LIMIT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} bytes cut]", &s[..end], s.len() - end)
+    clip(s, BODY_LIMIT)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::hostile::{self, INJECTED_HEADER};
-use crate::http::Exchange;
+use crate::http::{clip, Exchange};
 use crate::profile::{HttpSettings, RobustnessSettings};
 
 /// How a hostile request reaches an endpoint, by what the endpoint takes.
@@ -234,6 +234,12 @@ pub async fn run(
             }
         })
         .buffer_unordered(settings.concurrency.clamp(1, 64));
+    // Every spelling of every secret, worked out once for the whole pass.
+    let secret_spellings: Vec<String> = known
+        .secrets
+        .iter()
+        .flat_map(|s| crate::http::spellings(s))
+        .collect();
     while let Some((request, answer)) = outcomes.next().await {
         pass.requests += 1;
         let status_key = match &answer {
@@ -243,7 +249,7 @@ pub async fn run(
             Answer::Unsent => "unsent".to_owned(),
         };
         *pass.statuses.entry(status_key).or_default() += 1;
-        for (check, detail) in judge(&request, &answer, known) {
+        for (check, detail) in judge(&request, &answer, &secret_spellings) {
             *pass.counts.entry(check).or_default() += 1;
             if pass.findings.iter().filter(|f| f.check == check).count() < KEPT_FINDINGS {
                 pass.findings.push(Finding {
@@ -362,7 +368,11 @@ async fn send(client: &reqwest::Client, request: &HostileRequest) -> Answer {
 }
 
 /// The checks one answer breaks, each with what was seen.
-fn judge(request: &HostileRequest, answer: &Answer, known: &Known) -> Vec<(Check, String)> {
+fn judge(
+    request: &HostileRequest,
+    answer: &Answer,
+    secret_spellings: &[String],
+) -> Vec<(Check, String)> {
     let mut broken = Vec::new();
     let Answer::Answered {
         status,
@@ -412,19 +422,17 @@ fn judge(request: &HostileRequest, answer: &Answer, known: &Known) -> Vec<(Check
         .iter()
         .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
         .collect();
-    for secret in &known.secrets {
-        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        let seen = |s: &str| text.contains(s) || header_text.contains(s);
-        if seen(secret) || seen(&encoded) {
-            broken.push((
-                Check::Secret,
-                format!(
-                    "the answer repeats a secret the harness holds ({} characters, from the profile)",
-                    secret.len()
-                ),
-            ));
-            break;
-        }
+    if let Some(secret) = secret_spellings
+        .iter()
+        .find(|s| text.contains(s.as_str()) || header_text.contains(s.as_str()))
+    {
+        broken.push((
+            Check::Secret,
+            format!(
+                "the answer repeats a secret the harness holds ({} characters, from the profile)",
+                secret.len()
+            ),
+        ));
     }
     broken
 }
@@ -432,7 +440,7 @@ fn judge(request: &HostileRequest, answer: &Answer, known: &Known) -> Vec<(Check
 /// The request and what came back, as a transcript shows them: secrets
 /// redacted, bodies cut at [`SHOWN_BODY`] bytes with their length.
 fn exchange(request: &HostileRequest, answer: &Answer, secrets: &[String]) -> Exchange {
-    let shown = |bytes: &[u8]| cut(&String::from_utf8_lossy(bytes), SHOWN_BODY);
+    let shown = |bytes: &[u8]| clip(&String::from_utf8_lossy(bytes), SHOWN_BODY);
     let (status, response_headers, response_body, transport_error) = match answer {
         Answer::Answered {
             status,
@@ -440,15 +448,7 @@ fn exchange(request: &HostileRequest, answer: &Answer, secrets: &[String]) -> Ex
             body,
         } => (
             Some(*status),
-            headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
+            crate::http::header_list(headers),
             Some(shown(body)),
             None,
         ),
@@ -468,11 +468,11 @@ fn exchange(request: &HostileRequest, answer: &Answer, secrets: &[String]) -> Ex
     };
     let mut exchange = Exchange {
         method: request.method.to_string(),
-        url: cut(&request.url, SHOWN_BODY),
+        url: clip(&request.url, SHOWN_BODY),
         request_headers: request
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), cut(v, 200)))
+            .map(|(k, v)| (k.clone(), clip(v, 200)))
             .collect(),
         request_body: (!request.body.is_empty()).then(|| shown(&request.body)),
         status,
@@ -483,18 +483,6 @@ fn exchange(request: &HostileRequest, answer: &Answer, secrets: &[String]) -> Ex
     };
     exchange.redact(secrets);
     exchange
-}
-
-/// `text` up to `limit` bytes (on a character boundary), with its length when cut.
-fn cut(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// Request `index` of the pass seeded `seed`, to `endpoint`.
@@ -1085,7 +1073,7 @@ mod tests {
             body: body.into_bytes(),
         };
         let checks = |a: &Answer| {
-            judge(&request, a, &known)
+            judge(&request, a, &crate::http::spellings(&known.secrets[0]))
                 .into_iter()
                 .map(|(c, _)| c)
                 .collect::<Vec<_>>()
