@@ -406,10 +406,12 @@ fn authenticated(
         form.push(("client_secret".into(), client.client_secret.clone()));
         return http.post(endpoint).form(&form);
     }
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    http.post(endpoint)
-        .basic_auth(enc(&client.client_id), Some(enc(&client.client_secret)))
-        .form(form)
+    crate::steps::basic_auth(
+        http.post(endpoint),
+        &client.client_id,
+        &client.client_secret,
+    )
+    .form(form)
 }
 
 fn secret_client(profile: &Profile, role: &'static str) -> Result<PreRegisteredClient, LoadError> {

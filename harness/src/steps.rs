@@ -42,7 +42,7 @@ pub mod vault;
 
 pub use act::{Act, ActionInfo};
 pub use catalogue::{catalogue, info, Action, CatalogueEntry};
-pub use credentials::{unverified_claims, AssertionVariant};
+pub use credentials::{basic_auth, unverified_claims, AssertionVariant};
 pub use evidence::Evidence;
 pub use failure::StepError;
 pub use run::Run;

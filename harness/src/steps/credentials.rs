@@ -201,8 +201,16 @@ pub(super) fn basic_post(
     secret: &str,
     form: &[(&'static str, String)],
 ) -> reqwest::RequestBuilder {
+    basic_auth(http.post(endpoint), client_id, secret).form(form)
+}
+
+/// HTTP Basic client authentication as RFC 6749 §2.3.1 asks: the id and
+/// secret are form-encoded before the Basic encoding.
+pub fn basic_auth(
+    request: reqwest::RequestBuilder,
+    client_id: &str,
+    secret: &str,
+) -> reqwest::RequestBuilder {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    http.post(endpoint)
-        .basic_auth(enc(client_id), Some(enc(secret)))
-        .form(form)
+    request.basic_auth(enc(client_id), Some(enc(secret)))
 }

@@ -143,14 +143,8 @@ impl Hub {
             ));
         }
         // A decommissioned agent's tokens die with it.
-        // A client in service is in the store's memory: no read for the common case.
         if !self.faults.on(Fault::DecommissionKeepsTokens)
-            && self.store.client(&claims.client_id).await?.is_none()
-            && self
-                .store
-                .decommissioned_at(&claims.client_id)
-                .await?
-                .is_some()
+            && self.store.is_decommissioned(&claims.client_id).await?
         {
             return Err(OAuthError::InvalidToken(
                 "the client this token was issued to has been decommissioned".into(),

@@ -136,7 +136,7 @@ pub(crate) async fn authenticate(
                 let digest = crate::credentials::digest_generated_secret(&secret);
                 if hub
                     .store
-                    .restore_client_secret(&client.client_id, stored, &digest)
+                    .rehash_client_secret(&client.client_id, stored, &digest)
                     .await?
                 {
                     tracing::info!(client = %client.client_id, "a generated client secret is now stored as a digest");

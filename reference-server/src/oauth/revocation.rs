@@ -142,13 +142,7 @@ pub async fn introspect(
     {
         return Ok(inactive());
     }
-    // A client in service is in the store's memory: no read for the common case.
-    if hub.store.client(&claims.client_id).await?.is_none()
-        && hub
-            .store
-            .decommissioned_at(&claims.client_id)
-            .await?
-            .is_some()
+    if hub.store.is_decommissioned(&claims.client_id).await?
         && !hub.faults.on(Fault::DecommissionKeepsTokens)
     {
         return Ok(inactive());

@@ -253,7 +253,7 @@ impl Store {
     /// Replaces how a client's secret is stored (the same secret, re-stored
     /// in another kind: see `credentials::needs_rehash`), only if it is still
     /// stored as `was`, so a concurrent rotation is never undone.
-    pub async fn restore_client_secret(
+    pub async fn rehash_client_secret(
         &self,
         client_id: &str,
         was: &str,
@@ -271,8 +271,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether the client was decommissioned. Asked on every token
+    /// validation: a client in service is answered from memory
+    /// ([`Store::client`]), so only one the store does not hold costs a read.
+    pub async fn is_decommissioned(&self, client_id: &str) -> Result<bool, HubError> {
+        Ok(self.client(client_id).await?.is_none()
+            && self.decommissioned_at(client_id).await?.is_some())
+    }
+
     /// When the client was decommissioned, if it was.
-    pub async fn decommissioned_at(&self, client_id: &str) -> Result<Option<i64>, HubError> {
+    async fn decommissioned_at(&self, client_id: &str) -> Result<Option<i64>, HubError> {
         let at: Option<Option<i64>> =
             sqlx::query_scalar("SELECT decommissioned_at FROM clients WHERE client_id = ?")
                 .bind(client_id)
