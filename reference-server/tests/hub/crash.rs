@@ -23,19 +23,14 @@ async fn a_kill_during_concurrent_refreshes_leaves_every_family_one_live_token_a
     let hub = reference_server::spawn(config(Database::File(db.clone())))
         .await
         .expect("hub starts");
-    let registered: Value = client()
-        .post(format!("{}/register", hub.issuer))
-        .json(&serde_json::json!({
+    let registered = json_of(client().post(format!("{}/register", hub.issuer)).json(
+        &serde_json::json!({
             "redirect_uris": ["http://127.0.0.1:9/cb"],
             "client_name": "crash",
             "grant_types": ["authorization_code", "refresh_token"],
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    ))
+    .await;
     let client_id = registered["client_id"].as_str().unwrap().to_owned();
     let mut refresh_tokens = Vec::new();
     for i in 0..FAMILIES {

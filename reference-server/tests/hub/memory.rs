@@ -28,15 +28,10 @@ async fn three_hundred_concurrent_password_checks_stay_under_300_mib() {
     ]);
     let http = client();
     // An authorization request to sign in against.
-    let registered: serde_json::Value = http
-        .post(format!("{}/oauth/register", hub.base))
-        .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "flood"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = json_of(http.post(format!("{}/oauth/register", hub.base)).json(
+        &serde_json::json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "flood"}),
+    ))
+    .await;
     let client_id = registered["client_id"]
         .as_str()
         .expect("registered")
