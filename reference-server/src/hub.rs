@@ -40,8 +40,8 @@ pub struct Hub {
     pub signin_guard: crate::lockout::SignInGuard,
     /// Budget of dynamic registrations per source address.
     pub registrations: crate::throttle::Throttle,
-    /// Policies as last read from the store; emptied on every change.
-    pub policy_cache: RwLock<Option<Arc<Vec<crate::policy::rules::Policy>>>>,
+    /// Policies as last read from the store, indexed; emptied on every change.
+    pub policy_cache: RwLock<Option<Arc<crate::policy::index::PolicySet>>>,
     /// Test mode: make every audit write fail, to prove actions fail with it.
     pub audit_failing: std::sync::atomic::AtomicBool,
     /// Every audit event as written, for the live feed (Server-Sent Events).

@@ -667,12 +667,9 @@ pub(crate) async fn what_if(
                 };
                 for connection in hub.connections().await? {
                     let known = connection.known();
-                    let decision = crate::policy::evaluation::evaluate_connection(
-                        &policies,
-                        &who,
-                        &known,
-                        &known.scopes,
-                    );
+                    let decision = policies
+                        .decide_connection(&who, &known, &known.scopes)
+                        .explain();
                     let allowed = !decision.matched.is_empty();
                     connections_out.push(json!({
                         "id": connection.id,

@@ -1,18 +1,19 @@
-//! Evaluation: the scopes the matching policies permit, every dropped scope
-//! with why, and the explanation of a decision.
+//! Evaluation: which policies match and which requested scopes they permit
+//! (a [`Verdict`]), and, only when asked, why every other scope was dropped
+//! (the [`Decision`] its [`explain`](Verdict::explain) builds, in
+//! [`explanation`](crate::policy::explanation)).
+//!
+//! The two are split because the reasons cost far more than the decision:
+//! they name the policies that would have allowed a dropped scope and
+//! render the condition each failed. A caller that only needs the scopes
+//! never pays for them; one that needs them gets them from the same verdict.
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::McpServer;
-use crate::policy::matching::{failed_condition, first_failure, Subject};
-use crate::policy::rules::{truncate, KnownConnection, Policy, Target, MAX_RENDERED};
-
-/// How many non-matching (or matching) policies a dropped-scope reason names
-/// before summarising the rest as "and N more".
-const MAX_POLICIES_IN_REASON: usize = 5;
-
-/// How many matched policies [`Decision::explanation`] names.
-const MAX_MATCHED_IN_EXPLANATION: usize = 10;
+use crate::policy::index::{PolicySet, TargetIndex};
+use crate::policy::matching::{first_failure, Subject};
+use crate::policy::rules::{KnownConnection, Policy, Target};
 
 // Evaluation
 
@@ -45,48 +46,6 @@ pub struct Decision {
     pub considered: usize,
 }
 
-impl Decision {
-    /// One paragraph, e.g.
-    /// `matched: "Engineers" (pol_1); permitted: calendar.read; dropped: calendar.write (…)`.
-    pub fn explanation(&self) -> String {
-        let mut out = String::from("matched: ");
-        if self.matched.is_empty() {
-            out.push_str("none");
-        } else {
-            let shown = self.matched.len().min(MAX_MATCHED_IN_EXPLANATION);
-            for (i, policy) in self.matched[..shown].iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&policy_label(&policy.name, &policy.id));
-            }
-            if self.matched.len() > shown {
-                out.push_str(&format!(" and {} more", self.matched.len() - shown));
-            }
-        }
-
-        out.push_str("; permitted: ");
-        if self.permitted.is_empty() {
-            out.push_str("none");
-        } else {
-            out.push_str(&self.permitted.join(", "));
-        }
-
-        out.push_str("; dropped: ");
-        if self.dropped.is_empty() {
-            out.push_str("none");
-        } else {
-            for (i, dropped) in self.dropped.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&format!("{} ({})", dropped.scope, dropped.reason));
-            }
-        }
-        out
-    }
-}
-
 /// Decides which of the `requested` scopes on `server` the `policies` permit
 /// for `subject`, explaining every scope it drops.
 pub fn evaluate(
@@ -95,7 +54,7 @@ pub fn evaluate(
     server: &McpServer,
     requested: &[String],
 ) -> Decision {
-    evaluate_target(policies, subject, Target::Server(server), requested)
+    decide(policies, subject, server, requested).explain()
 }
 
 /// Decides which of the `requested` scopes of a Connection's token the
@@ -107,141 +66,230 @@ pub fn evaluate_connection(
     connection: &KnownConnection,
     requested: &[String],
 ) -> Decision {
-    evaluate_target(policies, subject, Target::Connection(connection), requested)
+    decide_connection(policies, subject, connection, requested).explain()
 }
 
-fn evaluate_target(
-    policies: &[Policy],
-    subject: &Subject,
-    server: Target,
-    requested: &[String],
-) -> Decision {
-    // A policy that grants nothing on this target does not apply to it, even
-    // when its conditions hold (a Connections Policy for an MCP server, say).
-    let matched: Vec<&Policy> = policies
-        .iter()
-        .filter(|p| p.grants.iter().any(|g| g.targets(&server)))
-        .filter(|p| first_failure(p, subject).is_none())
-        .collect();
+/// Decides which of the `requested` scopes on `server` the `policies` permit
+/// for `subject`, without reasons. Every policy is looked at: for repeated
+/// decisions over the same policies, a [`PolicySet`](crate::policy::index::PolicySet)
+/// decides the same through its index.
+pub fn decide<'a>(
+    policies: &'a [Policy],
+    subject: &Subject<'a>,
+    server: &'a McpServer,
+    requested: &'a [String],
+) -> Verdict<'a> {
+    Verdict::scan(policies, subject, Target::Server(server), requested)
+}
 
-    let mut permitted: Vec<String> = Vec::new();
-    let mut dropped: Vec<DroppedScope> = Vec::new();
+/// [`decide`] for a Connection's token.
+pub fn decide_connection<'a>(
+    policies: &'a [Policy],
+    subject: &Subject<'a>,
+    connection: &'a KnownConnection,
+    requested: &'a [String],
+) -> Verdict<'a> {
+    Verdict::scan(policies, subject, Target::Connection(connection), requested)
+}
+
+/// How a verdict found its policies, which is how its explanation finds the
+/// policies that allow a dropped scope.
+#[derive(Debug, Clone, Copy)]
+enum Lookup<'a> {
+    /// Every policy was looked at.
+    Scan,
+    /// Through an index; `None` when no policy has a grant on the target.
+    Index(Option<&'a TargetIndex>),
+}
+
+/// A decision without its reasons: the matched policies and the permitted
+/// and dropped scopes, borrowed from the policies and the request.
+#[derive(Debug, Clone)]
+pub struct Verdict<'a> {
+    pub(crate) policies: &'a [Policy],
+    pub(crate) subject: Subject<'a>,
+    pub(crate) target: Target<'a>,
+    lookup: Lookup<'a>,
+    /// Positions in `policies`, ascending.
+    matched: Vec<usize>,
+    permitted: Vec<&'a str>,
+    dropped: Vec<&'a str>,
+}
+
+impl<'a> Verdict<'a> {
+    fn scan(
+        policies: &'a [Policy],
+        subject: &Subject<'a>,
+        target: Target<'a>,
+        requested: &'a [String],
+    ) -> Self {
+        // A policy that grants nothing on this target does not apply to it,
+        // even when its conditions hold (a Connections Policy for an MCP
+        // server, say).
+        let matched: Vec<usize> = policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.grants.iter().any(|g| g.targets(&target)))
+            .filter(|(_, p)| first_failure(p, subject).is_none())
+            .map(|(position, _)| position)
+            .collect();
+        let (permitted, dropped) = split(requested, |scope| {
+            matched
+                .iter()
+                .any(|&position| policies[position].allows_on(&target, scope))
+        });
+        Verdict {
+            policies,
+            subject: *subject,
+            target,
+            lookup: Lookup::Scan,
+            matched,
+            permitted,
+            dropped,
+        }
+    }
+
+    /// Evaluates the conditions of the index's candidates only.
+    pub(crate) fn indexed(
+        policies: &'a [Policy],
+        index: Option<&'a TargetIndex>,
+        subject: &Subject<'a>,
+        target: Target<'a>,
+        requested: &'a [String],
+    ) -> Self {
+        let (matched, permitted, dropped) = match index {
+            None => {
+                let (permitted, dropped) = split(requested, |_| false);
+                (Vec::new(), permitted, dropped)
+            }
+            Some(index) => {
+                let mut found = index.candidates(subject);
+                let mut memo = index.memo();
+                found.retain(|slot| index.all_hold(policies, slot, subject, &mut memo));
+                let slots: Vec<u32> = found.iter().collect();
+                let (permitted, dropped) = split(requested, |scope| {
+                    // Whichever of the two lists is shorter is walked.
+                    let allowing = index.allowing(scope);
+                    if slots.len() < allowing.len() {
+                        slots
+                            .iter()
+                            .any(|slot| allowing.binary_search(slot).is_ok())
+                    } else {
+                        allowing.iter().any(|&slot| found.contains(slot))
+                    }
+                });
+                let matched = slots.iter().map(|&slot| index.position(slot)).collect();
+                (matched, permitted, dropped)
+            }
+        };
+        Verdict {
+            policies,
+            subject: *subject,
+            target,
+            lookup: Lookup::Index(index),
+            matched,
+            permitted,
+            dropped,
+        }
+    }
+
+    /// Requested scopes (in request order, duplicates removed) that the
+    /// union of the matched policies' grants allows.
+    pub fn permitted(&self) -> &[&'a str] {
+        &self.permitted
+    }
+
+    /// Requested scopes (in request order, duplicates removed) not permitted.
+    pub fn dropped(&self) -> &[&'a str] {
+        &self.dropped
+    }
+
+    /// Every policy with a grant on the target whose conditions all held, in policy order.
+    pub fn matched(&self) -> impl ExactSizeIterator<Item = &'a Policy> + '_ {
+        self.matched
+            .iter()
+            .map(|&position| &self.policies[position])
+    }
+
+    /// Whether the policy at `position` in the policy list matched.
+    pub(crate) fn is_matched(&self, position: usize) -> bool {
+        self.matched.binary_search(&position).is_ok()
+    }
+
+    /// How many policies there are (what a decision was made among).
+    pub fn considered(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// Positions of the policies with a grant on the target allowing
+    /// `scope`, in policy order, and how many there are.
+    pub(crate) fn allowing<'s>(
+        &'s self,
+        scope: &'s str,
+    ) -> (impl Iterator<Item = usize> + 's, usize) {
+        let (scan, index) = match self.lookup {
+            Lookup::Scan => (Some(self.policies), None),
+            Lookup::Index(index) => (None, index),
+        };
+        let target = self.target;
+        let allows =
+            move |(position, p): (usize, &Policy)| p.allows_on(&target, scope).then_some(position);
+        let count = scan.map_or(0, |all| all.iter().enumerate().filter_map(allows).count())
+            + index.map_or(0, |index| index.allowing(scope).len());
+        let scanned = scan
+            .into_iter()
+            .flat_map(move |all| all.iter().enumerate().filter_map(allows));
+        let indexed = index.into_iter().flat_map(move |index| {
+            index
+                .allowing(scope)
+                .iter()
+                .map(|&slot| index.position(slot))
+        });
+        (scanned.chain(indexed), count)
+    }
+}
+
+/// The requested scopes, duplicates removed, split by `permits`.
+fn split(requested: &[String], mut permits: impl FnMut(&str) -> bool) -> (Vec<&str>, Vec<&str>) {
+    let mut permitted = Vec::new();
+    let mut dropped = Vec::new();
     for (position, scope) in requested.iter().enumerate() {
         if requested[..position].contains(scope) {
             continue;
         }
-        if matched.iter().any(|p| p.allows_on(&server, scope)) {
-            permitted.push(scope.clone());
+        if permits(scope) {
+            permitted.push(scope.as_str());
         } else {
-            dropped.push(DroppedScope {
-                scope: scope.clone(),
-                reason: drop_reason(policies, &matched, subject, &server, scope),
-            });
+            dropped.push(scope.as_str());
         }
     }
-
-    Decision {
-        permitted,
-        matched: matched
-            .iter()
-            .map(|p| PolicyRef {
-                id: p.id.clone(),
-                name: p.name.clone(),
-            })
-            .collect(),
-        dropped,
-        considered: policies.len(),
-    }
+    (permitted, dropped)
 }
 
-fn drop_reason(
-    policies: &[Policy],
-    matched: &[&Policy],
-    subject: &Subject,
-    server: &Target,
-    scope: &str,
-) -> String {
-    // Non-matching policies that would have allowed this scope, and why each
-    // did not match (bounded).
-    let mut why_not = String::new();
-    let mut would_allow = 0usize;
-    for policy in policies.iter().filter(|p| p.allows_on(server, scope)) {
-        // Only the policies named in the reason pay for a FailedCondition.
-        let Some(index) = first_failure(policy, subject) else {
-            continue; // a matching policy; cannot happen for a dropped scope
-        };
-        would_allow += 1;
-        if would_allow <= MAX_POLICIES_IN_REASON {
-            if would_allow > 1 {
-                why_not.push_str("; ");
-            }
-            why_not.push_str(&format!(
-                "policy {}: {}",
-                policy_label(&policy.name, &policy.id),
-                failed_condition(policy, index, subject)
-            ));
-        }
-    }
-    if would_allow > MAX_POLICIES_IN_REASON {
-        why_not.push_str(&format!(
-            "; and {} more",
-            would_allow - MAX_POLICIES_IN_REASON
-        ));
+/// Decisions through the index (built once per change of the policies).
+impl PolicySet {
+    /// The decision for `requested` on `server`, as [`decide`](crate::policy::evaluation::decide)
+    /// makes it, through the index.
+    pub fn decide<'a>(
+        &'a self,
+        subject: &Subject<'a>,
+        server: &'a McpServer,
+        requested: &'a [String],
+    ) -> Verdict<'a> {
+        let target = Target::Server(server);
+        let index = self.server_index(&server.id);
+        Verdict::indexed(self, index, subject, target, requested)
     }
 
-    let unknown_scope = if server.scopes().iter().any(|s| s == scope) {
-        String::new()
-    } else {
-        match server {
-            Target::Server(s) => format!(
-                " ({} is not a scope of MCP server {})",
-                truncate(scope, MAX_RENDERED),
-                s.id
-            ),
-            Target::Connection(c) => format!(
-                " ({} is not a scope of connection {})",
-                truncate(scope, MAX_RENDERED),
-                c.id
-            ),
-        }
-    };
-
-    if matched.is_empty() {
-        if policies.is_empty() {
-            return format!("no policy matched: no policies are defined{unknown_scope}");
-        }
-        if would_allow == 0 {
-            return format!(
-                "no policy matched: none of the {} policies allows {} on {}{unknown_scope}",
-                policies.len(),
-                truncate(scope, MAX_RENDERED),
-                server.label()
-            );
-        }
-        return format!("no policy matched: {why_not}{unknown_scope}");
+    /// The decision for `requested` of a Connection's token, through the index.
+    pub fn decide_connection<'a>(
+        &'a self,
+        subject: &Subject<'a>,
+        connection: &'a KnownConnection,
+        requested: &'a [String],
+    ) -> Verdict<'a> {
+        let target = Target::Connection(connection);
+        let index = self.connection_index(&connection.id);
+        Verdict::indexed(self, index, subject, target, requested)
     }
-
-    let shown = matched.len().min(MAX_POLICIES_IN_REASON);
-    let mut names = matched[..shown]
-        .iter()
-        .map(|p| format!("{:?}", truncate(&p.name, MAX_RENDERED)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if matched.len() > shown {
-        names.push_str(&format!(" and {} more", matched.len() - shown));
-    }
-    let mut reason = format!(
-        "matching policies ({names}) do not allow {} on {}{unknown_scope}",
-        truncate(scope, MAX_RENDERED),
-        server.label()
-    );
-    if would_allow > 0 {
-        reason.push_str("; policies that would allow it did not match: ");
-        reason.push_str(&why_not);
-    }
-    reason
-}
-
-fn policy_label(name: &str, id: &str) -> String {
-    format!("{:?} ({id})", truncate(name, MAX_RENDERED))
 }

@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::model::{Client, User};
-use crate::policy::rules::{render_json, Condition, ConditionKey, Operator, Policy};
+use crate::policy::render::{Cut, Json};
+use crate::policy::rules::{Condition, ConditionKey, Operator, Policy};
 
 // Matching
 
@@ -34,7 +35,33 @@ impl fmt::Display for FailedCondition {
         if self.actual.is_null() {
             write!(f, "{} is missing)", self.condition.key)
         } else {
-            write!(f, "{} = {})", self.condition.key, render_json(&self.actual))
+            write!(f, "{} = {})", self.condition.key, Cut(&self.actual))
+        }
+    }
+}
+
+/// The condition at `index` of `policy` and what the subject has for its
+/// key, displayed as [`FailedCondition`] displays them but borrowed, not
+/// copied: what a dropped scope's reason writes for each policy it names.
+pub(crate) struct Failure<'a> {
+    condition: &'a Condition,
+    actual: Attr<'a>,
+}
+
+pub(crate) fn failure<'a>(policy: &'a Policy, index: usize, subject: &Subject<'a>) -> Failure<'a> {
+    let condition = &policy.conditions[index];
+    Failure {
+        condition,
+        actual: resolve(&condition.key, subject),
+    }
+}
+
+impl fmt::Display for Failure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is false (", self.condition)?;
+        match &self.actual {
+            Attr::Missing => write!(f, "{} is missing)", self.condition.key),
+            actual => write!(f, "{} = {})", self.condition.key, Cut(Json(actual))),
         }
     }
 }
@@ -69,6 +96,22 @@ pub(crate) fn first_failure(policy: &Policy, subject: &Subject) -> Option<usize>
         .position(|condition| !holds(condition, subject))
 }
 
+/// Calls `f` with each string the subject has for `key`: every string element
+/// of a list attribute, or a string scalar (what [anchors](crate::policy::anchors)
+/// are looked up by). Numbers, booleans and objects are left out.
+pub(crate) fn for_each_string<'a>(
+    key: &ConditionKey,
+    subject: &Subject<'a>,
+    mut f: impl FnMut(&'a str),
+) {
+    match resolve(key, subject) {
+        Attr::Strings(list) => list.iter().for_each(|s| f(s)),
+        Attr::Values(list) => list.iter().filter_map(Value::as_str).for_each(f),
+        Attr::Str(s) => f(s),
+        Attr::Scalar(_) | Attr::Missing => {}
+    }
+}
+
 /// A subject attribute, borrowed.
 enum Attr<'a> {
     Strings(&'a [String]),
@@ -76,6 +119,19 @@ enum Attr<'a> {
     Str(&'a str),
     Scalar(&'a Value),
     Missing,
+}
+
+/// The attribute as JSON, exactly as its [`to_json`](Attr::to_json) copy serializes.
+impl Serialize for Attr<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Attr::Strings(items) => items.serialize(serializer),
+            Attr::Values(items) => items.serialize(serializer),
+            Attr::Str(s) => s.serialize(serializer),
+            Attr::Scalar(v) => v.serialize(serializer),
+            Attr::Missing => serializer.serialize_unit(),
+        }
+    }
 }
 
 impl Attr<'_> {
@@ -118,7 +174,16 @@ fn lookup_claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Va
     lookup_claim(claims.get(head)?.as_object()?, rest)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many conditions this thread has tested: the index's tests check
+    /// that a decision tests only the conditions it has to.
+    pub(crate) static TESTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(crate) fn holds(condition: &Condition, subject: &Subject) -> bool {
+    #[cfg(test)]
+    TESTED.with(|tested| tested.set(tested.get() + 1));
     let attr = resolve(&condition.key, subject);
     let value = &condition.value;
     match condition.operator {

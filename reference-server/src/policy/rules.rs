@@ -3,8 +3,11 @@
 //!
 //! Pure logic, no I/O. The scopes finally issued are
 //! client configuration ∩ policy-permitted ∩ user-consented; this module
-//! computes only the policy-permitted part ([`evaluate`](crate::policy::evaluation::evaluate)) and explains it
-//! ([`Decision::explanation`](crate::policy::evaluation::Decision::explanation)).
+//! computes only the policy-permitted part ([`decide`](crate::policy::evaluation::decide),
+//! or [`PolicySet::decide`](crate::policy::index::PolicySet::decide) through an
+//! index built once per change of the policies) and, when asked, explains it
+//! ([`Verdict::explain`](crate::policy::evaluation::Verdict::explain),
+//! [`Decision::explanation`](crate::policy::evaluation::Decision::explanation)).
 //!
 //! # Model
 //!
@@ -65,6 +68,7 @@
 //! values of the wrong type for their operator, with a [`PolicyError`](crate::policy::validation::PolicyError) that
 //! names the offending item and its index.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -72,12 +76,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::McpServer;
+use crate::policy::render::Cut;
 
 /// The most conditions a single policy may have.
 pub const MAX_CONDITIONS: usize = 64;
 
-/// Longest rendering (in characters) of a JSON value or name inside a reason.
-pub(crate) const MAX_RENDERED: usize = 120;
+pub(crate) use crate::policy::render::MAX_RENDERED;
 
 // ---------------------------------------------------------------------------
 // Condition keys and operators
@@ -249,13 +253,7 @@ pub struct Condition {
 
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.key,
-            self.operator,
-            render_json(&self.value)
-        )
+        write!(f, "{} {} {}", self.key, self.operator, Cut(&self.value))
     }
 }
 
@@ -378,15 +376,11 @@ impl PolicySpec {
     }
 }
 
-/// Compact JSON, cut to a bounded length.
-pub(crate) fn render_json(value: &Value) -> String {
-    truncate(&value.to_string(), MAX_RENDERED)
-}
-
-/// `s`, cut to at most `max` characters with a trailing ellipsis.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
+/// `s`, cut to at most `max` characters with a trailing ellipsis; borrowed
+/// when it is short enough already.
+pub(crate) fn truncate(s: &str, max: usize) -> Cow<'_, str> {
     match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => Cow::Borrowed(s),
+        Some((cut, _)) => Cow::Owned(format!("{}…", &s[..cut])),
     }
 }

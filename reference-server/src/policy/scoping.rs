@@ -18,6 +18,7 @@ use crate::fault::Fault;
 use crate::hub::Hub;
 use crate::model::{Client, McpServer, User};
 use crate::policy::evaluation::{self, Decision};
+use crate::policy::index::PolicySet;
 use crate::policy::matching::Subject;
 use crate::policy::rules::{Operator, Policy};
 
@@ -80,12 +81,13 @@ pub fn configured_scopes(client: &Client, server: &McpServer) -> Vec<String> {
 }
 
 impl Hub {
-    /// Every policy, from the cache or the store.
-    pub async fn policies(&self) -> Result<Arc<Vec<Policy>>, HubError> {
+    /// Every policy, indexed, from the cache or the store: the index is
+    /// built here, once per change of the policies, never per request.
+    pub async fn policies(&self) -> Result<Arc<PolicySet>, HubError> {
         if let Some(cached) = self.policy_cache.read().await.clone() {
             return Ok(cached);
         }
-        let loaded = Arc::new(self.store.policies().await?);
+        let loaded = Arc::new(PolicySet::new(self.store.policies().await?));
         *self.policy_cache.write().await = Some(loaded.clone());
         Ok(loaded)
     }
@@ -154,7 +156,7 @@ impl Hub {
     /// The policy engine, with the faults that break its combination rules.
     fn evaluate_policies(
         &self,
-        policies: &[Policy],
+        policies: &PolicySet,
         user: &User,
         client: &Client,
         server: &McpServer,
@@ -197,14 +199,20 @@ impl Hub {
             }
             adjusted = Some(split);
         }
-        let policies = adjusted.as_deref().unwrap_or(policies);
-        let mut decision = evaluation::evaluate(policies, &subject, server, requested);
+        let mut decision = match &adjusted {
+            // The faults' copies serve one decision: not worth an index.
+            Some(copy) => evaluation::evaluate(copy, &subject, server, requested),
+            None => policies.decide(&subject, server, requested).explain(),
+        };
+        let policies: &[Policy] = adjusted.as_deref().unwrap_or(policies);
         if self.faults.on(Fault::PolicyUnionAsIntersection) && decision.matched.len() > 1 {
             for matched in decision.matched.clone() {
                 if let Some(p) = policies.iter().find(|p| p.id == matched.id) {
                     let alone =
-                        evaluation::evaluate(std::slice::from_ref(p), &subject, server, requested);
-                    decision.permitted.retain(|s| alone.permitted.contains(s));
+                        evaluation::decide(std::slice::from_ref(p), &subject, server, requested);
+                    decision
+                        .permitted
+                        .retain(|s| alone.permitted().contains(&s.as_str()));
                 }
             }
         }

@@ -1,11 +1,18 @@
-//! The policy engine's unit tests: validation, matching and evaluation.
+//! The policy engine's unit tests: validation, matching, evaluation and the index.
 
 use serde_json::{json, Value};
 
 use crate::model::{AuthMethod, Client, McpServer, Tool, TrustLevel, User};
-use crate::policy::evaluation::{evaluate, PolicyRef};
-use crate::policy::matching::{holds, matches, Subject};
-use crate::policy::rules::{Condition, ConditionKey, Grant, Operator, Policy, MAX_CONDITIONS};
+use std::cell::Cell;
+
+use crate::policy::evaluation::{evaluate, evaluate_connection, Decision, PolicyRef};
+use crate::policy::index::PolicySet;
+use crate::policy::matching::{
+    failed_condition, failure, first_failure, holds, matches, Subject, TESTED,
+};
+use crate::policy::rules::{
+    Condition, ConditionKey, Grant, KnownConnection, Operator, Policy, MAX_CONDITIONS,
+};
 use crate::policy::validation::{validate, PolicyError};
 
 fn user() -> User {
@@ -733,6 +740,473 @@ fn explanation_mentions_matched_permitted_and_dropped() {
         empty.explanation(),
         "matched: none; permitted: none; dropped: none"
     );
+}
+
+/// Three decisions whose explanations are pinned to the text the eager
+/// implementation wrote (captured before the index existed).
+fn pinned_cases() -> Vec<(Vec<Policy>, usize, Vec<String>)> {
+    let long_name = format!("{}…and more", "é".repeat(130));
+    let many: Vec<String> = (0..40).map(|i| format!("role-number-{i}")).collect();
+    let mut a = vec![
+        policy(
+            "pol_a0",
+            &long_name,
+            vec![cond("jwtClaims.org.team", "equal", json!("a"))],
+            &[("calendar", &["calendar.read"])],
+        ),
+        policy(
+            "pol_a1",
+            "Many roles",
+            vec![cond("user.roles", "in", json!(many))],
+            &[("calendar", &["calendar.read"])],
+        ),
+        policy(
+            "pol_a2",
+            "Agents",
+            vec![cond("client.name", "contains", json!("Agent"))],
+            &[("calendar", &["calendar.read"]), ("drive", &["drive.read"])],
+        ),
+    ];
+    for i in 3..7 {
+        a.push(policy(
+            &format!("pol_a{i}"),
+            &format!("Tenant \"{i}\""),
+            vec![cond("user.tenantIds", "contains", json!(format!("t{i}")))],
+            &[("calendar", &["calendar.read"])],
+        ));
+    }
+
+    let mut b: Vec<Policy> = (0..7)
+        .map(|i| {
+            policy(
+                &format!("pol_b{i}"),
+                &format!("M{i}"),
+                vec![cond("user.roles", "contains", json!("engineer"))],
+                &[("calendar", &["calendar.read"])],
+            )
+        })
+        .collect();
+    b.push(policy(
+        "pol_b7",
+        "External",
+        vec![
+            cond("user.roles", "contains", json!("engineer")),
+            cond("client.tags", "contains", json!("external")),
+        ],
+        &[("calendar", &["calendar.write"])],
+    ));
+
+    let mut c = vec![
+        policy(
+            "pol_c0",
+            "Viewers",
+            vec![cond("user.roles", "contains", json!("viewer"))],
+            &[],
+        ),
+        policy(
+            "pol_c1",
+            "Low levels",
+            vec![cond("jwtClaims.level", "in", json!([1, 2]))],
+            &[],
+        ),
+        policy(
+            "pol_c2",
+            "Calendar writers",
+            vec![],
+            &[("calendar", &["events.write"])],
+        ),
+    ];
+    c[0].grants.push(Grant {
+        mcp_server: String::new(),
+        connection: Some("demo-calendar".into()),
+        scopes: scopes(&["events.read"]),
+    });
+    c[1].grants.push(Grant {
+        mcp_server: String::new(),
+        connection: Some("demo-calendar".into()),
+        scopes: scopes(&["events.write"]),
+    });
+
+    vec![
+        (
+            a,
+            0,
+            scopes(&["calendar.read", "calendar.read", "bogus.scope"]),
+        ),
+        (b, 0, scopes(&["calendar.write", "calendar.read"])),
+        (c, 2, scopes(&["events.write", "events.read", "nope"])),
+    ]
+}
+
+fn demo_calendar() -> KnownConnection {
+    KnownConnection {
+        id: "demo-calendar".into(),
+        scopes: scopes(&["events.read", "events.write"]),
+    }
+}
+
+// --- the index -------------------------------------------------------------
+
+/// The decision through a [`PolicySet`], checked against the scan
+/// ([`evaluate`]) before it is returned.
+fn indexed(
+    policies: &[Policy],
+    subject: &Subject,
+    server: &McpServer,
+    requested: &[String],
+) -> Decision {
+    let set = PolicySet::new(policies.to_vec());
+    let decision = set.decide(subject, server, requested).explain();
+    assert_eq!(decision, evaluate(policies, subject, server, requested));
+    decision
+}
+
+/// How many conditions `f` tests.
+fn tested<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = TESTED.with(Cell::get);
+    let out = f();
+    (out, TESTED.with(Cell::get) - before)
+}
+
+#[test]
+fn the_index_tests_only_policies_with_a_grant_on_the_target() {
+    let (u, c, s) = (user(), client(), servers());
+    let subject = Subject {
+        user: &u,
+        client: &c,
+    };
+    // A negation has no anchor: without the target index, every one of
+    // these would be tested.
+    let mut policies: Vec<Policy> = (0..50)
+        .map(|i| {
+            policy(
+                &format!("pol_d{i}"),
+                "Drive",
+                vec![cond("user.roles", "not_in", json!([format!("r{i}")]))],
+                &[("drive", &["drive.read"])],
+            )
+        })
+        .collect();
+    policies.insert(
+        25,
+        policy(
+            "pol_c",
+            "Calendar",
+            vec![cond("user.roles", "not_in", json!(["admin"]))],
+            &[("calendar", &["calendar.read"])],
+        ),
+    );
+    let set = PolicySet::new(policies);
+    let requested = scopes(&["calendar.read"]);
+    let (verdict, count) = tested(|| set.decide(&subject, &s[0], &requested));
+    assert_eq!(count, 1, "only the calendar policy's condition is tested");
+    assert_eq!(verdict.permitted(), ["calendar.read"]);
+    assert_eq!(
+        verdict.matched().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["pol_c"]
+    );
+
+    // Nothing at all has a grant on this server.
+    let mail = McpServer {
+        id: "mail".into(),
+        ..s[1].clone()
+    };
+    let (verdict, count) = tested(|| set.decide(&subject, &mail, &requested));
+    assert_eq!(count, 0);
+    assert!(verdict.permitted().is_empty() && verdict.matched().len() == 0);
+}
+
+#[test]
+fn the_index_skips_policies_whose_anchor_the_subject_lacks() {
+    let (u, c, s) = (user(), client(), servers());
+    let subject = Subject {
+        user: &u,
+        client: &c,
+    };
+    let anchored = [
+        cond("user.roles", "contains", json!("admin")),
+        cond("user.tenantIds", "in", json!(["initech", "umbrella"])),
+        cond("jwtClaims.org.unit", "equal", json!("sales")),
+        cond("jwtClaims.groups", "equal", json!(["gamma", "alpha"])),
+        // No byte of "xyz" is in "Claude Desktop".
+        cond("client.name", "contains", json!("xyz")),
+    ];
+    let mut policies: Vec<Policy> = anchored
+        .iter()
+        .enumerate()
+        .map(|(i, anchor)| {
+            policy(
+                &format!("pol_{i}"),
+                "Never",
+                // The unanchored negation comes first: a scan would test it.
+                vec![cond("user.roles", "not_in", json!(["x"])), anchor.clone()],
+                &[("calendar", &["calendar.admin"])],
+            )
+        })
+        .collect();
+    // Ten policies with one and the same condition, which holds.
+    for i in 0..10 {
+        policies.push(policy(
+            &format!("pol_same_{i}"),
+            "Internal",
+            vec![cond("client.tags", "contains", json!("internal"))],
+            &[("calendar", &["calendar.read"])],
+        ));
+    }
+    let set = PolicySet::new(policies);
+    let requested = scopes(&["calendar.read", "calendar.admin"]);
+    let (verdict, count) = tested(|| set.decide(&subject, &s[0], &requested));
+    assert_eq!(count, 1, "one distinct condition tested once");
+    assert_eq!(verdict.permitted(), ["calendar.read"]);
+    assert_eq!(verdict.dropped(), ["calendar.admin"]);
+    assert_eq!(verdict.matched().len(), 10);
+    // The explanation still names the skipped policies and their failures.
+    let decision = verdict.explain();
+    assert_eq!(decision, evaluate(&set, &subject, &s[0], &requested));
+    assert!(
+        decision.dropped[0]
+            .reason
+            .contains(r#"policy "Never" (pol_4): client.name contains "xyz" is false"#),
+        "{}",
+        decision.dropped[0].reason
+    );
+}
+
+#[test]
+fn the_index_keeps_policy_order() {
+    let (u, c, s) = (user(), client(), servers());
+    let subject = Subject {
+        user: &u,
+        client: &c,
+    };
+    // Each found through a different list of the index, all matching.
+    let conditions = [
+        cond("client.tags", "contains", json!("internal")),
+        cond("user.permissions", "not_in", json!(["admin:all"])),
+        cond("user.roles", "equal", json!(["viewer", "engineer"])),
+        cond("client.name", "contains", json!("Desk")),
+        cond("jwtClaims.groups", "in", json!(["beta"])),
+        cond("jwtClaims.department", "equal", json!("engineering")),
+    ];
+    let mut policies: Vec<Policy> = conditions
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            policy(
+                &format!("pol_{i}"),
+                &format!("P{i}"),
+                vec![c.clone()],
+                &[("calendar", &["calendar.read"])],
+            )
+        })
+        .collect();
+    policies.insert(
+        3,
+        policy(
+            "pol_no",
+            "No",
+            vec![cond("user.roles", "contains", json!("admin"))],
+            &[("calendar", &["calendar.write"])],
+        ),
+    );
+    let requested = scopes(&["calendar.read", "calendar.write"]);
+    let decision = indexed(&policies, &subject, &s[0], &requested);
+    let ids: Vec<&str> = decision.matched.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["pol_0", "pol_1", "pol_2", "pol_3", "pol_4", "pol_5"]);
+}
+
+#[test]
+fn lazy_reasons_read_as_the_eager_ones_did() {
+    let (u, c, s) = (user(), client(), servers());
+    let subject = Subject {
+        user: &u,
+        client: &c,
+    };
+    let connection = demo_calendar();
+    let want = [
+        concat!(
+            r#"matched: none; permitted: none; dropped: calendar.read (no policy matched: policy "éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé…" (pol_a0): jwtClaims.org.team equal "a" is false (jwtClaims.org.team is missing); "#,
+            r#"policy "Many roles" (pol_a1): user.roles in ["role-number-0","role-number-1","role-number-2","role-number-3","role-number-4","role-number-5","role-number-6","role-n… is false (user.roles = ["engineer","viewer"]); "#,
+            r#"policy "Agents" (pol_a2): client.name contains "Agent" is false (client.name = "Claude Desktop"); "#,
+            r#"policy "Tenant \"3\"" (pol_a3): user.tenantIds contains "t3" is false (user.tenantIds = ["acme","globex"]); "#,
+            r#"policy "Tenant \"4\"" (pol_a4): user.tenantIds contains "t4" is false (user.tenantIds = ["acme","globex"]); "#,
+            r#"and 2 more), bogus.scope (no policy matched: none of the 7 policies allows bogus.scope on calendar (bogus.scope is not a scope of MCP server calendar))"#
+        ),
+        concat!(
+            r#"matched: "M0" (pol_b0), "M1" (pol_b1), "M2" (pol_b2), "M3" (pol_b3), "M4" (pol_b4), "M5" (pol_b5), "M6" (pol_b6); "#,
+            r#"permitted: calendar.read; dropped: calendar.write (matching policies ("M0", "M1", "M2", "M3", "M4" and 2 more) do not allow calendar.write on calendar; "#,
+            r#"policies that would allow it did not match: policy "External" (pol_b7): client.tags contains "external" is false (client.tags = ["internal","desktop"]))"#
+        ),
+        concat!(
+            r#"matched: "Viewers" (pol_c0); permitted: events.read; dropped: events.write (matching policies ("Viewers") do not allow events.write on connection demo-calendar; "#,
+            r#"policies that would allow it did not match: policy "Low levels" (pol_c1): jwtClaims.level in [1,2] is false (jwtClaims.level = 3)), nope (matching policies ("Viewers") do not allow nope on connection demo-calendar (nope is not a scope of connection demo-calendar))"#
+        ),
+    ];
+    for ((policies, target, requested), want) in pinned_cases().into_iter().zip(want) {
+        let set = PolicySet::new(policies.clone());
+        let (lazy, eager) = if target == 2 {
+            (
+                set.decide_connection(&subject, &connection, &requested),
+                evaluate_connection(&policies, &subject, &connection, &requested),
+            )
+        } else {
+            (
+                set.decide(&subject, &s[target], &requested),
+                evaluate(&policies, &subject, &s[target], &requested),
+            )
+        };
+        let lazy = lazy.explain();
+        assert_eq!(lazy, eager);
+        assert_eq!(lazy.explanation(), want);
+    }
+}
+
+/// A small deterministic generator (no dependency on `rand`'s algorithms).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    fn strings(&mut self, max: usize) -> Vec<String> {
+        (0..self.below(max + 1))
+            .map(|_| self.pick(WORDS).to_owned())
+            .collect()
+    }
+}
+
+const WORDS: &[&str] = &[
+    "a",
+    "b",
+    "ab",
+    "engineer",
+    "Claude Desktop",
+    "",
+    "é",
+    "x.y",
+    "1",
+    "quote\"back\\slash\u{1}\u{2028}",
+    // Longer than a reason renders: cut, in the middle of the é's.
+    "éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé",
+];
+
+fn random_value(rng: &mut Lcg) -> Value {
+    match rng.below(8) {
+        0 => json!(rng.below(3)),
+        1 => json!(1.0),
+        2 => json!(true),
+        3 => json!([]),
+        4 => json!(rng.strings(3)),
+        5 => json!([rng.pick(WORDS), rng.below(3)]),
+        _ => json!(rng.pick(WORDS)),
+    }
+}
+
+/// Policies, subjects and requests mixing every key, operator and kind of
+/// value (including ones validation refuses), on servers and a Connection.
+#[test]
+fn the_index_decides_as_the_scan_does() {
+    const KEYS: &[&str] = &[
+        "user.roles",
+        "user.tenantIds",
+        "client.tags",
+        "client.name",
+        "jwtClaims.s",
+        "jwtClaims.n",
+        "jwtClaims.list",
+        "jwtClaims.x.y",
+        "jwtClaims.missing",
+    ];
+    const OPERATORS: &[&str] = &["equal", "not_equal", "in", "not_in", "contains"];
+    const SCOPES: &[&str] = &["calendar.read", "calendar.write", "drive.read", "bogus"];
+    let s = servers();
+    let connection = KnownConnection {
+        id: "conn".into(),
+        scopes: scopes(&["calendar.read"]),
+    };
+    for seed in 0..300 {
+        let mut rng = Lcg(seed);
+        let policies: Vec<Policy> = (0..rng.below(25))
+            .map(|i| {
+                let mut p = policy(&format!("pol_{i}"), &format!("P{i}"), vec![], &[]);
+                for _ in 0..rng.below(4) {
+                    let (key, operator) = (rng.pick(KEYS), rng.pick(OPERATORS));
+                    p.conditions
+                        .push(cond(key, operator, random_value(&mut rng)));
+                }
+                for _ in 0..1 + rng.below(2) {
+                    let scopes = (0..1 + rng.below(2))
+                        .map(|_| rng.pick(SCOPES).into())
+                        .collect();
+                    let (mcp_server, connection) = match rng.below(3) {
+                        0 => (String::new(), Some("conn".to_owned())),
+                        1 => ("drive".to_owned(), None),
+                        _ => ("calendar".to_owned(), None),
+                    };
+                    p.grants.push(Grant {
+                        mcp_server,
+                        connection,
+                        scopes,
+                    });
+                }
+                p
+            })
+            .collect();
+        let set = PolicySet::new(policies.clone());
+        for _ in 0..4 {
+            let mut u = user();
+            u.roles = rng.strings(3);
+            u.tenants = rng.strings(2);
+            u.claims = json!({
+                "s": rng.pick(WORDS),
+                "n": rng.below(3),
+                "list": [rng.pick(WORDS), rng.below(2), rng.pick(WORDS)],
+                "x": {"y": rng.pick(WORDS)},
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+            let mut c = client();
+            c.name = rng.pick(WORDS).to_owned();
+            c.tags = rng.strings(2);
+            let subject = Subject {
+                user: &u,
+                client: &c,
+            };
+            // A reason renders a failed condition as `matches` reports it.
+            for p in &policies {
+                if let Some(index) = first_failure(p, &subject) {
+                    let reported = failed_condition(p, index, &subject).to_string();
+                    assert_eq!(failure(p, index, &subject).to_string(), reported);
+                }
+            }
+            let requested: Vec<String> =
+                (0..rng.below(4)).map(|_| rng.pick(SCOPES).into()).collect();
+            for server in &s {
+                let by_index = set.decide(&subject, server, &requested).explain();
+                assert_eq!(
+                    by_index,
+                    evaluate(&policies, &subject, server, &requested),
+                    "seed {seed}"
+                );
+            }
+            let by_index = set
+                .decide_connection(&subject, &connection, &requested)
+                .explain();
+            let scanned = evaluate_connection(&policies, &subject, &connection, &requested);
+            assert_eq!(by_index, scanned, "seed {seed}");
+        }
+    }
 }
 
 // --- validation ----------------------------------------------------------

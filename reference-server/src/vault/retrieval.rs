@@ -397,8 +397,9 @@ async fn policy_permits(
     let policies = hub.policies().await?;
     let subject = Subject { user, client };
     let known = connection.known();
-    let decision =
-        crate::policy::evaluation::evaluate_connection(&policies, &subject, &known, requested);
+    let decision = policies
+        .decide_connection(&subject, &known, requested)
+        .explain();
     // `matched` holds only policies with a grant on this connection.
     let granting: Vec<String> = decision.matched.iter().map(|m| m.id.clone()).collect();
     attempt.policies = granting.clone();
