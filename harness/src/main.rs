@@ -98,7 +98,8 @@ enum Command {
     },
     /// Load-test a target: throughput, latency percentiles and errors by
     /// kind, and correctness under the load (no 5xx, unique `jti`s, live
-    /// tokens introspected as active). Writes load.json to --out.
+    /// tokens introspected as active, one winner per refresh race, one
+    /// upstream refresh per expired vault token). Writes load.json to --out.
     Load {
         /// Target profile (TOML); without it, the embedded reference hub.
         #[arg(long)]

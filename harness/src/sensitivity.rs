@@ -27,10 +27,11 @@ use crate::report::RunReport;
 use crate::scenario::Scenario;
 use crate::verdict::Status;
 
-/// Faults that no black-box scenario can trip because they need the target
-/// restarted or its files read, each with the reference hub's own test that
-/// proves it is caught (`cargo test --workspace` runs it too).
-pub const PROVEN_BY_HUB_TESTS: &[(&str, &str)] = &[
+/// Faults that no black-box scenario can trip, because they need the target
+/// restarted or its files read, or concurrent load to show, each with the
+/// test that proves it is caught: the reference hub's own, or `conform
+/// load`'s (`cargo test --workspace` runs both).
+pub const PROVEN_BY_OWN_TESTS: &[(&str, &str)] = &[
     (
         "webhook-loses-events-on-restart",
         "reference-server/tests/hub/audit.rs::the_audit_webhook_delivers_everything_in_order_across_a_restart",
@@ -60,6 +61,19 @@ pub const PROVEN_BY_HUB_TESTS: &[(&str, &str)] = &[
     (
         "jti-repeats",
         "reference-server/tests/hub/oauth.rs::concurrent_tokens_never_share_a_jti",
+    ),
+    // The faults only load shows, each caught by one of `conform load`'s checks.
+    (
+        "refresh-rotation-races",
+        "harness/tests/suite/load.rs::a_refresh_race_with_two_winners_is_caught",
+    ),
+    (
+        "token-server-error-under-load",
+        "harness/tests/suite/load.rs::a_server_error_under_load_is_caught",
+    ),
+    (
+        "introspection-forgets-live-tokens",
+        "harness/tests/suite/load.rs::a_live_token_introspected_inactive_is_caught",
     ),
     // A rebound page needs a Host header the harness's clients cannot fake
     // for every target (a virtual host may answer 421 first).
@@ -297,7 +311,7 @@ pub async fn prove(
     // Each fault run is an independent hub; they all go at once, bounded.
     let mut runs = Vec::new();
     for (fault, _) in faults {
-        if PROVEN_BY_HUB_TESTS.iter().any(|(f, _)| f == fault) {
+        if PROVEN_BY_OWN_TESTS.iter().any(|(f, _)| f == fault) {
             runs.push(None);
             continue;
         }
@@ -337,7 +351,7 @@ pub async fn prove(
                     .collect();
                 FaultRow::judge(fault, description, claimed_by, &results)
             }
-            None => proven_by_hub_test(fault, description),
+            None => proven_by_own_test(fault, description),
         };
         rows.push(row);
     }
@@ -357,11 +371,11 @@ pub async fn prove(
 }
 
 /// The row of a fault that the hub's own test proves.
-fn proven_by_hub_test(fault: &str, description: &str) -> FaultRow {
-    let test = PROVEN_BY_HUB_TESTS
+fn proven_by_own_test(fault: &str, description: &str) -> FaultRow {
+    let test = PROVEN_BY_OWN_TESTS
         .iter()
         .find(|(f, _)| *f == fault)
-        .map(|(_, t)| format!("hub test {t}"))
+        .map(|(_, t)| format!("test {t}"))
         .unwrap_or_default();
     FaultRow {
         fault: fault.to_owned(),

@@ -283,6 +283,18 @@ switches! {
     JtiRepeats => "jti-repeats",
     /// The authorization endpoint never answers a request whose `state` is over 1 KiB.
     AuthorizeStallsOnLongState => "authorize-stalls-on-long-state",
+    /// Concurrent refreshes of one refresh token may all succeed: the rotation trusts the read that found the token unused instead of a write guarded on it (RFC 9700 §4.14.2; OAuth 2.1 §4.3.1); only concurrent load shows it.
+    RefreshRotationRaces => "refresh-rotation-races",
+    /// One token request in 100 is answered 500, as a server whose connection pool times out under load would (RFC 6749 §5.2 has no such answer); only load shows it.
+    TokenServerErrorUnderLoad => "token-server-error-under-load",
+    /// One introspection in 64 says a live token is inactive, as a cache that evicts live entries under load would (RFC 7662 §2.2); only load shows it.
+    IntrospectionForgetsLiveTokens => "introspection-forgets-live-tokens",
+}
+
+/// Whether this is the `n`th call counted by `ticks`: how the faults that
+/// only load shows fail one request in `n`, whatever the request.
+pub fn one_in(n: u64, ticks: &std::sync::atomic::AtomicU64) -> bool {
+    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n == n - 1
 }
 
 /// The set of faults a running hub has switched on.

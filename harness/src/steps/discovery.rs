@@ -96,7 +96,7 @@ impl Run<'_> {
         })
     }
 
-    pub(super) async fn endpoint(&mut self, name: &str) -> Result<String, StepError> {
+    pub(crate) async fn endpoint(&mut self, name: &str) -> Result<String, StepError> {
         self.metadata()
             .await?
             .get(name)

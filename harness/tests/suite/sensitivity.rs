@@ -1,7 +1,7 @@
 //! `sensitivity::*`: the proof that every check can fail, and that only a
 //! scenario's own requirement proves a claim.
 
-use harness::sensitivity::{Coverage, PROVEN_BY_HUB_TESTS};
+use harness::sensitivity::{Coverage, PROVEN_BY_OWN_TESTS};
 use libtest_mimic::{Failed, Trial};
 
 use crate::support::*;
@@ -10,7 +10,7 @@ pub fn trials() -> Vec<Trial> {
     vec![
         matrix(),
         audit_trip_is_not_a_catch(),
-        hub_tests_exist(),
+        proving_tests_exist(),
         unknown_fault_refused(),
         choice_needs_a_variant(),
     ]
@@ -106,10 +106,10 @@ fn audit_trip_is_not_a_catch() -> Trial {
     })
 }
 
-/// Each fault proven by a hub test names a test that exists.
-fn hub_tests_exist() -> Trial {
-    Trial::test("sensitivity::hub-tests-exist", || {
-        for (fault, test) in PROVEN_BY_HUB_TESTS {
+/// Each fault proven by a test of its own names a test that exists.
+fn proving_tests_exist() -> Trial {
+    Trial::test("sensitivity::proving-tests-exist", || {
+        for (fault, test) in PROVEN_BY_OWN_TESTS {
             let (file, name) = test.split_once("::").ok_or("`file::test` expected")?;
             let text = std::fs::read_to_string(root().join(file))
                 .map_err(|e| Failed::from(format!("{fault}: {file}: {e}")))?;

@@ -1,5 +1,6 @@
 //! Token revocation (RFC 7009) and introspection (RFC 7662).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -104,6 +105,12 @@ pub async fn introspect(
     }
     let token = params.require("token")?;
     let inactive = || no_store(Json(json!({"active": false})));
+    static INTROSPECTION_TICKS: AtomicU64 = AtomicU64::new(0);
+    if hub.faults.on(Fault::IntrospectionForgetsLiveTokens)
+        && crate::fault::one_in(64, &INTROSPECTION_TICKS)
+    {
+        return Ok(inactive());
+    }
     let now = hub.clock.now();
     // Refresh tokens are opaque (no dots); a JWS is never one, so it skips
     // the lookup.

@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): `authorization_code` with PKCE and
 //! `client_credentials` for confidential agents.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -44,6 +45,10 @@ pub async fn token(
         }
     };
     if hub.faults.on(Fault::RepeatedGrantTypeServerError) && params.get("grant_type").is_err() {
+        return Err(OAuthError::ServerError);
+    }
+    static TOKEN_TICKS: AtomicU64 = AtomicU64::new(0);
+    if hub.faults.on(Fault::TokenServerErrorUnderLoad) && crate::fault::one_in(100, &TOKEN_TICKS) {
         return Err(OAuthError::ServerError);
     }
     let grant_type = params
@@ -882,6 +887,11 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
         .await?;
     // The new token keeps the original grant: narrowing applies to this access token only.
     let refresh_token = if rotate_first {
+        issue_refresh_token(hub, &stored).await?
+    } else if rotate && hub.faults.on(Fault::RefreshRotationRaces) {
+        // The fault: the read above found the token unused, and the write
+        // does not ask again, so every request that read it in time wins.
+        hub.store.rotate_refresh_token(&hash, now).await?;
         issue_refresh_token(hub, &stored).await?
     } else if rotate {
         let (token, next) = successor(hub, &stored);
