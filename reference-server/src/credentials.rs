@@ -19,7 +19,7 @@
 //! re-stored as a digest the first time it verifies ([`needs_rehash`]).
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 
 use crate::error::HubError;
@@ -103,14 +103,58 @@ pub async fn hash_secret_bounded(secret: &str) -> Result<String, HubError> {
 pub async fn verify_secret(secret: &str, phc: &str) -> Result<bool, HubError> {
     let secret = secret.to_owned();
     let phc = phc.to_owned();
-    pool::run(move || {
-        let parsed = PasswordHash::new(&phc).map_err(|e| HubError::PasswordHash(e.to_string()))?;
-        Ok(Argon2::default()
-            .verify_password(secret.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(|e| HubError::PasswordHash(e.into()))?
+    pool::run(move || verify_argon2(secret.as_bytes(), &phc))
+        .await
+        .map_err(|e| HubError::PasswordHash(e.into()))?
+}
+
+/// The most argon2 memory a hashing thread keeps between checks (64 MiB):
+/// a stored hash that asks for more gets it for its own check only.
+const KEPT_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// This hashing thread's argon2 memory, kept between checks. Allocating
+    /// 19 MiB afresh for every check cost more in page faults and the
+    /// kernel's zeroing than a tenth of the check itself; the memory is
+    /// bounded by the hashing threads anyway (see [`pool`]).
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `PasswordVerifier::verify_password`, with this thread's memory: the
+/// stored hash's own algorithm, version and costs, and a constant-time
+/// comparison of the output. As there, only an unreadable PHC string is an
+/// error; a hash whose parameters argon2 refuses matches no secret.
+fn verify_argon2(secret: &[u8], phc: &str) -> Result<bool, HubError> {
+    let parsed = PasswordHash::new(phc).map_err(|e| HubError::PasswordHash(e.to_string()))?;
+    Ok(argon2_matches(secret, &parsed).unwrap_or(false))
+}
+
+fn argon2_matches(secret: &[u8], parsed: &PasswordHash<'_>) -> Option<bool> {
+    let expected = parsed.hash?;
+    let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
+    let version = match parsed.version {
+        Some(v) => argon2::Version::try_from(v).ok()?,
+        None => argon2::Version::default(),
+    };
+    let params = argon2::Params::try_from(parsed).ok()?;
+    let blocks = params.block_count();
+    let hasher = Argon2::new(algorithm, version, params);
+    let mut salt_bytes = [0u8; 64];
+    let salt = parsed.salt?.decode_b64(&mut salt_bytes).ok()?;
+    let mut output = vec![0u8; expected.len()];
+    let hashed = if blocks <= KEPT_BLOCKS {
+        BLOCKS.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            if kept.len() < blocks {
+                kept.resize(blocks, argon2::Block::default());
+            }
+            hasher.hash_password_into_with_memory(secret, salt, &mut output, &mut kept[..blocks])
+        })
+    } else {
+        hasher.hash_password_into(secret, salt, &mut output)
+    };
+    hashed.ok()?;
+    Some(subtle::ConstantTimeEq::ct_eq(output.as_slice(), expected.as_bytes()).into())
 }
 
 /// The prefix of a generated secret's stored digest.
@@ -304,6 +348,35 @@ pub async fn sign_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The thread-memory verification agrees with argon2's own verifier, for
+    /// the default costs and others, and keeps its memory between checks.
+    #[test]
+    fn argon2_with_kept_memory_agrees_with_the_verifier() {
+        use argon2::password_hash::PasswordVerifier;
+        let small = argon2::Params::new(64, 1, 1, Some(16)).unwrap();
+        let custom = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x10, small)
+            .hash_password(b"chosen", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        let default = hash_secret("chosen").unwrap();
+        for phc in [&custom, &default] {
+            let parsed = PasswordHash::new(phc).unwrap();
+            for secret in ["chosen", "chosen ", "", "x"] {
+                let theirs = Argon2::default()
+                    .verify_password(secret.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(
+                    verify_argon2(secret.as_bytes(), phc).unwrap(),
+                    theirs,
+                    "{phc} {secret:?}"
+                );
+            }
+        }
+        let kept = BLOCKS.with(|b| b.borrow().len());
+        assert_eq!(kept, argon2::Params::default().block_count());
+        assert!(verify_argon2(b"chosen", "not a phc string").is_err());
+    }
 
     #[tokio::test]
     async fn each_kind_verifies_its_own_secret_only() {

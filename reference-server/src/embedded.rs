@@ -76,7 +76,9 @@ pub async fn start(
             header_read_timeout: std::time::Duration::from_secs(2),
             ..crate::serve::Limits::default()
         },
-        agenda: Some(crate::config::AgendaSettings::demo("rs-agenda-secret")),
+        agenda: Some(crate::config::AgendaSettings::demo(
+            "s20CX9_QyYGV8dHbXnN9b5hEpvFFudFja05vksJZ4_U",
+        )),
         ..HubConfig::default()
     })
     .await

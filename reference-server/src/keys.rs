@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
 use crate::error::HubError;
@@ -34,25 +34,21 @@ impl SigningKeys {
         let mut keys = Vec::new();
         let mut signing = None;
         for row in &rows {
-            let encoding = EncodingKey::from_ec_pem(row.private_pem.as_bytes())?;
-            let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)?;
-            jwk.common.key_id = Some(row.kid.clone());
-            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-            {
-                use p256::pkcs8::DecodePrivateKey;
-                let public = p256::SecretKey::from_pkcs8_pem(&row.private_pem)
-                    .map_err(|e| HubError::Key(e.to_string()))?
-                    .public_key();
-                let point =
-                    p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&public, false);
-                verifying.insert(row.kid.clone(), point.as_bytes().to_vec());
-            }
-            keys.push(jwk);
+            // Each stored PEM is parsed once: the JWK, ring's public point
+            // and (for the newest key) ring's signing key all come from it.
+            use p256::pkcs8::DecodePrivateKey;
+            let secret = p256::SecretKey::from_pkcs8_pem(&row.private_pem)
+                .map_err(|e| HubError::Key(format!("signing key {}: {e}", row.kid)))?;
+            let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                &secret.public_key(),
+                false,
+            );
+            keys.push(public_jwk(&row.kid, &point)?);
+            verifying.insert(row.kid.clone(), point.as_bytes().to_vec());
             // Rows come newest first: the newest active key signs.
             if signing.is_none() {
-                use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-                let der = p256::SecretKey::from_pkcs8_pem(&row.private_pem)
-                    .and_then(|k| k.to_pkcs8_der())
+                let der = secret
+                    .to_pkcs8_der()
                     .map_err(|e| HubError::Key(e.to_string()))?;
                 let key = ring::signature::EcdsaKeyPair::from_pkcs8(
                     &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -146,6 +142,34 @@ impl SigningKeys {
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, HubError> {
     serde_json::to_vec(value).map_err(|e| HubError::Key(e.to_string()))
+}
+
+/// The published form of a P-256 public key (RFC 7518 §6.2.1), with its
+/// `kid` and `use`.
+fn public_jwk(kid: &str, point: &p256::EncodedPoint) -> Result<Jwk, HubError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::jwk::{
+        AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+        EllipticCurveKeyType, KeyAlgorithm,
+    };
+    let (Some(x), Some(y)) = (point.x(), point.y()) else {
+        return Err(HubError::Key(format!("signing key {kid}: no public point")));
+    };
+    Ok(Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::ES256),
+            key_id: Some(kid.to_owned()),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+            key_type: EllipticCurveKeyType::EC,
+            curve: EllipticCurve::P256,
+            x: URL_SAFE_NO_PAD.encode(x),
+            y: URL_SAFE_NO_PAD.encode(y),
+        }),
+    })
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ struct Args {
     #[arg(
         long,
         env = "HUB_AGENDA_CLIENT_SECRET",
-        default_value = "rs-agenda-secret",
+        default_value = "s20CX9_QyYGV8dHbXnN9b5hEpvFFudFja05vksJZ4_U",
         hide_env_values = true
     )]
     agenda_client_secret: String,

@@ -43,50 +43,60 @@ pub fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Append> {
     tx
 }
 
+/// The batch in one transaction, as one statement (see [`statement`]).
 async fn insert_all(pool: &SqlitePool, batch: &[Append]) -> Result<(), HubError> {
     let mut tx = pool.begin().await?;
-    for (event, _) in batch {
-        insert_query(event).execute(&mut *tx).await?;
-    }
+    statement(batch.iter().map(|(event, _)| event))
+        .build()
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
 
+/// An event on its own (after its batch failed): one bad event fails alone.
 async fn insert(pool: &SqlitePool, event: &AuditEvent) -> Result<(), HubError> {
-    insert_query(event).execute(pool).await?;
+    statement([event]).build().execute(pool).await?;
     Ok(())
 }
 
-fn insert_query(
-    event: &AuditEvent,
-) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    sqlx::query(
+/// One multi-row INSERT: rows take their `seq` in the events' order. One
+/// statement instead of one per event, because each statement is a round
+/// trip to SQLite's worker thread, and those round trips, not the commit,
+/// capped group commit at about 7,000 events a second. A batch of
+/// [`GROUP`] binds 21 × 256 values, well under SQLite's 32,766.
+fn statement<'a>(
+    events: impl IntoIterator<Item = &'a AuditEvent>,
+) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO audit_events (id, time, type, outcome, actor_type, actor_id, user_id, tenant, client_id,
            resource, scopes_requested, scopes_granted, reason, correlation_id, source_ip, policies, act,
-           client_name, client_trust_level, client_tags, scopes_dropped)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&event.id)
-    .bind(event.time)
-    .bind(&event.event_type)
-    .bind(&event.outcome)
-    .bind(&event.actor.kind)
-    .bind(&event.actor.id)
-    .bind(&event.user)
-    .bind(&event.tenant)
-    .bind(&event.client_id)
-    .bind(&event.resource)
-    .bind(to_json(&event.scopes_requested))
-    .bind(to_json(&event.scopes_granted))
-    .bind(&event.reason)
-    .bind(&event.correlation_id)
-    .bind(&event.source_ip)
-    .bind(to_json(&event.policies))
-    .bind(event.act.as_ref().map(to_json))
-    .bind(&event.client_name)
-    .bind(&event.client_trust_level)
-    .bind(to_json(&event.client_tags))
-    .bind(to_json(&event.scopes_dropped))
+           client_name, client_trust_level, client_tags, scopes_dropped) ",
+    );
+    insert.push_values(events, |mut row, event| {
+        row.push_bind(&event.id)
+            .push_bind(event.time)
+            .push_bind(&event.event_type)
+            .push_bind(&event.outcome)
+            .push_bind(&event.actor.kind)
+            .push_bind(&event.actor.id)
+            .push_bind(&event.user)
+            .push_bind(&event.tenant)
+            .push_bind(&event.client_id)
+            .push_bind(&event.resource)
+            .push_bind(to_json(&event.scopes_requested))
+            .push_bind(to_json(&event.scopes_granted))
+            .push_bind(&event.reason)
+            .push_bind(&event.correlation_id)
+            .push_bind(&event.source_ip)
+            .push_bind(to_json(&event.policies))
+            .push_bind(event.act.as_ref().map(to_json))
+            .push_bind(&event.client_name)
+            .push_bind(&event.client_trust_level)
+            .push_bind(to_json(&event.client_tags))
+            .push_bind(to_json(&event.scopes_dropped));
+    });
+    insert
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> String {

@@ -242,7 +242,10 @@ async fn a_resource_server_reports_tool_executions_for_itself_only() {
         }
         client()
             .post(format!("{}/audit/tool-executions", hub.issuer))
-            .basic_auth("rs-agenda", Some("rs-agenda-secret"))
+            .basic_auth(
+                "rs-agenda",
+                Some("s20CX9_QyYGV8dHbXnN9b5hEpvFFudFja05vksJZ4_U"),
+            )
             .json(&body)
             .send()
     };

@@ -288,7 +288,9 @@ async fn the_demo_path_connects_the_provider_and_the_agenda_reads_the_calendar()
     .await
     .expect("provider");
     let mut config = config(Database::Memory);
-    config.agenda = Some(reference_server::AgendaSettings::demo("rs-agenda-secret"));
+    config.agenda = Some(reference_server::AgendaSettings::demo(
+        "s20CX9_QyYGV8dHbXnN9b5hEpvFFudFja05vksJZ4_U",
+    ));
     config.demo_provider_url = Some(provider.url.clone());
     let hub = reference_server::spawn(config).await.expect("hub");
     let browser = client();
