@@ -54,6 +54,11 @@ impl Scenario {
     /// Scenarios that move the target's clock, rotate its keys or change its
     /// policies must not share a target with others; each action declares
     /// whether it does (see `steps::act::Act::exclusive`).
+    /// Whether a step waits out one of the target's timeouts (see `Act::waits`).
+    pub fn waits(&self) -> bool {
+        self.steps.iter().any(|s| s.action.waits())
+    }
+
     pub fn exclusive(&self) -> bool {
         let actions: Vec<&Action> = self.steps.iter().map(|s| &s.action).collect();
         crate::steps::catalogue::exclusive(&actions)

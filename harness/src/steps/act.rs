@@ -72,6 +72,14 @@ pub trait Act {
         false
     }
 
+    /// Whether the action waits out one of the target's timeouts: seconds of
+    /// wall time and little work. A run starts such scenarios at once, beside
+    /// the others and without taking one of their places, so the wait
+    /// overlaps their work instead of ending the run.
+    fn waits(&self) -> bool {
+        false
+    }
+
     /// Talks to the target as the party and returns the facts expectations read.
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError>;
 

@@ -65,6 +65,13 @@ macro_rules! catalogue {
                 }
             }
 
+            /// Whether performing it waits out one of the target's timeouts.
+            pub fn waits(&self) -> bool {
+                match self {
+                    $(Action::$variant(action) => action.waits(),)*
+                }
+            }
+
             async fn perform_as_declared(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
                 match self {
                     $(Action::$variant(action) => action.perform(run).await,)*

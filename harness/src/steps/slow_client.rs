@@ -50,6 +50,11 @@ impl Act for SlowRequest {
         "https://www.rfc-editor.org/rfc/rfc9112#section-9.5",
     );
 
+    /// The target's header-read timeout is what it measures.
+    fn waits(&self) -> bool {
+        true
+    }
+
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
         let url = crate::well_known::authorization_server_metadata_urls(&run.profile.issuer)
             .ok()

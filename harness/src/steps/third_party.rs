@@ -36,6 +36,11 @@ pub struct ProviderMode {
 impl Act for ProviderMode {
     const INFO: ActionInfo = PROVIDER;
 
+    /// A slow provider makes the next retrieval wait out the target's provider timeout.
+    fn waits(&self) -> bool {
+        self.token == TokenMode::Slow
+    }
+
     async fn perform(&self, run: &mut Run<'_>) -> Result<Value, StepError> {
         run.set_provider_mode(self.token, self.expires_in, self.delay_ms)
             .await
