@@ -427,19 +427,29 @@ pub async fn run_on_embedded_hub(
 }
 
 /// Runs scenarios concurrently (those that wait out a target's timeout at
-/// once, beside the others), then the exclusive ones (which move the
-/// target's clock) one at a time, the robustness suite last; results come
-/// back in the scenarios' order.
+/// once, beside the others), and meanwhile, one at a time, those exclusive
+/// only on resources no other scenario uses; then the other exclusive ones
+/// (which move the target's clock, say) one at a time, the robustness suite
+/// last; results come back in the scenarios' order.
 pub async fn run_all(
     profile: Arc<Profile>,
     scenarios: &[Scenario],
     options: &RunOptions,
 ) -> Vec<ScenarioResult> {
-    let (mut exclusive, shared): (Vec<Scenario>, Vec<Scenario>) =
+    let (exclusive, shared): (Vec<Scenario>, Vec<Scenario>) =
         scenarios.iter().cloned().partition(Scenario::exclusive);
+    let (beside, mut exclusive) = exclusive_on_own_resources(&profile, exclusive, &shared);
     // The robustness pass floods the target (rate limits, back-off): last.
     exclusive.sort_by_key(|s| s.suite == Suite::Robustness);
-    let mut results = run_concurrently(profile.clone(), &shared, options).await;
+    let (mut results, beside_results) =
+        tokio::join!(run_concurrently(profile.clone(), &shared, options), async {
+            let mut results = Vec::new();
+            for scenario in &beside {
+                results.push(run_scenario(&profile, scenario, options).await);
+            }
+            results
+        });
+    results.extend(beside_results);
     for scenario in &exclusive {
         results.push(run_scenario(&profile, scenario, options).await);
     }
@@ -451,6 +461,38 @@ pub async fn run_all(
     };
     results.sort_by_key(|r| position(&r.id));
     results
+}
+
+/// Splits the exclusive scenarios into those that may run, one at a time,
+/// beside the shared ones, and the rest. A scenario may when it is
+/// exclusive only for the decisions on some resources (its policies grant on
+/// nothing else), and none of those resources is used by a scenario outside
+/// that group or shares its URL with another resource of the profile: then
+/// only the group's own scenarios could see its changes.
+fn exclusive_on_own_resources(
+    profile: &Profile,
+    exclusive: Vec<Scenario>,
+    shared: &[Scenario],
+) -> (Vec<Scenario>, Vec<Scenario>) {
+    let (candidates, mut alone): (Vec<Scenario>, Vec<Scenario>) = exclusive
+        .into_iter()
+        .partition(|s| s.exclusive_for_resources().is_some());
+    let others: Vec<&Scenario> = shared.iter().chain(alone.iter()).collect();
+    let own = |role: &str| {
+        let url = profile.resources.get(role).map(|r| r.url.as_str());
+        let unique_url = profile
+            .resources
+            .iter()
+            .all(|(other, r)| other == role || Some(r.url.as_str()) != url);
+        unique_url && !others.iter().any(|s| s.mentions_resource(role))
+    };
+    let (beside, shared_resources): (Vec<Scenario>, Vec<Scenario>) =
+        candidates.into_iter().partition(|s| {
+            s.exclusive_for_resources()
+                .is_some_and(|roles| roles.iter().all(|r| own(r)))
+        });
+    alone.extend(shared_resources);
+    (beside, alone)
 }
 
 async fn run_concurrently(

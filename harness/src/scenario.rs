@@ -59,6 +59,24 @@ impl Scenario {
         self.steps.iter().any(|s| s.action.waits())
     }
 
+    /// The resource roles whose decisions alone make the scenario exclusive
+    /// (see `steps::catalogue::exclusive_for_resources`).
+    pub fn exclusive_for_resources(&self) -> Option<std::collections::BTreeSet<String>> {
+        let actions: Vec<&Action> = self.steps.iter().map(|s| &s.action).collect();
+        crate::steps::catalogue::exclusive_for_resources(&actions)
+    }
+
+    /// Whether the scenario names resource `role` anywhere: in `requires`,
+    /// as a step's resource, or in a `${resources.<role>…}` value.
+    pub fn mentions_resource(&self, role: &str) -> bool {
+        let steps = serde_json::to_string(&self.steps).unwrap_or_default();
+        self.requires
+            .iter()
+            .any(|r| r == &format!("resources.{role}"))
+            || steps.contains(&format!("resources.{role}"))
+            || steps.contains(&format!("\"{role}\""))
+    }
+
     pub fn exclusive(&self) -> bool {
         let actions: Vec<&Action> = self.steps.iter().map(|s| &s.action).collect();
         crate::steps::catalogue::exclusive(&actions)
@@ -410,6 +428,18 @@ mod tests {
              grants = [{ connection = \"${conn.self.id}\", scopes = [] }, { mcp_server = \"lab\", scopes = [\"lab.read\"] }]\n",
         );
         assert!(server.exclusive());
+        assert_eq!(server.exclusive_for_resources(), None);
+        let lab = scenario(
+            "[[steps]]\ndo = \"create_policy\"\n[steps.policy]\nname = \"p\"\n\
+             grants = [{ mcp_server = \"${resources.lab.id}\", scopes = [\"lab.read\"] }]\n\
+             [[steps]]\ndo = \"authorize\"\nresource = \"lab\"\n",
+        );
+        assert!(lab.exclusive());
+        assert_eq!(
+            lab.exclusive_for_resources(),
+            Some(std::collections::BTreeSet::from(["lab".to_owned()]))
+        );
+        assert!(lab.mentions_resource("lab") && !lab.mentions_resource("primary"));
         let unknown_delete = scenario("[[steps]]\ndo = \"delete_policy\"\nname = \"elsewhere\"\n");
         assert!(unknown_delete.exclusive());
         let agenda = scenario("[[steps]]\ndo = \"create_connection\"\nagenda = true\n");

@@ -122,6 +122,25 @@ fn changes_others(scenario: &InScenario<'_>, name: &str) -> bool {
         .is_none_or(|policy| !grants_only_connections(policy))
 }
 
+/// The resource roles a policy grants on, when every grant names an MCP
+/// server as `${resources.<role>.id}`: such a policy changes decisions on
+/// those servers only (a policy grants nothing elsewhere).
+pub(super) fn granted_resource_roles(policy: &toml::Value) -> Option<Vec<String>> {
+    let grants = policy.get("grants")?.as_array()?;
+    if grants.is_empty() {
+        return None;
+    }
+    grants
+        .iter()
+        .map(|g| {
+            let server = g.get("mcp_server")?.as_str()?;
+            let role = server.strip_prefix("${resources.")?.strip_suffix(".id}")?;
+            (g.get("connection").is_none() && !role.contains(['$', '{', '}']))
+                .then(|| role.to_owned())
+        })
+        .collect()
+}
+
 /// Whether every grant of a policy names a connection this scenario created
 /// (`${conn.…}`), never an MCP server or a connection others use.
 fn grants_only_connections(policy: &toml::Value) -> bool {

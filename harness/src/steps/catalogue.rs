@@ -155,6 +155,31 @@ pub fn info(name: &str) -> ActionInfo {
 
 /// Whether a scenario of these actions must not share the target with others.
 pub fn exclusive(actions: &[&Action]) -> bool {
+    let scenario = in_scenario(actions);
+    actions.iter().any(|a| a.exclusive_in(&scenario))
+}
+
+/// When a scenario of these actions is exclusive only because it changes
+/// policies, each granting only on MCP servers it names by resource role
+/// (`${resources.<role>.id}`): those roles. It then conflicts only with the
+/// scenarios that use those resources.
+pub fn exclusive_for_resources(actions: &[&Action]) -> Option<std::collections::BTreeSet<String>> {
+    let scenario = in_scenario(actions);
+    let mut roles = std::collections::BTreeSet::new();
+    for action in actions.iter().filter(|a| a.exclusive_in(&scenario)) {
+        let name = match action {
+            Action::CreatePolicy(created) => created.name.as_str(),
+            Action::DeletePolicy(deleted) => deleted.name.as_str(),
+            _ => return None,
+        };
+        let policy = scenario.policies.get(name)?;
+        roles.extend(super::admin::granted_resource_roles(policy)?);
+    }
+    (!roles.is_empty()).then_some(roles)
+}
+
+/// The policies a scenario creates, by name, for its actions' `exclusive`.
+fn in_scenario<'a>(actions: &[&'a Action]) -> InScenario<'a> {
     let mut scenario = InScenario::default();
     for action in actions {
         if let Action::CreatePolicy(created) = action {
@@ -164,7 +189,7 @@ pub fn exclusive(actions: &[&Action]) -> bool {
                 .or_insert(&created.policy);
         }
     }
-    actions.iter().any(|a| a.exclusive_in(&scenario))
+    scenario
 }
 
 impl Action {
