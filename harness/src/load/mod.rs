@@ -52,7 +52,21 @@ pub async fn run(profile: &Profile, options: &LoadOptions) -> Result<LoadReport,
     let shared = Arc::new(profile.clone());
     let mut run = Run::new(profile);
     let outcome = match setup::prepare(&mut run, &shared, options).await {
-        Ok(prepared) => drive(&shared, options, prepared).await,
+        Ok(mut prepared) => {
+            let after = prepared.after.take();
+            let mut report = drive(&shared, options, prepared).await;
+            if let (Ok(report), Some(race)) = (report.as_mut(), after) {
+                match race.run(&mut run).await {
+                    Ok(check) => report.checks.push(check),
+                    Err(e) => report.checks.push(LoadCheck {
+                        name: "refresh-race-one-winner",
+                        passed: false,
+                        detail: format!("the race could not be set up after the load: {e}"),
+                    }),
+                }
+            }
+            report
+        }
         Err(e) => Err(e),
     };
     run.teardown().await;

@@ -139,8 +139,11 @@ pub(super) fn checks(mix: Mix, tally: &mut Tally) -> Vec<LoadCheck> {
             let repeats = issued - tally.jtis.len();
             checks.push(LoadCheck {
                 name: "jti-unique",
-                passed: repeats == 0,
-                detail: if issued == 0 && tally.succeeded > 0 {
+                // A run where nothing succeeded checked nothing: not a pass.
+                passed: repeats == 0 && tally.succeeded > 0,
+                detail: if tally.succeeded == 0 {
+                    "no request succeeded: no token to compare".into()
+                } else if issued == 0 {
                     "the tokens are opaque (no jti to compare)".into()
                 } else {
                     format!("{issued} tokens, {repeats} repeated a jti (RFC 9068 §2.2: unique)")
@@ -149,13 +152,42 @@ pub(super) fn checks(mix: Mix, tally: &mut Tally) -> Vec<LoadCheck> {
         }
         Mix::Introspection => checks.push(LoadCheck {
             name: "introspection-active",
-            passed: tally.inactive == 0,
-            detail: format!(
-                "{} introspections of a live token said inactive (RFC 7662 §2.2)",
-                tally.inactive
-            ),
+            passed: tally.inactive == 0 && tally.succeeded > 0,
+            detail: if tally.succeeded == 0 {
+                "no introspection succeeded: nothing to check".into()
+            } else {
+                format!(
+                    "{} introspections of a live token said inactive (RFC 7662 §2.2)",
+                    tally.inactive
+                )
+            },
         }),
         Mix::Vault => {}
     }
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run where nothing succeeded checked nothing: its checks fail.
+    #[test]
+    fn nothing_succeeded_is_not_a_pass() {
+        for mix in [Mix::ClientCredentials, Mix::Introspection, Mix::Refresh] {
+            let mut tally = Tally::default();
+            tally.failed("status 400 unsupported_token_type".into());
+            let checks = checks(mix, &mut tally);
+            assert!(checks[0].passed, "no 5xx: {:?}", checks[0]);
+            assert!(!checks[1].passed, "{mix:?}: {:?}", checks[1]);
+        }
+        let mut tally = Tally {
+            succeeded: 2,
+            ..Tally::default()
+        };
+        tally.saw_jti("at_1");
+        tally.saw_jti("at_1");
+        let checks = checks(Mix::ClientCredentials, &mut tally);
+        assert!(!checks[1].passed && checks[1].detail.contains("1 repeated"));
+    }
 }

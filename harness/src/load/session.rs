@@ -152,9 +152,23 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, String> {
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(|_| "body cut".to_owned())?;
     if !(200..300).contains(&status) {
-        return Err(format!("status {status}"));
+        return Err(failure_kind(status, &body));
     }
     serde_json::from_slice(&body).map_err(|_| "not JSON".to_owned())
+}
+
+/// A refusal's kind: its status, and its OAuth `error` code (RFC 6749
+/// §5.2) when the body has a plausible one, so that a run refused for one
+/// reason says which.
+fn failure_kind(status: u16, body: &[u8]) -> String {
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| b["error"].as_str().map(str::to_owned))
+        .filter(|c| c.len() <= 40 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    match code {
+        Some(code) => format!("status {status} {code}"),
+        None => format!("status {status}"),
+    }
 }
 
 /// One refresh of a public client's chain (RFC 6749 §6); a rotated token
@@ -220,5 +234,23 @@ fn read_body(mix: Mix, body: &Value, tally: &mut Tally) {
             }
         }
         Mix::Vault => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_kind;
+
+    #[test]
+    fn a_refusal_is_named_by_its_status_and_a_plausible_error_code() {
+        assert_eq!(
+            failure_kind(400, br#"{"error":"unsupported_token_type"}"#),
+            "status 400 unsupported_token_type"
+        );
+        assert_eq!(failure_kind(503, b"<html>busy</html>"), "status 503");
+        assert_eq!(
+            failure_kind(400, br#"{"error":"<script>x</script>"}"#),
+            "status 400"
+        );
     }
 }

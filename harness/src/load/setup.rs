@@ -1,7 +1,8 @@
 //! What a mix needs before the clock starts, done the way a scenario does
 //! it: built-in scenario steps on a [`Run`], so a load run meets a target
 //! through the same profile, recipes and user as the suite does. The mixes'
-//! races run here too, before the load, so that they do not disturb it.
+//! races run here too, outside the measured load: the vault's before it,
+//! the refresh races after it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -146,10 +147,26 @@ async fn endpoint(run: &mut Run<'_>, name: &'static str) -> Result<String, LoadE
         .map_err(|_| LoadError::NoEndpoint(name))
 }
 
-/// What the workers start from, and the checks already made.
+/// What the workers start from, the checks already made, and the race to
+/// run once the load is over.
 pub(super) struct Prepared {
     pub starts: Vec<Start>,
     pub checks: Vec<LoadCheck>,
+    pub after: Option<RefreshRace>,
+}
+
+/// Refresh races, run after the load: a server that answers a replayed
+/// refresh token by revoking the whole grant (RFC 9700 §4.14.2 allows it)
+/// may revoke the workers' chains with it when they share one grant.
+pub(super) struct RefreshRace {
+    endpoint: Arc<str>,
+    client_id: Arc<str>,
+}
+
+impl RefreshRace {
+    pub async fn run(&self, run: &mut Run<'_>) -> Result<LoadCheck, LoadError> {
+        refresh_race(run, &self.endpoint, &self.client_id).await
+    }
 }
 
 /// Prepares `options.mix` on the target with `run`, which stays alive (its
@@ -165,6 +182,7 @@ pub(super) async fn prepare(
             .map(|_| Start::Fixed(Arc::new(request.clone())))
             .collect(),
         checks: Vec::new(),
+        after: None,
     };
     match options.mix {
         Mix::ClientCredentials => {
@@ -231,10 +249,13 @@ pub(super) async fn prepare(
                     token: refresh_token(run).await?,
                 });
             }
-            let check = refresh_race(run, &endpoint, &client_id).await?;
             Ok(Prepared {
                 starts,
-                checks: vec![check],
+                checks: Vec::new(),
+                after: Some(RefreshRace {
+                    endpoint,
+                    client_id,
+                }),
             })
         }
         Mix::CodeFlow => {
@@ -248,6 +269,7 @@ pub(super) async fn prepare(
             Ok(Prepared {
                 starts: (0..workers).map(|_| Start::Flow(flows.clone())).collect(),
                 checks: Vec::new(),
+                after: None,
             })
         }
     }
