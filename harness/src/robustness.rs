@@ -11,6 +11,7 @@
 //! not a scenario's transcript; findings carry the requests that matter.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake::rand::rngs::StdRng;
@@ -219,28 +220,34 @@ pub async fn run(
     if endpoints.is_empty() {
         return pass;
     }
+    // Every spelling of every secret, worked out once for the whole pass.
+    let secret_spellings: Arc<Vec<String>> = Arc::new(
+        known
+            .secrets
+            .iter()
+            .flat_map(|s| crate::http::spellings(s))
+            .collect(),
+    );
+    let shared = Arc::new((known.clone(), endpoints.clone()));
+    let seed = settings.seed;
     let mut outcomes = futures_util::stream::iter(0..settings.requests)
         .map(|index| {
-            let request = build(
-                settings.seed,
-                index,
-                &endpoints[index % endpoints.len()],
-                known,
-            );
-            let client = client.clone();
-            async move {
+            let (client, shared, spellings) =
+                (client.clone(), shared.clone(), secret_spellings.clone());
+            // Each exchange (built, sent, judged) is a task of its own, so
+            // the pass's work spreads over the runtime's threads instead of
+            // all running on the pass's own.
+            tokio::spawn(async move {
+                let (known, endpoints) = &*shared;
+                let request = build(seed, index, &endpoints[index % endpoints.len()], known);
                 let answer = send(&client, &request).await;
-                (request, answer)
-            }
+                let judged = judge(&request, &answer, &spellings);
+                (request, answer, judged)
+            })
         })
-        .buffer_unordered(settings.concurrency.clamp(1, 64));
-    // Every spelling of every secret, worked out once for the whole pass.
-    let secret_spellings: Vec<String> = known
-        .secrets
-        .iter()
-        .flat_map(|s| crate::http::spellings(s))
-        .collect();
-    while let Some((request, answer)) = outcomes.next().await {
+        .buffer_unordered(settings.concurrency.clamp(1, 64))
+        .filter_map(|joined| std::future::ready(joined.ok()));
+    while let Some((request, answer, judged)) = outcomes.next().await {
         pass.requests += 1;
         let status_key = match &answer {
             Answer::Answered { status, .. } => status.to_string(),
@@ -249,7 +256,7 @@ pub async fn run(
             Answer::Unsent => "unsent".to_owned(),
         };
         *pass.statuses.entry(status_key).or_default() += 1;
-        for (check, detail) in judge(&request, &answer, &secret_spellings) {
+        for (check, detail) in judged {
             *pass.counts.entry(check).or_default() += 1;
             if pass.findings.iter().filter(|f| f.check == check).count() < KEPT_FINDINGS {
                 pass.findings.push(Finding {
