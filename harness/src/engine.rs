@@ -1,5 +1,6 @@
 //! Runs scenarios against a target and decides each one's status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -474,24 +475,34 @@ fn exclusive_on_own_resources(
     exclusive: Vec<Scenario>,
     shared: &[Scenario],
 ) -> (Vec<Scenario>, Vec<Scenario>) {
-    let (candidates, mut alone): (Vec<Scenario>, Vec<Scenario>) = exclusive
-        .into_iter()
-        .partition(|s| s.exclusive_for_resources().is_some());
-    let others: Vec<&Scenario> = shared.iter().chain(alone.iter()).collect();
+    let mut candidates = Vec::new();
+    let mut alone = Vec::new();
+    for scenario in exclusive {
+        match scenario.exclusive_for_resources() {
+            Some(roles) => candidates.push((scenario, roles)),
+            None => alone.push(scenario),
+        }
+    }
+    let roles: BTreeSet<String> = candidates.iter().flat_map(|(_, r)| r.clone()).collect();
+    // Each scenario outside the group is read once, for every role at once.
+    let used_elsewhere: BTreeSet<&str> = shared
+        .iter()
+        .chain(alone.iter())
+        .flat_map(|s| s.mentioned_resources(&roles))
+        .collect();
     let own = |role: &str| {
         let url = profile.resources.get(role).map(|r| r.url.as_str());
         let unique_url = profile
             .resources
             .iter()
             .all(|(other, r)| other == role || Some(r.url.as_str()) != url);
-        unique_url && !others.iter().any(|s| s.mentions_resource(role))
+        unique_url && !used_elsewhere.contains(role)
     };
-    let (beside, shared_resources): (Vec<Scenario>, Vec<Scenario>) =
-        candidates.into_iter().partition(|s| {
-            s.exclusive_for_resources()
-                .is_some_and(|roles| roles.iter().all(|r| own(r)))
-        });
-    alone.extend(shared_resources);
+    let (beside, shared_resources): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|(_, roles)| roles.iter().all(|r| own(r)));
+    let beside = beside.into_iter().map(|(s, _)| s).collect();
+    alone.extend(shared_resources.into_iter().map(|(s, _)| s));
     (beside, alone)
 }
 

@@ -2,7 +2,7 @@
 //! the steps that exercise it and the expectations that decide it.
 //! The format is documented in `scenarios/README.md`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,20 +61,25 @@ impl Scenario {
 
     /// The resource roles whose decisions alone make the scenario exclusive
     /// (see `steps::catalogue::exclusive_for_resources`).
-    pub fn exclusive_for_resources(&self) -> Option<std::collections::BTreeSet<String>> {
+    pub fn exclusive_for_resources(&self) -> Option<BTreeSet<String>> {
         let actions: Vec<&Action> = self.steps.iter().map(|s| &s.action).collect();
         crate::steps::catalogue::exclusive_for_resources(&actions)
     }
 
-    /// Whether the scenario names resource `role` anywhere: in `requires`,
-    /// as a step's resource, or in a `${resources.<role>…}` value.
-    pub fn mentions_resource(&self, role: &str) -> bool {
+    /// Which of the resource `roles` the scenario names anywhere: in
+    /// `requires`, as a step's resource, or in a `${resources.<role>…}` value.
+    pub fn mentioned_resources<'r>(&self, roles: &'r BTreeSet<String>) -> BTreeSet<&'r str> {
         let steps = serde_json::to_string(&self.steps).unwrap_or_default();
-        self.requires
+        roles
             .iter()
-            .any(|r| r == &format!("resources.{role}"))
-            || steps.contains(&format!("resources.{role}"))
-            || steps.contains(&format!("\"{role}\""))
+            .filter(|role| {
+                let named = format!("resources.{role}");
+                self.requires.contains(&named)
+                    || steps.contains(&named)
+                    || steps.contains(&format!("\"{role}\""))
+            })
+            .map(String::as_str)
+            .collect()
     }
 
     pub fn exclusive(&self) -> bool {
@@ -437,9 +442,10 @@ mod tests {
         assert!(lab.exclusive());
         assert_eq!(
             lab.exclusive_for_resources(),
-            Some(std::collections::BTreeSet::from(["lab".to_owned()]))
+            Some(BTreeSet::from(["lab".to_owned()]))
         );
-        assert!(lab.mentions_resource("lab") && !lab.mentions_resource("primary"));
+        let roles = BTreeSet::from(["lab".to_owned(), "primary".to_owned()]);
+        assert_eq!(lab.mentioned_resources(&roles), BTreeSet::from(["lab"]));
         let unknown_delete = scenario("[[steps]]\ndo = \"delete_policy\"\nname = \"elsewhere\"\n");
         assert!(unknown_delete.exclusive());
         let agenda = scenario("[[steps]]\ndo = \"create_connection\"\nagenda = true\n");
