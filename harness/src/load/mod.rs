@@ -49,23 +49,32 @@ pub async fn run(profile: &Profile, options: &LoadOptions) -> Result<LoadReport,
             "--duration must be above 0 and at most 600 s".into(),
         ));
     }
+    // One client for the load and the races after it.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(profile.http.timeout_secs))
+        .connect_timeout(Duration::from_secs(profile.http.connect_timeout_secs))
+        .pool_max_idle_per_host(options.connections)
+        .pool_idle_timeout(crate::http::POOL_IDLE)
+        .build()
+        .map_err(|e| LoadError::Setup(e.to_string()))?;
     let shared = Arc::new(profile.clone());
     let mut run = Run::new(profile);
     let outcome = match setup::prepare(&mut run, &shared, options).await {
         Ok(mut prepared) => {
             let after = prepared.after.take();
-            let mut report = drive(&shared, options, prepared).await;
-            if let (Ok(report), Some(race)) = (report.as_mut(), after) {
-                match race.run(&mut run).await {
-                    Ok(check) => report.checks.push(check),
-                    Err(e) => report.checks.push(LoadCheck {
+            let mut report = drive(&shared, options, prepared, &http).await;
+            if let Some(race) = after {
+                report.checks.push(match race.run(&mut run, &http).await {
+                    Ok(check) => check,
+                    Err(e) => LoadCheck {
                         name: "refresh-race-one-winner",
                         passed: false,
                         detail: format!("the race could not be set up after the load: {e}"),
-                    }),
-                }
+                    },
+                });
             }
-            report
+            Ok(report)
         }
         Err(e) => Err(e),
     };
@@ -78,15 +87,8 @@ async fn drive(
     profile: &Arc<Profile>,
     options: &LoadOptions,
     prepared: setup::Prepared,
-) -> Result<LoadReport, LoadError> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(profile.http.timeout_secs))
-        .connect_timeout(Duration::from_secs(profile.http.connect_timeout_secs))
-        .pool_max_idle_per_host(options.connections)
-        .pool_idle_timeout(crate::http::POOL_IDLE)
-        .build()
-        .map_err(|e| LoadError::Setup(e.to_string()))?;
+    http: &reqwest::Client,
+) -> LoadReport {
     let started = Instant::now();
     let plan = Arc::new(Plan {
         mix: options.mix,
@@ -127,7 +129,7 @@ async fn drive(
     let ms = |v: u64| v as f64 / 1000.0;
     let mut checks = report::checks(options.mix, &mut tally);
     checks.extend(prepared.checks);
-    Ok(LoadReport {
+    LoadReport {
         target: profile.issuer.clone(),
         mix: options.mix,
         connections: options.connections,
@@ -144,7 +146,7 @@ async fn drive(
         },
         checks,
         errors: tally.errors,
-    })
+    }
 }
 
 /// A progress line every second on stderr: elapsed, requests, rate.

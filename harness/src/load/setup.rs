@@ -88,20 +88,24 @@ expect = { equals = { delay_ms = 500 } }
 const VAULT_RACERS: u32 = 20;
 
 /// The race itself: every retrieval gets the one refreshed token.
-const VAULT_RACE: &str = r#"
+fn vault_race() -> String {
+    format!(
+        r#"
 [[steps]]
 do = "connection_token"
 client = "agent"
-concurrent = 20
+concurrent = {VAULT_RACERS}
 [steps.expect]
 status = 200
-equals = { ok_count = 20, distinct_tokens = 1, refreshes = 1 }
+equals = {{ ok_count = {VAULT_RACERS}, distinct_tokens = 1, refreshes = 1 }}
 
 [[steps]]
 do = "provider_mode"
 delay_ms = 0
-expect = { equals = { delay_ms = 0 } }
-"#;
+expect = {{ equals = {{ delay_ms = 0 }} }}
+"#
+    )
+}
 
 /// How many refresh races, and how many refreshes of one token in each.
 const REFRESH_RACES: usize = 3;
@@ -164,8 +168,12 @@ pub(super) struct RefreshRace {
 }
 
 impl RefreshRace {
-    pub async fn run(&self, run: &mut Run<'_>) -> Result<LoadCheck, LoadError> {
-        refresh_race(run, &self.endpoint, &self.client_id).await
+    pub async fn run(
+        &self,
+        run: &mut Run<'_>,
+        http: &reqwest::Client,
+    ) -> Result<LoadCheck, LoadError> {
+        refresh_race(run, http, &self.endpoint, &self.client_id).await
     }
 }
 
@@ -207,7 +215,7 @@ pub(super) async fn prepare(
             require(profile, "connections", "the hub's Connections")?;
             let agent = secret_client(profile, "agent")?;
             setup(run, EXPIRED_CONNECTION).await?;
-            let check = vault_race(run).await?;
+            let check = race_for_the_vault(run).await?;
             let subject =
                 run.client.last_token.clone().ok_or_else(|| {
                     LoadError::Setup("the agent's grant gave no access token".into())
@@ -306,8 +314,8 @@ async fn refresh_token(run: &mut Run<'_>) -> Result<String, LoadError> {
 /// Concurrent retrievals of one expired connection token cause one refresh
 /// at the provider, and all get its result (docs/connections.md, Refresh:
 /// single flight).
-async fn vault_race(run: &mut Run<'_>) -> Result<LoadCheck, LoadError> {
-    let race = perform(run, &script(VAULT_RACE)?).await;
+async fn race_for_the_vault(run: &mut Run<'_>) -> Result<LoadCheck, LoadError> {
+    let race = perform(run, &script(&vault_race())?).await;
     Ok(LoadCheck {
         name: "vault-single-refresh",
         passed: race.is_ok(),
@@ -327,16 +335,10 @@ async fn vault_race(run: &mut Run<'_>) -> Result<LoadCheck, LoadError> {
 /// a second live token behind (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1).
 async fn refresh_race(
     run: &mut Run<'_>,
+    http: &reqwest::Client,
     endpoint: &str,
     client_id: &str,
 ) -> Result<LoadCheck, LoadError> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(
-            run.profile.http.timeout_secs,
-        ))
-        .build()
-        .map_err(|e| LoadError::Setup(e.to_string()))?;
     let mut problems = Vec::new();
     for race in 1..=REFRESH_RACES {
         let token = refresh_token(run).await?;
@@ -432,11 +434,11 @@ mod tests {
             REFRESH_GRANT,
             AGENT_TOKEN,
             EXPIRED_CONNECTION,
-            VAULT_RACE,
+            &vault_race(),
         ] {
             assert!(!script(text).expect("parses").is_empty());
         }
-        let race = script(VAULT_RACE).expect("parses");
+        let race = script(&vault_race()).expect("parses");
         assert!(format!("{:?}", race[0]).contains(&VAULT_RACERS.to_string()));
     }
 
