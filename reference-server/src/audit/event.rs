@@ -70,7 +70,7 @@ pub struct AuditEvent {
 impl AuditEvent {
     pub fn new(event_type: &str, outcome: Outcome) -> Self {
         AuditEvent {
-            id: crate::random::id("evt"),
+            id: crate::random::ordered_id("evt"),
             time: 0,
             event_type: event_type.to_owned(),
             outcome: outcome.as_str().to_owned(),

@@ -205,7 +205,7 @@ async fn authorize_inner(
                 scopes,
                 state: state.map(str::to_owned),
                 code_challenge,
-                correlation_id: crate::random::id("flow"),
+                correlation_id: crate::random::ordered_id("flow"),
                 user_id: None,
                 session_hash: None,
                 expires_at: now + i64::from(hub.config.request_ttl),

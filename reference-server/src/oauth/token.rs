@@ -30,7 +30,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let correlation = crate::random::id("flow");
+    let correlation = crate::random::ordered_id("flow");
     let base_event = |kind: &str, outcome| {
         AuditEvent::new(kind, outcome)
             .correlation(correlation.clone())
