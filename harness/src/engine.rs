@@ -1,6 +1,5 @@
 //! Runs scenarios against a target and decides each one's status.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use tokio::sync::Semaphore;
 use crate::http::Exchange;
 use crate::profile::Profile;
 use crate::scenario::{Scenario, SpecRef, Step};
+use crate::schedule::{ResourceLocks, Schedule};
 use crate::steps::{Run, StepError};
 use crate::verdict::{Level, Status, Suite};
 
@@ -427,31 +427,19 @@ pub async fn run_on_embedded_hub(
     Ok(results)
 }
 
-/// Runs scenarios concurrently (those that wait out a target's timeout at
-/// once, beside the others), and meanwhile, one at a time, those exclusive
-/// only on resources no other scenario uses; then the other exclusive ones
-/// (which move the target's clock, say) one at a time, the robustness suite
-/// last; results come back in the scenarios' order.
+/// Runs scenarios as [`crate::schedule`] plans: concurrently, up to
+/// [`CONCURRENCY`] at once (those that wait out a target's timeout start at
+/// once beside them), under their resource locks; then the exclusive ones one
+/// at a time, the robustness suite last. Results come back in the scenarios'
+/// order.
 pub async fn run_all(
     profile: Arc<Profile>,
     scenarios: &[Scenario],
     options: &RunOptions,
 ) -> Vec<ScenarioResult> {
-    let (exclusive, shared): (Vec<Scenario>, Vec<Scenario>) =
-        scenarios.iter().cloned().partition(Scenario::exclusive);
-    let (beside, mut exclusive) = exclusive_on_own_resources(&profile, exclusive, &shared);
-    // The robustness pass floods the target (rate limits, back-off): last.
-    exclusive.sort_by_key(|s| s.suite == Suite::Robustness);
-    let (mut results, beside_results) =
-        tokio::join!(run_concurrently(profile.clone(), &shared, options), async {
-            let mut results = Vec::new();
-            for scenario in &beside {
-                results.push(run_scenario(&profile, scenario, options).await);
-            }
-            results
-        });
-    results.extend(beside_results);
-    for scenario in &exclusive {
+    let schedule = Schedule::plan(&profile, scenarios);
+    let mut results = run_concurrently(profile.clone(), &schedule, options).await;
+    for scenario in &schedule.alone {
         results.push(run_scenario(&profile, scenario, options).await);
     }
     let position = |id: &str| {
@@ -464,61 +452,24 @@ pub async fn run_all(
     results
 }
 
-/// Splits the exclusive scenarios into those that may run, one at a time,
-/// beside the shared ones, and the rest. A scenario may when it is
-/// exclusive only for the decisions on some resources (its policies grant on
-/// nothing else), and none of those resources is used by a scenario outside
-/// that group or shares its URL with another resource of the profile: then
-/// only the group's own scenarios could see its changes.
-fn exclusive_on_own_resources(
-    profile: &Profile,
-    exclusive: Vec<Scenario>,
-    shared: &[Scenario],
-) -> (Vec<Scenario>, Vec<Scenario>) {
-    let mut candidates = Vec::new();
-    let mut alone = Vec::new();
-    for scenario in exclusive {
-        match scenario.exclusive_for_resources() {
-            Some(roles) => candidates.push((scenario, roles)),
-            None => alone.push(scenario),
-        }
-    }
-    let roles: BTreeSet<String> = candidates.iter().flat_map(|(_, r)| r.clone()).collect();
-    // Each scenario outside the group is read once, for every role at once.
-    let used_elsewhere: BTreeSet<&str> = shared
-        .iter()
-        .chain(alone.iter())
-        .flat_map(|s| s.mentioned_resources(&roles))
-        .collect();
-    let own = |role: &str| {
-        let url = profile.resources.get(role).map(|r| r.url.as_str());
-        let unique_url = profile
-            .resources
-            .iter()
-            .all(|(other, r)| other == role || Some(r.url.as_str()) != url);
-        unique_url && !used_elsewhere.contains(role)
-    };
-    let (beside, shared_resources): (Vec<_>, Vec<_>) = candidates
-        .into_iter()
-        .partition(|(_, roles)| roles.iter().all(|r| own(r)));
-    let beside = beside.into_iter().map(|(s, _)| s).collect();
-    alone.extend(shared_resources.into_iter().map(|(s, _)| s));
-    (beside, alone)
-}
-
 async fn run_concurrently(
     profile: Arc<Profile>,
-    scenarios: &[Scenario],
+    schedule: &Schedule,
     options: &RunOptions,
 ) -> Vec<ScenarioResult> {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let locks = ResourceLocks::for_schedule(schedule);
     let mut tasks = Vec::new();
-    for scenario in scenarios {
+    for (scenario, claims) in &schedule.concurrent {
         let scenario = scenario.clone();
+        let claims = claims.clone();
         let profile = profile.clone();
         let options = options.clone();
         let permits = permits.clone();
+        let locks = locks.clone();
         tasks.push(tokio::spawn(async move {
+            // The locks first, then a place (see `schedule`).
+            let _held = locks.acquire(&claims).await;
             // One that waits out a timeout does little meanwhile: it takes
             // no place from the others.
             let _permit = if scenario.waits() {
@@ -530,7 +481,7 @@ async fn run_concurrently(
         }));
     }
     let mut results = Vec::new();
-    for (task, scenario) in tasks.into_iter().zip(scenarios) {
+    for (task, (scenario, _)) in tasks.into_iter().zip(&schedule.concurrent) {
         results.push(task.await.unwrap_or_else(|e| ScenarioResult {
             id: scenario.id.clone(),
             title: scenario.title.clone(),

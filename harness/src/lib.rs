@@ -27,6 +27,7 @@ pub mod recipe;
 pub mod report;
 pub mod robustness;
 pub mod scenario;
+pub mod schedule;
 pub mod sensitivity;
 pub mod steps;
 pub mod tls_front;
