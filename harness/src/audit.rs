@@ -118,14 +118,18 @@ pub async fn mark(http: &Http, profile: &Profile) -> Result<Mark, AuditCheck> {
 
 /// Where the trail stands, through the `audit_position` recipe.
 async fn mark_query(http: &Http, profile: &Profile) -> Result<Value, AuditCheck> {
-    let answer = crate::operation::perform(http, profile, Operation::AuditPosition, json!({}))
-        .await
-        .map_err(|e| match e {
-            OperationError::Undeclared(_) => AuditCheck::skip(&format!("no audit collector: {e}")),
-            other => AuditCheck::skip(&format!(
-                "no audit collector: the target did not say where the trail stands: {other}"
-            )),
-        })?;
+    let vars = profile.vars();
+    let answer =
+        crate::operation::perform(http, profile, &vars, Operation::AuditPosition, json!({}))
+            .await
+            .map_err(|e| match e {
+                OperationError::Undeclared(_) => {
+                    AuditCheck::skip(&format!("no audit collector: {e}"))
+                }
+                other => AuditCheck::skip(&format!(
+                    "no audit collector: the target did not say where the trail stands: {other}"
+                )),
+            })?;
     answer.need_ok("position").cloned().map_err(|e| {
         AuditCheck::skip(&format!(
             "no audit collector: the target did not say where the trail stands: {e}"
@@ -143,10 +147,12 @@ async fn events_since(
     let mut events = Vec::new();
     let mut cursor = after.clone();
     let mut endpoint = None;
+    let vars = profile.vars();
     for _ in 0..20 {
         let answer = match crate::operation::perform(
             http,
             profile,
+            &vars,
             Operation::ReadAudit,
             json!({"after": cursor}),
         )

@@ -98,10 +98,13 @@ pub fn recipe(profile: &Profile, operation: Operation) -> Result<&Recipe, Operat
 }
 
 /// Performs `operation` with `inputs` (a JSON object of its inputs; one not
-/// given is null) on `http`, which records the exchange.
+/// given is null) on `http`, which records the exchange. `vars` is the
+/// profile as variables ([`Profile::vars`]), which a caller performing many
+/// operations works out once.
 pub async fn perform(
     http: &Http,
     profile: &Profile,
+    vars: &Value,
     operation: Operation,
     inputs: Value,
 ) -> Result<Answer, OperationError> {
@@ -116,9 +119,8 @@ pub async fn perform(
             })
         }
     };
-    let vars = serde_json::to_value(profile).unwrap_or_default();
     let request = recipe
-        .render(operation, &inputs, &vars)
+        .render(operation, &inputs, vars)
         .map_err(|message| OperationError::Recipe { operation, message })?;
     let mut builder = http.request(request.method.clone(), request.url.as_str());
     for (name, value) in &request.headers {

@@ -707,6 +707,12 @@ impl Default for HttpSettings {
 }
 
 impl Profile {
+    /// The whole profile, secrets and recipes included, as the variables a
+    /// recipe's `${…}` reads (see `operation::perform`).
+    pub fn vars(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
     /// Reads a profile; `base_override` replaces its `base` (the embedded hub's origin).
     pub fn load(path: &Path, base_override: Option<&str>) -> Result<Profile, HarnessError> {
         let text = std::fs::read_to_string(path).map_err(|source| HarnessError::Read {
@@ -910,7 +916,7 @@ impl Profile {
     /// Every recipe names an operation the harness knows and is sound for
     /// it (`Recipe::problems`); each problem names its key and line.
     fn check_operations(&self, text: &str) -> Result<(), String> {
-        let vars = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let vars = self.vars();
         let lines = toml::from_str::<OperationLines>(text).unwrap_or_default();
         let mut problems = Vec::new();
         for (name, recipe) in &self.operations {

@@ -634,16 +634,15 @@ fn query_request(
         generator.push_str(&format!("+{kind}"));
     }
     // A URL carries bytes only as escapes: the invalid ones go escaped.
-    let query: String = query
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let mut escaped = String::with_capacity(query.len());
+    for &b in &query {
+        if b.is_ascii_graphic() {
+            escaped.push(b as char);
+        } else {
+            escaped.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let query = escaped;
     let separator = if endpoint.url.contains('?') { '&' } else { '?' };
     let method = if endpoint.name == "authorization_endpoint" || rng.random_bool(0.85) {
         reqwest::Method::GET
@@ -857,9 +856,15 @@ fn json_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint) -> HostileR
             }
             4 => {
                 generator.push_str("+many-redirect-uris");
-                metadata["redirect_uris"] = json!((0..5_000)
-                    .map(|i| format!("http://127.0.0.1:9/cb{i}"))
-                    .collect::<Vec<_>>());
+                // The same 5,000 for every request: built once.
+                static MANY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+                metadata["redirect_uris"] = MANY
+                    .get_or_init(|| {
+                        json!((0..5_000)
+                            .map(|i| format!("http://127.0.0.1:9/cb{i}"))
+                            .collect::<Vec<_>>())
+                    })
+                    .clone();
             }
             _ => {
                 let name = hostile::parameter_name(rng, index);
@@ -978,12 +983,18 @@ fn mcp_request(rng: &mut StdRng, index: usize, endpoint: &Endpoint) -> HostileRe
         }
         1 => {
             generator.push_str("+batch");
-            serde_json::to_vec(
-                &(0..1_000)
-                    .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"ping"}))
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap_or_default()
+            // The same 1,000 pings for every request: serialized once.
+            static BATCH: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            BATCH
+                .get_or_init(|| {
+                    serde_json::to_vec(
+                        &(0..1_000)
+                            .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"ping"}))
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default()
+                })
+                .clone()
         }
         2 => {
             generator.push_str("+not-json");

@@ -301,6 +301,7 @@ async fn decide_by_control(
     let answer = crate::operation::perform(
         &http.back_channel(),
         profile,
+        &profile.vars(),
         Operation::DecidePending,
         inputs,
     )

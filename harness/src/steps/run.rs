@@ -38,6 +38,10 @@ pub struct Run<'p> {
     /// `${answers.N}` and for `when = { "answers.N" = "…" }`: later steps can
     /// follow the branch the server took.
     pub answers: Map<String, Value>,
+    /// The profile as variables, serialized once per run (the profile is
+    /// borrowed for the run's life, so it cannot change meanwhile): in
+    /// full for recipes, and without secrets and recipes for `${…}`.
+    profile_vars: std::sync::OnceLock<(Value, Value)>,
 }
 
 /// The first `${…}` in `template` that names an optional profile section
@@ -75,25 +79,35 @@ impl<'p> Run<'p> {
             evidence,
             setup_step: false,
             answers: Map::new(),
+            profile_vars: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The profile as variables: in full (for recipes) and as scenarios see it.
+    fn profile_vars(&self) -> &(Value, Value) {
+        self.profile_vars.get_or_init(|| {
+            let full = serde_json::to_value(self.profile).unwrap_or_default();
+            let mut public = full.clone();
+            if let Some(clients) = public.get_mut("clients").and_then(Value::as_object_mut) {
+                for client in clients.values_mut() {
+                    if let Some(c) = client.as_object_mut() {
+                        c.remove("client_secret");
+                        c.remove("private_key_pem");
+                    }
+                }
+            }
+            // Recipes are how the harness reaches the target, not scenario values.
+            if let Some(p) = public.as_object_mut() {
+                p.remove("operations");
+                p.remove("secrets");
+            }
+            (full, public)
+        })
     }
 
     /// Variables for `${…}` in scenario files: the profile (without secrets) and the run's state.
     pub fn vars(&self) -> Value {
-        let mut profile = serde_json::to_value(self.profile).unwrap_or_default();
-        if let Some(clients) = profile.get_mut("clients").and_then(Value::as_object_mut) {
-            for client in clients.values_mut() {
-                if let Some(c) = client.as_object_mut() {
-                    c.remove("client_secret");
-                    c.remove("private_key_pem");
-                }
-            }
-        }
-        // Recipes are how the harness reaches the target, not scenario values.
-        if let Some(p) = profile.as_object_mut() {
-            p.remove("operations");
-            p.remove("secrets");
-        }
+        let mut profile = self.profile_vars().1.clone();
         let registered: Map<String, Value> = self
             .client
             .registered
@@ -145,6 +159,9 @@ impl<'p> Run<'p> {
     /// profile leaves out (`${resources.primary.scope_probe.tool}` with no
     /// `scope_probe`) makes the scenario not applicable: `skip`, naming it.
     pub(super) fn text(&self, template: &str) -> Result<String, StepError> {
+        if !template.contains("${") {
+            return Ok(template.to_owned());
+        }
         let vars = self.vars();
         interpolate(template, &vars).map_err(|message| {
             match undeclared_profile_value(template, &vars) {
@@ -162,7 +179,8 @@ impl<'p> Run<'p> {
         operation: Operation,
         inputs: Value,
     ) -> Result<Answer, StepError> {
-        Ok(crate::operation::perform(&self.http, self.profile, operation, inputs).await?)
+        let vars = &self.profile_vars().0;
+        Ok(crate::operation::perform(&self.http, self.profile, vars, operation, inputs).await?)
     }
 
     /// An operation whose facts are its answer's (`status`, `ok`, `body`, `text`).

@@ -96,6 +96,7 @@ fn policy_matrix(ids: &[&str]) -> Result<Value, Failed> {
             let events = perform(
                 &http,
                 &profile,
+                &profile.vars(),
                 Operation::ReadAudit,
                 json!({"type": "policy.evaluated"}),
             )
