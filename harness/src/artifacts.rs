@@ -42,6 +42,23 @@ pub fn write_run(report: &RunReport, dir: &Path) -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// Writes each revision's reports into `dir/<revision>/`, and the matrix
+/// (summary.md, report.html, matrix.json) into `dir`.
+pub fn write_revisions(reports: &[RunReport], dir: &Path) -> Result<(), HarnessError> {
+    create(dir)?;
+    for report in reports {
+        write_run(report, &dir.join(report.revision.as_str()))?;
+    }
+    let matrix = crate::revision_matrix::RevisionMatrix::of(reports);
+    write(&dir.join("summary.md"), &matrix.markdown())?;
+    write(
+        &dir.join("report.html"),
+        &crate::html::render_revisions(&matrix),
+    )?;
+    json(&dir.join("matrix.json"), &matrix)?;
+    Ok(())
+}
+
 /// Writes sensitivity.md, sensitivity.json and report.html (the clean run
 /// with the matrix on top) into `dir`.
 pub fn write_sensitivity(matrix: &Matrix, dir: &Path) -> Result<(), HarnessError> {

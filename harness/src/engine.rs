@@ -23,6 +23,28 @@ const CONCURRENCY: usize = 8;
 pub struct RunOptions {
     /// SHOULD failures fail instead of warn.
     pub strict: bool,
+    /// The MCP revision the run judges by: each scenario's level, quote and
+    /// link come from it, and a requirement it lacks is not applicable.
+    /// `None` (the proofs): each scenario under the newest revision that has it.
+    pub revision: Option<crate::revision::Revision>,
+}
+
+impl RunOptions {
+    /// Judged by the newest revision that has each requirement.
+    pub fn new(strict: bool) -> RunOptions {
+        RunOptions {
+            strict,
+            revision: None,
+        }
+    }
+
+    /// Judged by `revision`.
+    pub fn under(self, revision: crate::revision::Revision) -> RunOptions {
+        RunOptions {
+            revision: Some(revision),
+            ..self
+        }
+    }
 }
 
 /// The verdict on one scenario, with the evidence behind it.
@@ -128,6 +150,19 @@ pub async fn run_scenario(
     options: &RunOptions,
 ) -> ScenarioResult {
     let started = Instant::now();
+    let revision = options
+        .revision
+        .or_else(|| scenario.revisions().last().copied())
+        .unwrap_or(crate::revision::Revision::LATEST);
+    let scenario = &match scenario.under(revision) {
+        Ok(resolved) => resolved,
+        Err(why) => {
+            let mut result = ScenarioResult::of(scenario);
+            result.status = Status::Skip;
+            result.reason = Some(format!("not applicable: {why}"));
+            return result;
+        }
+    };
     let mut result = ScenarioResult::of(scenario);
     if scenario.suite == Suite::Hub && !profile.hub.product_model {
         result.status = Status::Skip;

@@ -377,7 +377,7 @@ pub fn render(report: &RunReport, sensitivity: Option<&Matrix>) -> String {
     let mut out = format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>conform report: {}</title><style>{STYLE}</style></head>
-<body><header><h1>conform report: {}</h1><p>Issuer <code>{}</code>{} · {} · {}{} · {} ms</p>
+<body><header><h1>conform report: {}</h1><p>Issuer <code>{}</code>{} · MCP {} · {} · {}{} · {} ms</p>
 <p>{} {} {} {} {} {} of {} scenarios · gate <b>{}</b></p></header>
 "#,
         esc(&report.target.name),
@@ -388,6 +388,7 @@ pub fn render(report: &RunReport, sensitivity: Option<&Matrix>) -> String {
         } else {
             ""
         },
+        report.revision,
         esc(&report.tool),
         esc(report.schema),
         if report.strict { " · strict" } else { "" },
@@ -461,4 +462,60 @@ fn badge_count(status: Status, n: usize) -> String {
 /// The report of the clean run of a sensitivity matrix, with the matrix.
 pub fn render_sensitivity(matrix: &Matrix) -> Option<String> {
     matrix.clean_run.as_ref().map(|r| render(r, Some(matrix)))
+}
+
+/// report.html of `conform --spec all`: each revision's gate and the
+/// scenario × revision matrix; every cell links to the scenario in that
+/// revision's own report.
+pub fn render_revisions(m: &crate::revision_matrix::RevisionMatrix) -> String {
+    let mut out = format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>conform by MCP revision: {}</title><style>{STYLE}</style></head>
+<body><header><h1>conform by MCP revision: {}</h1><p>Issuer <code>{}</code> · one run per revision</p></header>
+<section id="revisions"><table><tr><th>Revision</th><th>Gate</th><th>Applicable</th><th>Failed</th></tr>"#,
+        esc(&m.target),
+        esc(&m.target),
+        esc(&m.issuer)
+    );
+    for c in &m.revisions {
+        let _ = write!(
+            out,
+            r#"<tr><td><a href="{r}/report.html">{r}</a></td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>"#,
+            if c.gate_passed { "passed" } else { "FAILED" },
+            c.applicable,
+            c.failed,
+            r = c.revision
+        );
+    }
+    out.push_str(r#"</table></section><section id="matrix"><h2>Scenario × revision</h2><p class="muted">n/a: the requirement is not in that revision.</p><table><tr><th>Scenario</th>"#);
+    for c in &m.revisions {
+        let _ = write!(out, "<th>{}</th>", c.revision);
+    }
+    out.push_str("</tr>");
+    for row in &m.rows {
+        let _ = write!(
+            out,
+            "<tr><td><code>{}</code> {}</td>",
+            esc(&row.id),
+            esc(&row.title)
+        );
+        for (cell, column) in row.cells.iter().zip(&m.revisions) {
+            match cell {
+                Some(c) => {
+                    let _ = write!(
+                        out,
+                        r#"<td><a href="{}/report.html#s-{}">{}</a> <span class="level">{}</span></td>"#,
+                        column.revision,
+                        esc(&row.id),
+                        badge(c.status),
+                        c.level.as_str()
+                    );
+                }
+                None => out.push_str(r#"<td class="muted">n/a</td>"#),
+            }
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table></section></body></html>\n");
+    out
 }

@@ -25,6 +25,8 @@ pub mod profile;
 pub mod provider;
 pub mod recipe;
 pub mod report;
+pub mod revision;
+pub mod revision_matrix;
 pub mod robustness;
 pub mod scenario;
 pub mod schedule;
@@ -85,6 +87,9 @@ pub struct RunConfig {
     pub base: Option<String>,
     /// Replaces the profile's robustness seed (`conform --seed`).
     pub seed: Option<u64>,
+    /// The MCP revision(s) to judge by (`conform --spec`); without it, the
+    /// profile's `spec`, else the latest.
+    pub spec: Option<revision::SpecChoice>,
 }
 
 impl RunConfig {
@@ -104,6 +109,7 @@ impl RunConfig {
             out_dir: None,
             base: None,
             seed: None,
+            spec: None,
         }
     }
 }
@@ -117,8 +123,11 @@ pub fn load_scenarios(config: &RunConfig) -> Result<Vec<scenario::Scenario>, Har
     }
 }
 
-/// Runs the suite once and writes the reports; the report says whether the gate passed.
-pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
+/// Runs the suite once per revision asked for and writes the reports: for
+/// one revision into `out_dir`; for several, each revision's into
+/// `out_dir/<revision>/` and the matrix (scenario × revision) into
+/// `out_dir`. Each report says whether its gate passed.
+pub async fn run(config: &RunConfig) -> Result<Vec<RunReport>, HarnessError> {
     let all = scenario::load_dir(&config.scenarios_dir)?;
     let baseline = config.baseline.as_deref().map(Baseline::load).transpose()?;
     if let (Some(b), Some(path)) = (&baseline, &config.baseline) {
@@ -134,7 +143,6 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
         None => all,
     };
 
-    let started = Instant::now();
     let (mut profile, embedded) = match &config.target {
         Target::Embedded { faults, variants } => {
             let target = embedded::start(&config.fixtures_dir, faults, variants).await?;
@@ -149,32 +157,43 @@ pub async fn run(config: &RunConfig) -> Result<RunReport, HarnessError> {
     audit::start_collector(&mut profile)
         .await
         .map_err(HarnessError::AuditCollector)?;
-    let options = RunOptions {
-        strict: config.strict,
-    };
-    let results = run_all(Arc::new(profile.clone()), &scenarios, &options).await;
+    let revisions = config
+        .spec
+        .or(profile.spec.map(revision::SpecChoice::One))
+        .unwrap_or(revision::SpecChoice::One(revision::Revision::LATEST))
+        .revisions();
+    let profile = Arc::new(profile);
+    let mut reports = Vec::new();
+    for revision in &revisions {
+        let started = Instant::now();
+        let options = RunOptions::new(config.strict).under(*revision);
+        let results = run_all(profile.clone(), &scenarios, &options).await;
+        let outcome = baseline::compare(&results, &baseline.clone().unwrap_or_default());
+        reports.push(RunReport {
+            schema: report::REPORT_SCHEMA,
+            tool: concat!("conform ", env!("CARGO_PKG_VERSION")).to_owned(),
+            target: TargetInfo {
+                name: profile.name.clone(),
+                issuer: profile.issuer.clone(),
+                embedded: matches!(config.target, Target::Embedded { .. }),
+            },
+            revision: *revision,
+            strict: config.strict,
+            duration_ms: started.elapsed().as_millis() as u64,
+            summary: Summary::of(&results),
+            gate_passed: outcome.gate_passes(),
+            baseline: baseline.clone().map(|_| outcome),
+            scenarios: results,
+        });
+    }
     if let Some(target) = embedded {
         target.stop().await;
     }
-
-    let outcome = baseline::compare(&results, &baseline.clone().unwrap_or_default());
-    let report = RunReport {
-        schema: report::REPORT_SCHEMA,
-        tool: concat!("conform ", env!("CARGO_PKG_VERSION")).to_owned(),
-        target: TargetInfo {
-            name: profile.name.clone(),
-            issuer: profile.issuer.clone(),
-            embedded: matches!(config.target, Target::Embedded { .. }),
-        },
-        strict: config.strict,
-        duration_ms: started.elapsed().as_millis() as u64,
-        summary: Summary::of(&results),
-        gate_passed: outcome.gate_passes(),
-        baseline: baseline.map(|_| outcome),
-        scenarios: results,
-    };
     if let Some(dir) = &config.out_dir {
-        artifacts::write_run(&report, dir)?;
+        match reports.as_slice() {
+            [one] => artifacts::write_run(one, dir)?,
+            several => artifacts::write_revisions(several, dir)?,
+        }
     }
-    Ok(report)
+    Ok(reports)
 }

@@ -37,6 +37,12 @@ struct Args {
     /// 1): every finding names the seed and request number that reproduce it.
     #[arg(long)]
     seed: Option<u64>,
+    /// The MCP revision to judge by: 2025-06-18, 2025-11-25 or 2026-07-28
+    /// (else the profile's `spec`, else the latest), or `all`: one run per
+    /// revision, each revision's reports in `--out/<revision>/` and the
+    /// scenario × revision matrix in summary.md and report.html.
+    #[arg(long, value_name = "REVISION|all")]
+    spec: Option<harness::revision::SpecChoice>,
     /// List the scenarios (after --scenario filtering) and exit.
     #[arg(long)]
     list: bool,
@@ -216,6 +222,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.glob
     };
     config.seed = args.seed;
+    config.spec = args.spec;
     config.strict = args.strict;
     config.baseline = args.baseline;
     config.out_dir = Some(args.out.clone());
@@ -245,8 +252,26 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     if args.list {
-        for s in harness::load_scenarios(&config)? {
-            println!("{:<40} {:<6} {}", s.id, s.level.as_str(), s.title);
+        let scenarios = harness::load_scenarios(&config)?;
+        match args.spec {
+            Some(harness::revision::SpecChoice::All) => {
+                print!(
+                    "{}",
+                    harness::revision_matrix::requirements_table(&scenarios)
+                );
+            }
+            one => {
+                let revision = match one {
+                    Some(harness::revision::SpecChoice::One(r)) => r,
+                    _ => harness::revision::Revision::LATEST,
+                };
+                for s in scenarios {
+                    match s.under(revision) {
+                        Ok(s) => println!("{:<40} {:<6} {}", s.id, s.level.as_str(), s.title),
+                        Err(_) => println!("{:<40} {:<6} {}", s.id, "n/a", s.title),
+                    }
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -278,19 +303,25 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let report = harness::run(&config).await?;
-    print!("{}", harness::report::console_table(&report));
+    let reports = harness::run(&config).await?;
+    for report in &reports {
+        if reports.len() > 1 {
+            println!("MCP {}:", report.revision);
+        }
+        print!("{}", harness::report::console_table(report));
+    }
     println!("reports written to {}", args.out.display());
     // A pinned-verdicts baseline decides alone: an expected `error` (a
     // target's real transport failure) is part of what it pins.
-    let pinned = report.baseline.as_ref().is_some_and(|b| b.pinned);
-    Ok(
-        if report.gate_passed && (pinned || report.summary.error == 0) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        },
-    )
+    let passed = reports.iter().all(|report| {
+        let pinned = report.baseline.as_ref().is_some_and(|b| b.pinned);
+        report.gate_passed && (pinned || report.summary.error == 0)
+    });
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `conform load`: the run, its summary, load.json; exit 1 when a check failed.

@@ -24,6 +24,10 @@ pub struct Profile {
     pub base: Option<String>,
     /// The authorization server's issuer identifier, byte-exact.
     pub issuer: String,
+    /// The MCP revision the target implements, judged by when `conform
+    /// --spec` is not given (else the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::revision::Revision>,
     /// Protected MCP resources by role (`primary`, `secondary`, `lab`, `agenda`),
     /// zero or more: a scenario that needs a role the profile lacks requires
     /// `resources.<role>` and is skipped, so a server with no resource server

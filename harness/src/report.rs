@@ -93,6 +93,8 @@ pub struct RunReport {
     pub schema: &'static str,
     pub tool: String,
     pub target: TargetInfo,
+    /// The MCP revision the run judged by.
+    pub revision: crate::revision::Revision,
     pub strict: bool,
     pub duration_ms: u64,
     pub summary: Summary,
@@ -175,9 +177,10 @@ pub fn junit(report: &RunReport) -> Result<String, HarnessError> {
 pub fn markdown(report: &RunReport) -> String {
     let s = &report.summary;
     let mut out = format!(
-        "# conform: {}\n\nIssuer: `{}`{}\n\n**{} scenarios: {}.** Gate: {}.\n\n",
+        "# conform: {}\n\nIssuer: `{}`. Judged by MCP {}{}.\n\n**{} scenarios: {}.** Gate: {}.\n\n",
         report.target.name,
         report.target.issuer,
+        report.revision,
         if report.strict { " (strict)" } else { "" },
         s.total,
         s.counts(),
@@ -303,10 +306,11 @@ pub fn console_table(report: &RunReport) -> String {
     }
     let s = &report.summary;
     out.push_str(&format!(
-        "\n{} of {} scenarios in {} ms\n",
+        "\n{} of {} scenarios in {} ms, judged by MCP {}\n",
         s.counts(),
         s.total,
-        report.duration_ms
+        report.duration_ms,
+        report.revision
     ));
     out
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::HarnessError;
 pub use crate::expect::Expect;
 pub use crate::provider::TokenMode;
+use crate::revision::Revision;
 pub use crate::steps::authorize::Pkce;
 pub use crate::steps::catalogue::Action;
 pub use crate::steps::cimd::CimdVariant;
@@ -32,8 +33,14 @@ pub struct Scenario {
     /// strong (see [`level_lint`]): the exception, stated in the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_exception: Option<String>,
-    /// Where the requirement comes from, quoted.
+    /// Where the requirement comes from, quoted: the sources that do not
+    /// change with the MCP revision (RFCs, drafts, the product model).
+    #[serde(default)]
     pub refs: Vec<SpecRef>,
+    /// Where the requirement stands in each MCP revision, when MCP is a
+    /// source: one entry per revision the suite knows (see [`Scenario::under`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<McpRef>,
     /// Capabilities the target must have (see the profile's `[capabilities]`).
     #[serde(default)]
     pub requires: Vec<String>,
@@ -96,6 +103,148 @@ pub struct SpecRef {
     pub url: String,
     /// The requirement, one line, verbatim.
     pub quote: String,
+}
+
+/// The requirement in one MCP revision: quoted with its level, or absent
+/// with the reason (the feature arrived later, or was removed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpRef {
+    pub revision: Revision,
+    /// The level in this revision; without it, the scenario's `level`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// As `SpecRef`: the section, its link in this revision, the sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+    /// Why the requirement does not apply under this revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absent: Option<String>,
+}
+
+impl McpRef {
+    /// The reference it quotes, when the revision has the requirement.
+    fn spec_ref(&self) -> Option<SpecRef> {
+        Some(SpecRef {
+            id: self.id.clone()?,
+            url: self.url.clone()?,
+            quote: self.quote.clone()?,
+        })
+    }
+
+    /// Either quoted (id, url and quote) or absent with a reason, not both.
+    fn problem(&self) -> Option<String> {
+        let quoted = [&self.id, &self.url, &self.quote];
+        let revision = self.revision;
+        match (&self.absent, quoted.iter().filter(|f| f.is_some()).count()) {
+            (Some(why), 0) if !why.trim().is_empty() => None,
+            (Some(_), 0) => Some(format!("[[mcp]] {revision}: `absent` needs a reason")),
+            (Some(_), _) => Some(format!(
+                "[[mcp]] {revision}: `absent` and a quote exclude each other"
+            )),
+            (None, 3)
+                if self
+                    .url
+                    .as_deref()
+                    .is_some_and(|u| u.contains(revision.as_str())) =>
+            {
+                None
+            }
+            (None, 3) => Some(format!(
+                "[[mcp]] {revision}: the url must be the {revision} text's"
+            )),
+            (None, _) => Some(format!(
+                "[[mcp]] {revision}: needs `id`, `url` and `quote`, or `absent`"
+            )),
+        }
+    }
+}
+
+impl Scenario {
+    /// The scenario as the revision words it: its level there and the
+    /// revision's quote beside the other refs; `Err` with the reason when the
+    /// requirement is not in that revision. A scenario that does not cite
+    /// MCP is the same under every revision.
+    pub fn under(&self, revision: Revision) -> Result<Scenario, String> {
+        if self.mcp.is_empty() {
+            return Ok(self.clone());
+        }
+        let entry = self
+            .mcp
+            .iter()
+            .find(|m| m.revision == revision)
+            .ok_or_else(|| format!("the scenario says nothing of MCP {revision}"))?;
+        if let Some(why) = &entry.absent {
+            return Err(format!("not in MCP {revision}: {why}"));
+        }
+        let mut resolved = self.clone();
+        resolved.level = entry.level.unwrap_or(self.level);
+        resolved.refs.extend(entry.spec_ref());
+        resolved.mcp = vec![entry.clone()];
+        Ok(resolved)
+    }
+
+    /// The revisions the requirement is in (every one for a scenario that
+    /// does not cite MCP).
+    pub fn revisions(&self) -> Vec<Revision> {
+        Revision::ALL
+            .into_iter()
+            .filter(|r| self.under(*r).is_ok())
+            .collect()
+    }
+}
+
+/// An MCP-sourced scenario names every revision once, each quoted or
+/// absent, and cites MCP nowhere else; each revision's level has its quote.
+fn mcp_lint(scenario: &Scenario) -> Result<(), String> {
+    if let Some(r) = scenario
+        .refs
+        .iter()
+        .find(|r| r.url.contains("modelcontextprotocol.io"))
+    {
+        return Err(format!(
+            "`{}` cites MCP in `refs`: MCP references go in `[[mcp]]`, one per revision",
+            r.id
+        ));
+    }
+    if scenario.mcp.is_empty() {
+        return Ok(());
+    }
+    for revision in Revision::ALL {
+        let entries = scenario
+            .mcp
+            .iter()
+            .filter(|m| m.revision == revision)
+            .count();
+        if entries != 1 {
+            return Err(format!(
+                "[[mcp]] names {revision} {entries} times: name every revision once ({})",
+                Revision::ALL.map(Revision::as_str).join(", ")
+            ));
+        }
+    }
+    if let Some(problem) = scenario.mcp.iter().find_map(McpRef::problem) {
+        return Err(problem);
+    }
+    if let Some(r) = scenario.mcp.iter().find(|m| {
+        m.quote
+            .as_deref()
+            .is_some_and(|q| q.trim().is_empty() || q.contains('\n'))
+    }) {
+        return Err(format!("[[mcp]] {}: needs a one-line quote", r.revision));
+    }
+    if scenario.revisions().is_empty() {
+        return Err("[[mcp]]: the requirement is in no revision".into());
+    }
+    for revision in scenario.revisions() {
+        let resolved = scenario.under(revision)?;
+        level_lint(&resolved).map_err(|e| format!("under MCP {revision}: {e}"))?;
+    }
+    Ok(())
 }
 
 impl SpecRef {
@@ -182,7 +331,7 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
     })?;
     let mut scenario: Scenario = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
     scenario.path = path.to_path_buf();
-    if scenario.refs.is_empty() {
+    if scenario.refs.is_empty() && scenario.mcp.is_empty() {
         return Err(err("a scenario needs at least one spec reference".into()));
     }
     if let Some(r) = scenario
@@ -205,7 +354,10 @@ pub fn load_file(path: &Path) -> Result<Scenario, HarnessError> {
             "a scenario must name the reference-hub fault(s) it catches".into(),
         ));
     }
-    level_lint(&scenario).map_err(err)?;
+    mcp_lint(&scenario).map_err(err)?;
+    if scenario.mcp.is_empty() {
+        level_lint(&scenario).map_err(err)?;
+    }
     if scenario.suite == Suite::Standard {
         if let Some(r) = scenario.refs.iter().find(|r| r.is_product_model()) {
             return Err(err(format!(
@@ -450,5 +602,104 @@ mod tests {
         assert!(unknown_delete.exclusive());
         let agenda = scenario("[[steps]]\ndo = \"create_connection\"\nagenda = true\n");
         assert!(agenda.exclusive());
+    }
+
+    /// A scenario citing MCP in `[[mcp]]` entries (each a TOML block).
+    fn by_revision(entries: &str) -> Scenario {
+        let text = format!(
+            "id = \"t.t\"\ntitle = \"t\"\nsuite = \"standard\"\nlevel = \"SHOULD\"\n\
+             catches = [\"x\"]\n{entries}[[steps]]\ndo = \"fetch_as_metadata\"\n"
+        );
+        toml::from_str(&text).expect("a scenario")
+    }
+
+    fn entry(revision: &str, body: &str) -> String {
+        format!("[[mcp]]\nrevision = \"{revision}\"\n{body}\n")
+    }
+
+    fn quoted(revision: &str, quote: &str) -> String {
+        entry(
+            revision,
+            &format!(
+                "id = \"MCP {revision} §X\"\nurl = \"https://modelcontextprotocol.io/specification/{revision}/basic/authorization#x\"\nquote = \"{quote}\""
+            ),
+        )
+    }
+
+    #[test]
+    fn each_revision_has_its_level_quote_and_link() {
+        let s = by_revision(&format!(
+            "{}{}{}",
+            entry("2025-06-18", "absent = \"arrived in 2025-11-25\""),
+            quoted("2025-11-25", "Servers SHOULD include it."),
+            entry(
+                "2026-07-28",
+                "level = \"MUST\"\nid = \"MCP 2026-07-28 §X\"\nurl = \"https://modelcontextprotocol.io/specification/2026-07-28/basic/authorization#x\"\nquote = \"Servers MUST include it.\""
+            ),
+        ));
+        assert_eq!(mcp_lint(&s), Ok(()));
+        let old = s.under(Revision::R2025_06_18).unwrap_err();
+        assert!(
+            old.contains("not in MCP 2025-06-18: arrived in 2025-11-25"),
+            "{old}"
+        );
+        let middle = s.under(Revision::R2025_11_25).expect("in 2025-11-25");
+        assert_eq!(middle.level, Level::Should);
+        assert!(middle.refs.iter().any(|r| r.url.contains("/2025-11-25/")));
+        let latest = s.under(Revision::R2026_07_28).expect("in 2026-07-28");
+        assert_eq!(latest.level, Level::Must);
+        assert_eq!(latest.refs.len(), 1);
+        assert!(latest.refs[0].quote.contains("MUST"));
+        assert_eq!(
+            s.revisions(),
+            vec![Revision::R2025_11_25, Revision::R2026_07_28]
+        );
+    }
+
+    #[test]
+    fn the_mcp_lint_wants_every_revision_once_and_sound() {
+        let all = |a: String, b: String, c: String| mcp_lint(&by_revision(&format!("{a}{b}{c}")));
+        let ok = || quoted("2025-06-18", "It SHOULD be.");
+        let mid = || quoted("2025-11-25", "It SHOULD be.");
+        let new = || quoted("2026-07-28", "It SHOULD be.");
+        assert_eq!(all(ok(), mid(), new()), Ok(()));
+        // A revision missing, or named twice.
+        let missing = mcp_lint(&by_revision(&format!("{}{}", ok(), mid()))).unwrap_err();
+        assert!(missing.contains("2026-07-28 0 times"), "{missing}");
+        assert!(all(ok(), ok(), new())
+            .unwrap_err()
+            .contains("2025-06-18 2 times"));
+        // Absent and quoted at once; absent without a reason; half a quote.
+        let both = entry("2025-06-18", "absent = \"no\"\nquote = \"It SHOULD be.\"");
+        assert!(all(both, mid(), new())
+            .unwrap_err()
+            .contains("exclude each other"));
+        let bare = entry("2025-06-18", "absent = \" \"");
+        assert!(all(bare, mid(), new())
+            .unwrap_err()
+            .contains("needs a reason"));
+        let half = entry("2025-06-18", "quote = \"It SHOULD be.\"");
+        assert!(all(half, mid(), new())
+            .unwrap_err()
+            .contains("needs `id`, `url` and `quote`"));
+        // Another revision's link.
+        let wrong = quoted("2025-06-18", "It SHOULD be.")
+            .replace("specification/2025-06-18/", "specification/2025-11-25/");
+        assert!(all(wrong, mid(), new())
+            .unwrap_err()
+            .contains("2025-06-18 text's"));
+        // Each revision's level needs its own quote.
+        let weak = quoted("2026-07-28", "It MAY be.");
+        assert!(all(ok(), mid(), weak)
+            .unwrap_err()
+            .contains("under MCP 2026-07-28"));
+        // MCP in `refs` instead of `[[mcp]]`.
+        let mut s = by_revision(&format!("{}{}{}", ok(), mid(), new()));
+        s.refs.push(SpecRef {
+            id: "MCP".into(),
+            url: "https://modelcontextprotocol.io/specification/2025-11-25/x".into(),
+            quote: "It SHOULD be.".into(),
+        });
+        assert!(mcp_lint(&s).unwrap_err().contains("go in `[[mcp]]`"));
     }
 }

@@ -305,7 +305,7 @@ pub async fn prove(
     variants: &[(&str, &str)],
     coverage: Coverage,
 ) -> Result<Matrix, HarnessError> {
-    let options = RunOptions { strict: true };
+    let options = RunOptions::new(true);
     let permits = Arc::new(Semaphore::new(FAULT_HUBS_AT_ONCE));
 
     // Each fault run is an independent hub; they all go at once, bounded.
@@ -409,6 +409,9 @@ async fn clean_run(
             issuer: profile.issuer.clone(),
             embedded: true,
         },
+        revision: options
+            .revision
+            .unwrap_or(crate::revision::Revision::LATEST),
         strict: options.strict,
         duration_ms: started.elapsed().as_millis() as u64,
         summary: crate::report::Summary::of(&results),

@@ -103,7 +103,7 @@ fn scenario_at(level: &str, steps: &str) -> Result<Scenario, Failed> {
 }
 
 async fn run(profile: &Profile, steps: &str) -> Result<ScenarioResult, Failed> {
-    Ok(run_scenario(profile, &scenario(steps)?, &RunOptions { strict: false }).await)
+    Ok(run_scenario(profile, &scenario(steps)?, &RunOptions::new(false)).await)
 }
 
 fn skipped_because(result: &ScenarioResult, why: &str) -> Result<(), Failed> {
@@ -376,12 +376,12 @@ async fn info_is_noted_never_failed() -> Result<(), Failed> {
         "MAY",
         "[[steps]]\ndo = \"fetch_as_metadata\"\nexpect = { status = 500 }\n",
     )?;
-    let noted = run_scenario(&profile, &info, &RunOptions { strict: false }).await;
+    let noted = run_scenario(&profile, &info, &RunOptions::new(false)).await;
     check(
         noted.status == Status::Info && noted.requirement_broken(),
         || format!("{noted:?}"),
     )?;
-    let strict = run_scenario(&profile, &info, &RunOptions { strict: true }).await;
+    let strict = run_scenario(&profile, &info, &RunOptions::new(true)).await;
     check(strict.status == Status::Warn, || format!("{strict:?}"))?;
     let outcome = harness::baseline::compare(
         std::slice::from_ref(&noted),
@@ -402,6 +402,7 @@ async fn info_is_noted_never_failed() -> Result<(), Failed> {
             issuer: server.uri(),
             embedded: false,
         },
+        revision: harness::revision::Revision::LATEST,
         strict: false,
         duration_ms: 0,
         summary,

@@ -233,7 +233,7 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
             let mut results = runtime().block_on(run_all(
                 Arc::new(profile.clone()),
                 &chosen,
-                &RunOptions { strict: true },
+                &RunOptions::new(true),
             ));
             // Text a target controls (here: planted in a title and a reason) is escaped.
             results[0].title.push_str(" <script>alert('x')</script>");
@@ -246,6 +246,7 @@ pub fn html_and_narration_trials() -> Vec<Trial> {
                     issuer: profile.issuer.clone(),
                     embedded: true,
                 },
+                revision: harness::revision::Revision::LATEST,
                 strict: true,
                 duration_ms: 0,
                 summary: harness::report::Summary::of(&results),

@@ -131,7 +131,7 @@ async fn back_channel_sends_no_cookie(profile: &Profile) -> Result<(), Failed> {
     check(flows.len() >= 5, || {
         format!("only {} flow scenarios found", flows.len())
     })?;
-    let options = RunOptions { strict: true };
+    let options = RunOptions::new(true);
     let (mut browser, mut back, mut set_cookies, mut sent_back) = (0, 0, 0, 0);
     for scenario in &flows {
         let result = run_scenario(profile, scenario, &options).await;

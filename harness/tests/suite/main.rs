@@ -14,6 +14,7 @@
 //! * `robustness::*`: the robustness pass on the embedded hub (no findings), a finding sent again from its seed;
 //! * `identity::*`: only the user's browser sends cookies; the back channel never does;
 //! * `any_server::*`: not applicable is `skip`, rate limits never cascade, pinned verdicts catch drift;
+//! * `revisions::*`: judging by one MCP revision or each (`--spec`), docs/revisions.md current;
 //! * `schedule::*`: who shares the target at once, and the resource locks;
 //! * `architecture::*`: no import loops, the black box, no private API path, the documented actions.
 
@@ -26,6 +27,7 @@ mod init;
 mod load;
 mod profile_docs;
 mod recipes;
+mod revisions;
 mod robustness;
 mod scenarios;
 mod schedule;
@@ -56,6 +58,7 @@ fn main() {
     trials.extend(load::trials());
     trials.extend(robustness::trials());
     trials.extend(schedule::trials());
+    trials.extend(revisions::trials());
     trials.extend(identity::identity_trials());
     trials.extend(any_server::trials());
     libtest_mimic::run(&args, trials).exit();

@@ -110,11 +110,7 @@ fn missing_recipe_skips() -> Result<(), Failed> {
         let mut profile = shared_target().clone();
         profile.operations.remove(operation);
         let scenario = scenario(id)?;
-        let result = runtime().block_on(run_scenario(
-            &profile,
-            &scenario,
-            &RunOptions { strict: true },
-        ));
+        let result = runtime().block_on(run_scenario(&profile, &scenario, &RunOptions::new(true)));
         let wanted = format!("the profile has no recipe for operation {operation}");
         check(
             result.status == Status::Skip
@@ -171,7 +167,7 @@ headers = {{ x-api-key = "${{secrets.key}}" }}
 async fn run_against(server: &MockServer) -> Result<ScenarioResult, Failed> {
     let profile = mock_profile(server)?;
     let scenario = scenario("policy.and-within")?;
-    Ok(run_scenario(&profile, &scenario, &RunOptions { strict: true }).await)
+    Ok(run_scenario(&profile, &scenario, &RunOptions::new(true)).await)
 }
 
 async fn another_shape() -> Result<(), Failed> {

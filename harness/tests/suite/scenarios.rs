@@ -11,7 +11,7 @@ use crate::support::*;
 pub fn scenario_trial(scenario: Scenario) -> Trial {
     let id = scenario.id.clone();
     Trial::test(format!("scenario::{id}"), move || {
-        let options = RunOptions { strict: true };
+        let options = RunOptions::new(true);
         // A scenario that moves the clock gets a hub of its own.
         let result = if scenario.exclusive() {
             runtime().block_on(async {

@@ -27,7 +27,7 @@ fn token_claims(ids: &[&str]) -> Result<Value, Failed> {
     let results = runtime().block_on(run_all(
         Arc::new(profile.clone()),
         &chosen,
-        &RunOptions { strict: true },
+        &RunOptions::new(true),
     ));
     let mut out = serde_json::Map::new();
     for r in results {
@@ -88,7 +88,7 @@ fn policy_matrix(ids: &[&str]) -> Result<Value, Failed> {
         let mut seen = 0;
         // One at a time, so each scenario's decisions are its own.
         for scenario in &chosen {
-            let result = run_scenario(&profile, scenario, &RunOptions { strict: true }).await;
+            let result = run_scenario(&profile, scenario, &RunOptions::new(true)).await;
             check(result.status == Status::Pass, || {
                 format!("{} did not pass: {:?}", result.id, result.reason)
             })?;
@@ -181,7 +181,7 @@ pub fn snapshot_trials() -> Vec<Trial> {
             let results = runtime().block_on(run_all(
                 Arc::new(profile.clone()),
                 &all,
-                &RunOptions { strict: false },
+                &RunOptions::new(false),
             ));
             let outcome = harness::baseline::compare(&results, &Default::default());
             let report = harness::report::RunReport {
@@ -192,6 +192,7 @@ pub fn snapshot_trials() -> Vec<Trial> {
                     issuer: profile.issuer.clone(),
                     embedded: true,
                 },
+                revision: harness::revision::Revision::LATEST,
                 strict: false,
                 duration_ms: 0,
                 summary: harness::report::Summary::of(&results),

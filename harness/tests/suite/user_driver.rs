@@ -151,7 +151,7 @@ setup = true
 
 async fn authorize_step(profile: &Profile, step: &str) -> Result<StepResult, Failed> {
     let scenario = scenario(step)?;
-    let result = run_scenario(profile, &scenario, &RunOptions { strict: false }).await;
+    let result = run_scenario(profile, &scenario, &RunOptions::new(false)).await;
     result
         .steps
         .get(1)
@@ -320,7 +320,7 @@ expect = { status = 200 }
 "#,
     )
     .map_err(|e| Failed::from(format!("scenario: {e}")))?;
-    let result = run_scenario(&profile, &scenario, &RunOptions { strict: false }).await;
+    let result = run_scenario(&profile, &scenario, &RunOptions::new(false)).await;
     let reason = result.reason.clone().unwrap_or_default();
     check(
         result.status == Status::Skip && reason.contains("declares no [clients.agent]"),
@@ -487,7 +487,7 @@ expect = { outcome = "code" }
 "#,
     )
     .map_err(|e| Failed::from(e.to_string()))?;
-    let result = run_scenario(&profile, &scenario, &RunOptions { strict: false }).await;
+    let result = run_scenario(&profile, &scenario, &RunOptions::new(false)).await;
     check(
         result.steps.iter().all(|s| s.status == Status::Pass),
         || {
@@ -579,11 +579,7 @@ url_contains = "/"
             .iter()
             .find(|s| s.id == id)
             .ok_or_else(|| Failed::from(format!("no scenario {id}")))?;
-        let result = runtime().block_on(run_scenario(
-            &profile,
-            scenario,
-            &RunOptions { strict: false },
-        ));
+        let result = runtime().block_on(run_scenario(&profile, scenario, &RunOptions::new(false)));
         check(
             result.status == Status::Skip
                 && result.reason.as_deref().unwrap_or("").contains(wanted),
@@ -601,11 +597,7 @@ url_contains = "/"
         .ok_or_else(|| Failed::from("no consent.user-declines-one"))?;
     // A product-model requirement: skipped unless the profile declares the model.
     let plain = Profile::parse(&declared, None).map_err(Failed::from)?;
-    let result = runtime().block_on(run_scenario(
-        &plain,
-        scenario,
-        &RunOptions { strict: false },
-    ));
+    let result = runtime().block_on(run_scenario(&plain, scenario, &RunOptions::new(false)));
     check(
         result.status == Status::Skip
             && result
@@ -620,11 +612,7 @@ url_contains = "/"
         "[hub]\nproduct_model = true\n[capabilities]",
     );
     let profile = Profile::parse(&declared, None).map_err(Failed::from)?;
-    let result = runtime().block_on(run_scenario(
-        &profile,
-        scenario,
-        &RunOptions { strict: false },
-    ));
+    let result = runtime().block_on(run_scenario(&profile, scenario, &RunOptions::new(false)));
     check(
         result.status == Status::Skip
             && result

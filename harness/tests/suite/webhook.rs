@@ -62,12 +62,7 @@ pub fn webhook_trials() -> Vec<Trial> {
             let results = runtime().block_on(async {
                 harness::audit::start_collector(&mut profile).await?;
                 Ok::<_, String>(
-                    run_all(
-                        Arc::new(profile.clone()),
-                        &chosen,
-                        &RunOptions { strict: true },
-                    )
-                    .await,
+                    run_all(Arc::new(profile.clone()), &chosen, &RunOptions::new(true)).await,
                 )
             })?;
             drop(hub);
