@@ -129,6 +129,12 @@ switches! {
     AcceptFragmentRedirect => "accept-fragment-redirect",
     /// The authorization response leaves out `iss` (RFC 9207 §2).
     OmitIssInResponse => "omit-iss-in-response",
+    /// Error redirects leave out `iss`; successful ones keep it (MCP 2026-07-28
+    /// authorization, Authorization Response Validation: "including error responses").
+    ErrorResponseOmitsIss => "error-response-omits-iss",
+    /// MCP servers offer `offline_access` in their Protected Resource Metadata
+    /// `scopes_supported` and 401 challenges (MCP 2026-07-28 authorization, Refresh Tokens).
+    OfflineAccessAdvertised => "offline-access-advertised",
     /// The authorization response drops `state` (RFC 6749 §4.1.2).
     DropState => "drop-state",
     /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).

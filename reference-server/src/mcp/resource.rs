@@ -37,7 +37,9 @@ fn challenge(
             hub.resource_metadata_url(&server.path)
         ));
     }
-    if !scope.is_empty() {
+    if hub.faults.on(Fault::OfflineAccessAdvertised) && status == StatusCode::UNAUTHORIZED {
+        params.push(format!("scope=\"{scope} offline_access\""));
+    } else if !scope.is_empty() {
         params.push(format!("scope=\"{scope}\""));
     }
     let value = format!("Bearer {}", params.join(", "));

@@ -44,7 +44,10 @@ fn redirect_back(
         if let Some(state) = state.filter(|_| !hub.faults.on(Fault::DropState)) {
             query.append_pair("state", state);
         }
-        if !hub.faults.on(Fault::OmitIssInResponse) {
+        let is_error = outcome.iter().any(|(k, _)| *k == "error");
+        let omitted = hub.faults.on(Fault::OmitIssInResponse)
+            || (is_error && hub.faults.on(Fault::ErrorResponseOmitsIss));
+        if !omitted {
             query.append_pair("iss", &hub.issuer);
         }
     }

@@ -85,11 +85,15 @@ pub async fn protected_resource_metadata(
     } else {
         hub.resource_url(&server)
     };
+    let mut scopes = server.scopes.clone();
+    if hub.faults.on(Fault::OfflineAccessAdvertised) {
+        scopes.push("offline_access".into());
+    }
     Ok(Json(json!({
         "resource": resource,
         "resource_name": server.name,
         "authorization_servers": [hub.issuer],
-        "scopes_supported": server.scopes,
+        "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
     }))
     .into_response())
