@@ -42,20 +42,23 @@ pub fn write_run(report: &RunReport, dir: &Path) -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// Writes each revision's reports into `dir/<revision>/`, and the matrix
+/// Writes each revision's reports into `dir/<revision>/`, and their matrix
 /// (summary.md, report.html, matrix.json) into `dir`.
-pub fn write_revisions(reports: &[RunReport], dir: &Path) -> Result<(), HarnessError> {
+pub fn write_revisions(
+    reports: &[RunReport],
+    matrix: &crate::revision_matrix::RevisionMatrix,
+    dir: &Path,
+) -> Result<(), HarnessError> {
     create(dir)?;
     for report in reports {
         write_run(report, &dir.join(report.revision.as_str()))?;
     }
-    let matrix = crate::revision_matrix::RevisionMatrix::of(reports);
     write(&dir.join("summary.md"), &matrix.markdown())?;
     write(
         &dir.join("report.html"),
-        &crate::html::render_revisions(&matrix),
+        &crate::html::render_revisions(matrix),
     )?;
-    json(&dir.join("matrix.json"), &matrix)?;
+    json(&dir.join("matrix.json"), matrix)?;
     Ok(())
 }
 

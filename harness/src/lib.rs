@@ -192,7 +192,11 @@ pub async fn run(config: &RunConfig) -> Result<Vec<RunReport>, HarnessError> {
     if let Some(dir) = &config.out_dir {
         match reports.as_slice() {
             [one] => artifacts::write_run(one, dir)?,
-            several => artifacts::write_revisions(several, dir)?,
+            several => artifacts::write_revisions(
+                several,
+                &revision_matrix::RevisionMatrix::of(several, &scenarios),
+                dir,
+            )?,
         }
     }
     Ok(reports)

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::report::RunReport;
 use crate::revision::Revision;
+use crate::scenario::Scenario;
 use crate::verdict::{Level, Status};
 
 /// The verdicts of several runs of one target, one per revision.
@@ -47,22 +48,25 @@ pub struct MatrixCell {
     pub level: Level,
 }
 
-/// The prefix of the reason the engine gives a scenario whose requirement a
-/// revision lacks (`Scenario::under`).
-const NOT_IN_REVISION: &str = "not applicable: not in MCP ";
-
 impl RevisionMatrix {
-    pub fn of(reports: &[RunReport]) -> RevisionMatrix {
-        let not_in = |r: &crate::engine::ScenarioResult| {
-            r.status == Status::Skip
-                && r.reason
-                    .as_deref()
-                    .is_some_and(|why| why.starts_with(NOT_IN_REVISION))
+    /// The matrix of the runs of `scenarios`, one report per revision. Where
+    /// a requirement is not in a revision comes from the scenario files
+    /// (`Scenario::under`), not from the runs' skip reasons.
+    pub fn of(reports: &[RunReport], scenarios: &[Scenario]) -> RevisionMatrix {
+        let not_in = |id: &str, revision: Revision| {
+            scenarios
+                .iter()
+                .find(|s| s.id == id)
+                .is_some_and(|s| !s.revisions().contains(&revision))
         };
         let revisions = reports
             .iter()
             .map(|report| {
-                let applicable: Vec<_> = report.scenarios.iter().filter(|r| !not_in(r)).collect();
+                let applicable: Vec<_> = report
+                    .scenarios
+                    .iter()
+                    .filter(|r| !not_in(&r.id, report.revision))
+                    .collect();
                 RevisionColumn {
                     revision: report.revision,
                     gate_passed: report.gate_passed,
@@ -89,7 +93,9 @@ impl RevisionMatrix {
                                 report
                                     .scenarios
                                     .iter()
-                                    .find(|r| r.id == scenario.id && !not_in(r))
+                                    .find(|r| {
+                                        r.id == scenario.id && !not_in(&r.id, report.revision)
+                                    })
                                     .map(|r| MatrixCell {
                                         status: r.status,
                                         level: r.level,

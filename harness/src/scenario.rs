@@ -170,17 +170,9 @@ impl Scenario {
     /// requirement is not in that revision. A scenario that does not cite
     /// MCP is the same under every revision.
     pub fn under(&self, revision: Revision) -> Result<Scenario, String> {
-        if self.mcp.is_empty() {
+        let Some(entry) = self.entry(revision)? else {
             return Ok(self.clone());
-        }
-        let entry = self
-            .mcp
-            .iter()
-            .find(|m| m.revision == revision)
-            .ok_or_else(|| format!("the scenario says nothing of MCP {revision}"))?;
-        if let Some(why) = &entry.absent {
-            return Err(format!("not in MCP {revision}: {why}"));
-        }
+        };
         let mut resolved = self.clone();
         resolved.level = entry.level.unwrap_or(self.level);
         resolved.refs.extend(entry.spec_ref());
@@ -193,8 +185,25 @@ impl Scenario {
     pub fn revisions(&self) -> Vec<Revision> {
         Revision::ALL
             .into_iter()
-            .filter(|r| self.under(*r).is_ok())
+            .filter(|r| self.entry(*r).is_ok())
             .collect()
+    }
+
+    /// The revision's `[[mcp]]` entry (`None` for a scenario that does not
+    /// cite MCP), or why the requirement is not in that revision.
+    fn entry(&self, revision: Revision) -> Result<Option<&McpRef>, String> {
+        if self.mcp.is_empty() {
+            return Ok(None);
+        }
+        let entry = self
+            .mcp
+            .iter()
+            .find(|m| m.revision == revision)
+            .ok_or_else(|| format!("the scenario says nothing of MCP {revision}"))?;
+        match &entry.absent {
+            Some(why) => Err(format!("not in MCP {revision}: {why}")),
+            None => Ok(Some(entry)),
+        }
     }
 }
 
