@@ -11,7 +11,7 @@ use minijinja::{context, Value};
 use serde_json::json;
 
 use crate::agents::AgentQuery;
-use crate::console::common::{message, segment, view, Admin, Page, PREFIX};
+use crate::console::common::{message, registration, segment, view, Admin, Page, PREFIX};
 use crate::hub::Hub;
 use crate::model::{Client, TrustLevel};
 
@@ -49,6 +49,7 @@ async fn summary(
         "href": href(&client.client_id),
         "name": client.name,
         "trust_level": client.trust_level.as_str(),
+        "registration": registration(client.trust_level),
         "tags": client.tags,
         "tenant": client.tenant,
         "user": associated_user(hub, client).await?,

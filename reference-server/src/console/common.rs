@@ -11,6 +11,7 @@ use minijinja::context;
 
 use crate::error::{HubError, OAuthError};
 use crate::hub::Hub;
+use crate::model::TrustLevel;
 
 /// Where the console is mounted.
 pub const PREFIX: &str = "/console";
@@ -147,6 +148,22 @@ pub(crate) fn message(
         .unwrap_or_else(|e| Fail::from(e).into_response())
 }
 
+/// How a client got its client id, for people, in the order MCP 2026-07-28
+/// gives a client: pre-registered, a Client ID Metadata Document (a CIMD
+/// client's id is the document's https URL), then Dynamic Client
+/// Registration, which that revision deprecates ("Dynamic Client Registration
+/// is deprecated. New implementations should use Client ID Metadata Documents
+/// instead."). Derived from the trust level the hub stores with every client:
+/// `dcr` only ever comes from `POST /register`, `cimd` from a metadata document.
+pub(crate) fn registration(level: TrustLevel) -> &'static str {
+    match level {
+        TrustLevel::Manual => "pre-registered, manual",
+        TrustLevel::Verified => "pre-registered, verified",
+        TrustLevel::Cimd => "Client ID Metadata Document",
+        TrustLevel::Dcr => "DCR (deprecated)",
+    }
+}
+
 /// A percent-encoded path segment: client ids may be URLs (CIMD).
 pub(crate) fn segment(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -167,4 +184,18 @@ pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
         out.append_pair(k, v);
     }
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registration;
+    use crate::model::TrustLevel;
+
+    #[test]
+    fn only_dynamically_registered_clients_are_labelled_deprecated() {
+        assert_eq!(registration(TrustLevel::Dcr), "DCR (deprecated)");
+        for level in [TrustLevel::Manual, TrustLevel::Verified, TrustLevel::Cimd] {
+            assert!(!registration(level).contains("deprecated"), "{level:?}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::{context, Value};
 use serde_json::{json, Value as Json};
 
-use crate::console::common::{message, segment, view, Admin, Page, Session, PREFIX};
+use crate::console::common::{message, registration, segment, view, Admin, Page, Session, PREFIX};
 use crate::hub::Hub;
 use crate::model::TrustLevel;
 use crate::params::Params;
@@ -624,7 +624,7 @@ pub(crate) async fn what_if(
         .map(|c| {
             json!({
                 "id": c.client_id,
-                "label": format!("{} ({}, {})", c.name, c.client_id, c.trust_level.as_str()),
+                "label": format!("{} ({}; {})", c.name, c.client_id, registration(c.trust_level)),
             })
         })
         .collect();
@@ -689,6 +689,7 @@ pub(crate) async fn what_if(
                     "client_id": client.client_id,
                     "client_href": format!("{PREFIX}/agents/{}", segment(&client.client_id)),
                     "trust_level": client.trust_level.as_str(),
+                    "registration": registration(client.trust_level),
                 }));
             }
         }

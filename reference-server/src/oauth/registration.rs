@@ -1,4 +1,10 @@
 //! Dynamic Client Registration (RFC 7591) for public MCP clients.
+//!
+//! Deprecated by MCP 2026-07-28 (Authorization, Client Registration: "Dynamic
+//! Client Registration is deprecated. New implementations should use Client ID
+//! Metadata Documents instead."), and kept for clients that still use it: the
+//! endpoint, its metadata (`registration_endpoint`) and its behaviour are
+//! unchanged; only the audit event says the registration used a deprecated way.
 
 use std::sync::Arc;
 
@@ -22,6 +28,17 @@ const MAX_REDIRECT_URIS: usize = 10;
 
 /// The largest registration request accepted: real client metadata is a few hundred bytes.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// What a successful registration's audit event says after the client's name:
+/// the way it registered, and that MCP 2026-07-28 deprecates it in favour of
+/// Client ID Metadata Documents (a CIMD client is never labelled so).
+const DCR_DEPRECATED: &str =
+    "deprecated since MCP 2026-07-28: clients should use a Client ID Metadata Document";
+
+/// The reason of a successful dynamic registration's `client.registered` event.
+fn registered_reason(name: &str) -> String {
+    format!("dynamic client registration (RFC 7591) of `{name}`, {DCR_DEPRECATED}")
+}
 
 fn string_list(meta: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, OAuthError> {
     match meta.get(key) {
@@ -253,7 +270,7 @@ pub async fn register(
     hub.audit(
         event
             .client(client.client_id.clone())
-            .reason(format!("dynamic registration of `{}`", client.name)),
+            .reason(registered_reason(&client.name)),
     )
     .await?;
     let mut response = client.metadata.clone();
@@ -288,7 +305,15 @@ pub(crate) fn is_disguising(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_disguising;
+    use super::{is_disguising, registered_reason};
+
+    #[test]
+    fn a_dynamic_registration_is_audited_as_deprecated() {
+        assert_eq!(
+            registered_reason("Demo MCP client"),
+            "dynamic client registration (RFC 7591) of `Demo MCP client`, deprecated since MCP 2026-07-28: clients should use a Client ID Metadata Document"
+        );
+    }
 
     #[test]
     fn names_that_could_disguise_a_client_are_recognised() {
