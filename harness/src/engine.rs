@@ -191,6 +191,7 @@ pub async fn run_scenario(
     }
 
     let mut run = Run::new(profile);
+    run.revision = revision;
     let audit_from = crate::audit::mark(&run.http, profile).await;
     // Marking the trail is the collector's exchange, not the first step's.
     let _ = run.http.take_transcript();
@@ -434,6 +435,8 @@ fn not_applicable(
                             .iter()
                             .map(|(path, value)| format!("`{path}` holds {value}")),
                     )
+                    .chain(skip_if.absent.iter().map(|path| format!("no `{path}`")))
+                    .chain(skip_if.present.iter().map(|path| format!("`{path}` given")))
                     .collect();
                 format!(
                     "not applicable: the server's answer meets this scenario's `skip_if` ({})",

@@ -33,6 +33,12 @@ impl Revision {
     /// The default: the current revision.
     pub const LATEST: Revision = Revision::R2026_07_28;
 
+    /// Modern (2026-07-28 on): no `initialize` handshake and no session;
+    /// each request carries its version and the client's capabilities.
+    pub fn is_stateless(self) -> bool {
+        self >= Revision::R2026_07_28
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Revision::R2025_06_18 => "2025-06-18",

@@ -10,7 +10,9 @@
 //! trail are claimed by the `audit.*` scenarios, whose steps read the trail.
 //!
 //! The default run costs what it proves: one hub per fault, running only the
-//! claiming scenarios, several faults at once. [`Coverage::Full`]
+//! claiming scenarios, several faults at once. A scenario that cites MCP
+//! runs under every revision it is in ([`per_revision`]), so a fault is
+//! proven caught under each revision its requirement is in. [`Coverage::Full`]
 //! (`conform --sensitivity --full`) runs every scenario under every fault and
 //! reports the collateral trips too; it is for investigation, not for CI.
 
@@ -277,6 +279,29 @@ impl Matrix {
 }
 
 /// Which scenarios claim `fault`.
+/// Each scenario once per MCP revision it is in: the wire, the level and the
+/// words of an MCP-sourced requirement move between revisions, so its fault
+/// must be caught under each. The newest revision's copy keeps the id (the
+/// acceptance proof and the clean report know it by that); an older one's
+/// is `<id> @ <revision>`. A scenario that does not cite MCP runs once.
+pub fn per_revision(scenarios: &[Scenario]) -> Vec<Scenario> {
+    let mut expanded = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        let revisions = scenario.revisions();
+        if let Some((_newest, older)) = revisions.split_last().filter(|_| !scenario.mcp.is_empty())
+        {
+            for revision in older {
+                if let Ok(mut resolved) = scenario.under(*revision) {
+                    resolved.id = format!("{} @ {revision}", scenario.id);
+                    expanded.push(resolved);
+                }
+            }
+        }
+        expanded.push(scenario.clone());
+    }
+    expanded
+}
+
 fn claimers<'a>(scenarios: &'a [Scenario], fault: &str) -> Vec<&'a Scenario> {
     scenarios
         .iter()
@@ -307,6 +332,8 @@ pub async fn prove(
 ) -> Result<Matrix, HarnessError> {
     let options = RunOptions::new(true);
     let permits = Arc::new(Semaphore::new(FAULT_HUBS_AT_ONCE));
+    let given = scenarios;
+    let scenarios = &per_revision(scenarios)[..];
 
     // Each fault run is an independent hub; they all go at once, bounded.
     let mut runs = Vec::new();
@@ -329,7 +356,7 @@ pub async fn prove(
         })));
     }
 
-    let variant_runs = crate::acceptance::start(fixtures_dir, scenarios, variants, &options);
+    let variant_runs = crate::acceptance::start(fixtures_dir, given, variants, &options);
     let clean_run = clean_run(fixtures_dir, scenarios, &options).await?;
     let clean_failures: Vec<String> = clean_run
         .scenarios
@@ -356,7 +383,7 @@ pub async fn prove(
         rows.push(row);
     }
     let variants =
-        crate::acceptance::judge(scenarios, variants, variant_runs, &clean_run.scenarios).await?;
+        crate::acceptance::judge(given, variants, variant_runs, &clean_run.scenarios).await?;
     let claimed_pairs = rows.iter().map(|r| r.claimed_by.len()).sum();
     let proven_pairs = rows.iter().map(|r| r.caught_by.len()).sum();
     Ok(Matrix {

@@ -213,16 +213,25 @@ async fn fallback(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if method == axum::http::Method::POST || method == axum::http::Method::GET {
-        match state.store.mcp_server_by_path(uri.path()).await {
-            Ok(Some(_)) => {
-                return resource::mcp_endpoint(state, peer, uri, headers, body)
-                    .await
-                    .unwrap_or_else(IntoResponse::into_response)
-            }
-            Ok(None) => {}
-            Err(err) => return crate::error::OAuthError::from(err).into_response(),
+    match state.store.mcp_server_by_path(uri.path()).await {
+        Ok(Some(_)) if method == axum::http::Method::POST => {
+            return resource::mcp_endpoint(state, peer, uri, headers, body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
         }
+        // No standalone SSE stream and no session to delete: GET and DELETE
+        // are 405 (MCP 2025-11-25 transports allow it; 2026-07-28,
+        // Backward Compatibility, asks it).
+        Ok(Some(_)) => {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(axum::http::header::ALLOW, "POST")],
+                Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "the MCP endpoint takes POST only"}})),
+            )
+                .into_response()
+        }
+        Ok(None) => {}
+        Err(err) => return crate::error::OAuthError::from(err).into_response(),
     }
     (
         StatusCode::NOT_FOUND,

@@ -135,6 +135,20 @@ switches! {
     /// MCP servers offer `offline_access` in their Protected Resource Metadata
     /// `scopes_supported` and 401 challenges (MCP 2026-07-28 authorization, Refresh Tokens).
     OfflineAccessAdvertised => "offline-access-advertised",
+    /// The demo MCP endpoints answer `server/discover` with "method not found" (MCP 2026-07-28 server/discover: servers MUST implement it).
+    NoServerDiscover => "no-server-discover",
+    /// The demo MCP endpoints serve a modern request of any `MCP-Protocol-Version` instead of refusing one they lack with `-32022` (MCP 2026-07-28 transports, Protocol Version Header).
+    UnsupportedVersionServed => "unsupported-version-served",
+    /// The demo MCP endpoints take a modern request whose `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` header differs from its body (MCP 2026-07-28 transports, Server Validation).
+    McpHeadersUnchecked => "mcp-headers-unchecked",
+    /// The demo MCP endpoints take a modern request whose `_meta` lacks a required field (MCP 2026-07-28 basic, Per-request protocol fields).
+    RequestMetaUnchecked => "request-meta-unchecked",
+    /// The demo MCP endpoints answer a modern request for a method they lack with HTTP 200 instead of 404 (MCP 2026-07-28 transports, Protocol Version Header).
+    UnknownMethodAnswered200 => "unknown-method-answered-200",
+    /// The demo MCP endpoints' modern `tools/list` results leave out the cache hints `ttlMs` and `cacheScope` (MCP 2026-07-28 caching, Cacheable Results).
+    ToolsListWithoutCacheHints => "tools-list-without-cache-hints",
+    /// Authorization server metadata leaves out `authorization_response_iss_parameter_supported` although authorization responses carry `iss` (MCP 2026-07-28 authorization, RFC 9207 §2.3).
+    IssSupportNotAdvertised => "iss-support-not-advertised",
     /// The authorization response drops `state` (RFC 6749 §4.1.2).
     DropState => "drop-state",
     /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).

@@ -11,15 +11,18 @@ use super::defaults::{agenda, primary};
 use super::evidence::{status, succeeded, Evidence};
 use super::failure::{precondition, StepError};
 use super::run::Run;
+use crate::mcp_wire::{param_headers, Framed, McpWire};
 
-/// MCP client: call a protected resource, with no token or with the last token.
+/// MCP client: call a protected resource, with no token or with the last
+/// token, framed as the run's MCP revision frames it (`crate::mcp_wire`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallResource {
     #[serde(default = "primary")]
     pub resource: String,
     #[serde(default)]
     pub with_token: bool,
-    /// Call this tool (JSON-RPC `tools/call`) instead of `initialize`.
+    /// Call this tool (JSON-RPC `tools/call`) instead of opening (legacy
+    /// `initialize`, modern `server/discover`).
     #[serde(default)]
     pub tool: Option<String>,
     /// Send this JSON-RPC method (with empty params) instead, e.g. `ping`.
@@ -29,6 +32,20 @@ pub struct CallResource {
     /// header value only; nothing connects to it).
     #[serde(default)]
     pub origin: Option<String>,
+    /// Claim this protocol version (header and `_meta`) instead of the
+    /// run's, in the run's framing: how a server answers one it lacks.
+    #[serde(default)]
+    pub protocol_version: Option<String>,
+    /// Headers to send in place of the framing's (a mismatch probe).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Framing headers to leave out.
+    #[serde(default)]
+    pub omit_headers: Vec<String>,
+    /// Modern `_meta` fields to leave out, by their short name
+    /// (`clientCapabilities`, `protocolVersion`, `clientInfo`).
+    #[serde(default)]
+    pub drop_meta: Vec<String>,
 }
 
 impl Act for CallResource {
@@ -57,7 +74,7 @@ impl Act for CallResource {
 }
 
 /// MCP client: call a tool of a protected MCP server through Streamable
-/// HTTP (initialize, notifications/initialized, tools/call) with the latest access token.
+/// HTTP, in the run's revision, with the latest access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct McpTool {
     #[serde(default = "agenda")]
@@ -70,7 +87,7 @@ pub struct McpTool {
 impl Act for McpTool {
     const INFO: ActionInfo = ActionInfo::new(
         "MCP client",
-        "The MCP client calls a tool over Streamable HTTP (initialize, then tools/call) with its access token. The MCP server checks the token's audience and the tool's scope, takes the user's provider token from the hub's vault, and never passes the client's token upstream.",
+        "The MCP client calls a tool over Streamable HTTP with its access token: after initialize up to MCP 2025-11-25, statelessly with the version in every request from 2026-07-28. The MCP server checks the token's audience and the tool's scope, takes the user's provider token from the hub's vault, and never passes the client's token upstream.",
         "MCP 2025-11-25 authorization §Access Token Privilege Restriction",
         "https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization#access-token-privilege-restriction",
     );
@@ -137,25 +154,40 @@ impl Run<'_> {
     async fn call_resource(&mut self, call: &CallResource) -> Result<Value, StepError> {
         let with_token = call.with_token;
         let url = self.served_resource_url(&call.resource)?;
-        let body = match (&call.tool, &call.method) {
+        let mut wire = McpWire::new(self.revision);
+        if let Some(version) = &call.protocol_version {
+            wire = wire.claiming(&self.text(version)?);
+        }
+        let mut framed = match (&call.tool, &call.method) {
             (Some(tool), _) => {
-                json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": self.text(tool)?, "arguments": {}}})
+                let mut params = Map::new();
+                params.insert("name".into(), json!(self.text(tool)?));
+                params.insert("arguments".into(), json!({}));
+                wire.request(2, "tools/call", params)
             }
-            (None, Some(method)) => {
-                json!({"jsonrpc": "2.0", "id": 3, "method": self.text(method)?, "params": {}})
-            }
-            (None, None) => json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "conform", "version": env!("CARGO_PKG_VERSION")}
-            }}),
+            (None, Some(method)) => wire.request(3, &self.text(method)?, Map::new()),
+            (None, None) => wire.opening(1),
         };
-        let mut request = self
-            .http
-            .post(&url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&body);
+        if let Some(meta) = framed
+            .body
+            .pointer_mut("/params/_meta")
+            .and_then(Value::as_object_mut)
+        {
+            for field in &call.drop_meta {
+                meta.remove(&format!("io.modelcontextprotocol/{field}"));
+            }
+        }
+        for name in &call.omit_headers {
+            framed.remove_header(name);
+        }
+        for (name, value) in &call.headers {
+            framed.set_header(name, &self.text(value)?);
+        }
+        let body = framed.body.clone();
+        let mut request = self.http.post(&url).json(&framed.body);
+        for (name, value) in &framed.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         if let Some(origin) = &call.origin {
             request = request.header("origin", self.text(origin)?);
         }
@@ -187,9 +219,11 @@ impl Run<'_> {
         }))
     }
 
-    /// An MCP client over Streamable HTTP (MCP 2025-11-25): initialize,
-    /// notifications/initialized, then tools/call, with the session id if the
-    /// server gives one; answers may be JSON or SSE.
+    /// An MCP client over Streamable HTTP calling one tool, in the run's
+    /// revision: legacy `initialize`, `notifications/initialized`, then
+    /// `tools/call` with the session id if the server gives one; modern
+    /// `tools/list` (for the tool's `x-mcp-header` parameters) then
+    /// `tools/call`, stateless. Answers may be JSON or SSE.
     async fn mcp_tool(
         &mut self,
         resource: &str,
@@ -207,28 +241,39 @@ impl Run<'_> {
         for (key, value) in arguments {
             args.insert(key.clone(), self.scenario_json(value)?);
         }
+        let wire = McpWire::new(self.revision);
         let mut session: Option<String> = None;
-        let messages = [
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "conform", "version": env!("CARGO_PKG_VERSION")}
-            }}),
-            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": args}}),
-        ];
+        let mut call_params = Map::new();
+        call_params.insert("name".into(), json!(tool));
+        call_params.insert("arguments".into(), Value::Object(args.clone()));
+        let stages: Vec<(&str, Framed)> = if wire.stateless() {
+            vec![
+                ("tools/list", wire.request(1, "tools/list", Map::new())),
+                ("tools/call", wire.request(2, "tools/call", call_params)),
+            ]
+        } else {
+            vec![
+                ("initialize", wire.initialize(1)),
+                ("notifications/initialized", wire.initialized()),
+                ("tools/call", wire.request(2, "tools/call", call_params)),
+            ]
+        };
         let mut last = None;
-        for (stage, message) in ["initialize", "notifications/initialized", "tools/call"]
-            .into_iter()
-            .zip(messages)
-        {
-            let mut request = self
-                .http
-                .post(&url)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2025-11-25")
-                .bearer_auth(&token)
-                .json(&message);
+        for (stage, mut framed) in stages {
+            if stage == "tools/call" {
+                if let Some(schema) = last
+                    .as_ref()
+                    .filter(|(s, _)| *s == "tools/list")
+                    .and_then(|(_, r)| rpc_message(r, 1))
+                    .and_then(|m| input_schema(&m, &tool))
+                {
+                    framed.headers.extend(param_headers(&schema, &args));
+                }
+            }
+            let mut request = self.http.post(&url).bearer_auth(&token).json(&framed.body);
+            for (name, value) in &framed.headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
             if let Some(id) = &session {
                 request = request.header("mcp-session-id", id);
             }
@@ -276,8 +321,19 @@ impl Run<'_> {
             "is_error": result.as_ref().and_then(|r| r["isError"].as_bool()).unwrap_or(false),
             "text": text,
             "session": session.is_some(),
+            "revision": wire.version(),
         }))
     }
+}
+
+/// The `inputSchema` of `tool` in a `tools/list` answer.
+fn input_schema(message: &Value, tool: &str) -> Option<Value> {
+    message
+        .pointer("/result/tools")?
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == tool)
+        .and_then(|t| t.get("inputSchema").cloned())
 }
 
 #[cfg(test)]

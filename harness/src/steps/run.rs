@@ -42,6 +42,10 @@ pub struct Run<'p> {
     /// borrowed for the run's life, so it cannot change meanwhile): in
     /// full for recipes, and without secrets and recipes for `${…}`.
     profile_vars: std::sync::OnceLock<(Value, Value)>,
+    /// The MCP revision the run judges by, which the MCP client speaks on
+    /// the wire (the profile's `spec`, else the latest, until the engine
+    /// sets the scenario's).
+    pub revision: crate::revision::Revision,
 }
 
 /// The first `${…}` in `template` that names an optional profile section
@@ -80,6 +84,7 @@ impl<'p> Run<'p> {
             setup_step: false,
             answers: Map::new(),
             profile_vars: std::sync::OnceLock::new(),
+            revision: profile.spec.unwrap_or(crate::revision::Revision::LATEST),
         }
     }
 

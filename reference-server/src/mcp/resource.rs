@@ -1,7 +1,9 @@
 //! A minimal protected MCP endpoint for the demo MCP servers: it validates
-//! bearer tokens as a resource server must (RFC 9068 §4, RFC 6750 §3) and
-//! answers a small JSON-RPC subset (`initialize`, `ping`, `tools/list`,
-//! `tools/call`), refusing requests from a foreign `Origin`.
+//! bearer tokens as a resource server must (RFC 9068 §4, RFC 6750 §3),
+//! refuses requests from a foreign `Origin`, and answers a small JSON-RPC
+//! subset in either era ([`super::protocol`]): `server/discover`,
+//! `tools/list` and `tools/call` statelessly for MCP 2026-07-28, and
+//! `initialize`, `ping`, `tools/list` and `tools/call` for earlier clients.
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use crate::error::OAuthError;
 use crate::fault::Fault;
 use crate::hub::Hub;
 use crate::model::McpServer;
+
+use super::protocol::{self, Era, Incoming};
 
 /// A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3, RFC 9728 §5.1).
 fn challenge(
@@ -114,23 +118,30 @@ pub async fn mcp_endpoint(
         }
     };
 
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return Ok(rpc_error(Value::Null, -32700, "parse error")),
+    let incoming = match protocol::read(&headers, &body, &hub.faults) {
+        Ok(incoming) => incoming,
+        Err(refusal) => return Ok(*refusal),
     };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = request
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let result = match method {
-        // MCP ping: the receiver MUST respond promptly with an empty response.
-        "ping" if !hub.faults.on(Fault::McpPingUnanswered) => json!({}),
-        "initialize" => json!({
-            "protocolVersion": "2025-11-25",
-            "capabilities": {"tools": {}},
-            "serverInfo": {"name": server.name, "version": env!("CARGO_PKG_VERSION")},
-        }),
+    // A notification (legacy `notifications/initialized`) is accepted with
+    // 202 and no body (transports, Sending Messages).
+    if incoming.notification {
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let Incoming {
+        id,
+        method,
+        params,
+        era,
+        ..
+    } = incoming;
+    let modern = era == Era::Modern;
+    let result = match method.as_str() {
+        "server/discover" if modern && !hub.faults.on(Fault::NoServerDiscover) => {
+            return Ok(answer(id, protocol::discover_result(&server.name)));
+        }
+        // MCP ping (until 2025-11-25): the receiver MUST respond promptly with an empty response.
+        "ping" if !modern && !hub.faults.on(Fault::McpPingUnanswered) => json!({}),
+        "initialize" if !modern => protocol::initialize_result(&params, &server.name),
         "tools/list" => json!({
             "tools": server.tools.iter().map(|t| json!({
                 "name": t.name,
@@ -139,12 +150,18 @@ pub async fn mcp_endpoint(
             })).collect::<Vec<_>>()
         }),
         "tools/call" => {
-            let name = request
-                .pointer("/params/name")
+            let name = params
+                .get("name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let Some(tool) = server.tools.iter().find(|t| t.name == name) else {
-                return Ok(rpc_error(id, -32602, "unknown tool"));
+                return Ok(protocol::rpc_error(
+                    StatusCode::OK,
+                    id,
+                    protocol::INVALID_PARAMS,
+                    "unknown tool",
+                    None,
+                ));
             };
             let has_scope = claims.scopes().any(|s| s == tool.scope);
             if !has_scope && !hub.faults.on(Fault::SkipToolScopeCheck) {
@@ -177,14 +194,33 @@ pub async fn mcp_endpoint(
             }
             json!({"content": [{"type": "text", "text": format!("{} ran for {}", tool.name, claims.sub)}]})
         }
-        _ => return Ok(rpc_error(id, -32601, "method not found")),
+        // A method this era lacks: 404 for a modern request (transports,
+        // Protocol Version Header); a legacy one keeps HTTP 200.
+        _ => {
+            let status = if modern && !hub.faults.on(Fault::UnknownMethodAnswered200) {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            return Ok(protocol::rpc_error(
+                status,
+                id,
+                protocol::METHOD_NOT_FOUND,
+                "method not found",
+                None,
+            ));
+        }
     };
-    Ok(Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response())
+    let result = if modern {
+        protocol::modern_result(result, &method, &server.name, &hub.faults)
+    } else {
+        result
+    };
+    Ok(answer(id, result))
 }
 
-fn rpc_error(id: Value, code: i64, message: &str) -> Response {
-    Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
-        .into_response()
+fn answer(id: Value, result: Value) -> Response {
+    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]

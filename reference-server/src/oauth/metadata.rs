@@ -60,6 +60,10 @@ pub async fn authorization_server_metadata(
         doc.as_object_mut()
             .map(|o| o.remove("code_challenge_methods_supported"));
     }
+    if hub.faults.on(Fault::IssSupportNotAdvertised) {
+        doc.as_object_mut()
+            .map(|o| o.remove("authorization_response_iss_parameter_supported"));
+    }
     Ok(([(header::CACHE_CONTROL, "max-age=300")], Json(doc)).into_response())
 }
 
