@@ -3,7 +3,9 @@
 //! * docs/revisions.md holds the table the scenario files give;
 //! * under a revision that lacks a requirement, its scenario is `skip` with why;
 //! * a scenario's level and reference follow the revision;
-//! * `--spec all` writes each revision's reports and the matrix.
+//! * `--spec all` writes each revision's reports and the matrix;
+//! * the 2026-07-28 transport checks pass an MCP server the hub did not
+//!   frame: the Agenda server, on rmcp's own implementation of the revision.
 
 use harness::engine::{run_scenario, RunOptions};
 use harness::revision::Revision;
@@ -20,6 +22,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "revisions::spec-all-writes-the-matrix",
             spec_all_writes_matrix,
+        ),
+        Trial::test(
+            "revisions::transport-checks-pass-rmcp",
+            transport_checks_pass_rmcp,
         ),
     ]
 }
@@ -141,4 +147,34 @@ fn spec_all_writes_matrix() -> Result<(), Failed> {
         code(&bad) == 2 && text(&bad).contains("unknown MCP revision `2024-11-05`"),
         || format!("an unknown revision is a usage error: {}", text(&bad)),
     )
+}
+
+/// The `transport.*` scenarios, pointed at the Agenda server instead of the
+/// hub's own endpoint, pass: the checks take the answers of an independent
+/// implementation of MCP 2026-07-28 (rmcp), not only the hub's.
+fn transport_checks_pass_rmcp() -> Result<(), Failed> {
+    let dir = temp_dir("transport-rmcp");
+    let mut count = 0;
+    for entry in std::fs::read_dir(root().join("scenarios/transport"))? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?
+            .replace("resource = \"primary\"", "resource = \"agenda\"")
+            .replace("\"resources.primary\"", "\"resources.agenda\"");
+        let copy = dir.join(path.file_name().ok_or("a file name")?);
+        std::fs::write(&copy, text)?;
+        count += 1;
+    }
+    check(count >= 6, || format!("only {count} transport scenarios"))?;
+    let scenarios = harness::scenario::load_dir(&dir).map_err(|e| Failed::from(e.to_string()))?;
+    let options = RunOptions::new(true).under(Revision::R2026_07_28);
+    for scenario in &scenarios {
+        let result = runtime().block_on(run_scenario(shared_target(), scenario, &options));
+        check(result.status == Status::Pass, || {
+            format!(
+                "{} against the Agenda server: {:?} {:?}",
+                scenario.id, result.status, result.reason
+            )
+        })?;
+    }
+    Ok(())
 }
