@@ -19,6 +19,7 @@ pub mod html;
 pub mod http;
 pub mod init;
 pub mod load;
+pub mod mcp_client;
 pub mod mcp_wire;
 pub mod narrate;
 pub mod operation;

@@ -1,6 +1,9 @@
-//! How an MCP client of one revision frames its JSON-RPC messages for
-//! Streamable HTTP, so the harness's MCP client speaks the revision a run
-//! judges by.
+//! How an MCP client of one revision frames a JSON-RPC request for
+//! Streamable HTTP, for the requests the harness sends on purpose as no
+//! well-behaved client would (`call_resource`: a version the server lacks, a
+//! header that disagrees with the body, a `_meta` field left out); a
+//! well-behaved call goes through the official SDK's client
+//! ([`crate::mcp_client`]). Both speak the revision a run judges by.
 //!
 //! - **Legacy** (2025-06-18, 2025-11-25): a session opens with `initialize`
 //!   (the version is negotiated in its body), then `notifications/initialized`;
@@ -11,8 +14,7 @@
 //!   (basic §_meta, Per-request protocol fields) and mirrors them into
 //!   headers: `MCP-Protocol-Version`, `Mcp-Method`, and `Mcp-Name` for
 //!   `tools/call`, `resources/read` and `prompts/get` (transports, Request
-//!   Metadata); a tool parameter whose schema names `x-mcp-header` goes in
-//!   `Mcp-Param-{Name}` too (Custom Headers).
+//!   Metadata), a value that is not plain ASCII Base64-encoded.
 //!
 //! Checked against the spec's own examples in the tests below.
 
@@ -124,7 +126,7 @@ impl McpWire {
 
     /// Legacy only: the `initialize` request that opens a session, offering
     /// this version (the server answers with it or another it supports).
-    pub fn initialize(&self, id: u64) -> Framed {
+    fn initialize(&self, id: u64) -> Framed {
         Framed {
             headers: vec![(
                 "accept".to_owned(),
@@ -138,20 +140,6 @@ impl McpWire {
         }
     }
 
-    /// Legacy only: `notifications/initialized`, after the server's answer.
-    pub fn initialized(&self) -> Framed {
-        Framed {
-            headers: vec![
-                (
-                    "accept".to_owned(),
-                    "application/json, text/event-stream".to_owned(),
-                ),
-                ("mcp-protocol-version".to_owned(), self.version.clone()),
-            ],
-            body: json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        }
-    }
-
     /// The first message a client sends to reach a server at all: legacy
     /// `initialize`, modern `server/discover`.
     pub fn opening(&self, id: u64) -> Framed {
@@ -161,32 +149,6 @@ impl McpWire {
             self.initialize(id)
         }
     }
-}
-
-/// `Mcp-Param-{Name}` headers for a `tools/call` of a tool whose
-/// `inputSchema` marks parameters with `x-mcp-header` (modern only): each
-/// argument given and not null, as a string (integers in decimal, booleans
-/// lowercase), encoded as [`header_value`].
-pub fn param_headers(
-    input_schema: &Value,
-    arguments: &Map<String, Value>,
-) -> Vec<(String, String)> {
-    let Some(properties) = input_schema.get("properties").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    properties
-        .iter()
-        .filter_map(|(key, schema)| {
-            let name = schema.get("x-mcp-header")?.as_str()?;
-            let text = match arguments.get(key)? {
-                Value::String(s) => s.clone(),
-                Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((format!("mcp-param-{name}"), header_value(&text)))
-        })
-        .collect()
 }
 
 /// A value as a header carries it (transports, Value Encoding): as is when
@@ -207,6 +169,34 @@ pub fn header_value(text: &str) -> String {
             base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
         )
     }
+}
+
+/// The JSON-RPC message with `id` in a Streamable HTTP answer: one JSON
+/// object, or Server-Sent Events whose `data` carry messages.
+pub fn rpc_message(response: &crate::http::Response, id: u64) -> Option<Value> {
+    let is_sse = response
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    if !is_sse {
+        return response.json();
+    }
+    let text = response.text();
+    let mut data = String::new();
+    let mut found = None;
+    for line in text.lines().chain(std::iter::once("")) {
+        if let Some(rest) = line.strip_prefix("data:") {
+            data.push_str(rest.trim_start());
+            data.push('\n');
+        } else if line.is_empty() && !data.is_empty() {
+            if let Ok(message) = serde_json::from_str::<Value>(data.trim()) {
+                if message["id"] == json!(id) {
+                    found = Some(message);
+                }
+            }
+            data.clear();
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -281,22 +271,38 @@ mod tests {
         );
     }
 
-    #[test]
-    fn x_mcp_header_parameters_are_mirrored() {
-        let schema = json!({"type": "object", "properties": {
-            "region": {"type": "string", "x-mcp-header": "Region"},
-            "dry": {"type": "boolean", "x-mcp-header": "Dry"},
-            "note": {"type": "string"}
-        }});
-        let args = json!({"region": "eu", "dry": true, "note": "x"});
-        let mut headers = param_headers(&schema, args.as_object().expect("an object"));
-        headers.sort();
-        assert_eq!(
-            headers,
-            vec![
-                ("mcp-param-Dry".to_owned(), "true".to_owned()),
-                ("mcp-param-Region".to_owned(), "eu".to_owned())
-            ]
+    fn response(content_type: &str, body: &str) -> crate::http::Response {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "content-type",
+            content_type.parse().expect("a header value"),
         );
+        crate::http::Response {
+            status: 200,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn finds_the_answer_in_json_or_in_server_sent_events() {
+        let json = response(
+            "application/json",
+            r#"{"jsonrpc":"2.0","id":2,"result":{"isError":false}}"#,
+        );
+        assert_eq!(
+            rpc_message(&json, 2).map(|m| m["result"]["isError"].clone()),
+            Some(json!(false))
+        );
+        let sse = response(
+            "text/event-stream",
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n\
+             id: 7\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\ndata: \"result\":{\"content\":[]}}\n\n",
+        );
+        assert_eq!(
+            rpc_message(&sse, 2).map(|m| m["result"].clone()),
+            Some(json!({"content": []}))
+        );
+        assert_eq!(rpc_message(&sse, 3), None);
     }
 }

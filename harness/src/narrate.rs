@@ -339,10 +339,13 @@ fn spec_line(spec: &str, url: &str) -> String {
     }
 }
 
-/// Narrates one scenario against `profile`; true when it passed.
+/// Narrates one scenario against `profile`, judged by `revision` (whose
+/// words it quotes and whose wire its MCP client speaks); true when it
+/// passed.
 async fn narrate_scenario(
     profile: &Profile,
     scenario: &Scenario,
+    revision: crate::revision::Revision,
     strict: bool,
     pause: bool,
     seen: &mut Seen,
@@ -350,6 +353,18 @@ async fn narrate_scenario(
 ) -> std::io::Result<bool> {
     let rule = "━".repeat(WIDTH.min(72));
     writeln!(out, "{rule}")?;
+    let scenario = &match scenario.under(revision) {
+        Ok(resolved) => resolved,
+        Err(why) => {
+            writeln!(
+                out,
+                "{} [{}]\n\nSKIP: {why}",
+                scenario.id,
+                scenario.level.as_str()
+            )?;
+            return Ok(true);
+        }
+    };
     writeln!(
         out,
         "{} [{}]\n{}",
@@ -374,6 +389,7 @@ async fn narrate_scenario(
     writeln!(out)?;
 
     let mut run = Run::new(profile);
+    run.revision = revision;
     let mark = crate::audit::mark(&run.http, profile).await;
     let _ = run.http.take_transcript();
     let violation = violation_status(scenario.level, strict);
@@ -547,6 +563,10 @@ pub async fn run(
     writeln!(out).map_err(io)?;
     let mut all_passed = true;
     let mut seen = Seen::new();
+    let revision = match config.spec {
+        Some(crate::revision::SpecChoice::One(revision)) => revision,
+        _ => profile.spec.unwrap_or(crate::revision::Revision::LATEST),
+    };
     for (i, scenario) in chosen.iter().enumerate() {
         if let Some(w) = walkthrough {
             let part = format!(
@@ -558,9 +578,17 @@ pub async fn run(
             );
             write!(out, "{}", wrap(&part, "")).map_err(io)?;
         }
-        let passed = narrate_scenario(&profile, scenario, config.strict, pause, &mut seen, out)
-            .await
-            .map_err(io)?;
+        let passed = narrate_scenario(
+            &profile,
+            scenario,
+            revision,
+            config.strict,
+            pause,
+            &mut seen,
+            out,
+        )
+        .await
+        .map_err(io)?;
         all_passed &= passed;
         if pause && i + 1 < chosen.len() {
             wait_for_enter(out).await.map_err(io)?;

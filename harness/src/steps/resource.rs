@@ -11,7 +11,8 @@ use super::defaults::{agenda, primary};
 use super::evidence::{status, succeeded, Evidence};
 use super::failure::{precondition, StepError};
 use super::run::Run;
-use crate::mcp_wire::{param_headers, Framed, McpWire};
+use crate::mcp_client::HarnessHttp;
+use crate::mcp_wire::{rpc_message, McpWire};
 
 /// MCP client: call a protected resource, with no token or with the last
 /// token, framed as the run's MCP revision frames it (`crate::mcp_wire`).
@@ -122,34 +123,6 @@ impl Act for McpTool {
     }
 }
 
-/// The JSON-RPC message with `id` in a Streamable HTTP answer: one JSON
-/// object, or Server-Sent Events whose `data` carry messages.
-fn rpc_message(response: &crate::http::Response, id: u64) -> Option<Value> {
-    let is_sse = response
-        .header("content-type")
-        .is_some_and(|c| c.starts_with("text/event-stream"));
-    if !is_sse {
-        return response.json();
-    }
-    let text = response.text();
-    let mut data = String::new();
-    let mut found = None;
-    for line in text.lines().chain(std::iter::once("")) {
-        if let Some(rest) = line.strip_prefix("data:") {
-            data.push_str(rest.trim_start());
-            data.push('\n');
-        } else if line.is_empty() && !data.is_empty() {
-            if let Ok(message) = serde_json::from_str::<Value>(data.trim()) {
-                if message["id"] == json!(id) {
-                    found = Some(message);
-                }
-            }
-            data.clear();
-        }
-    }
-    found
-}
-
 impl Run<'_> {
     async fn call_resource(&mut self, call: &CallResource) -> Result<Value, StepError> {
         let with_token = call.with_token;
@@ -219,17 +192,25 @@ impl Run<'_> {
         }))
     }
 
-    /// An MCP client over Streamable HTTP calling one tool, in the run's
-    /// revision: legacy `initialize`, `notifications/initialized`, then
-    /// `tools/call` with the session id if the server gives one; modern
-    /// `tools/list` (for the tool's `x-mcp-header` parameters) then
-    /// `tools/call`, stateless. Answers may be JSON or SSE.
+    /// The official Rust SDK's MCP client (rmcp, [`crate::mcp_client`])
+    /// calling one tool in the run's revision: legacy `initialize` offering
+    /// it, then `tools/call` in the session if the server gives one; modern
+    /// `server/discover`, `tools/list` (for the tool's `x-mcp-header`
+    /// parameters), then `tools/call`, each request carrying its `_meta` and
+    /// headers. Every exchange is in the transcript.
     async fn mcp_tool(
         &mut self,
         resource: &str,
         tool: &str,
         arguments: &BTreeMap<String, toml::Value>,
     ) -> Result<Value, StepError> {
+        use rmcp::model::{
+            CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
+        };
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        use rmcp::transport::StreamableHttpClientTransport;
+        use rmcp::{ClientLifecycleMode, ClientServiceExt};
+
         let url = self.served_resource_url(resource)?;
         let token = self
             .client
@@ -241,65 +222,61 @@ impl Run<'_> {
         for (key, value) in arguments {
             args.insert(key.clone(), self.scenario_json(value)?);
         }
-        let wire = McpWire::new(self.revision);
-        let mut session: Option<String> = None;
-        let mut call_params = Map::new();
-        call_params.insert("name".into(), json!(tool));
-        call_params.insert("arguments".into(), Value::Object(args.clone()));
-        let stages: Vec<(&str, Framed)> = if wire.stateless() {
-            vec![
-                ("tools/list", wire.request(1, "tools/list", Map::new())),
-                ("tools/call", wire.request(2, "tools/call", call_params)),
-            ]
+        let carrier = HarnessHttp::new(self.http.clone());
+        let transport = StreamableHttpClientTransport::with_client(
+            carrier.clone(),
+            StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(token),
+        );
+        let version = crate::mcp_client::protocol_version(self.revision);
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("conform", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(version.clone());
+        let lifecycle = if self.revision.is_stateless() {
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![version],
+            }
         } else {
-            vec![
-                ("initialize", wire.initialize(1)),
-                ("notifications/initialized", wire.initialized()),
-                ("tools/call", wire.request(2, "tools/call", call_params)),
-            ]
+            ClientLifecycleMode::Initialize
         };
-        let mut last = None;
-        for (stage, mut framed) in stages {
-            if stage == "tools/call" {
-                if let Some(schema) = last
-                    .as_ref()
-                    .filter(|(s, _)| *s == "tools/list")
-                    .and_then(|(_, r)| rpc_message(r, 1))
-                    .and_then(|m| input_schema(&m, &tool))
-                {
-                    framed.headers.extend(param_headers(&schema, &args));
+        let outcome = match info.serve_with_lifecycle(transport, lifecycle).await {
+            Err(opening) => Err(opening.to_string()),
+            Ok(client) => {
+                if self.revision.is_stateless() {
+                    // Fills rmcp's cache of x-mcp-header parameters; a server
+                    // that will not list its tools may still run one.
+                    let _ = client.peer().list_tools(None).await;
                 }
+                let call = CallToolRequestParams::new(tool.clone()).with_arguments(args);
+                let outcome = client.peer().call_tool(call).await;
+                let _ = client.cancel().await;
+                outcome
+                    .map_err(|e| match e {
+                        rmcp::ServiceError::McpError(error) => serde_json::to_value(&error)
+                            .map(|e| e.to_string())
+                            .unwrap_or_default(),
+                        other => other.to_string(),
+                    })
+                    .map(|result| serde_json::to_value(&result).unwrap_or_default())
             }
-            let mut request = self.http.post(&url).bearer_auth(&token).json(&framed.body);
-            for (name, value) in &framed.headers {
-                request = request.header(name.as_str(), value.as_str());
-            }
-            if let Some(id) = &session {
-                request = request.header("mcp-session-id", id);
-            }
-            let response = self.http.send(request).await?;
-            if stage == "initialize" {
-                session = response.header("mcp-session-id").map(str::to_owned);
-            }
-            let failed = match stage {
-                "notifications/initialized" => !(200..300).contains(&response.status),
-                _ => response.status != 200,
-            };
-            last = Some((stage, response));
-            if failed {
-                break;
-            }
-        }
-        let (stage, response) = last.ok_or_else(|| precondition("nothing was sent"))?;
-        let challenge = response
-            .header("www-authenticate")
-            .map(crate::challenge::parse);
-        let message = if stage == "tools/call" {
-            rpc_message(&response, 2)
-        } else {
-            None
         };
-        let result = message.as_ref().and_then(|m| m.get("result")).cloned();
+        let last = carrier.last();
+        let challenge = last
+            .www_authenticate
+            .as_deref()
+            .map(crate::challenge::parse);
+        let called = last.method == "tools/call";
+        let (result, rpc_error) = match &outcome {
+            Ok(result) => (Some(result.clone()), None),
+            Err(error) => (
+                None,
+                Some(
+                    serde_json::from_str::<Value>(error)
+                        .unwrap_or_else(|_| json!({"message": error})),
+                ),
+            ),
+        };
         let text: String = result
             .as_ref()
             .and_then(|r| r["content"].as_array())
@@ -312,66 +289,16 @@ impl Run<'_> {
             })
             .unwrap_or_default();
         Ok(json!({
-            "stage": stage,
-            "status": response.status,
+            "stage": if called { "tools/call" } else { last.method.as_str() },
+            "status": last.status,
             "www_authenticate": challenge,
             "error": challenge.as_ref().and_then(|c| c.pointer("/params/error")).cloned(),
             "result": result,
-            "rpc_error": message.as_ref().and_then(|m| m.get("error")).cloned(),
+            "rpc_error": rpc_error,
             "is_error": result.as_ref().and_then(|r| r["isError"].as_bool()).unwrap_or(false),
             "text": text,
-            "session": session.is_some(),
-            "revision": wire.version(),
+            "session": last.session.is_some(),
+            "revision": self.revision.as_str(),
         }))
-    }
-}
-
-/// The `inputSchema` of `tool` in a `tools/list` answer.
-fn input_schema(message: &Value, tool: &str) -> Option<Value> {
-    message
-        .pointer("/result/tools")?
-        .as_array()?
-        .iter()
-        .find(|t| t["name"] == tool)
-        .and_then(|t| t.get("inputSchema").cloned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn response(content_type: &str, body: &str) -> crate::http::Response {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            "content-type",
-            content_type.parse().expect("a header value"),
-        );
-        crate::http::Response {
-            status: 200,
-            headers,
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    #[test]
-    fn finds_the_answer_in_json_or_in_server_sent_events() {
-        let json = response(
-            "application/json",
-            r#"{"jsonrpc":"2.0","id":2,"result":{"isError":false}}"#,
-        );
-        assert_eq!(
-            rpc_message(&json, 2).map(|m| m["result"]["isError"].clone()),
-            Some(json!(false))
-        );
-        let sse = response(
-            "text/event-stream",
-            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n\
-             id: 7\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\ndata: \"result\":{\"content\":[]}}\n\n",
-        );
-        assert_eq!(
-            rpc_message(&sse, 2).map(|m| m["result"].clone()),
-            Some(json!({"content": []}))
-        );
-        assert_eq!(rpc_message(&sse, 3), None);
     }
 }

@@ -4,6 +4,9 @@
 //! * under a revision that lacks a requirement, its scenario is `skip` with why;
 //! * a scenario's level and reference follow the revision;
 //! * `--spec all` writes each revision's reports and the matrix;
+//! * the MCP client (rmcp's) speaks each revision on the wire: `initialize`
+//!   offering it up to 2025-11-25, `server/discover` and per-request
+//!   `_meta` and headers from 2026-07-28;
 //! * the 2026-07-28 transport checks pass an MCP server the hub did not
 //!   frame: the Agenda server, on rmcp's own implementation of the revision.
 
@@ -22,6 +25,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "revisions::spec-all-writes-the-matrix",
             spec_all_writes_matrix,
+        ),
+        Trial::test(
+            "revisions::mcp-client-speaks-each-revision",
+            mcp_client_speaks_each_revision,
         ),
         Trial::test(
             "revisions::transport-checks-pass-rmcp",
@@ -175,6 +182,66 @@ fn transport_checks_pass_rmcp() -> Result<(), Failed> {
                 scenario.id, result.status, result.reason
             )
         })?;
+    }
+    Ok(())
+}
+
+/// A tool call at the Agenda server under each revision: the first MCP
+/// exchange is the revision's opening, and every modern request carries its
+/// version in the header and in `_meta`.
+fn mcp_client_speaks_each_revision() -> Result<(), Failed> {
+    let call = scenario("connection.agenda-insufficient-scope")?;
+    for revision in Revision::ALL {
+        let options = RunOptions::new(true).under(revision);
+        let result = runtime().block_on(run_scenario(shared_target(), &call, &options));
+        check(result.status == Status::Pass, || {
+            format!(
+                "{} under {revision}: {:?} {:?}",
+                call.id, result.status, result.reason
+            )
+        })?;
+        let mcp: Vec<_> = result
+            .steps
+            .iter()
+            .filter(|s| s.action == "mcp_tool")
+            .flat_map(|s| s.transcript.exchanges.iter().map(|r| &r.exchange))
+            .collect();
+        let body = |i: usize| -> serde_json::Value {
+            mcp.get(i)
+                .and_then(|e| e.request_body.as_deref())
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or_default()
+        };
+        let header = |i: usize, name: &str| {
+            mcp.get(i).and_then(|e| {
+                e.request_headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let opening = body(0);
+        if revision.is_stateless() {
+            check(opening["method"] == "server/discover", || {
+                format!("under {revision} the client opened with {opening}")
+            })?;
+            for i in 0..mcp.len() {
+                let sent = body(i);
+                check(
+                    sent["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"]
+                        == revision.as_str()
+                        && header(i, "mcp-protocol-version").as_deref() == Some(revision.as_str())
+                        && header(i, "mcp-method").as_deref() == sent["method"].as_str(),
+                    || format!("under {revision} request {i} lacks its metadata: {sent}"),
+                )?;
+            }
+        } else {
+            check(
+                opening["method"] == "initialize"
+                    && opening["params"]["protocolVersion"] == revision.as_str(),
+                || format!("under {revision} the client opened with {opening}"),
+            )?;
+        }
     }
     Ok(())
 }
