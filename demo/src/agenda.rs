@@ -199,6 +199,9 @@ pub struct AgendaFaults {
     pub ignore_origin: bool,
     /// Never asks the hub whether a valid-looking token was revoked.
     pub accept_revoked: bool,
+    /// An insufficient_scope challenge names only the scopes the call needs,
+    /// not those the token already holds.
+    pub challenge_drops_held_scopes: bool,
 }
 
 /// The Agenda MCP server, answering on every path (see the module docs).
@@ -369,7 +372,19 @@ async fn guard(State(inner): State<Arc<Inner>>, request: Request, next: Next) ->
         };
         let needed = scopes_needed(&bytes);
         if needed.iter().any(|scope| !claims.has_scope(scope)) {
-            let scope = needed.into_iter().collect::<Vec<_>>().join(" ");
+            // What the call needs plus what the token already holds here, so
+            // a client that asks for exactly these keeps its other tools
+            // (step-up without losing scopes; the MCP authorization spec lets
+            // a server include them).
+            let mut scopes: BTreeSet<&str> = needed;
+            if !inner.config.faults.challenge_drops_held_scopes {
+                scopes.extend(
+                    ALL_SCOPES
+                        .split_ascii_whitespace()
+                        .filter(|s| claims.has_scope(s)),
+                );
+            }
+            let scope = scopes.into_iter().collect::<Vec<_>>().join(" ");
             return inner.challenge(
                 StatusCode::FORBIDDEN,
                 Some((

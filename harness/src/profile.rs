@@ -491,6 +491,11 @@ pub struct UserDriver {
     /// reported as `not_redirected` rather than a missing form rule.
     #[serde(default)]
     pub error_page_has: Option<String>,
+    /// Where a POST from the user's browser ends its sign-in (the sign-out
+    /// form's action; `${issuer}` allowed). Without it the sign-out
+    /// scenarios are skipped.
+    #[serde(default)]
+    pub sign_out_url: Option<String>,
 }
 
 fn yes() -> bool {

@@ -35,6 +35,7 @@ pub mod resource;
 pub mod resource_server;
 pub mod revocation;
 pub mod robustness;
+pub mod signout;
 pub mod slow_client;
 pub mod third_party;
 pub mod token;

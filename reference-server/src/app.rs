@@ -76,6 +76,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/consent",
             get(authorize::consent_form).post(authorize::consent_submit),
         )
+        .route(
+            "/logout",
+            get(crate::oauth::signout::page).post(crate::oauth::signout::sign_out),
+        )
         .route("/token", cors(post(token::token)))
         .route("/register", cors(post(registration::register)))
         .route("/revoke", cors(post(revocation::revoke)))

@@ -24,6 +24,10 @@ pub struct HubConfig {
     pub code_ttl: u32,
     /// How long a user has to log in and consent, in seconds.
     pub request_ttl: u32,
+    /// How long a sign-in at the authorization pages lasts, in seconds.
+    pub signin_lifetime: u32,
+    /// A sign-in unused for this many seconds ends early.
+    pub signin_idle_timeout: u32,
     /// Origins whose client metadata documents may be fetched over plain http
     /// and from loopback, e.g. `http://127.0.0.1:4000` (for tests and demos).
     pub cimd_trusted_origins: Vec<String>,
@@ -74,6 +78,8 @@ impl Default for HubConfig {
             refresh_token_ttl: 30 * 24 * 3600,
             code_ttl: 60,
             request_ttl: 600,
+            signin_lifetime: 8 * 3600,
+            signin_idle_timeout: 3600,
             cimd_trusted_origins: Vec::new(),
             registration_rate_limit: 20,
             registration_rate_exempt: Vec::new(),

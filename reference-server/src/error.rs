@@ -50,6 +50,14 @@ pub enum OAuthError {
     /// RFC 6749 §4.1.2.1 `access_denied`: the resource owner or policy denied the request.
     #[error("access_denied: {0}")]
     AccessDenied(String),
+    /// OpenID Connect Core §3.1.2.6 `login_required`, used in plain OAuth
+    /// here: `prompt=none` and the user is not signed in (or must sign in again).
+    #[error("login_required: {0}")]
+    LoginRequired(String),
+    /// OpenID Connect Core §3.1.2.6 `consent_required`: `prompt=none` and the
+    /// request asks for scopes the user has not consented to.
+    #[error("consent_required: {0}")]
+    ConsentRequired(String),
     /// RFC 7591 §3.2.2 `invalid_redirect_uri`.
     #[error("invalid_redirect_uri: {0}")]
     InvalidRedirectUri(String),
@@ -104,6 +112,8 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::AccessDenied(_) => "access_denied",
+            OAuthError::LoginRequired(_) => "login_required",
+            OAuthError::ConsentRequired(_) => "consent_required",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::InvalidToken(_) => "invalid_token",
@@ -127,6 +137,8 @@ impl OAuthError {
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
             | OAuthError::AccessDenied(d)
+            | OAuthError::LoginRequired(d)
+            | OAuthError::ConsentRequired(d)
             | OAuthError::InvalidRedirectUri(d)
             | OAuthError::InvalidClientMetadata(d)
             | OAuthError::InvalidToken(d)

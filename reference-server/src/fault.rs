@@ -149,6 +149,20 @@ switches! {
     ToolsListWithoutCacheHints => "tools-list-without-cache-hints",
     /// Authorization server metadata leaves out `authorization_response_iss_parameter_supported` although authorization responses carry `iss` (MCP 2026-07-28 authorization, RFC 9207 §2.3).
     IssSupportNotAdvertised => "iss-support-not-advertised",
+    /// The authorization endpoint never reuses a sign-in: a signed-in browser types the password again for every authorization (product: the user's sign-in session, docs/signin.md).
+    SigninSessionIgnored => "signin-session-ignored",
+    /// `prompt=login` is ignored: a signed-in browser is not asked to sign in again (OIDC Core §3.1.2.1).
+    PromptLoginIgnored => "prompt-login-ignored",
+    /// `max_age` is ignored: a sign-in older than it is reused (OIDC Core §3.1.2.1).
+    MaxAgeIgnored => "max-age-ignored",
+    /// `prompt=none` without a sign-in shows the login page instead of redirecting back with `login_required` (OIDC Core §3.1.2.1, §3.1.2.6).
+    PromptNoneShowsLogin => "prompt-none-shows-login",
+    /// `prompt=none` with scopes the user never consented to issues a code without asking instead of `consent_required` (OIDC Core §3.1.2.6; RFC 6749 §10.12).
+    PromptNoneSkipsConsent => "prompt-none-skips-consent",
+    /// Sign-out clears the cookie but keeps the session: the old cookie still signs the browser in (product: the user's sign-in session).
+    SignoutKeepsSession => "signout-keeps-session",
+    /// The MCP endpoints' insufficient_scope challenges (the demo ones and the Agenda server) name only the scopes the call needs, not those the token already holds, so a client that asks for exactly them loses its other tools (product: step-up keeps what was granted).
+    ChallengeDropsHeldScopes => "challenge-drops-held-scopes",
     /// The authorization response drops `state` (RFC 6749 §4.1.2).
     DropState => "drop-state",
     /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).

@@ -63,6 +63,12 @@ struct Args {
     /// Also append every audit event to this JSON Lines file.
     #[arg(long, env = "HUB_AUDIT_JSONL")]
     audit_jsonl: Option<PathBuf>,
+    /// How long a sign-in at the authorization pages lasts, in seconds.
+    #[arg(long, env = "HUB_SIGNIN_LIFETIME", default_value_t = 8 * 3600)]
+    signin_lifetime: u32,
+    /// A sign-in unused for this many seconds ends early.
+    #[arg(long, env = "HUB_SIGNIN_IDLE_TIMEOUT", default_value_t = 3600)]
+    signin_idle_timeout: u32,
     /// How long a user's consent is remembered, in seconds.
     #[arg(long, env = "HUB_CONSENT_TTL", default_value_t = 90 * 24 * 3600)]
     consent_ttl: u32,
@@ -200,6 +206,8 @@ async fn main() -> anyhow::Result<()> {
         registration_rate_limit: args.registration_rate_limit,
         registration_rate_exempt: args.registration_rate_exempt,
         consent_ttl: args.consent_ttl,
+        signin_lifetime: args.signin_lifetime.max(1),
+        signin_idle_timeout: args.signin_idle_timeout.max(1),
         trusted_proxies: args.trusted_proxies,
         audit_jsonl: args.audit_jsonl,
         audit_webhook: args.audit_webhook,

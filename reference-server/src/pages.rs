@@ -12,6 +12,7 @@ pub fn environment() -> Environment<'static> {
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("login.html", include_str!("../templates/login.html")),
+        ("signout.html", include_str!("../templates/signout.html")),
         ("consent.html", include_str!("../templates/consent.html")),
         ("error.html", include_str!("../templates/error.html")),
         ("connect.html", include_str!("../templates/connect.html")),

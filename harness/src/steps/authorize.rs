@@ -70,6 +70,12 @@ pub struct Authorize {
     /// whether the right password was still accepted at once.
     #[serde(default)]
     pub wrong_passwords: u32,
+    /// Send `prompt` (OpenID Connect Core §3.1.2.1): `login`, `none`, …
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Send `max_age`: the longest ago, in seconds, the user may have signed in.
+    #[serde(default)]
+    pub max_age: Option<u64>,
 }
 
 impl Act for Authorize {
@@ -168,7 +174,13 @@ impl Run<'_> {
             }
             scopes.join(" ")
         });
-        let extra_params = settings.params_for(&request.client);
+        let mut extra_params = settings.params_for(&request.client);
+        if let Some(prompt) = &request.prompt {
+            extra_params.insert("prompt".to_owned(), self.text(prompt)?);
+        }
+        if let Some(max_age) = request.max_age {
+            extra_params.insert("max_age".to_owned(), max_age.to_string());
+        }
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let verifier = verifier.secret().clone();
         self.evidence.keep_secret(&verifier);
@@ -235,11 +247,13 @@ impl Run<'_> {
             .origin();
         let vars = self.vars_as(login_as)?;
         let guessing = request.wrong_passwords > 0;
+        // Each person has a browser of their own: a sign-in of one user's
+        // must not carry over to another's authorization.
+        let own_browser = self.browser_of(login_as);
         let browser = if guessing && super::browser::on_loopback(&endpoint) {
-            self.browser
-                .with_local_address(&self.profile.http, super::browser::SECOND_SOURCE)
+            own_browser.with_local_address(&self.profile.http, super::browser::SECOND_SOURCE)
         } else {
-            self.browser.clone()
+            own_browser
         };
         let mut guess_statuses: Vec<u16> = Vec::new();
         let mut current = url.to_string();
@@ -247,6 +261,8 @@ impl Run<'_> {
         // The scopes each consent page asked for (none shown: empty).
         let mut offered: Vec<String> = Vec::new();
         let mut consent_shown = false;
+        // Whether the user was asked to sign in (a login page was shown).
+        let mut login_shown = false;
         // The form rule the user last submitted a page with.
         let mut last_submitted: Option<&crate::profile::FormRule> = None;
         for _ in 0..12 {
@@ -257,6 +273,7 @@ impl Run<'_> {
                         self.left_hub(&target, &presented_redirect, &verifier, &response);
                     facts["consent_offered"] = json!(offered);
                     facts["consent_shown"] = json!(consent_shown);
+                    facts["login_shown"] = json!(login_shown);
                     if guessing {
                         facts["right_password_accepted"] = json!(true);
                         facts["guess_statuses"] = json!(guess_statuses);
@@ -301,6 +318,7 @@ impl Run<'_> {
                 return Ok(not_redirected(&response, &current));
             }
             let login_page = rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::Login);
+            login_shown |= login_page;
             if login_page && guessing && guess_statuses.is_empty() {
                 let mut wrong = vars.clone();
                 for _ in 0..request.wrong_passwords {
@@ -376,6 +394,7 @@ impl Run<'_> {
                             self.left_hub(&target, &presented_redirect, &verifier, &response);
                         facts["consent_offered"] = json!(offered);
                         facts["consent_shown"] = json!(consent_shown);
+                        facts["login_shown"] = json!(login_shown);
                         return Ok(facts);
                     }
                     current = location;

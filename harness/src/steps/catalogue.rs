@@ -16,8 +16,8 @@ use super::failure::StepError;
 use super::run::Run;
 use super::{
     admin, agent, agents, authorize, cimd, connect, connections, control, cors, discovery,
-    registration, resource, resource_server, revocation, robustness, slow_client, third_party,
-    token, vault,
+    registration, resource, resource_server, revocation, robustness, signout, slow_client,
+    third_party, token, vault,
 };
 
 /// An action's name in scenario files, and its declaration.
@@ -94,6 +94,7 @@ catalogue! {
     "register" => Register(registration::Register),
     "register_burst" => RegisterBurst(registration::RegisterBurst),
     "authorize" => Authorize(authorize::Authorize),
+    "sign_out" => SignOut(signout::SignOut),
     "token" => Token(token::Token),
     "validate_token" => ValidateToken(resource_server::ValidateToken),
     "refresh" => Refresh(token::Refresh),

@@ -24,6 +24,9 @@ pub struct Run<'p> {
     /// the connect flow): the only party with a cookie jar. It records into
     /// the back channel's transcript, so each step's exchanges stay in order.
     pub browser: Http,
+    /// The browsers of the profile's other users (`[users]`), by name, each
+    /// with its own cookies, recording into the same transcript.
+    pub other_browsers: std::collections::BTreeMap<String, Http>,
     pub client: ClientState,
     pub agent: AgentState,
     pub cimd: CimdHost,
@@ -73,6 +76,7 @@ impl<'p> Run<'p> {
         Run {
             profile,
             browser: http.browser(&profile.http),
+            other_browsers: std::collections::BTreeMap::new(),
             http,
             client: ClientState::default(),
             agent: AgentState::default(),
@@ -85,6 +89,20 @@ impl<'p> Run<'p> {
             answers: Map::new(),
             profile_vars: std::sync::OnceLock::new(),
             revision: profile.spec.unwrap_or(crate::revision::Revision::LATEST),
+        }
+    }
+
+    /// The browser of `user` (a `[users]` name), or the `[user]`'s.
+    pub fn browser_of(&mut self, user: Option<&str>) -> Http {
+        match user {
+            None => self.browser.clone(),
+            Some(name) => {
+                let (http, settings) = (&self.http, &self.profile.http);
+                self.other_browsers
+                    .entry(name.to_owned())
+                    .or_insert_with(|| http.browser(settings))
+                    .clone()
+            }
         }
     }
 

@@ -86,7 +86,7 @@ impl Filters {
 fn stage(event_type: &str) -> &'static str {
     match event_type {
         "client.registered" => "Registration",
-        "user.login" => "Sign-in",
+        "user.login" | "user.session.reused" | "user.logout" => "Sign-in",
         "authorization.refused" => "Authorization",
         "policy.evaluated" => "Policy decision",
         t if t.starts_with("consent.") => "Consent",
@@ -139,6 +139,8 @@ fn row(seq: i64, e: &AuditEvent) -> Json {
 const TYPES: &[&str] = &[
     "client.registered",
     "user.login",
+    "user.session.reused",
+    "user.logout",
     "authorization.refused",
     "consent.granted",
     "consent.denied",
@@ -270,7 +272,11 @@ fn follows(e: &AuditEvent, correlation: &str) -> Option<bool> {
     }
     let starts_another = matches!(
         e.event_type.as_str(),
-        "user.login" | "consent.granted" | "consent.denied" | "policy.evaluated"
+        "user.login"
+            | "user.session.reused"
+            | "consent.granted"
+            | "consent.denied"
+            | "policy.evaluated"
     ) || (e.event_type == "token.issued"
         && e.correlation_id.as_deref() != Some(correlation)
         && e.user.is_some());

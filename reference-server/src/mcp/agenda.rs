@@ -41,6 +41,9 @@ pub async fn router(
             accept_revoked: hub
                 .faults
                 .on(crate::fault::Fault::AgendaAcceptsRevokedToken),
+            challenge_drops_held_scopes: hub
+                .faults
+                .on(crate::fault::Fault::ChallengeDropsHeldScopes),
         },
     };
     Ok((server.path, demo::agenda::router(config)))

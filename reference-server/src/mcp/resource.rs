@@ -165,6 +165,19 @@ pub async fn mcp_endpoint(
             };
             let has_scope = claims.scopes().any(|s| s == tool.scope);
             if !has_scope && !hub.faults.on(Fault::SkipToolScopeCheck) {
+                // The tool's scope plus what the token already holds at this
+                // server: a client asking for exactly these keeps its other
+                // tools (the spec lets a server include them).
+                let mut scopes = vec![tool.scope.as_str()];
+                if !hub.faults.on(Fault::ChallengeDropsHeldScopes) {
+                    scopes.extend(
+                        server
+                            .scopes
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|s| claims.scopes().any(|held| held == *s) && *s != tool.scope),
+                    );
+                }
                 return Ok(challenge(
                     &hub,
                     &server,
@@ -173,7 +186,7 @@ pub async fn mcp_endpoint(
                         "insufficient_scope",
                         "the token lacks the scope this tool needs",
                     )),
-                    &tool.scope,
+                    &scopes.join(" "),
                 ));
             }
             if !hub.faults.on(Fault::DropToolAudit) {

@@ -94,7 +94,12 @@ fn valid_challenge(challenge: &str) -> bool {
 }
 
 /// `GET /authorize`.
-pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri: Uri) -> Response {
+pub async fn authorize(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let raw = |name: &str| {
         Params::from_query(uri.query())
             .ok()
@@ -105,7 +110,7 @@ pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri
     {
         std::future::pending::<()>().await;
     }
-    match authorize_inner(&hub, &peer, &uri).await {
+    match authorize_inner(&hub, &peer, &headers, &uri).await {
         Ok(response) => response,
         Err(err) if hub.faults.on(Fault::ErrorPageReflectsRequest) => {
             crate::pages::error_page_echoing(
@@ -121,6 +126,7 @@ pub async fn authorize(State(hub): State<Arc<Hub>>, ConnectInfo(peer): Peer, uri
 async fn authorize_inner(
     hub: &Hub,
     peer: &std::net::SocketAddr,
+    headers: &HeaderMap,
     uri: &Uri,
 ) -> Result<Response, OAuthError> {
     let params = Params::from_query(uri.query())?;
@@ -197,10 +203,14 @@ async fn authorize_inner(
     };
     let state = params.get("state").ok().flatten();
 
-    match check_request(hub, &client, &params).await {
-        Ok((resource, scopes, code_challenge)) => {
+    let checked = match check_request(hub, &client, &params).await {
+        Ok(checked) => crate::oauth::signin::Prompt::of(&params).map(|prompt| (checked, prompt)),
+        Err(err) => Err(err),
+    };
+    match checked {
+        Ok(((resource, scopes, code_challenge), prompt)) => {
             let now = hub.clock.now();
-            let request = AuthorizationRequest {
+            let mut request = AuthorizationRequest {
                 id: crate::random::secret(),
                 client_id: client.client_id.clone(),
                 redirect_uri,
@@ -217,9 +227,56 @@ async fn authorize_inner(
             hub.store
                 .insert_authorization_request(&request, now)
                 .await?;
+            let Some((session_hash, session)) =
+                crate::oauth::signin::reusable(hub, headers, &prompt).await?
+            else {
+                if prompt.none && !hub.faults.on(Fault::PromptNoneShowsLogin) {
+                    complete(hub, &request).await?;
+                    let err = OAuthError::LoginRequired(
+                        "prompt=none, and the user is not signed in here (or must sign in again)"
+                            .into(),
+                    );
+                    hub.audit(
+                        refuse(Some(&client), err.to_string())
+                            .correlation(request.correlation_id.clone()),
+                    )
+                    .await?;
+                    return Ok(redirect_error(hub, &request.redirect_uri, state, &err));
+                }
+                return Ok(Redirect::to(&format!(
+                    "{}?request={}",
+                    hub.endpoint("/login"),
+                    request.id
+                ))
+                .into_response());
+            };
+            // The browser is signed in: no password; on to consent, which
+            // sends it straight back when the consent is remembered.
+            hub.store
+                .set_request_user(&request.id, &session.user_id, Some(&session_hash))
+                .await?;
+            hub.audit(
+                AuditEvent::new("user.session.reused", Outcome::Success)
+                    .actor("user", session.user_id.clone())
+                    .user(session.user_id.clone())
+                    .client(client.client_id.clone())
+                    .resource(request.resource.clone())
+                    .correlation(request.correlation_id.clone())
+                    .reason(format!(
+                        "signed in {} s ago; no password asked",
+                        (now - session.auth_time).max(0)
+                    ))
+                    .source_ip(peer.ip().to_string()),
+            )
+            .await?;
+            request.user_id = Some(session.user_id.clone());
+            request.session_hash = Some(session_hash);
+            if prompt.none {
+                return consent_step(hub, &request, &client, &session.user_id, peer, true).await;
+            }
             Ok(Redirect::to(&format!(
                 "{}?request={}",
-                hub.endpoint("/login"),
+                hub.endpoint("/consent"),
                 request.id
             ))
             .into_response())
@@ -499,58 +556,90 @@ pub async fn consent_form(
             .user_id
             .clone()
             .ok_or_else(|| OAuthError::InvalidRequest("sign in first".into()))?;
-        let user = hub
-            .store
-            .user_by_id(&user_id)
-            .await?
-            .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
-        let prior = prior_consent(&hub, &request, &user_id).await?;
-        let scoping = scoping_for(&hub, &request, &client, &user).await?;
-        audit_policy_decision(&hub, &request, &client, &user, &scoping, &peer).await?;
-        if scoping.permitted.is_empty() {
-            return deny_by_policy(&hub, &request, &client, &user, &scoping, &peer).await;
-        }
-        let (already, new): (Vec<String>, Vec<String>) = scoping
-            .permitted
-            .iter()
-            .cloned()
-            .partition(|s| prior.contains(s));
-        if new.is_empty() && !already.is_empty() {
-            return decide(&hub, &request, &client, &user_id, &[], &peer).await;
-        }
-        let redirect_host = Url::parse(&request.redirect_uri)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
-        // A client whose every redirect URI is local could be any program on the user's machine.
-        let localhost_only = client.redirect_uris.iter().all(|r| {
-            Url::parse(r)
-                .map(|u| crate::oauth::redirect_uri::is_loopback(u.host()))
-                .unwrap_or(false)
-        });
-        let name = resource_name(&hub, &request.resource).await?;
-        Ok::<_, OAuthError>(render(
-            &hub.pages,
-            StatusCode::OK,
-            "consent.html",
-            context! {
-                action => hub.endpoint("/consent"),
-                request_id => request.id,
-                client_name => client.name,
-                trust_level => client.trust_level.as_str(),
-                user_name => user.name,
-                resource => request.resource,
-                resource_name => name,
-                redirect_host => redirect_host,
-                localhost_only => localhost_only,
-                scopes => new,
-                already_granted => already,
-                unavailable => scoping.unavailable,
-            },
-        )?)
+        consent_step(&hub, &request, &client, &user_id, &peer, false).await
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub.pages, &err))
+}
+
+/// What follows the sign-in: the policies' decision, then the consent page
+/// for scopes not yet consented to, or straight back with a code when every
+/// one was. `silent` (prompt=none) shows no page: `consent_required` instead.
+async fn consent_step(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    client: &Client,
+    user_id: &str,
+    peer: &std::net::SocketAddr,
+    silent: bool,
+) -> Result<Response, OAuthError> {
+    let user = hub
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest("the user no longer exists".into()))?;
+    let prior = prior_consent(hub, request, user_id).await?;
+    let scoping = scoping_for(hub, request, client, &user).await?;
+    audit_policy_decision(hub, request, client, &user, &scoping, peer).await?;
+    if scoping.permitted.is_empty() {
+        return deny_by_policy(hub, request, client, &user, &scoping, peer).await;
+    }
+    let (already, new): (Vec<String>, Vec<String>) = scoping
+        .permitted
+        .iter()
+        .cloned()
+        .partition(|s| prior.contains(s));
+    if new.is_empty() && !already.is_empty() {
+        return decide(hub, request, client, user_id, &[], peer).await;
+    }
+    // prompt=none: no page may be shown, so scopes never consented to
+    // end the request (OIDC Core §3.1.2.6 consent_required).
+    if silent {
+        if hub.faults.on(Fault::PromptNoneSkipsConsent) {
+            return decide(hub, request, client, user_id, &new, peer).await;
+        }
+        complete(hub, request).await?;
+        let err = OAuthError::ConsentRequired(format!(
+            "prompt=none, and the user has not consented to {}",
+            new.join(" ")
+        ));
+        return Ok(redirect_error(
+            hub,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &err,
+        ));
+    }
+    let redirect_host = Url::parse(&request.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    // A client whose every redirect URI is local could be any program on the user's machine.
+    let localhost_only = client.redirect_uris.iter().all(|r| {
+        Url::parse(r)
+            .map(|u| crate::oauth::redirect_uri::is_loopback(u.host()))
+            .unwrap_or(false)
+    });
+    let name = resource_name(hub, &request.resource).await?;
+    Ok(render(
+        &hub.pages,
+        StatusCode::OK,
+        "consent.html",
+        context! {
+        action => hub.endpoint("/consent"),
+        request_id => request.id,
+        client_name => client.name,
+        trust_level => client.trust_level.as_str(),
+        user_name => user.name,
+        resource => request.resource,
+        resource_name => name,
+        redirect_host => redirect_host,
+        localhost_only => localhost_only,
+        scopes => new,
+        already_granted => already,
+        unavailable => scoping.unavailable,
+        },
+    )?)
 }
 
 /// `POST /consent`: issues the code for the approved scopes, or `access_denied`.

@@ -12,5 +12,6 @@ pub mod redirect_uri;
 pub mod registration;
 pub mod revocation;
 pub mod signin;
+pub mod signout;
 pub mod special_use;
 pub mod token;

@@ -14,22 +14,22 @@ use axum::http::{HeaderMap, HeaderValue};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::hub::Hub;
-use crate::store::authorizations::AuthorizationRequest;
+use crate::store::authorizations::{AuthorizationRequest, SigninSession};
 use crate::web_guard::{cookie, read_cookie, SameSite};
 
 /// The sign-in session cookie.
 pub const SIGNIN_COOKIE: &str = "hub_signin";
-/// How long a sign-in lasts, on the hub clock.
-pub const SIGNIN_TTL: i64 = 8 * 3600;
 
 /// A new session for `user_id`: its digest (for the request) and the
-/// `Set-Cookie` value that hands it to the browser.
+/// `Set-Cookie` value that hands it to the browser. It lasts the hub's
+/// configured sign-in lifetime unless it is ended or left idle.
 pub async fn start(hub: &Hub, user_id: &str) -> Result<(String, HeaderValue), HubError> {
     let id = crate::random::secret();
     let id_hash = crate::random::sha256_b64url(&id);
     let now = hub.clock.now();
+    let lifetime = i64::from(hub.config.signin_lifetime);
     hub.store
-        .insert_signin_session(&id_hash, user_id, now, now.saturating_add(SIGNIN_TTL))
+        .insert_signin_session(&id_hash, user_id, now, now.saturating_add(lifetime))
         .await?;
     let set_cookie = cookie(
         hub,
@@ -37,9 +37,127 @@ pub async fn start(hub: &Hub, user_id: &str) -> Result<(String, HeaderValue), Hu
         &id,
         &cookie_path(hub),
         SameSite::Lax,
-        Some(SIGNIN_TTL),
+        Some(lifetime),
     );
     Ok((id_hash, set_cookie))
+}
+
+/// The browser's live sign-in, if it presents one: the session's digest
+/// and whose it is. Reading it counts as use (the idle timeout restarts).
+pub async fn current(
+    hub: &Hub,
+    headers: &HeaderMap,
+) -> Result<Option<(String, SigninSession)>, HubError> {
+    let Some(presented) = read_cookie(headers, SIGNIN_COOKIE) else {
+        return Ok(None);
+    };
+    let id_hash = crate::random::sha256_b64url(presented);
+    let session = hub
+        .store
+        .live_signin_session(
+            &id_hash,
+            hub.clock.now(),
+            i64::from(hub.config.signin_idle_timeout),
+        )
+        .await?;
+    Ok(session.map(|s| (id_hash, s)))
+}
+
+/// Ends the browser's sign-in: the session is gone from the store (so a
+/// copied cookie is worthless too) and the cookie is cleared. Its user, if
+/// there was a live one.
+pub async fn end(
+    hub: &Hub,
+    headers: &HeaderMap,
+) -> Result<(Option<String>, HeaderValue), HubError> {
+    let user = match read_cookie(headers, SIGNIN_COOKIE) {
+        Some(presented) if !hub.faults.on(Fault::SignoutKeepsSession) => {
+            hub.store
+                .end_signin_session(&crate::random::sha256_b64url(presented))
+                .await?
+        }
+        _ => None,
+    };
+    let cleared = cookie(
+        hub,
+        SIGNIN_COOKIE,
+        "",
+        &cookie_path(hub),
+        SameSite::Lax,
+        Some(0),
+    );
+    Ok((user, cleared))
+}
+
+/// What an authorization request asks of the sign-in: OpenID Connect Core
+/// §3.1.2.1 `prompt` and `max_age`, which the hub honours in plain OAuth too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// `prompt=none`: show no page; `login_required` or `consent_required`
+    /// back to the client when one would be needed.
+    pub none: bool,
+    /// `prompt=login`: sign in again even with a live sign-in.
+    pub login: bool,
+    /// `max_age`: a sign-in this many seconds old or older is not reused.
+    pub max_age: Option<i64>,
+}
+
+impl Prompt {
+    /// Reads `prompt` (space-delimited; `none` only alone) and `max_age` (a
+    /// non-negative integer). Other prompt values (`consent`,
+    /// `select_account`) ask nothing more of the hub's pages: the consent
+    /// page already shows every scope not consented to.
+    pub fn of(params: &crate::params::Params) -> Result<Prompt, OAuthError> {
+        let values: Vec<&str> = params
+            .get("prompt")?
+            .map(|p| p.split_ascii_whitespace().collect())
+            .unwrap_or_default();
+        let none = values.contains(&"none");
+        if none && values.len() > 1 {
+            return Err(OAuthError::InvalidRequest(
+                "prompt=none cannot be combined with other prompt values".into(),
+            ));
+        }
+        let max_age = match params.get("max_age")? {
+            None => None,
+            Some(text) => Some(text.parse::<u32>().map(i64::from).map_err(|_| {
+                OAuthError::InvalidRequest(
+                    "max_age must be a non-negative number of seconds".into(),
+                )
+            })?),
+        };
+        Ok(Prompt {
+            none,
+            login: values.contains(&"login"),
+            max_age,
+        })
+    }
+}
+
+/// The browser's sign-in, when this request may reuse it: none when
+/// `prompt=login`, or when it is older than `max_age`.
+pub async fn reusable(
+    hub: &Hub,
+    headers: &HeaderMap,
+    prompt: &Prompt,
+) -> Result<Option<(String, SigninSession)>, HubError> {
+    if hub.faults.on(Fault::SigninSessionIgnored)
+        || (prompt.login && !hub.faults.on(Fault::PromptLoginIgnored))
+    {
+        return Ok(None);
+    }
+    let now = hub.clock.now();
+    Ok(current(hub, headers)
+        .await?
+        .filter(|(_, session)| match prompt.max_age {
+            // Reused only while younger than max_age: the clock counts whole
+            // seconds, and a sign-in a fraction of a second old is already
+            // older than 0 (so max_age=0 always signs in again).
+            Some(max_age) if !hub.faults.on(Fault::MaxAgeIgnored) => {
+                now.saturating_sub(session.auth_time) < max_age
+            }
+            _ => true,
+        }))
 }
 
 /// The pages under the issuer share the cookie; nothing else of the hub sees it.
@@ -69,17 +187,10 @@ pub async fn require_same_browser(
     let (Some(expected), Some(user_id)) = (&request.session_hash, &request.user_id) else {
         return Err(refused());
     };
-    let presented = read_cookie(headers, SIGNIN_COOKIE).ok_or_else(refused)?;
-    let presented = crate::random::sha256_b64url(presented);
-    if &presented != expected {
-        return Err(refused());
-    }
-    match hub
-        .store
-        .signin_session_user(&presented, hub.clock.now())
-        .await?
-    {
-        Some(owner) if &owner == user_id => Ok(()),
+    match current(hub, headers).await? {
+        Some((presented, session)) if &presented == expected && &session.user_id == user_id => {
+            Ok(())
+        }
         _ => Err(refused()),
     }
 }

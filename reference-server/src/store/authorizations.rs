@@ -28,6 +28,14 @@ pub struct AuthorizationRequest {
 }
 
 /// An issued authorization code, as stored (the code itself only as a digest).
+/// A live sign-in session: whose, and when they signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigninSession {
+    pub user_id: String,
+    /// When the user proved who they are (seconds, hub clock).
+    pub auth_time: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthorizationCode {
     pub code_hash: String,
@@ -126,30 +134,47 @@ impl Store {
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO signin_sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signin_sessions (id_hash, user_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(id_hash)
         .bind(user_id)
         .bind(now)
         .bind(expires_at)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// The user of a live sign-in session, by the digest of its cookie value.
-    pub async fn signin_session_user(
+    /// A live sign-in session, by the digest of its cookie value: within its
+    /// lifetime and used within `idle` seconds. Using it counts as activity.
+    pub async fn live_signin_session(
         &self,
         id_hash: &str,
         now: i64,
-    ) -> Result<Option<String>, HubError> {
-        Ok(sqlx::query_scalar(
-            "SELECT user_id FROM signin_sessions WHERE id_hash = ? AND expires_at > ?",
+        idle: i64,
+    ) -> Result<Option<SigninSession>, HubError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE signin_sessions SET last_seen_at = ?1 \
+             WHERE id_hash = ?2 AND expires_at > ?1 AND last_seen_at > ?1 - ?3 \
+             RETURNING user_id, created_at",
         )
-        .bind(id_hash)
         .bind(now)
+        .bind(id_hash)
+        .bind(idle)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(row.map(|(user_id, auth_time)| SigninSession { user_id, auth_time }))
+    }
+
+    /// Ends a sign-in session; its user, if it was one.
+    pub async fn end_signin_session(&self, id_hash: &str) -> Result<Option<String>, HubError> {
+        Ok(
+            sqlx::query_scalar("DELETE FROM signin_sessions WHERE id_hash = ? RETURNING user_id")
+                .bind(id_hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Marks a request decided; false when it already was (a double submit).

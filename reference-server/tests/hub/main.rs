@@ -12,5 +12,6 @@ mod oauth;
 mod persistence;
 mod policy;
 mod secrets;
+mod signin;
 mod support;
 mod vault;
