@@ -347,6 +347,10 @@ pub struct Resource {
     #[serde(default)]
     pub id: Option<String>,
     pub scopes: Vec<String>,
+    /// The scopes the server cannot work without, which a product that has
+    /// mandatory scopes shows with no box to untick (`consent.mandatory-scopes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<Vec<String>>,
     /// A tool whose scope a narrowly scoped token lacks, for the insufficient_scope check.
     #[serde(default)]
     pub scope_probe: Option<ScopeProbe>,

@@ -22,7 +22,21 @@ pub enum Move {
     Submitted {
         response: Response,
         offered: Vec<String>,
+        /// Of `offered`, those the page gave no box to untick (a hidden
+        /// field of a `check_all` name): scopes shown as mandatory.
+        mandatory: Vec<String>,
     },
+}
+
+/// What the user decides on a consent page.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Choices<'a> {
+    /// Deny instead of approving.
+    pub deny: bool,
+    /// Scopes to untick: each must have its box on the page.
+    pub uncheck: &'a [String],
+    /// Scopes to leave out of the form as posted, box or not (a tampered form).
+    pub withhold: &'a [String],
 }
 
 /// Why the user could not go on.
@@ -66,9 +80,13 @@ pub async fn act(
     vars: &Value,
     page_url: &str,
     page: &Response,
-    deny: bool,
-    uncheck: &[String],
+    choices: Choices<'_>,
 ) -> Result<Move, UserError> {
+    let Choices {
+        deny,
+        uncheck,
+        withhold,
+    } = choices;
     match profile.user.mode {
         UserMode::Form => {
             let html = page.text();
@@ -82,11 +100,12 @@ pub async fn act(
                     denial.form = form.clone();
                     denial.submit = None;
                     denial.check_all.clear();
-                    return submit_form(http, vars, &denial, page_url, &html, false, &[])
+                    return submit_form(http, vars, &denial, page_url, &html, Choices::default())
                         .await
-                        .map(|(response, _)| Move::Submitted {
+                        .map(|(response, _, _)| Move::Submitted {
                             response,
                             offered: Vec::new(),
+                            mandatory: Vec::new(),
                         });
                 }
             }
@@ -102,12 +121,26 @@ pub async fn act(
                 return Ok(Move::Submitted {
                     response,
                     offered: Vec::new(),
+                    mandatory: Vec::new(),
                 });
             }
-            let uncheck = if consent { uncheck } else { &[] };
-            submit_form(http, vars, rule, page_url, &html, deny, uncheck)
+            let (uncheck, withhold) = if consent {
+                (uncheck, withhold)
+            } else {
+                (&[][..], &[][..])
+            };
+            let choices = Choices {
+                deny,
+                uncheck,
+                withhold,
+            };
+            submit_form(http, vars, rule, page_url, &html, choices)
                 .await
-                .map(|(response, offered)| Move::Submitted { response, offered })
+                .map(|(response, offered, mandatory)| Move::Submitted {
+                    response,
+                    offered,
+                    mandatory,
+                })
         }
         UserMode::Control if !uncheck.is_empty() => {
             Err(UserError::UntickByControl(uncheck.to_vec()))
@@ -178,17 +211,24 @@ fn link_target(html: &str, selector: &str, page_url: &str) -> Result<Url, UserEr
         .map_err(|e| UserError::Profile(e.to_string()))
 }
 
+/// Fills and submits the rule's form: `uncheck` unticks boxes the page
+/// shows; `withhold` leaves values of a `check_all` field out of the post
+/// whatever the page made of them (a tampered form, as a user agent could).
 async fn submit_form(
     http: &Http,
     vars: &Value,
     rule: &FormRule,
     page_url: &str,
     html: &str,
-    deny: bool,
-    uncheck: &[String],
-) -> Result<(Response, Vec<String>), UserError> {
+    choices: Choices<'_>,
+) -> Result<(Response, Vec<String>, Vec<String>), UserError> {
+    let Choices {
+        deny,
+        uncheck,
+        withhold,
+    } = choices;
     // scraper's types are not Send: extract everything before the next await.
-    let (action, method, fields, offered) = {
+    let (action, method, fields, offered, mandatory) = {
         let document = Html::parse_document(html);
         let no_form = || UserError::NoForm {
             url: page_url.to_owned(),
@@ -199,6 +239,7 @@ async fn submit_form(
         let inputs = Selector::parse("input").map_err(|_| no_form())?;
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut offered: Vec<String> = Vec::new();
+        let mut mandatory: Vec<String> = Vec::new();
         let mut boxes: Vec<String> = Vec::new();
         for input in form.select(&inputs) {
             let el = input.value();
@@ -226,9 +267,17 @@ async fn submit_form(
                         fields.push((name.to_owned(), value));
                     }
                 }
+                "hidden" if rule.check_all.iter().any(|n| n == name) => {
+                    offered.push(value.clone());
+                    mandatory.push(value.clone());
+                    fields.push((name.to_owned(), value));
+                }
                 _ => fields.push((name.to_owned(), value)),
             }
         }
+        fields.retain(|(name, value)| {
+            !(rule.check_all.iter().any(|n| n == name) && withhold.contains(value))
+        });
         if let Some(scope) = uncheck.iter().find(|s| !boxes.contains(s)) {
             return Err(UserError::NoCheckbox {
                 scope: scope.clone(),
@@ -264,14 +313,14 @@ async fn submit_form(
             .attr("method")
             .unwrap_or("get")
             .to_ascii_lowercase();
-        (action, method, fields, offered)
+        (action, method, fields, offered, mandatory)
     };
     let request = if method == "post" {
         http.post(action.as_str()).form(&fields)
     } else {
         http.get(action.as_str()).query(&fields)
     };
-    Ok((http.send(request).await?, offered))
+    Ok((http.send(request).await?, offered, mandatory))
 }
 
 async fn decide_by_control(

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 fn servers() -> Vec<McpServer> {
     vec![
         McpServer {
+            required_scopes: Vec::new(),
             id: "calendar".into(),
             name: "Calendar".into(),
             path: "/mcp/calendar".into(),
@@ -32,6 +33,7 @@ fn servers() -> Vec<McpServer> {
             tools: vec![],
         },
         McpServer {
+            required_scopes: Vec::new(),
             id: "drive".into(),
             name: "Drive".into(),
             path: "/mcp/drive".into(),

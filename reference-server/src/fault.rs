@@ -163,6 +163,8 @@ switches! {
     SignoutKeepsSession => "signout-keeps-session",
     /// The MCP endpoints' insufficient_scope challenges (the demo ones and the Agenda server) name only the scopes the call needs, not those the token already holds, so a client that asks for exactly them loses its other tools (product: step-up keeps what was granted).
     ChallengeDropsHeldScopes => "challenge-drops-held-scopes",
+    /// The consent page offers an MCP server's required scopes as optional, and an approval without one is granted without it (product: mandatory and optional scopes).
+    MandatoryScopeOptional => "mandatory-scope-optional",
     /// The authorization response drops `state` (RFC 6749 §4.1.2).
     DropState => "drop-state",
     /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).

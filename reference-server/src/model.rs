@@ -52,6 +52,10 @@ pub struct McpServer {
     /// Path on the hub's public origin; the canonical resource URL is origin + path.
     pub path: String,
     pub scopes: Vec<String>,
+    /// The scopes it cannot work without at all: the consent page shows
+    /// them as mandatory, and declining one declines the request.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
     #[serde(default)]
     pub tools: Vec<Tool>,
 }

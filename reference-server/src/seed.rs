@@ -144,6 +144,18 @@ impl Seed {
                     message: "an MCP server path must start with /".into(),
                 });
             }
+            if let Some(unknown) = server
+                .required_scopes
+                .iter()
+                .find(|s| !server.scopes.contains(s))
+            {
+                return Err(HubError::Seed {
+                    path: server.id.clone(),
+                    message: format!(
+                        "required scope `{unknown}` is not one of the server's scopes"
+                    ),
+                });
+            }
             store.upsert_mcp_server(server).await?;
         }
         for c in self.clients {

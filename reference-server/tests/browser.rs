@@ -558,21 +558,30 @@ async fn consent_flow(page: &Page<'_>, hub: &RunningHub) -> anyhow::Result<()> {
     page.click("form#login button[name=action][value=login]")
         .await?;
 
-    // The consent page: one checkbox per scope, all ticked; untick calendar.write.
+    // The consent page: calendar.read, which the Calendar server cannot work
+    // without, listed as required with no box; calendar.write optional,
+    // ticked; untick it.
     page.find("form#consent").await?;
-    let read = page
-        .find(r#"form#consent input[type=checkbox][name=scope][value="calendar.read"]"#)
-        .await?;
+    let required = page.wait_text("#mandatory", "calendar.read").await?;
+    ensure!(required.contains("calendar.read"), "calendar.read required");
+    ensure!(
+        page.client
+            .find_all(Locator::Css(
+                r#"form#consent input[type=checkbox][value="calendar.read"]"#
+            ))
+            .await?
+            .is_empty(),
+        "no box to untick a required scope"
+    );
     let write = page
         .find(r#"form#consent input[type=checkbox][name=scope][value="calendar.write"]"#)
         .await?;
     ensure!(
-        read.is_selected().await? && write.is_selected().await?,
-        "every scope starts ticked"
+        write.is_selected().await?,
+        "an optional scope starts ticked"
     );
     write.click().await?;
     ensure!(!write.is_selected().await?, "calendar.write unticked");
-    ensure!(read.is_selected().await?, "calendar.read still ticked");
     page.screenshot("oauth-consent").await?;
     page.click("form#consent button[name=decision][value=approve]")
         .await?;

@@ -76,6 +76,11 @@ pub struct Authorize {
     /// Send `max_age`: the longest ago, in seconds, the user may have signed in.
     #[serde(default)]
     pub max_age: Option<u64>,
+    /// Leave these scopes out of the consent form as posted, even ones the
+    /// page gave no box to untick (a tampered form): how a server takes a
+    /// declined mandatory scope.
+    #[serde(default)]
+    pub withhold: Vec<String>,
 }
 
 impl Act for Authorize {
@@ -263,6 +268,20 @@ impl Run<'_> {
         let mut consent_shown = false;
         // Whether the user was asked to sign in (a login page was shown).
         let mut login_shown = false;
+        // The scopes a consent page showed with no box to untick.
+        let mut mandatory: Vec<String> = Vec::new();
+        let withhold: Vec<String> = request
+            .withhold
+            .iter()
+            .map(|w| self.text(w))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .flat_map(|w| {
+                w.split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         // The form rule the user last submitted a page with.
         let mut last_submitted: Option<&crate::profile::FormRule> = None;
         for _ in 0..12 {
@@ -274,6 +293,7 @@ impl Run<'_> {
                     facts["consent_offered"] = json!(offered);
                     facts["consent_shown"] = json!(consent_shown);
                     facts["login_shown"] = json!(login_shown);
+                    facts["consent_mandatory"] = json!(mandatory);
                     if guessing {
                         facts["right_password_accepted"] = json!(true);
                         facts["guess_statuses"] = json!(guess_statuses);
@@ -331,8 +351,7 @@ impl Run<'_> {
                         &wrong,
                         &current,
                         &response,
-                        false,
-                        &[],
+                        user::Choices::default(),
                     )
                     .await?
                     else {
@@ -355,8 +374,7 @@ impl Run<'_> {
                     &vars,
                     &current,
                     &response,
-                    false,
-                    &[],
+                    user::Choices::default(),
                 )
                 .await?
                 else {
@@ -381,8 +399,11 @@ impl Run<'_> {
                 &vars,
                 &current,
                 &response,
-                deny,
-                uncheck,
+                user::Choices {
+                    deny,
+                    uncheck,
+                    withhold: &withhold,
+                },
             )
             .await?
             {
@@ -395,6 +416,8 @@ impl Run<'_> {
                         facts["consent_offered"] = json!(offered);
                         facts["consent_shown"] = json!(consent_shown);
                         facts["login_shown"] = json!(login_shown);
+                        facts["consent_mandatory"] = json!(mandatory);
+                        facts["consent_mandatory"] = json!(mandatory);
                         return Ok(facts);
                     }
                     current = location;
@@ -403,12 +426,14 @@ impl Run<'_> {
                 Move::Submitted {
                     response: next,
                     offered: asked,
+                    mandatory: required,
                 } => {
                     last_submitted = rule;
                     if !asked.is_empty() {
                         consent_shown = true;
                         offered.extend(asked);
                     }
+                    mandatory.extend(required);
                     response = next;
                 }
             }

@@ -114,8 +114,7 @@ impl Run<'_> {
                         &vars,
                         &current,
                         &response,
-                        false,
-                        &[],
+                        user::Choices::default(),
                     )
                     .await?
                     {

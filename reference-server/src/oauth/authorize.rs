@@ -621,6 +621,12 @@ async fn consent_step(
             .unwrap_or(false)
     });
     let name = resource_name(hub, &request.resource).await?;
+    // The scopes the MCP server cannot work without: shown as mandatory, with
+    // no box to untick (unless the fault makes them optional).
+    let required = required_scopes(hub, request).await?;
+    let (mandatory, new): (Vec<String>, Vec<String>) = new
+        .into_iter()
+        .partition(|s| required.contains(s) && !hub.faults.on(Fault::MandatoryScopeOptional));
     Ok(render(
         &hub.pages,
         StatusCode::OK,
@@ -636,10 +642,23 @@ async fn consent_step(
         redirect_host => redirect_host,
         localhost_only => localhost_only,
         scopes => new,
+        mandatory => mandatory,
         already_granted => already,
         unavailable => scoping.unavailable,
         },
     )?)
+}
+
+/// The scopes of the request's MCP server that it cannot work without.
+async fn required_scopes(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+) -> Result<Vec<String>, OAuthError> {
+    Ok(hub
+        .server_for_resource(&request.resource)
+        .await?
+        .map(|server| server.required_scopes)
+        .unwrap_or_default())
 }
 
 /// `POST /consent`: issues the code for the approved scopes, or `access_denied`.
@@ -672,6 +691,31 @@ pub async fn consent_submit(
             return deny(&hub, &request, &client, &user_id, &peer).await;
         }
         let checked = params.all("scope");
+        // Declining a scope the MCP server cannot work without declines the
+        // request: a token without it would be of no use.
+        if !hub.faults.on(Fault::MandatoryScopeOptional) {
+            let required = required_scopes(&hub, &request).await?;
+            let prior = prior_consent(&hub, &request, &user_id).await?;
+            let declined: Vec<&String> = request
+                .scopes
+                .iter()
+                .filter(|s| required.contains(s) && !prior.contains(s))
+                .filter(|s| !checked.contains(&s.as_str()))
+                .collect();
+            if let Some(scope) = declined.first() {
+                complete(&hub, &request).await?;
+                let tenant = hub
+                    .store
+                    .user_by_id(&user_id)
+                    .await?
+                    .and_then(|u| u.primary_tenant().map(str::to_owned));
+                let reason = format!("the user declined `{scope}`, which the MCP server requires");
+                return send_denial(
+                    &hub, &request, &client, &user_id, tenant, &reason, &reason, &peer,
+                )
+                .await;
+            }
+        }
         let granted: Vec<String> = request
             .scopes
             .iter()

@@ -60,6 +60,7 @@ fn client() -> Client {
 fn servers() -> Vec<McpServer> {
     vec![
         McpServer {
+            required_scopes: Vec::new(),
             id: "calendar".into(),
             name: "Calendar".into(),
             path: "/mcp/calendar".into(),
@@ -75,6 +76,7 @@ fn servers() -> Vec<McpServer> {
             }],
         },
         McpServer {
+            required_scopes: Vec::new(),
             id: "drive".into(),
             name: "Drive".into(),
             path: "/mcp/drive".into(),
@@ -908,6 +910,7 @@ fn the_index_tests_only_policies_with_a_grant_on_the_target() {
 
     // Nothing at all has a grant on this server.
     let mail = McpServer {
+        required_scopes: Vec::new(),
         id: "mail".into(),
         ..s[1].clone()
     };

@@ -80,15 +80,17 @@ impl Store {
 
     pub async fn upsert_mcp_server(&self, server: &McpServer) -> Result<(), HubError> {
         sqlx::query(
-            "INSERT INTO mcp_servers (id, name, path, scopes, tools) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO mcp_servers (id, name, path, scopes, tools, required_scopes) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT(id) DO UPDATE SET name = excluded.name, path = excluded.path,
-               scopes = excluded.scopes, tools = excluded.tools",
+               scopes = excluded.scopes, tools = excluded.tools,
+               required_scopes = excluded.required_scopes",
         )
         .bind(&server.id)
         .bind(&server.name)
         .bind(&server.path)
         .bind(to_json(&server.scopes))
         .bind(to_json(&server.tools))
+        .bind(to_json(&server.required_scopes))
         .execute(&self.pool)
         .await?;
         *self.servers.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -101,6 +103,7 @@ impl Store {
             name: row.try_get("name")?,
             path: row.try_get("path")?,
             scopes: from_json(row, "scopes")?,
+            required_scopes: from_json(row, "required_scopes")?,
             tools: from_json(row, "tools")?,
         })
     }
