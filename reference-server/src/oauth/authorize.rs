@@ -603,6 +603,17 @@ async fn consent_step(
             "prompt=none, and the user has not consented to {}",
             new.join(" ")
         ));
+        hub.audit(
+            AuditEvent::new("authorization.refused", Outcome::Failure)
+                .actor("user", user_id.to_owned())
+                .user(user_id.to_owned())
+                .client(client.client_id.clone())
+                .resource(request.resource.clone())
+                .correlation(request.correlation_id.clone())
+                .reason(err.to_string())
+                .source_ip(peer.ip().to_string()),
+        )
+        .await?;
         return Ok(redirect_error(
             hub,
             &request.redirect_uri,
