@@ -73,15 +73,6 @@ impl McpWire {
         self
     }
 
-    /// Modern framing: no `initialize`, no session.
-    pub fn stateless(&self) -> bool {
-        self.stateless
-    }
-
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
     /// A request. `params` is the method's own; the modern framing adds
     /// `_meta` and the request metadata headers.
     pub fn request(&self, id: u64, method: &str, params: Map<String, Value>) -> Framed {
@@ -154,7 +145,7 @@ impl McpWire {
 /// A value as a header carries it (transports, Value Encoding): as is when
 /// it is plain visible ASCII with inner spaces, else `=?base64?…?=` of its
 /// UTF-8 (and so is a plain value that looks like the sentinel).
-pub fn header_value(text: &str) -> String {
+fn header_value(text: &str) -> String {
     let plain = text
         .bytes()
         .all(|b| (0x21..=0x7e).contains(&b) || b == b' ' || b == b'\t')
@@ -229,7 +220,6 @@ mod tests {
             framed.body["params"]["arguments"]["location"],
             "Seattle, WA"
         );
-        assert!(wire.stateless());
         assert_eq!(
             wire.opening(2).body["method"],
             "server/discover",

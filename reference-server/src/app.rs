@@ -218,8 +218,8 @@ async fn fallback(
     body: axum::body::Bytes,
 ) -> Response {
     match state.store.mcp_server_by_path(uri.path()).await {
-        Ok(Some(_)) if method == axum::http::Method::POST => {
-            return resource::mcp_endpoint(state, peer, uri, headers, body)
+        Ok(Some(server)) if method == axum::http::Method::POST => {
+            return resource::mcp_endpoint(state, peer, server, headers, body)
                 .await
                 .unwrap_or_else(IntoResponse::into_response)
         }

@@ -270,18 +270,15 @@ impl Run<'_> {
         let mut login_shown = false;
         // The scopes a consent page showed with no box to untick.
         let mut mandatory: Vec<String> = Vec::new();
-        let withhold: Vec<String> = request
-            .withhold
-            .iter()
-            .map(|w| self.text(w))
-            .collect::<Result<Vec<_>, _>>()?
-            .iter()
-            .flat_map(|w| {
-                w.split_ascii_whitespace()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        // A `${…}` naming a list of scopes reads as them, space-separated.
+        let mut withhold: Vec<String> = Vec::new();
+        for scopes in &request.withhold {
+            withhold.extend(
+                self.text(scopes)?
+                    .split_ascii_whitespace()
+                    .map(str::to_owned),
+            );
+        }
         // The form rule the user last submitted a page with.
         let mut last_submitted: Option<&crate::profile::FormRule> = None;
         for _ in 0..12 {

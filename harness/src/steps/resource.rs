@@ -156,7 +156,7 @@ impl Run<'_> {
         for (name, value) in &call.headers {
             framed.set_header(name, &self.text(value)?);
         }
-        let body = framed.body.clone();
+        let id = framed.body["id"].as_u64();
         let mut request = self.http.post(&url).json(&framed.body);
         for (name, value) in &framed.headers {
             request = request.header(name.as_str(), value.as_str());
@@ -188,7 +188,7 @@ impl Run<'_> {
             "www_authenticate": challenge,
             "error": challenge.as_ref().and_then(|c| c.pointer("/params/error")).cloned(),
             // Streamable HTTP may answer in JSON or as Server-Sent Events.
-            "body": body["id"].as_u64().and_then(|id| rpc_message(&response, id)).or_else(|| response.json()),
+            "body": id.and_then(|id| rpc_message(&response, id)).or_else(|| response.json()),
         }))
     }
 
@@ -241,7 +241,7 @@ impl Run<'_> {
             ClientLifecycleMode::Initialize
         };
         let outcome = match info.serve_with_lifecycle(transport, lifecycle).await {
-            Err(opening) => Err(opening.to_string()),
+            Err(opening) => Err(json!({"message": opening.to_string()})),
             Ok(client) => {
                 if self.revision.is_stateless() {
                     // Fills rmcp's cache of x-mcp-header parameters; a server
@@ -252,13 +252,13 @@ impl Run<'_> {
                 let outcome = client.peer().call_tool(call).await;
                 let _ = client.cancel().await;
                 outcome
-                    .map_err(|e| match e {
-                        rmcp::ServiceError::McpError(error) => serde_json::to_value(&error)
-                            .map(|e| e.to_string())
-                            .unwrap_or_default(),
-                        other => other.to_string(),
-                    })
                     .map(|result| serde_json::to_value(&result).unwrap_or_default())
+                    .map_err(|e| match e {
+                        // The server's JSON-RPC error, as it sent it.
+                        rmcp::ServiceError::McpError(error) => serde_json::to_value(&error)
+                            .unwrap_or_else(|e| json!({"message": e.to_string()})),
+                        other => json!({"message": other.to_string()}),
+                    })
             }
         };
         let last = carrier.last();
@@ -266,16 +266,9 @@ impl Run<'_> {
             .www_authenticate
             .as_deref()
             .map(crate::challenge::parse);
-        let called = last.method == "tools/call";
-        let (result, rpc_error) = match &outcome {
-            Ok(result) => (Some(result.clone()), None),
-            Err(error) => (
-                None,
-                Some(
-                    serde_json::from_str::<Value>(error)
-                        .unwrap_or_else(|_| json!({"message": error})),
-                ),
-            ),
+        let (result, rpc_error) = match outcome {
+            Ok(result) => (Some(result), None),
+            Err(error) => (None, Some(error)),
         };
         let text: String = result
             .as_ref()
@@ -289,7 +282,8 @@ impl Run<'_> {
             })
             .unwrap_or_default();
         Ok(json!({
-            "stage": if called { "tools/call" } else { last.method.as_str() },
+            // The last message sent: where the call stopped.
+            "stage": last.method,
             "status": last.status,
             "www_authenticate": challenge,
             "error": challenge.as_ref().and_then(|c| c.pointer("/params/error")).cloned(),

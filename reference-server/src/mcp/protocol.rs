@@ -129,103 +129,95 @@ pub fn read(headers: &HeaderMap, body: &[u8], faults: &Faults) -> Result<Incomin
     };
     let id = request.get("id").cloned();
     let params = request.get("params").cloned().unwrap_or(Value::Null);
-    let meta = params.get("_meta").and_then(Value::as_object);
     let header_version = header(headers, "mcp-protocol-version");
-    let meta_version = meta.and_then(|m| m.get(META_VERSION));
-    let modern = meta_version.is_some()
+    let modern = params
+        .pointer("/_meta")
+        .and_then(|m| m.get(META_VERSION))
+        .is_some()
         || header_version.is_some_and(|v| !LEGACY.contains(&v) && method != "initialize");
-    let incoming = Incoming {
+    if modern {
+        let id = id.clone().unwrap_or(Value::Null);
+        check_modern(headers, method, &params, faults).map_err(|(code, message, data)| {
+            Box::new(rpc_error(StatusCode::BAD_REQUEST, id, code, &message, data))
+        })?;
+    }
+    Ok(Incoming {
         notification: id.is_none(),
         id: id.unwrap_or(Value::Null),
         method: method.to_owned(),
-        params: params.clone(),
+        params,
         era: if modern { Era::Modern } else { Era::Legacy },
-    };
-    if !modern {
-        return Ok(incoming);
-    }
-    let id = incoming.id.clone();
-    let refuse = |code: i64, message: String, data: Option<Value>| {
-        Err(Box::new(rpc_error(
-            StatusCode::BAD_REQUEST,
-            id.clone(),
-            code,
-            &message,
-            data,
-        )))
-    };
+    })
+}
+
+/// A modern request's framing (MCP 2026-07-28): its headers, its `_meta`
+/// and its version; the JSON-RPC error of the first thing wrong.
+fn check_modern(
+    headers: &HeaderMap,
+    method: &str,
+    params: &Value,
+    faults: &Faults,
+) -> Result<(), (i64, String, Option<Value>)> {
+    let meta = params.get("_meta").and_then(Value::as_object);
+    let meta_version = meta.and_then(|m| m.get(META_VERSION));
     let headers_checked = !faults.on(Fault::McpHeadersUnchecked);
-    let Some(header_version) = header_version else {
-        return refuse(
-            HEADER_MISMATCH,
-            "Header mismatch: the MCP-Protocol-Version header is required".into(),
-            None,
-        );
+    let mismatch = |message: String| Err((HEADER_MISMATCH, message, None));
+    let Some(header_version) = header(headers, "mcp-protocol-version") else {
+        return mismatch("Header mismatch: the MCP-Protocol-Version header is required".into());
     };
     if !faults.on(Fault::RequestMetaUnchecked) {
-        for field in [META_VERSION, META_CAPABILITIES] {
-            if meta.and_then(|m| m.get(field)).is_none() {
-                return refuse(
-                    INVALID_PARAMS,
-                    format!("Invalid params: request _meta lacks the required `{field}`"),
-                    None,
-                );
-            }
+        if let Some(field) = [META_VERSION, META_CAPABILITIES]
+            .into_iter()
+            .find(|field| meta.and_then(|m| m.get(*field)).is_none())
+        {
+            return Err((
+                INVALID_PARAMS,
+                format!("Invalid params: request _meta lacks the required `{field}`"),
+                None,
+            ));
         }
     }
     if headers_checked && meta_version.is_some_and(|v| v != header_version) {
-        return refuse(
-            HEADER_MISMATCH,
-            format!(
-                "Header mismatch: MCP-Protocol-Version header value '{header_version}' does not match body value '{}'",
-                meta_version.and_then(Value::as_str).unwrap_or_default()
-            ),
-            None,
-        );
+        return mismatch(format!(
+            "Header mismatch: MCP-Protocol-Version header value '{header_version}' does not match body value '{}'",
+            meta_version.and_then(Value::as_str).unwrap_or_default()
+        ));
     }
     if header_version != MODERN && !faults.on(Fault::UnsupportedVersionServed) {
-        return refuse(
+        return Err((
             UNSUPPORTED_VERSION,
             "Unsupported protocol version".into(),
             Some(json!({"supported": supported_versions(), "requested": header_version})),
-        );
+        ));
     }
-    if headers_checked {
-        match header(headers, "mcp-method") {
-            Some(m) if m == method => {}
-            Some(m) => {
-                return refuse(
-                    HEADER_MISMATCH,
-                    format!("Header mismatch: Mcp-Method header value '{m}' does not match body value '{method}'"),
-                    None,
-                )
-            }
-            None => return refuse(HEADER_MISMATCH, "Header mismatch: the Mcp-Method header is required".into(), None),
-        }
-        let name_field = match method {
-            "tools/call" | "prompts/get" => Some("name"),
-            "resources/read" => Some("uri"),
-            _ => None,
-        };
-        if let Some(field) = name_field {
-            let body_value = params
-                .get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            match header(headers, "mcp-name").map(decoded) {
-                Some(Some(v)) if v == body_value => {}
-                Some(_) => {
-                    return refuse(
-                        HEADER_MISMATCH,
-                        format!("Header mismatch: the Mcp-Name header does not match body value '{body_value}'"),
-                        None,
-                    )
-                }
-                None => return refuse(HEADER_MISMATCH, "Header mismatch: the Mcp-Name header is required".into(), None),
-            }
-        }
+    if !headers_checked {
+        return Ok(());
     }
-    Ok(incoming)
+    match header(headers, "mcp-method") {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return mismatch(format!(
+            "Header mismatch: Mcp-Method header value '{m}' does not match body value '{method}'"
+        ))
+        }
+        None => return mismatch("Header mismatch: the Mcp-Method header is required".into()),
+    }
+    let name_field = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return Ok(()),
+    };
+    let body_value = params
+        .get(name_field)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match header(headers, "mcp-name").map(decoded) {
+        Some(Some(v)) if v == body_value => Ok(()),
+        Some(_) => mismatch(format!(
+            "Header mismatch: the Mcp-Name header does not match body value '{body_value}'"
+        )),
+        None => mismatch("Header mismatch: the Mcp-Name header is required".into()),
+    }
 }
 
 /// The legacy `initialize` result: the version asked for when the hub has

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -61,16 +61,14 @@ fn challenge(
     response
 }
 
+/// A POST to `server`'s path (the router found the server: one lookup).
 pub async fn mcp_endpoint(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    uri: Uri,
+    server: McpServer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let Some(server) = hub.store.mcp_server_by_path(uri.path()).await? else {
-        return Ok((StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response());
-    };
     // MCP transports (Streamable HTTP, Security Warning): a page of another
     // origin must not reach this server through a rebound DNS name.
     if crate::web_guard::foreign_origin(&hub, &headers) && !hub.faults.on(Fault::McpIgnoresOrigin) {

@@ -131,12 +131,15 @@ impl Store {
         Ok(servers)
     }
 
+    /// The MCP server at `path`, from the same in-memory list as
+    /// [`Store::mcp_servers`]: asked on every MCP request and every
+    /// unrouted one, it costs no query.
     pub async fn mcp_server_by_path(&self, path: &str) -> Result<Option<McpServer>, HubError> {
-        let row = sqlx::query("SELECT * FROM mcp_servers WHERE path = ?")
-            .bind(path)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::server_from_row).transpose()
+        Ok(self
+            .mcp_servers()
+            .await?
+            .into_iter()
+            .find(|s| s.path == path))
     }
 
     pub async fn upsert_client(&self, client: &Client) -> Result<(), HubError> {
