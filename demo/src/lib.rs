@@ -5,11 +5,15 @@
 //!   (authorization code with PKCE, rotating refresh tokens, a small API);
 //! * [`agenda`] — the Agenda MCP server: real MCP over Streamable HTTP
 //!   (the official `rmcp` SDK), protected by the hub, which fetches the
-//!   user's Demo Calendar token from the hub's vault on every tool call.
+//!   user's Demo Calendar token from the hub's vault on every tool call;
+//! * [`idp`] — "Demo IdP", a small OpenID Provider (authorization code with
+//!   PKCE, ES256 ID tokens) for the demo tenant "Initech", so the hub can
+//!   show enterprise single sign-on as an OIDC relying party.
 //!
-//! Both are plain axum routers; the hub decides where they live.
+//! All are plain axum routers; the hub decides where they live.
 
 pub mod agenda;
+pub mod idp;
 pub mod provider;
 
 mod util;

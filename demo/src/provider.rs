@@ -29,16 +29,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
-use crate::util::{bearer, digest, quotable, random_token, Params};
+use crate::util::{
+    alert, bearer, digest, escape, no_store, quotable, random_token, redirect_error,
+    redirect_target, redirect_with, s256_challenge, token_request, CodeGrant, OAuthError, Params,
+    TokenClient,
+};
 
 /// How long an authorization code may be redeemed (RFC 6749 §4.1.2: short).
 const CODE_TTL: Duration = Duration::from_secs(60);
@@ -397,27 +399,15 @@ async fn authorize_page(
         Err(name) => return error_page(&format!("The parameter {name} is repeated.")),
     };
     let config = &provider.config;
-    match params.get("client_id") {
-        None => return error_page("The request names no client_id."),
-        Some(id) if id != config.client_id => {
-            return error_page("This client is not registered with Demo Calendar.")
-        }
-        Some(_) => {}
-    }
-    let redirect_uri_raw = params.get("redirect_uri").unwrap_or_default().to_owned();
-    let Ok(redirect_uri) = Url::parse(&redirect_uri_raw) else {
-        return error_page("The redirect_uri is missing or is not an absolute URL.");
-    };
-    if !matches!(redirect_uri.scheme(), "http" | "https") || redirect_uri.fragment().is_some() {
-        return error_page("The redirect_uri must be an http(s) URL without a fragment.");
-    }
+    let unregistered = "This client is not registered with Demo Calendar.";
+    let (redirect_uri, redirect_uri_raw) =
+        match redirect_target(&params, &config.client_id, unregistered) {
+            Ok(target) => target,
+            Err(message) => return error_page(message),
+        };
     let state = params.get("state").map(str::to_owned);
     let back = |error: &str, description: &str| {
-        redirect_with(
-            &redirect_uri,
-            &[("error", error), ("error_description", description)],
-            state.as_deref(),
-        )
+        redirect_error(&redirect_uri, error, description, state.as_deref(), None)
     };
     if params.get("response_type") != Some("code") {
         return back(
@@ -425,15 +415,10 @@ async fn authorize_page(
             "only response_type=code is supported",
         );
     }
-    let Some(code_challenge) = params.get("code_challenge") else {
-        return back("invalid_request", "PKCE is required: send code_challenge");
+    let code_challenge = match s256_challenge(&params) {
+        Ok(challenge) => challenge,
+        Err(description) => return back("invalid_request", description),
     };
-    if params.get("code_challenge_method") != Some("S256") {
-        return back("invalid_request", "code_challenge_method must be S256");
-    }
-    if !is_pkce_value(code_challenge) {
-        return back("invalid_request", "the code_challenge is malformed");
-    }
     let scopes = match requested_scopes(params.get("scope"), &config.scopes) {
         Ok(scopes) => scopes,
         Err(unknown) => return back("invalid_scope", &format!("unknown scope {unknown}")),
@@ -473,13 +458,12 @@ async fn authorize_decision(State(provider): State<Arc<Provider>>, body: Bytes) 
     if form.get("decision") != Some("allow") {
         let pending = store.tickets.remove(ticket).expect("looked up above");
         tracing::info!("demo provider: the user denied access");
-        return redirect_with(
+        return redirect_error(
             &pending.redirect_uri,
-            &[
-                ("error", "access_denied"),
-                ("error_description", "the user denied access"),
-            ],
+            "access_denied",
+            "the user denied access",
             pending.state.as_deref(),
+            None,
         );
     }
     let account = form.get("account").unwrap_or_default().trim();
@@ -517,6 +501,7 @@ async fn authorize_decision(State(provider): State<Arc<Provider>>, body: Bytes) 
         &pending.redirect_uri,
         &[("code", &code)],
         pending.state.as_deref(),
+        None,
     )
 }
 
@@ -539,46 +524,6 @@ fn requested_scopes(scope: Option<&str>, known: &[String]) -> Result<Vec<String>
         return Ok(known.to_vec());
     }
     Ok(scopes)
-}
-
-/// RFC 7636 §4.1: 43–128 unreserved characters (a verifier, or an S256 challenge).
-fn is_pkce_value(value: &str) -> bool {
-    (43..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// `302` to the client's redirect URI with `params` and `state` added to its query.
-fn redirect_with(redirect_uri: &Url, params: &[(&str, &str)], state: Option<&str>) -> Response {
-    let mut url = redirect_uri.clone();
-    {
-        let mut query = url.query_pairs_mut();
-        for (key, value) in params {
-            query.append_pair(key, value);
-        }
-        if let Some(state) = state {
-            query.append_pair("state", state);
-        }
-    }
-    let mut response = Redirect::to(url.as_str()).into_response();
-    *response.status_mut() = StatusCode::FOUND;
-    response
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn scope_description(scope: &str) -> &'static str {
@@ -613,9 +558,7 @@ fn approve_page(
             )
         })
         .collect();
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let error = alert(error);
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -651,56 +594,6 @@ fn error_page(message: &str) -> Response {
 
 // ---------------------------------------------------------------- token
 
-/// An RFC 6749 §5.2 error.
-struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-    /// Client authentication failed through the Authorization header.
-    basic_challenge: bool,
-}
-
-impl OAuthError {
-    fn new(error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error,
-            description: description.into(),
-            basic_challenge: false,
-        }
-    }
-
-    fn invalid_client(description: &str, basic: bool) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            basic_challenge: basic,
-            ..Self::new("invalid_client", description)
-        }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": self.error, "error_description": self.description});
-        let mut response = (self.status, no_store(), Json(body)).into_response();
-        if self.basic_challenge {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"Demo Calendar\""),
-            );
-        }
-        response
-    }
-}
-
-/// RFC 6749 §5.1: token responses are not cached.
-fn no_store() -> [(header::HeaderName, &'static str); 2] {
-    [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::PRAGMA, "no-cache"),
-    ]
-}
-
 /// `POST /token`.
 async fn token(State(provider): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
     match grant(&provider, &headers, &body) {
@@ -718,92 +611,22 @@ fn grant(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Json<serde_json::Value>, OAuthError> {
-    let params = Params::parse(body).map_err(|name| {
-        OAuthError::new(
-            "invalid_request",
-            format!("the parameter {name} is repeated"),
-        )
-    })?;
-    authenticate(&provider.config, headers, &params)?;
-    match params.get("grant_type") {
-        None => Err(OAuthError::new("invalid_request", "grant_type is missing")),
-        Some("authorization_code") => redeem_code(provider, &params),
-        Some("refresh_token") => refresh(provider, &params),
-        Some(_) => Err(OAuthError::new(
+    let config = &provider.config;
+    let client = TokenClient {
+        id: &config.client_id,
+        secret: &config.client_secret,
+        realm: REALM,
+        always_challenge: false,
+    };
+    let (grant_type, params) = token_request(&client, headers, body)?;
+    match grant_type.as_str() {
+        "authorization_code" => redeem_code(provider, &params),
+        "refresh_token" => refresh(provider, &params),
+        _ => Err(OAuthError::new(
             "unsupported_grant_type",
             "only authorization_code and refresh_token are supported",
         )),
     }
-}
-
-/// Client authentication (RFC 6749 §2.3.1): HTTP Basic (form-encoded id and
-/// secret) or `client_id` and `client_secret` in the body, not both.
-fn authenticate(
-    config: &ProviderConfig,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<(), OAuthError> {
-    let basic = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => Some(
-            basic_credentials(value)
-                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials", true))?,
-        ),
-    };
-    let (id, secret, via_basic) = match (basic, params.get("client_secret")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::new(
-                "invalid_request",
-                "use exactly one client authentication method",
-            ))
-        }
-        (Some((id, secret)), None) => {
-            if params.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::new(
-                    "invalid_request",
-                    "client_id does not match the credentials",
-                ));
-            }
-            (id, secret, true)
-        }
-        (None, Some(secret)) => {
-            let id = params
-                .get("client_id")
-                .ok_or_else(|| OAuthError::new("invalid_request", "client_id is missing"))?;
-            (id.to_owned(), secret.to_owned(), false)
-        }
-        (None, None) => {
-            return Err(OAuthError::invalid_client(
-                "client authentication is required",
-                false,
-            ))
-        }
-    };
-    // Digests have a fixed length, so the comparison leaks nothing useful.
-    if id != config.client_id || digest(&secret) != digest(&config.client_secret) {
-        return Err(OAuthError::invalid_client(
-            "unknown client or wrong secret",
-            via_basic,
-        ));
-    }
-    Ok(())
-}
-
-fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
-    let value = value.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let form_decode = |s: &str| -> String {
-        url::form_urlencoded::parse(format!("v={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Some((form_decode(id), form_decode(secret)))
 }
 
 /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -811,16 +634,8 @@ fn redeem_code(
     provider: &Provider,
     params: &Params,
 ) -> Result<Json<serde_json::Value>, OAuthError> {
-    let code = params
-        .get("code")
-        .ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri is missing"))?;
-    let verifier = params
-        .get("code_verifier")
-        .ok_or_else(|| OAuthError::new("invalid_request", "code_verifier is missing"))?;
-    let key = digest(code);
+    let request = CodeGrant::from_params(params)?;
+    let key = digest(request.code);
     let mut store = provider.store();
     store.purge();
     // One attempt per code, right or wrong: a guessed verifier gets no second try.
@@ -841,18 +656,7 @@ fn redeem_code(
             "the code was issued to another client",
         ));
     }
-    if found.redirect_uri != redirect_uri {
-        return Err(OAuthError::new(
-            "invalid_grant",
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    if !is_pkce_value(verifier) || digest(verifier) != found.code_challenge {
-        return Err(OAuthError::new(
-            "invalid_grant",
-            "the code_verifier does not match the code_challenge",
-        ));
-    }
+    request.check(&found.redirect_uri, &found.code_challenge)?;
     Counters::bump(&provider.stats.codes_redeemed);
     let scopes = found.grant.scopes.clone();
     Ok(store.issue(&provider.config, found.grant, scopes))

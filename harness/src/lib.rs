@@ -17,6 +17,7 @@ pub mod expect;
 pub mod hostile;
 pub mod html;
 pub mod http;
+pub mod idp;
 pub mod init;
 pub mod load;
 pub mod mcp_client;

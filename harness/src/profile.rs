@@ -43,6 +43,11 @@ pub struct Profile {
     /// Pre-registered clients by role; scenarios use `agent`.
     #[serde(default)]
     pub clients: BTreeMap<String, PreRegisteredClient>,
+    /// A tenant whose users sign in through their own OpenID Provider
+    /// (enterprise single sign-on), which the harness plays in `sso.*`
+    /// scenarios; without it they are skipped.
+    #[serde(default)]
+    pub sso: Option<SsoSettings>,
     /// Public clients the server has pre-registered, by the role a scenario
     /// registers (`self`, `other`): the first way the MCP client acquires a
     /// client (MCP authorization, Client Registration Approaches), before
@@ -466,6 +471,25 @@ pub struct OtherUser {
     pub username: String,
     #[serde(default)]
     pub password: String,
+    /// The base32 TOTP secret of an authenticator the user already has
+    /// (RFC 6238), for a target with no `enrol_second_factor` operation.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// The user's unused recovery codes, with `totp_secret`.
+    #[serde(default)]
+    pub recovery_codes: Vec<String>,
+}
+
+/// The tenant the harness points at its own identity provider (operation
+/// `configure_sso`), and who signs in through it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoSettings {
+    /// The target's tenant id.
+    pub tenant: String,
+    /// A `[users]` name whose `username` is a work e-mail of the tenant's
+    /// domain (home-realm discovery sends it to the provider).
+    pub user: String,
 }
 
 /// How the harness plays the user who logs in and consents.
@@ -500,6 +524,12 @@ pub struct UserDriver {
     /// scenarios are skipped.
     #[serde(default)]
     pub sign_out_url: Option<String>,
+    /// As in `[users.<name>]`: the user's TOTP secret, base32.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// As in `[users.<name>]`: the user's unused recovery codes.
+    #[serde(default)]
+    pub recovery_codes: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -513,6 +543,10 @@ fn yes() -> bool {
 pub enum PageKind {
     Login,
     Consent,
+    /// Asks for a second factor after the password: its fill may use
+    /// `${user.one_time_code}` and `${user.recovery_code}`.
+    #[serde(rename = "second_factor")]
+    SecondFactor,
     Other,
 }
 
@@ -965,6 +999,16 @@ impl Profile {
     pub fn secret_values(&self) -> Vec<String> {
         let mut secrets = vec![self.user.password.clone()];
         secrets.extend(self.users.values().map(|u| u.password.clone()));
+        // Second factors: the TOTP secrets and recovery codes.
+        let factors = std::iter::once((&self.user.totp_secret, &self.user.recovery_codes)).chain(
+            self.users
+                .values()
+                .map(|u| (&u.totp_secret, &u.recovery_codes)),
+        );
+        for (secret, codes) in factors {
+            secrets.extend(secret.iter().cloned());
+            secrets.extend(codes.iter().cloned());
+        }
         secrets.extend(self.clients.values().map(|c| c.client_secret.clone()));
         secrets.extend(self.secrets.values().cloned());
         for recipe in self.operations.values() {

@@ -147,6 +147,15 @@ operations! {
         does: "Revoke `user`'s consent to the client `client_id`.",
         inputs: ["user", "client_id"], needs: [], may_read: [], list: None, each: [],
     }
+    EnrolSecondFactor = "enrol_second_factor" {
+        does: "Enrol a fresh TOTP authenticator (RFC 6238) for `user` (a username), replacing any earlier one: its base32 `secret`, and its `recovery_codes` (a list) when the product has them.",
+        inputs: ["user"], needs: ["secret"], may_read: ["recovery_codes"], list: None, each: [],
+    }
+    ConfigureSso = "configure_sso" {
+        does: "Have `tenant`'s users sign in through the OpenID Provider `issuer` (enterprise single sign-on) as client `client_id` with `client_secret`: users of the `email_domains` (a list) are sent there, and the ID token claim `groups_claim` maps through `role_mappings` (a list of `{group, roles}`) to their roles.",
+        inputs: ["tenant", "issuer", "client_id", "client_secret", "email_domains", "groups_claim", "role_mappings"],
+        needs: [], may_read: [], list: None, each: [],
+    }
     CreatePolicy = "create_policy" {
         does: "Create the `policy` a scenario writes (the product model's policy, a JSON object); `id` names it for deletion.",
         inputs: ["policy"], needs: ["id"], may_read: [], list: None, each: [],

@@ -15,6 +15,7 @@ pub mod failure;
 pub mod parties;
 pub mod run;
 
+mod authenticator;
 mod browser;
 mod credentials;
 mod defaults;
@@ -35,8 +36,10 @@ pub mod resource;
 pub mod resource_server;
 pub mod revocation;
 pub mod robustness;
+pub mod second_factor;
 pub mod signout;
 pub mod slow_client;
+pub mod sso;
 pub mod third_party;
 pub mod token;
 pub mod vault;

@@ -52,6 +52,10 @@ fn claims(i: u64) -> AccessTokenClaims {
         tenant: Some("acme".into()),
         act: None,
         may_act: None,
+        // A client credentials token: no user signed in for it.
+        auth_time: None,
+        acr: None,
+        amr: None,
     }
 }
 

@@ -139,6 +139,147 @@ pub async fn revoke_consent(
     .into_response())
 }
 
+// ---- second factors -------------------------------------------------------------
+
+/// `POST /admin/users/{user}/second-factor`: enrols a fresh TOTP factor for
+/// the user (replacing any earlier one and its recovery codes) and hands the
+/// operator what the user needs: the secret, as base32 and as an
+/// `otpauth://` URI, and the recovery codes. Shown once; the hub keeps the
+/// secret sealed and the codes as digests.
+pub async fn enrol_second_factor(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(user): Path<String>,
+) -> Result<Response, OAuthError> {
+    let id = user_id(&hub, &user).await?;
+    let user = hub
+        .store
+        .user_by_id(&id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidRequest(format!("unknown user `{id}`")))?;
+    let provisioned = crate::oauth::second_factor::provision(&hub, &user).await?;
+    hub.audit(
+        AuditEvent::new("user.second_factor.enrolled", Outcome::Success)
+            .actor("admin", None)
+            .user(user.id.clone())
+            .tenant(user.primary_tenant().map(str::to_owned))
+            .source_ip(peer.ip().to_string())
+            .reason("a TOTP authenticator provisioned by an administrator; recovery codes issued"),
+    )
+    .await?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({
+            "user_id": user.id,
+            "secret": provisioned.secret,
+            "otpauth_uri": provisioned.otpauth_uri,
+            "recovery_codes": provisioned.recovery_codes,
+        })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// `DELETE /admin/users/{user}/second-factor`: a lost device; the user
+/// enrols afresh at the next sign-in that needs a second factor.
+pub async fn remove_second_factor(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(user): Path<String>,
+) -> Result<Response, OAuthError> {
+    let id = user_id(&hub, &user).await?;
+    let removed = hub.store.remove_second_factor(&id).await?;
+    hub.audit(
+        AuditEvent::new("user.second_factor.removed", Outcome::Success)
+            .actor("admin", None)
+            .user(id.clone())
+            .source_ip(peer.ip().to_string())
+            .reason(if removed {
+                "the TOTP authenticator and recovery codes removed"
+            } else {
+                "the user had no second factor"
+            }),
+    )
+    .await?;
+    Ok(Json(json!({ "user_id": id, "removed": removed })).into_response())
+}
+
+// ---- single sign-on ------------------------------------------------------------
+
+/// `PUT /admin/tenants/{tenant}/sso`: the tenant's users sign in through
+/// this OpenID Provider from now on (docs/sso.md); the body is the seed's
+/// `[tenants.sso]` as JSON. The client secret is sealed and never shown back.
+pub async fn configure_sso(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(tenant): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let config: crate::model::SsoConfig = json_body(&body)?;
+    let issuer = url::Url::parse(&config.issuer)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+    if issuer.is_none() {
+        return Err(OAuthError::InvalidRequest(
+            "issuer must be an absolute http(s) URL".into(),
+        ));
+    }
+    if config.client_id.is_empty() || config.client_secret.is_empty() {
+        return Err(OAuthError::InvalidRequest(
+            "client_id and client_secret are required".into(),
+        ));
+    }
+    let sealed = crate::oauth::sso::seal_secret(&hub, &tenant, &config.client_secret);
+    if !hub
+        .store
+        .set_tenant_sso(&tenant, Some((&config, &sealed)))
+        .await?
+    {
+        return Err(OAuthError::InvalidRequest(format!(
+            "unknown tenant `{tenant}`"
+        )));
+    }
+    hub.audit(
+        AuditEvent::new("tenant.sso.configured", Outcome::Success)
+            .actor("admin", None)
+            .tenant(Some(tenant.clone()))
+            .source_ip(peer.ip().to_string())
+            .reason(format!(
+                "signs in at {} for {}; {} group mapping(s)",
+                config.issuer,
+                config.email_domains.join(", "),
+                config.role_mappings.len()
+            )),
+    )
+    .await?;
+    Ok(Json(json!({ "tenant": tenant, "issuer": config.issuer })).into_response())
+}
+
+/// `DELETE /admin/tenants/{tenant}/sso`: back to passwords at the hub.
+pub async fn remove_sso(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(tenant): Path<String>,
+) -> Result<Response, OAuthError> {
+    if !hub.store.set_tenant_sso(&tenant, None).await? {
+        return Err(OAuthError::InvalidRequest(format!(
+            "unknown tenant `{tenant}`"
+        )));
+    }
+    hub.audit(
+        AuditEvent::new("tenant.sso.removed", Outcome::Success)
+            .actor("admin", None)
+            .tenant(Some(tenant.clone()))
+            .source_ip(peer.ip().to_string()),
+    )
+    .await?;
+    Ok(Json(json!({ "tenant": tenant })).into_response())
+}
+
 fn admin_error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     let mut response = (
         status,

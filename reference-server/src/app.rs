@@ -72,6 +72,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/login",
             get(authorize::login_form).post(authorize::login_submit),
         )
+        .route("/sso/callback", get(crate::oauth::sso::callback))
+        .route(
+            "/login/second-factor",
+            get(crate::oauth::second_factor::form).post(crate::oauth::second_factor::submit),
+        )
         .route(
             "/consent",
             get(authorize::consent_form).post(authorize::consent_submit),
@@ -142,6 +147,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
         let admin = Router::new()
             .route("/consents", get(admin::list_consents))
             .route("/consents/revoke", post(admin::revoke_consent))
+            .route(
+                "/tenants/{tenant}/sso",
+                axum::routing::put(admin::configure_sso).delete(admin::remove_sso),
+            )
+            .route(
+                "/users/{user}/second-factor",
+                post(admin::enrol_second_factor).delete(admin::remove_second_factor),
+            )
             .route(
                 "/policies",
                 get(admin::list_policies).post(admin::create_policy),

@@ -60,6 +60,9 @@ pub struct HubConfig {
     /// Where the demo provider listens, when it is not the seeded default:
     /// the `demo-calendar` connection's endpoints are pointed at it.
     pub demo_provider_url: Option<String>,
+    /// Where the demo identity provider listens, when the hub started it:
+    /// the `initech` tenant's SSO issuer is pointed at it.
+    pub demo_idp_issuer: Option<String>,
     pub faults: Faults,
     /// Compliant alternative answers (see [`crate::variant`]).
     pub variants: Variants,
@@ -94,6 +97,7 @@ impl Default for HubConfig {
             provider_timeout: std::time::Duration::from_secs(10),
             agenda: None,
             demo_provider_url: None,
+            demo_idp_issuer: None,
             faults: Faults::default(),
             variants: Variants::default(),
             limits: crate::serve::Limits::default(),

@@ -332,7 +332,12 @@ pub async fn sign_in(
     let username = params.get("username")?.unwrap_or_default();
     let password = params.get("password")?.unwrap_or_default();
     let user = hub.store.user_by_username(username).await?;
-    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    // An account with no password (made by single sign-on) is checked
+    // against the dummy hash like an unknown one: the same time, no match.
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .filter(|h| SecretKind::of_stored(h) == Some(SecretKind::Chosen));
     Ok(
         match check_password(hub, username, password, stored, source).await? {
             PasswordCheck::Right => match user {

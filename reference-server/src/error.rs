@@ -210,6 +210,9 @@ pub enum HubError {
     Json(#[from] serde_json::Error),
     #[error("configuration: {0}")]
     Config(String),
+    /// A sealed value (a user's TOTP secret) did not open.
+    #[error("vault: {0}")]
+    Vault(#[from] crate::vault::sealing::VaultError),
 }
 
 impl From<HubError> for OAuthError {

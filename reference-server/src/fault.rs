@@ -165,6 +165,24 @@ switches! {
     ChallengeDropsHeldScopes => "challenge-drops-held-scopes",
     /// The consent page offers an MCP server's required scopes as optional, and an approval without one is granted without it (product: mandatory and optional scopes).
     MandatoryScopeOptional => "mandatory-scope-optional",
+    /// A user whose tenant requires a second factor is signed in by the password alone (product: second factors, docs/mfa.md).
+    SecondFactorNotRequired => "second-factor-not-required",
+    /// Any six digits pass as the TOTP code (RFC 6238 §5.2: the verifier compares the code with the ones it computes).
+    TotpAnyCodeAccepted => "totp-any-code-accepted",
+    /// A TOTP code is accepted again after it was used (RFC 6238 §5.2: MUST NOT accept the second attempt).
+    TotpReplayAccepted => "totp-replay-accepted",
+    /// A recovery code can be used again (product: recovery codes are single-use, docs/mfa.md).
+    RecoveryCodeReusable => "recovery-code-reusable",
+    /// Access tokens leave out `auth_time`, `acr` and `amr` (product: the token shows how the user signed in, docs/mfa.md; RFC 9068 §2.2.1).
+    AmrNotInToken => "amr-not-in-token",
+    /// Single sign-on accepts an ID token whose `nonce` is not the one sent (OIDC Core §3.1.3.7 step 11).
+    SsoNonceUnchecked => "sso-nonce-unchecked",
+    /// Single sign-on accepts an ID token whose `iss` is not the provider's issuer (OIDC Core §3.1.3.7 step 2).
+    SsoIssuerUnchecked => "sso-issuer-unchecked",
+    /// Single sign-on completes a redirect back whose `state` is not the one sent (RFC 6749 §10.12).
+    SsoStateUnchecked => "sso-state-unchecked",
+    /// Single sign-on ignores the groups in the ID token: the user gets no mapped role (product: SSO groups mapped to roles, docs/sso.md).
+    SsoGroupsNotMapped => "sso-groups-not-mapped",
     /// The authorization response drops `state` (RFC 6749 §4.1.2).
     DropState => "drop-state",
     /// Access tokens carry `typ: JWT` instead of `at+jwt` (RFC 9068 §2.1).

@@ -38,6 +38,8 @@ pub struct Hub {
     pub cimd: crate::oauth::cimd_cache::CimdResolver,
     /// Failed sign-ins per account and per source, for back-off.
     pub signin_guard: crate::lockout::SignInGuard,
+    /// Wrong second-factor codes per user and per source, for back-off.
+    pub second_factor_guard: crate::lockout::SignInGuard,
     /// Budget of dynamic registrations per source address.
     pub registrations: crate::throttle::Throttle,
     /// Policies as last read from the store, indexed; emptied on every change.
@@ -56,6 +58,8 @@ pub struct Hub {
     pub provider_http_unbounded: reqwest::Client,
     /// Connect flows waiting for the provider's redirect back, by `state`.
     pub pending_connects: crate::vault::pending::PendingConnects,
+    /// Sign-ins in flight at tenants' identity providers.
+    pub sso_flights: crate::oauth::sso_flights::SsoFlights,
 }
 
 impl Hub {

@@ -99,6 +99,9 @@ struct Args {
     /// Where the demo's mock third-party provider listens.
     #[arg(long, env = "HUB_DEMO_PROVIDER_BIND", default_value = "127.0.0.1:8090")]
     demo_provider_bind: SocketAddr,
+    /// Where the demo's identity provider (the `initech` tenant's single sign-on) listens.
+    #[arg(long, env = "HUB_DEMO_IDP_BIND", default_value = "127.0.0.1:8091")]
+    demo_idp_bind: SocketAddr,
     /// The Agenda MCP server's client secret at the hub (client `rs-agenda` in the seed).
     #[arg(
         long,
@@ -193,6 +196,16 @@ async fn main() -> anyhow::Result<()> {
             .context("starting the demo provider (--no-demo skips it)")?,
         )
     };
+    // The demo tenant's identity provider, also on its own origin.
+    let idp = if args.no_demo {
+        None
+    } else {
+        Some(
+            demo::idp::spawn(args.demo_idp_bind, demo::idp::IdpConfig::default())
+                .await
+                .context("starting the demo identity provider (--no-demo skips it)")?,
+        )
+    };
     let config = HubConfig {
         bind: args.bind,
         public_url: args.public_url,
@@ -217,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
         agenda: (!args.no_demo)
             .then(|| reference_server::AgendaSettings::demo(args.agenda_client_secret.clone())),
         demo_provider_url: provider.as_ref().map(|p| p.url.clone()),
+        demo_idp_issuer: idp.as_ref().map(|(issuer, _)| issuer.clone()),
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout.max(1)),
         faults: Faults::new(args.faults),
         variants: Variants::new(args.variants),
@@ -246,6 +260,12 @@ async fn main() -> anyhow::Result<()> {
             provider = %provider.url,
             connect = %format!("{}/connections/demo-calendar/connect", hub.issuer),
             "demo: mock third-party provider \"Demo Calendar\"; connect it, then call the Agenda MCP server"
+        );
+    }
+    if let Some((issuer, _)) = &idp {
+        tracing::info!(
+            idp = %issuer,
+            "demo: identity provider of tenant initech; sign in as erin@initech.example / erin-password (group engineering) or frank@initech.example / frank-password"
         );
     }
     if test_mode {

@@ -6,6 +6,158 @@ use serde::{Deserialize, Serialize};
 pub struct Tenant {
     pub id: String,
     pub name: String,
+    /// Who of the tenant's users must prove a second factor at sign-in.
+    #[serde(default)]
+    pub second_factor: SecondFactorRule,
+    /// The tenant's own identity provider, for enterprise single sign-on.
+    #[serde(default)]
+    pub sso: Option<SsoConfig>,
+}
+
+/// A tenant's upstream OpenID Provider (docs/sso.md): the hub signs the
+/// tenant's users in through it as an OpenID Connect relying party, creates
+/// or updates each user on every sign-in, and maps the groups the ID token
+/// names to the user's roles.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's issuer identifier; its discovery document is at
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// How the login page names it ("Continue with …").
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub client_id: String,
+    /// The hub's client secret at the provider; stored sealed with the vault
+    /// key, never shown back.
+    #[serde(default, skip_serializing)]
+    pub client_secret: String,
+    /// E-mail domains whose users the login page sends to this provider
+    /// (home-realm discovery).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// The scopes asked for; `openid` is always among them.
+    #[serde(default = "default_sso_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID token claim that lists the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Groups to the hub roles they give, re-read on every sign-in.
+    #[serde(default)]
+    pub role_mappings: Vec<RoleMapping>,
+}
+
+impl std::fmt::Debug for SsoConfig {
+    /// Everything but the client secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("email_domains", &self.email_domains)
+            .field("scopes", &self.scopes)
+            .field("groups_claim", &self.groups_claim)
+            .field("role_mappings", &self.role_mappings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_sso_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "groups"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+/// One group of the upstream provider and the hub roles it gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMapping {
+    pub group: String,
+    pub roles: Vec<String>,
+}
+
+impl SsoConfig {
+    /// The roles `groups` give, in mapping order, without repeats.
+    pub fn roles_for(&self, groups: &[String]) -> Vec<String> {
+        let mut roles: Vec<String> = Vec::new();
+        for mapping in self
+            .role_mappings
+            .iter()
+            .filter(|m| groups.contains(&m.group))
+        {
+            for role in &mapping.roles {
+                if !roles.contains(role) {
+                    roles.push(role.clone());
+                }
+            }
+        }
+        roles
+    }
+}
+
+/// A tenant's rule for second factors (docs/mfa.md): everyone, or the
+/// holders of some roles. A user of several tenants follows the strictest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorRule {
+    /// Every user of the tenant.
+    #[serde(default)]
+    pub required: bool,
+    /// Users holding any of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl SecondFactorRule {
+    /// Whether a user with `roles` must prove a second factor under this rule.
+    pub fn applies_to(&self, roles: &[String]) -> bool {
+        self.required || self.roles.iter().any(|r| roles.contains(r))
+    }
+}
+
+/// How the user proved who they are for one sign-in (OpenID Connect Core
+/// §2: `auth_time`, `acr`, `amr`). Every access token derived from an
+/// authorization made under this sign-in carries it unchanged, refreshed
+/// ones too (RFC 9068 §2.2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authentication {
+    /// When the user proved who they are (seconds, hub clock).
+    pub auth_time: i64,
+    /// [`ACR_SINGLE_FACTOR`] or [`ACR_MULTI_FACTOR`].
+    pub acr: String,
+    /// RFC 8176 method references: `pwd`, `otp`, `mfa`, or those an
+    /// upstream identity provider reported.
+    pub amr: Vec<String>,
+}
+
+/// The `acr` of a sign-in by one factor.
+pub const ACR_SINGLE_FACTOR: &str = "urn:agentic-hub:acr:1fa";
+/// The `acr` of a sign-in by two factors or more.
+pub const ACR_MULTI_FACTOR: &str = "urn:agentic-hub:acr:mfa";
+
+impl Authentication {
+    /// A sign-in by the methods `amr`, at `auth_time`; two factors or more
+    /// (RFC 8176 `mfa`) make it multi-factor.
+    pub fn new(auth_time: i64, amr: Vec<String>) -> Authentication {
+        let acr = if amr.iter().any(|m| m == "mfa") {
+            ACR_MULTI_FACTOR
+        } else {
+            ACR_SINGLE_FACTOR
+        };
+        Authentication {
+            auth_time,
+            acr: acr.to_owned(),
+            amr,
+        }
+    }
+
+    /// Whether this sign-in proved more than one factor.
+    pub fn is_multi_factor(&self) -> bool {
+        self.acr == ACR_MULTI_FACTOR
+    }
 }
 
 /// A human who logs in and consents.

@@ -14,6 +14,14 @@ pub fn environment() -> Environment<'static> {
         ("login.html", include_str!("../templates/login.html")),
         ("signout.html", include_str!("../templates/signout.html")),
         ("consent.html", include_str!("../templates/consent.html")),
+        (
+            "second_factor.html",
+            include_str!("../templates/second_factor.html"),
+        ),
+        (
+            "recovery_codes.html",
+            include_str!("../templates/recovery_codes.html"),
+        ),
         ("error.html", include_str!("../templates/error.html")),
         ("connect.html", include_str!("../templates/connect.html")),
         (

@@ -130,6 +130,15 @@ impl Seed {
         let now = hub.clock.now();
         for tenant in &self.tenants {
             store.upsert_tenant(tenant).await?;
+            let sealed = tenant.sso.as_ref().map(|sso| {
+                (
+                    sso,
+                    crate::oauth::sso::seal_secret(hub, &tenant.id, &sso.client_secret),
+                )
+            });
+            store
+                .set_tenant_sso(&tenant.id, sealed.as_ref().map(|(c, s)| (*c, s.as_str())))
+                .await?;
         }
         for user in &self.users {
             store.upsert_user(user).await?;

@@ -112,6 +112,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
         cimd,
         registrations,
         signin_guard: Default::default(),
+        second_factor_guard: Default::default(),
         policy_cache: RwLock::new(None),
         audit_failing: std::sync::atomic::AtomicBool::new(false),
         audit_feed: tokio::sync::broadcast::channel(1024).0,
@@ -122,6 +123,7 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
             std::time::Duration::from_secs(3600),
         ),
         pending_connects: Default::default(),
+        sso_flights: Default::default(),
         faults: config.faults.clone(),
         variants: config.variants.clone(),
         config,
@@ -138,6 +140,9 @@ pub async fn spawn(config: HubConfig) -> Result<RunningHub, HubError> {
     }
     if let Some(url) = &hub.config.demo_provider_url {
         crate::vault::definition::point_demo_connection(&hub, url).await?;
+    }
+    if let Some(issuer) = &hub.config.demo_idp_issuer {
+        crate::oauth::sso::point_demo_tenant(&hub, issuer).await?;
     }
     let resources = hub
         .store

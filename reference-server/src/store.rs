@@ -23,6 +23,8 @@ pub mod console;
 pub mod directory;
 pub mod keys;
 pub mod policies;
+pub mod second_factor;
+pub mod sso;
 pub mod tokens;
 
 /// Where the hub keeps its state.
@@ -48,6 +50,18 @@ impl FromStr for Database {
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// A nullable JSON column.
+fn optional_json<T: DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<T>, HubError> {
+    let raw: Option<String> = row.try_get(column)?;
+    Ok(match raw {
+        Some(raw) => Some(serde_json::from_str(&raw)?),
+        None => None,
+    })
 }
 
 fn from_json<T: DeserializeOwned + Default>(row: &SqliteRow, column: &str) -> Result<T, HubError> {

@@ -2,7 +2,9 @@
 //! over WebDriver (`chromedriver`, with the `fantoccini` client). It signs in
 //! to the console and creates a policy through the three-step form, runs a
 //! consent flow on the login and consent pages (unticking one scope), watches
-//! the console's live audit feed and flow drill-down show it, and opens a
+//! the console's live audit feed and flow drill-down show it, signs in
+//! through the demo tenant's identity provider (the `demo` crate's Demo IdP:
+//! single sign-on) and enrols and types a TOTP second factor, and opens a
 //! report.html written by `conform` to check that its sequence diagrams
 //! render. Screenshots of every page go to `reports/screenshots/`.
 //!
@@ -208,13 +210,21 @@ async fn launch(chromedriver: &Path, chromium: &Path) -> (Browser, Client) {
     (browser, client)
 }
 
+/// The hub, with the demo tenant's identity provider (the Demo IdP) beside it.
 async fn start_hub() -> RunningHub {
+    let (idp, _task) = demo::idp::spawn(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        demo::idp::IdpConfig::default(),
+    )
+    .await
+    .expect("the demo identity provider starts");
     reference_server::spawn(HubConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         database: Database::Memory,
         seed_dir: Some(workspace().join("fixtures/hub")),
         test_mode: true,
         control_token: Some(CONTROL.into()),
+        demo_idp_issuer: Some(idp),
         ..HubConfig::default()
     })
     .await
@@ -399,6 +409,12 @@ async fn walk(page: &Page<'_>, hub: &RunningHub, report: &Path) -> anyhow::Resul
     consent_flow(page, hub).await?;
     eprintln!(
         "consent flow, live feed, drill-down: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    sso_and_second_factor(page, hub).await?;
+    eprintln!(
+        "single sign-on and a TOTP enrolment: {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
@@ -667,6 +683,85 @@ async fn consent_flow(page: &Page<'_>, hub: &RunningHub) -> anyhow::Result<()> {
     page.find(r#"#timeline li[data-type="consent.granted"]"#)
         .await?;
     page.screenshot("console-audit-flow").await?;
+    Ok(())
+}
+
+/// Frank of Initech signs in through his organisation's identity provider
+/// (home-realm discovery by his e-mail, the Demo IdP's page), and, his
+/// provider having proved one factor where his tenant wants two, enrols an
+/// authenticator at the hub and types its code; the recovery codes are shown
+/// once; consent; the code comes back.
+async fn sso_and_second_factor(page: &Page<'_>, hub: &RunningHub) -> anyhow::Result<()> {
+    let client_id = register_client(hub).await?;
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let resource = format!("{}/mcp/calendar", hub.base_url);
+    let mut authorize = url::Url::parse(&format!("{}/authorize", hub.issuer))?;
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", REDIRECT_URI)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", &resource)
+        .append_pair("scope", "calendar.read")
+        .append_pair("state", "sso-walk")
+        // The browser is still signed in as alice from the consent flow.
+        .append_pair("prompt", "login");
+    page.goto(authorize.as_str()).await?;
+    page.find("form#login").await?;
+    page.fill("#username", "frank@initech.example").await?;
+    page.click("form#login button[name=action][value=login]")
+        .await?;
+
+    // The organisation's own sign-in page, on the provider's origin.
+    page.wait_text("h1", "Initech").await?;
+    ensure!(
+        !page.url().await.starts_with(&hub.base_url),
+        "the provider's page is not the hub's"
+    );
+    page.fill("input[name=password]", "frank-password").await?;
+    page.screenshot("sso-provider").await?;
+    page.click("form button[name=decision][value=sign-in]")
+        .await?;
+
+    // Back at the hub: enrol an authenticator, the first time.
+    page.find("form#second-factor").await?;
+    let secret = page.text("#totp-secret").await?;
+    page.screenshot("second-factor-enrol").await?;
+    let bytes = totp_rs::Secret::Encoded(secret.trim().to_owned())
+        .to_bytes()
+        .map_err(|e| anyhow!("the page's secret is not base32: {e:?}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let code =
+        totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes).generate(now);
+    page.fill("#code", &code).await?;
+    page.click("form#second-factor button[type=submit]").await?;
+    let codes = page.wait_text("#recovery-codes", "-").await?;
+    ensure!(
+        codes.lines().filter(|l| !l.trim().is_empty()).count() == 10,
+        "ten recovery codes: {codes}"
+    );
+    page.screenshot("recovery-codes").await?;
+    page.click("a#continue").await?;
+
+    // Consent, and the code back to the client.
+    page.find("form#consent").await?;
+    page.click("form#consent button[name=decision][value=approve]")
+        .await?;
+    let back = page
+        .wait_url("the redirect to the client", |u| {
+            u.as_str().starts_with(REDIRECT_URI)
+        })
+        .await?;
+    ensure!(
+        back.query_pairs()
+            .any(|(k, v)| k == "code" && !v.is_empty()),
+        "a code after single sign-on and a second factor: {back}"
+    );
     Ok(())
 }
 

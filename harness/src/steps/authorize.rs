@@ -81,6 +81,11 @@ pub struct Authorize {
     /// declined mandatory scope.
     #[serde(default)]
     pub withhold: Vec<String>,
+    /// What the user types when the server asks for a second factor: the
+    /// authenticator's current code (default), a wrong one, the code typed
+    /// before, a recovery code, or the recovery code typed before.
+    #[serde(default)]
+    pub second_factor: super::authenticator::SecondFactorEntry,
 }
 
 impl Act for Authorize {
@@ -97,7 +102,14 @@ impl Act for Authorize {
             .iter()
             .map(|s| run.text(s))
             .collect::<Result<Vec<_>, _>>()?;
-        run.authorize(self, &uncheck).await
+        let facts = run.authorize(self, &uncheck).await;
+        // What the tenant's identity provider issued on the way (codes, ID
+        // tokens) is secret too.
+        let issued = run.upstream_idp.as_ref().map(|idp| idp.secrets());
+        for secret in issued.into_iter().flatten() {
+            run.evidence.keep_secret(&secret);
+        }
+        facts
     }
 
     /// A code means the user consented; `access_denied`, that they refused.
@@ -268,6 +280,9 @@ impl Run<'_> {
         let mut consent_shown = false;
         // Whether the user was asked to sign in (a login page was shown).
         let mut login_shown = false;
+        // Whether a second factor was asked for after the password.
+        let mut second_factor_shown = false;
+        let mut vars = vars;
         // The scopes a consent page showed with no box to untick.
         let mut mandatory: Vec<String> = Vec::new();
         // A `${…}` naming a list of scopes reads as them, space-separated.
@@ -281,15 +296,26 @@ impl Run<'_> {
         }
         // The form rule the user last submitted a page with.
         let mut last_submitted: Option<&crate::profile::FormRule> = None;
+        // The tenant's identity provider the harness plays, if one runs: the
+        // browser goes there to sign in and comes back (single sign-on).
+        let idp_origin = self.upstream_idp_origin();
+        let leaves = |target: &Url| {
+            (target.origin() != hub_origin && Some(target.origin()) != idp_origin)
+                || without_query(target) == presented_redirect
+        };
+        let mut sso_shown = false;
         for _ in 0..12 {
             if let Some(location) = redirect_location(&response, &current) {
                 let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
-                if target.origin() != hub_origin || without_query(&target) == presented_redirect {
+                sso_shown |= Some(target.origin()) == idp_origin;
+                if leaves(&target) {
                     let mut facts =
                         self.left_hub(&target, &presented_redirect, &verifier, &response);
                     facts["consent_offered"] = json!(offered);
                     facts["consent_shown"] = json!(consent_shown);
                     facts["login_shown"] = json!(login_shown);
+                    facts["second_factor_shown"] = json!(second_factor_shown);
+                    facts["sso_shown"] = json!(sso_shown);
                     facts["consent_mandatory"] = json!(mandatory);
                     if guessing {
                         facts["right_password_accepted"] = json!(true);
@@ -317,6 +343,18 @@ impl Run<'_> {
                         "guess_statuses": guess_statuses,
                     }));
                 }
+                if std::ptr::eq(rule, submitted)
+                    && rule.page_kind() == crate::profile::PageKind::SecondFactor
+                {
+                    // The code typed was not accepted: the server's answer.
+                    return Ok(json!({
+                        "outcome": "second_factor_refused",
+                        "status": response.status,
+                        "page": current,
+                        "login_shown": login_shown,
+                        "second_factor_shown": true,
+                    }));
+                }
                 if std::ptr::eq(rule, submitted) {
                     return Err(precondition(format!(
                         "the page at {current} (HTTP {}) shows the form of the [[user.forms]] rule `url_contains = {:?}` again after the user submitted it: the server did not accept it (check [user] username and password, and the rule's fill)",
@@ -332,10 +370,20 @@ impl Run<'_> {
             let error_page =
                 (200..300).contains(&response.status) && user::is_error_page(self.profile, &page);
             if (!(200..300).contains(&response.status) && rule.is_none()) || error_page {
-                return Ok(not_redirected(&response, &current));
+                let mut facts = not_redirected(&response, &current);
+                facts["login_shown"] = json!(login_shown);
+                facts["sso_shown"] = json!(sso_shown);
+                return Ok(facts);
             }
             let login_page = rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::Login);
             login_shown |= login_page;
+            if rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::SecondFactor) {
+                second_factor_shown = true;
+                let (code, recovery) =
+                    self.authenticator(login_as)?.entry(request.second_factor)?;
+                vars["user"]["one_time_code"] = json!(code);
+                vars["user"]["recovery_code"] = json!(recovery);
+            }
             if login_page && guessing && guess_statuses.is_empty() {
                 let mut wrong = vars.clone();
                 for _ in 0..request.wrong_passwords {
@@ -406,14 +454,15 @@ impl Run<'_> {
             {
                 Move::GoTo(location) => {
                     let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
-                    if target.origin() != hub_origin || without_query(&target) == presented_redirect
-                    {
+                    sso_shown |= Some(target.origin()) == idp_origin;
+                    if leaves(&target) {
                         let mut facts =
                             self.left_hub(&target, &presented_redirect, &verifier, &response);
                         facts["consent_offered"] = json!(offered);
                         facts["consent_shown"] = json!(consent_shown);
                         facts["login_shown"] = json!(login_shown);
-                        facts["consent_mandatory"] = json!(mandatory);
+                        facts["second_factor_shown"] = json!(second_factor_shown);
+                        facts["sso_shown"] = json!(sso_shown);
                         facts["consent_mandatory"] = json!(mandatory);
                         return Ok(facts);
                     }

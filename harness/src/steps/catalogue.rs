@@ -16,8 +16,8 @@ use super::failure::StepError;
 use super::run::Run;
 use super::{
     admin, agent, agents, authorize, cimd, connect, connections, control, cors, discovery,
-    registration, resource, resource_server, revocation, robustness, signout, slow_client,
-    third_party, token, vault,
+    registration, resource, resource_server, revocation, robustness, second_factor, signout,
+    slow_client, sso, third_party, token, vault,
 };
 
 /// An action's name in scenario files, and its declaration.
@@ -105,6 +105,8 @@ catalogue! {
     "listen_for_ssrf" => ListenForSsrf(cimd::ListenForSsrf),
     "ssrf_connections" => SsrfConnections(cimd::SsrfConnections),
     "revoke_consent" => RevokeConsent(admin::RevokeConsent),
+    "enrol_second_factor" => EnrolSecondFactor(second_factor::EnrolSecondFactor),
+    "configure_sso" => ConfigureSso(sso::ConfigureSso),
     "jwt_bearer" => JwtBearer(agent::JwtBearer),
     "rotate_keys" => RotateKeys(control::RotateKeys),
     "advance_clock" => AdvanceClock(control::AdvanceClock),

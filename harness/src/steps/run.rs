@@ -49,6 +49,12 @@ pub struct Run<'p> {
     /// the wire (the profile's `spec`, else the latest, until the engine
     /// sets the scenario's).
     pub revision: crate::revision::Revision,
+    /// The authenticators users were given (`enrol_second_factor`), by
+    /// `[users]` name ("" for the `[user]`).
+    pub authenticators: std::collections::BTreeMap<String, super::authenticator::Authenticator>,
+    /// The tenant's identity provider the harness plays, started by the
+    /// first `configure_sso`.
+    pub upstream_idp: Option<crate::idp::UpstreamIdp>,
 }
 
 /// The first `${…}` in `template` that names an optional profile section
@@ -89,6 +95,8 @@ impl<'p> Run<'p> {
             answers: Map::new(),
             profile_vars: std::sync::OnceLock::new(),
             revision: profile.spec.unwrap_or(crate::revision::Revision::LATEST),
+            authenticators: std::collections::BTreeMap::new(),
+            upstream_idp: None,
         }
     }
 

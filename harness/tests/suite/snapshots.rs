@@ -147,6 +147,7 @@ pub fn snapshot_trials() -> Vec<Trial> {
             insta::assert_json_snapshot!("policy-matrix", matrix, {
                 ".token_claims.*[].iat" => "[iat]",
                 ".token_claims.*[].exp" => "[exp]",
+                ".token_claims.*[].auth_time" => "[auth_time]",
                 ".token_claims.*[].jti" => "[jti]",
             });
             Ok(())
@@ -164,6 +165,7 @@ pub fn snapshot_trials() -> Vec<Trial> {
             insta::assert_json_snapshot!("token-claims", claims, {
                 ".*[].iat" => "[iat]",
                 ".*[].exp" => "[exp]",
+                ".*[].auth_time" => "[auth_time]",
                 ".*[].jti" => "[jti]",
                 ".*[].client_id" => insta::dynamic_redaction(|value, _| {
                     // DCR client ids are random; pre-registered ones are fixtures.

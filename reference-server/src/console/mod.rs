@@ -30,6 +30,7 @@ pub mod home;
 pub mod policies;
 pub mod servers;
 pub mod templates;
+pub mod users;
 
 /// Every console route, behind [`auth::guard`]; nested at [`common::PREFIX`].
 pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
@@ -43,6 +44,12 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .route(
             "/agents/{id}/decommission",
             get(agents::confirm).post(agents::decommission),
+        )
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::show))
+        .route(
+            "/users/{id}/sessions/{session}/end",
+            get(users::confirm_end).post(users::end),
         )
         .route("/servers", get(servers::servers))
         .route("/connections", get(servers::connections))

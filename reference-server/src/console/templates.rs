@@ -61,6 +61,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "console/flow.html",
         include_str!("../../templates/console/flow.html"),
     ),
+    (
+        "console/users.html",
+        include_str!("../../templates/console/users.html"),
+    ),
+    (
+        "console/user.html",
+        include_str!("../../templates/console/user.html"),
+    ),
 ];
 
 /// Adds the console's templates and its filters, `utc` (seconds since the

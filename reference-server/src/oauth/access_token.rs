@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::hub::Hub;
+use crate::model::Authentication;
 
 /// The `aud` claim: one resource, or (only under the `ignore-resource` fault) several.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,9 +45,27 @@ pub struct AccessTokenClaims {
     /// Who may act for the subject (RFC 8693 §4.4), when the subject token said so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub may_act: Option<serde_json::Value>,
+    /// How the user signed in (RFC 9068 §2.2.1), on tokens a user's
+    /// authorization yields: when, at what level, by which methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }
 
 impl AccessTokenClaims {
+    /// The sign-in this token reflects, which an exchanged token keeps
+    /// (RFC 9068 §2.2.1: the values remain the same across exchanges).
+    pub fn authentication(&self) -> Option<Authentication> {
+        Some(Authentication {
+            auth_time: self.auth_time?,
+            acr: self.acr.clone()?,
+            amr: self.amr.clone()?,
+        })
+    }
+
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split_ascii_whitespace()
     }
@@ -61,6 +80,8 @@ pub struct TokenGrant<'a> {
     pub tenant: Option<&'a str>,
     /// The delegation chain, for exchanged tokens.
     pub act: Option<serde_json::Value>,
+    /// How the user signed in, when a user's sign-in is behind the token.
+    pub authentication: Option<Authentication>,
 }
 
 /// A freshly minted token and the facts the token response needs.
@@ -97,6 +118,18 @@ impl Hub {
             tenant: grant.tenant.map(str::to_owned),
             act: grant.act,
             may_act: None,
+            auth_time: None,
+            acr: None,
+            amr: None,
+        };
+        let claims = match grant.authentication {
+            Some(how) if !self.faults.on(Fault::AmrNotInToken) => AccessTokenClaims {
+                auth_time: Some(how.auth_time),
+                acr: Some(how.acr),
+                amr: Some(how.amr),
+                ..claims
+            },
+            _ => claims,
         };
         let keys = self.keys.read().await;
         let mut header = Header::new(Algorithm::ES256);

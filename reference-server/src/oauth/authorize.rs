@@ -15,7 +15,7 @@ use crate::credentials::SignIn;
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::hub::Hub;
-use crate::model::{Client, Consent};
+use crate::model::{Authentication, Client, Consent};
 use crate::pages::{error_page, render};
 use crate::params::{split_scopes, Params};
 use crate::store::authorizations::{AuthorizationCode, AuthorizationRequest};
@@ -221,15 +221,29 @@ async fn authorize_inner(
                 correlation_id: crate::random::ordered_id("flow"),
                 user_id: None,
                 session_hash: None,
+                authentication: None,
                 expires_at: now + i64::from(hub.config.request_ttl),
                 completed: false,
             };
             hub.store
                 .insert_authorization_request(&request, now)
                 .await?;
-            let Some((session_hash, session)) =
-                crate::oauth::signin::reusable(hub, headers, &prompt).await?
-            else {
+            let reusable = match crate::oauth::signin::reusable(hub, headers, &prompt).await? {
+                // A sign-in by the password alone does not do for a user
+                // who now owes a second factor: they sign in again.
+                Some((hash, session)) if !session.authentication.is_multi_factor() => {
+                    match hub.store.user_by_id(&session.user_id).await? {
+                        Some(user)
+                            if crate::oauth::second_factor::required_for(hub, &user).await? =>
+                        {
+                            None
+                        }
+                        _ => Some((hash, session)),
+                    }
+                }
+                other => other,
+            };
+            let Some((session_hash, session)) = reusable else {
                 if prompt.none && !hub.faults.on(Fault::PromptNoneShowsLogin) {
                     complete(hub, &request).await?;
                     let err = OAuthError::LoginRequired(
@@ -253,7 +267,11 @@ async fn authorize_inner(
             // The browser is signed in: no password; on to consent, which
             // sends it straight back when the consent is remembered.
             hub.store
-                .set_request_user(&request.id, &session.user_id, Some(&session_hash))
+                .set_request_user(
+                    &request.id,
+                    &session.user_id,
+                    Some((&session_hash, &session.authentication)),
+                )
                 .await?;
             hub.audit(
                 AuditEvent::new("user.session.reused", Outcome::Success)
@@ -264,13 +282,14 @@ async fn authorize_inner(
                     .correlation(request.correlation_id.clone())
                     .reason(format!(
                         "signed in {} s ago; no password asked",
-                        (now - session.auth_time).max(0)
+                        (now - session.authentication.auth_time).max(0)
                     ))
                     .source_ip(peer.ip().to_string()),
             )
             .await?;
             request.user_id = Some(session.user_id.clone());
             request.session_hash = Some(session_hash);
+            request.authentication = Some(session.authentication.clone());
             if prompt.none {
                 return consent_step(hub, &request, &client, &session.user_id, peer, true).await;
             }
@@ -453,6 +472,13 @@ pub async fn login_submit(
         let params = Params::parse(&body)?;
         let (request, client) = open_request(&hub, &params).await?;
         let source = hub.source_address(peer.ip(), &headers);
+        // Home-realm discovery: a work e-mail of a tenant with its own
+        // identity provider signs in there, not with a password here.
+        let username = params.get("username")?.unwrap_or_default();
+        if let Some(provider) = crate::oauth::sso::provider_for(&hub, username).await? {
+            return crate::oauth::sso::start(&hub, &request, &provider, username.trim(), source)
+                .await;
+        }
         let user = crate::credentials::sign_in(&hub, &params, source).await?;
         let event = AuditEvent::new("user.login", Outcome::Success)
             .client(client.client_id.clone())
@@ -461,28 +487,28 @@ pub async fn login_submit(
             .source_ip(source.to_string());
         let refusal = match user {
             SignIn::User(user) => {
+                let second_factor = crate::oauth::second_factor::required_for(&hub, &user).await?;
                 hub.audit(
                     event
                         .actor("user", user.id.clone())
                         .user(user.id.clone())
-                        .tenant(user.primary_tenant().map(str::to_owned)),
+                        .tenant(user.primary_tenant().map(str::to_owned))
+                        .reason(if second_factor {
+                            "the right password; a second factor is required"
+                        } else {
+                            "the right password"
+                        }),
                 )
                 .await?;
-                let (session_hash, set_cookie) =
-                    crate::oauth::signin::start(&hub, &user.id).await?;
-                hub.store
-                    .set_request_user(&request.id, &user.id, Some(&session_hash))
-                    .await?;
-                let mut response = Redirect::to(&format!(
-                    "{}?request={}",
-                    hub.endpoint("/consent"),
-                    request.id
-                ))
-                .into_response();
-                response
-                    .headers_mut()
-                    .append(axum::http::header::SET_COOKIE, set_cookie);
-                return Ok(response);
+                if second_factor {
+                    return Ok(
+                        crate::oauth::second_factor::challenge(&hub, &request, &user).await?,
+                    );
+                }
+                let how = Authentication::new(hub.clock.now(), vec!["pwd".to_owned()]);
+                return Ok(
+                    crate::oauth::signin::signed_in(&hub, &request, &user.id, &how, None).await?,
+                );
             }
             SignIn::Refused => (
                 "wrong username or password".to_owned(),
@@ -985,6 +1011,7 @@ pub async fn decide(
             tenant: tenant.clone(),
             correlation_id: request.correlation_id.clone(),
             expires_at: now + i64::from(ttl),
+            authentication: request.authentication.clone(),
         })
         .await?;
     let reason = if newly_granted.is_empty() {

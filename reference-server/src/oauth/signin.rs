@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use crate::error::{HubError, OAuthError};
 use crate::fault::Fault;
 use crate::hub::Hub;
+use crate::model::Authentication;
 use crate::store::authorizations::{AuthorizationRequest, SigninSession};
 use crate::web_guard::{cookie, read_cookie, SameSite};
 
@@ -23,23 +24,71 @@ pub const SIGNIN_COOKIE: &str = "hub_signin";
 /// A new session for `user_id`: its digest (for the request) and the
 /// `Set-Cookie` value that hands it to the browser. It lasts the hub's
 /// configured sign-in lifetime unless it is ended or left idle.
-pub async fn start(hub: &Hub, user_id: &str) -> Result<(String, HeaderValue), HubError> {
+pub async fn start(
+    hub: &Hub,
+    user_id: &str,
+    authentication: &Authentication,
+) -> Result<(String, HeaderValue), HubError> {
     let id = crate::random::secret();
     let id_hash = crate::random::sha256_b64url(&id);
-    let now = hub.clock.now();
     let lifetime = i64::from(hub.config.signin_lifetime);
     hub.store
-        .insert_signin_session(&id_hash, user_id, now, now.saturating_add(lifetime))
+        .insert_signin_session(
+            &id_hash,
+            user_id,
+            authentication,
+            authentication.auth_time.saturating_add(lifetime),
+        )
         .await?;
-    let set_cookie = cookie(
-        hub,
-        SIGNIN_COOKIE,
-        &id,
-        &cookie_path(hub),
-        SameSite::Lax,
-        Some(lifetime),
-    );
+    let set_cookie = flow_cookie(hub, SIGNIN_COOKIE, Some(&id), lifetime);
     Ok((id_hash, set_cookie))
+}
+
+/// The user proved who they are (`how`) for `request`: the session starts,
+/// the request is theirs and bound to it, and the browser goes on to consent
+/// (the page `then` names instead, when given: the recovery codes shown
+/// once). The one ending of every way of signing in: a password, a second
+/// factor, a tenant's identity provider.
+pub async fn signed_in(
+    hub: &Hub,
+    request: &AuthorizationRequest,
+    user_id: &str,
+    how: &Authentication,
+    then: Option<axum::response::Response>,
+) -> Result<axum::response::Response, HubError> {
+    use axum::response::IntoResponse;
+    let (session_hash, set_cookie) = start(hub, user_id, how).await?;
+    hub.store
+        .set_request_user(&request.id, user_id, Some((&session_hash, how)))
+        .await?;
+    let mut response = then.unwrap_or_else(|| {
+        axum::response::Redirect::to(&consent_url(hub, request)).into_response()
+    });
+    response
+        .headers_mut()
+        .append(axum::http::header::SET_COOKIE, set_cookie);
+    Ok(response)
+}
+
+/// The consent page of `request`.
+pub fn consent_url(hub: &Hub, request: &AuthorizationRequest) -> String {
+    format!("{}?request={}", hub.endpoint("/consent"), request.id)
+}
+
+/// A `Set-Cookie` for one of the sign-in pages' cookies (under the issuer's
+/// path, SameSite=Lax so the redirect flow carries it); `None` clears it.
+pub fn flow_cookie(hub: &Hub, name: &str, value: Option<&str>, max_age: i64) -> HeaderValue {
+    match value {
+        Some(value) => cookie(
+            hub,
+            name,
+            value,
+            &cookie_path(hub),
+            SameSite::Lax,
+            Some(max_age),
+        ),
+        None => cookie(hub, name, "", &cookie_path(hub), SameSite::Lax, Some(0)),
+    }
 }
 
 /// The browser's live sign-in, if it presents one: the session's digest
@@ -78,15 +127,7 @@ pub async fn end(
         }
         _ => None,
     };
-    let cleared = cookie(
-        hub,
-        SIGNIN_COOKIE,
-        "",
-        &cookie_path(hub),
-        SameSite::Lax,
-        Some(0),
-    );
-    Ok((user, cleared))
+    Ok((user, flow_cookie(hub, SIGNIN_COOKIE, None, 0)))
 }
 
 /// What an authorization request asks of the sign-in: OpenID Connect Core
@@ -154,7 +195,7 @@ pub async fn reusable(
             // seconds, and a sign-in a fraction of a second old is already
             // older than 0 (so max_age=0 always signs in again).
             Some(max_age) if !hub.faults.on(Fault::MaxAgeIgnored) => {
-                now.saturating_sub(session.auth_time) < max_age
+                now.saturating_sub(session.authentication.auth_time) < max_age
             }
             _ => true,
         }))

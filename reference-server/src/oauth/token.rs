@@ -304,6 +304,7 @@ async fn authorization_code(
             scopes: &scopes,
             tenant: stored.tenant.as_deref(),
             act: None,
+            authentication: stored.authentication.clone(),
         })
         .await?;
     let refresh_token = if caller.client.allows_grant("refresh_token") {
@@ -321,6 +322,7 @@ async fn authorization_code(
                     expires_at: 0,
                     rotated: false,
                     revoked: false,
+                    authentication: stored.authentication.clone(),
                 },
             )
             .await?,
@@ -550,6 +552,7 @@ async fn agent_token(
             scopes: &scopes,
             tenant: client.tenant.as_deref(),
             act: None,
+            authentication: None,
         })
         .await?;
     Ok(Issued {
@@ -743,6 +746,7 @@ async fn token_exchange(
             scopes: &scopes,
             tenant: subject.tenant.as_deref(),
             act: act.clone(),
+            authentication: subject.authentication(),
         })
         .await?;
     Ok(Issued {
@@ -883,6 +887,7 @@ async fn refresh(hub: &Hub, headers: &HeaderMap, params: &Params) -> Result<Issu
             scopes: &scopes,
             tenant: stored.tenant.as_deref(),
             act: None,
+            authentication: stored.authentication.clone(),
         })
         .await?;
     // The new token keeps the original grant: narrowing applies to this access token only.

@@ -4,9 +4,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{from_json, to_json, Store};
+use super::{from_json, optional_json, to_json, Store};
 use crate::error::HubError;
-use crate::model::Consent;
+use crate::model::{Authentication, Consent};
 
 /// A pending authorization request, between `/authorize` and the redirect back.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct AuthorizationRequest {
     /// The digest of the sign-in session that signed in for this request:
     /// only that browser may see its consent page and decide it.
     pub session_hash: Option<String>,
+    /// How that user signed in (none when the control API decided it).
+    pub authentication: Option<Authentication>,
     pub expires_at: i64,
     pub completed: bool,
 }
@@ -32,8 +34,18 @@ pub struct AuthorizationRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigninSession {
     pub user_id: String,
-    /// When the user proved who they are (seconds, hub clock).
-    pub auth_time: i64,
+    /// When and how the user proved who they are.
+    pub authentication: Authentication,
+}
+
+/// A live sign-in session as the console lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveSession {
+    pub id_hash: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub amr: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +60,8 @@ pub struct AuthorizationCode {
     pub tenant: Option<String>,
     pub correlation_id: String,
     pub expires_at: i64,
+    /// How the user signed in for the authorization this code completes.
+    pub authentication: Option<Authentication>,
 }
 
 impl Store {
@@ -97,24 +111,26 @@ impl Store {
             correlation_id: row.try_get("correlation_id")?,
             user_id: row.try_get("user_id")?,
             session_hash: row.try_get("session_hash")?,
+            authentication: optional_json(&row, "authentication")?,
             expires_at: row.try_get("expires_at")?,
             completed: row.try_get::<i64, _>("completed")? != 0,
         }))
     }
 
-    /// Records who signed in for a pending request, and with which sign-in
-    /// session (none when the control API decided it).
+    /// Records who signed in for a pending request, with which sign-in
+    /// session and how (neither when the control API decided it).
     pub async fn set_request_user(
         &self,
         id: &str,
         user_id: &str,
-        session_hash: Option<&str>,
+        session: Option<(&str, &Authentication)>,
     ) -> Result<(), HubError> {
         sqlx::query(
-            "UPDATE authorization_requests SET user_id = ?, session_hash = ? WHERE id = ? AND completed = 0",
+            "UPDATE authorization_requests SET user_id = ?, session_hash = ?, authentication = ? WHERE id = ? AND completed = 0",
         )
         .bind(user_id)
-        .bind(session_hash)
+        .bind(session.map(|(hash, _)| hash))
+        .bind(session.map(|(_, how)| to_json(how)))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -126,21 +142,23 @@ impl Store {
         &self,
         id_hash: &str,
         user_id: &str,
-        now: i64,
+        authentication: &Authentication,
         expires_at: i64,
     ) -> Result<(), HubError> {
+        let now = authentication.auth_time;
         sqlx::query("DELETE FROM signin_sessions WHERE expires_at <= ?")
             .bind(now)
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO signin_sessions (id_hash, user_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO signin_sessions (id_hash, user_id, created_at, expires_at, last_seen_at, authentication) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(id_hash)
         .bind(user_id)
         .bind(now)
         .bind(expires_at)
         .bind(now)
+        .bind(to_json(authentication))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -154,17 +172,72 @@ impl Store {
         now: i64,
         idle: i64,
     ) -> Result<Option<SigninSession>, HubError> {
-        let row: Option<(String, i64)> = sqlx::query_as(
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
             "UPDATE signin_sessions SET last_seen_at = ?1 \
              WHERE id_hash = ?2 AND expires_at > ?1 AND last_seen_at > ?1 - ?3 \
-             RETURNING user_id, created_at",
+             RETURNING user_id, created_at, authentication",
         )
         .bind(now)
         .bind(id_hash)
         .bind(idle)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(user_id, auth_time)| SigninSession { user_id, auth_time }))
+        Ok(row.map(|(user_id, auth_time, how)| SigninSession {
+            user_id,
+            // A session from before authentication was recorded: a password.
+            authentication: how
+                .and_then(|h| serde_json::from_str(&h).ok())
+                .unwrap_or_else(|| Authentication::new(auth_time, vec!["pwd".to_owned()])),
+        }))
+    }
+
+    /// A user's live sign-in sessions (within their lifetime and idle
+    /// timeout), newest first, for the console: each by its digest, with
+    /// when it started, was last used and ends, and how the user signed in.
+    pub async fn live_signin_sessions_of(
+        &self,
+        user_id: &str,
+        now: i64,
+        idle: i64,
+    ) -> Result<Vec<LiveSession>, HubError> {
+        let rows: Vec<(String, i64, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id_hash, created_at, last_seen_at, expires_at, authentication FROM signin_sessions
+             WHERE user_id = ?1 AND expires_at > ?2 AND last_seen_at > ?2 - ?3 ORDER BY created_at DESC",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(idle)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id_hash, created_at, last_seen_at, expires_at, how)| LiveSession {
+                    id_hash,
+                    created_at,
+                    last_seen_at,
+                    expires_at,
+                    amr: how
+                        .and_then(|h| serde_json::from_str::<Authentication>(&h).ok())
+                        .map(|a| a.amr)
+                        .unwrap_or_else(|| vec!["pwd".to_owned()]),
+                },
+            )
+            .collect())
+    }
+
+    /// Ends one of `user_id`'s sessions (an administrator's); whether it was theirs and live.
+    pub async fn end_user_signin_session(
+        &self,
+        user_id: &str,
+        id_hash: &str,
+    ) -> Result<bool, HubError> {
+        let done = sqlx::query("DELETE FROM signin_sessions WHERE id_hash = ? AND user_id = ?")
+            .bind(id_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Ends a sign-in session; its user, if it was one.
@@ -191,7 +264,8 @@ impl Store {
     pub async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), HubError> {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, resource, scopes,
-               code_challenge, user_id, tenant, correlation_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               code_challenge, user_id, tenant, correlation_id, expires_at, authentication)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&code.code_hash)
         .bind(&code.client_id)
@@ -203,6 +277,7 @@ impl Store {
         .bind(&code.tenant)
         .bind(&code.correlation_id)
         .bind(code.expires_at)
+        .bind(code.authentication.as_ref().map(to_json))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -242,6 +317,7 @@ impl Store {
             tenant: row.try_get("tenant")?,
             correlation_id: row.try_get("correlation_id")?,
             expires_at: row.try_get("expires_at")?,
+            authentication: optional_json(&row, "authentication")?,
         };
         Ok(Some((code, !first_use)))
     }

@@ -18,9 +18,10 @@ impl Store {
     }
 
     pub async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), HubError> {
-        sqlx::query("INSERT INTO tenants (id, name) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name")
+        sqlx::query("INSERT INTO tenants (id, name, second_factor) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, second_factor = excluded.second_factor")
             .bind(&tenant.id)
             .bind(&tenant.name)
+            .bind(to_json(&tenant.second_factor))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -68,6 +69,14 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    /// Every user, by username (the console's list).
+    pub async fn users(&self) -> Result<Vec<User>, HubError> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::user_from_row).collect()
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, HubError> {

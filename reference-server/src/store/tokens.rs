@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{from_json, to_json, Store};
+use super::{from_json, optional_json, to_json, Store};
 use crate::error::HubError;
 
 /// A stored refresh token (the token itself only as a digest).
@@ -18,6 +18,8 @@ pub struct RefreshToken {
     pub expires_at: i64,
     pub rotated: bool,
     pub revoked: bool,
+    /// How the user signed in for the authorization this grant came from.
+    pub authentication: Option<crate::model::Authentication>,
 }
 
 impl Store {
@@ -28,7 +30,7 @@ impl Store {
     ) -> Result<(), HubError> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, tenant, resource, scopes,
-               issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               issued_at, expires_at, authentication) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&token.token_hash)
         .bind(&token.family_id)
@@ -39,6 +41,7 @@ impl Store {
         .bind(to_json(&token.scopes))
         .bind(now)
         .bind(token.expires_at)
+        .bind(token.authentication.as_ref().map(to_json))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -63,6 +66,7 @@ impl Store {
             expires_at: row.try_get("expires_at")?,
             rotated: row.try_get::<Option<i64>, _>("rotated_at")?.is_some(),
             revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            authentication: optional_json(&row, "authentication")?,
         }))
     }
 
@@ -103,7 +107,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, tenant, resource, scopes,
-               issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               issued_at, expires_at, authentication) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&successor.token_hash)
         .bind(&successor.family_id)
@@ -114,6 +118,7 @@ impl Store {
         .bind(to_json(&successor.scopes))
         .bind(now)
         .bind(successor.expires_at)
+        .bind(successor.authentication.as_ref().map(to_json))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

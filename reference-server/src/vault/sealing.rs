@@ -72,6 +72,36 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+impl Sealed {
+    /// One string for a column that holds a sealed value beside others:
+    /// `<key id>.<nonce>.<ciphertext>`, the last two base64url.
+    pub fn to_text(&self) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        format!(
+            "{}.{}.{}",
+            self.key_id,
+            URL_SAFE_NO_PAD.encode(&self.nonce),
+            URL_SAFE_NO_PAD.encode(&self.ciphertext)
+        )
+    }
+
+    /// The inverse of [`Sealed::to_text`]; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<Sealed> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let mut parts = text.rsplitn(3, '.');
+        let ciphertext = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+        let nonce = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+        let key_id = parts.next()?.to_owned();
+        Some(Sealed {
+            key_id,
+            nonce,
+            ciphertext,
+        })
+    }
+}
+
 impl VaultKeys {
     /// Parses `<id>:<base64 of 32 bytes>` specs, in order of preference.
     pub fn parse(specs: &[String]) -> Result<VaultKeys, VaultError> {

@@ -379,7 +379,7 @@ async fn a_policy_created_in_three_steps_takes_effect_and_bad_drafts_get_precise
         "{lab}"
     );
     assert!(
-        lab.contains("none of the 3 policies allows lab.read on lab"),
+        lab.contains("none of the 5 policies allows lab.read on lab"),
         "{lab}"
     );
     assert!(lab.contains("Policy decision: matched: none"), "{lab}");

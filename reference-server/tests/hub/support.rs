@@ -318,3 +318,30 @@ impl Drop for HubProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A PKCE verifier for tests that drive the pages, and its S256 challenge:
+/// BASE64URL(SHA-256(VERIFIER)).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9bN8x1Jbql5lT8V6OorUY8WQt";
+pub const CHALLENGE: &str = "Y0QpZb2wtKo9XaW_ehn-V1_f0s2tu1zOu0YrN2rK5ho";
+
+/// A redirect's `Location`, or "" for none.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The claims of a JWT, unverified (the test's own token).
+pub fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON")
+}
