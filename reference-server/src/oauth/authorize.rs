@@ -422,7 +422,7 @@ async fn resource_name(hub: &Hub, resource: &str) -> Result<String, HubError> {
         .unwrap_or_else(|| resource.to_owned()))
 }
 
-fn login_page(
+async fn login_page(
     hub: &Hub,
     request: &AuthorizationRequest,
     client: &Client,
@@ -433,6 +433,18 @@ fn login_page(
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
     };
+    // "Continue with …" for each organisation that signs in at its own
+    // identity provider.
+    let providers: Vec<_> = hub
+        .store
+        .sso_tenants()
+        .await?
+        .into_iter()
+        .map(|(tenant, config, _)| {
+            let name = config.display_name.unwrap_or_else(|| tenant.clone());
+            minijinja::context! { tenant => tenant, name => name }
+        })
+        .collect();
     render(
         &hub.pages,
         status,
@@ -443,6 +455,7 @@ fn login_page(
             client_name => client.name,
             resource_name => resource_name,
             error => error,
+            providers => providers,
         },
     )
 }
@@ -453,7 +466,7 @@ pub async fn login_form(State(hub): State<Arc<Hub>>, uri: Uri) -> Response {
         let params = Params::from_query(uri.query())?;
         let (request, client) = open_request(&hub, &params).await?;
         let name = resource_name(&hub, &request.resource).await?;
-        Ok::<_, OAuthError>(login_page(&hub, &request, &client, &name, None)?)
+        Ok::<_, OAuthError>(login_page(&hub, &request, &client, &name, None).await?)
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub.pages, &err))
@@ -475,6 +488,15 @@ pub async fn login_submit(
         // Home-realm discovery: a work e-mail of a tenant with its own
         // identity provider signs in there, not with a password here.
         let username = params.get("username")?.unwrap_or_default();
+        // Or the page's "Continue with …" button of one organisation.
+        if let Some(tenant) = params.get("sso")? {
+            let provider = crate::oauth::sso::provider_of_tenant(&hub, tenant)
+                .await?
+                .ok_or_else(|| {
+                    OAuthError::InvalidRequest("no organisation signs in that way here".into())
+                })?;
+            return crate::oauth::sso::start(&hub, &request, &provider, "", source).await;
+        }
         if let Some(provider) = crate::oauth::sso::provider_for(&hub, username).await? {
             return crate::oauth::sso::start(&hub, &request, &provider, username.trim(), source)
                 .await;
@@ -532,13 +554,9 @@ pub async fn login_submit(
         )
         .await?;
         let name = resource_name(&hub, &request.resource).await?;
-        Ok::<_, OAuthError>(login_page(
-            &hub,
-            &request,
-            &client,
-            &name,
-            Some((status, &message)),
-        )?)
+        Ok::<_, OAuthError>(
+            login_page(&hub, &request, &client, &name, Some((status, &message))).await?,
+        )
     }
     .await;
     result.unwrap_or_else(|err| error_page(&hub.pages, &err))

@@ -113,7 +113,11 @@ pub async fn provider_for(hub: &Hub, username: &str) -> Result<Option<TenantProv
     Ok(None)
 }
 
-async fn provider_of_tenant(hub: &Hub, tenant: &str) -> Result<Option<TenantProvider>, HubError> {
+/// The provider of `tenant`, if it has one.
+pub async fn provider_of_tenant(
+    hub: &Hub,
+    tenant: &str,
+) -> Result<Option<TenantProvider>, HubError> {
     let Some((tenant, config, sealed)) = hub
         .store
         .sso_tenants()
@@ -380,7 +384,7 @@ async fn just_in_time_user(
     hub: &Hub,
     provider: &TenantProvider,
     vouched: &Vouched,
-) -> Result<(User, bool), SsoError> {
+) -> Result<(User, Option<&'static str>), SsoError> {
     let roles = if hub.faults.on(Fault::SsoGroupsNotMapped) {
         Vec::new()
     } else {
@@ -394,7 +398,9 @@ async fn just_in_time_user(
         Some(id) => hub.store.user_by_id(id).await?,
         None => None,
     };
-    let created = existing.is_none();
+    // What linking this identity did, if it is new: made a user, or found
+    // the one the tenant's single sign-on made before.
+    let mut linked = None;
     let mut user = match existing {
         Some(user) => user,
         None => {
@@ -402,12 +408,29 @@ async fn just_in_time_user(
                 (Some(email), true) => email.to_ascii_lowercase(),
                 _ => format!("{}@{}", vouched.subject, provider.tenant),
             };
-            if hub.store.user_by_username(&username).await?.is_some() {
-                return Err(SsoError::Account(format!(
-                    "a local account is already named {username}; an administrator must link it, the hub does not by e-mail alone"
-                )));
-            }
-            User {
+            match hub.store.user_by_username(&username).await? {
+                // An account this tenant's single sign-on made, now vouched
+                // for by the tenant's provider under another issuer (the
+                // tenant moved providers): the same person, by verified
+                // e-mail within the tenant.
+                Some(made)
+                    if made.password_hash == NO_PASSWORD
+                        && made.tenants.contains(&provider.tenant)
+                        && vouched.email_verified =>
+                {
+                    linked = Some("linked to the account this tenant's single sign-on made before, by its verified e-mail");
+                    made
+                }
+                // A local account (a password here) or another tenant's is
+                // never taken over by an e-mail address alone.
+                Some(_) => {
+                    return Err(SsoError::Account(format!(
+                        "an account is already named {username}; an administrator must link it, the hub does not by e-mail alone"
+                    )))
+                }
+                None => {
+                    linked = Some("created just in time");
+                    User {
                 id: crate::random::id("user"),
                 username,
                 name: String::new(),
@@ -416,8 +439,10 @@ async fn just_in_time_user(
                 password_hash: crate::oauth::sso::NO_PASSWORD.to_owned(),
                 tenants: Vec::new(),
                 roles: Vec::new(),
-                permissions: Vec::new(),
-                claims: serde_json::Map::new(),
+                    permissions: Vec::new(),
+                    claims: serde_json::Map::new(),
+                    }
+                }
             }
         }
     };
@@ -446,7 +471,7 @@ async fn just_in_time_user(
             hub.clock.now(),
         )
         .await?;
-    Ok((user, created))
+    Ok((user, linked))
 }
 
 /// The password hash of an account made by single sign-on: no PHC string,
@@ -580,11 +605,11 @@ async fn complete(
         let code =
             code.ok_or_else(|| SsoError::ProviderError("no code in the redirect back".into()))?;
         let vouched = redeem(hub, &provider, &flight, code).await?;
-        let (user, created) = just_in_time_user(hub, &provider, &vouched).await?;
-        Ok((vouched, user, created))
+        let (user, linked) = just_in_time_user(hub, &provider, &vouched).await?;
+        Ok((vouched, user, linked))
     }
     .await;
-    let (vouched, user, created) = match outcome {
+    let (vouched, user, linked) = match outcome {
         Ok(done) => done,
         Err(err) => {
             refused(hub, &request, &flight.tenant, source, &err).await?;
@@ -601,9 +626,9 @@ async fn complete(
             .correlation(request.correlation_id.clone())
             .source_ip(source.to_string())
     };
-    if created {
+    if let Some(how) = linked {
         hub.audit(event("user.sso.linked").reason(format!(
-            "created just in time for {} at {}",
+            "{how} for {} at {}",
             vouched.subject, vouched.issuer
         )))
         .await?;

@@ -860,3 +860,87 @@ async fn the_flow_drill_down_shows_one_flow_in_order_and_the_live_feed_filters()
     assert_eq!(status, 404);
     hub.stop().await;
 }
+
+/// Users: who signs in how, and their live sign-in sessions, one of which
+/// the administrator ends: that browser signs in again at its next
+/// authorization, and the trail says who ended it.
+#[tokio::test]
+async fn the_users_page_lists_sessions_and_ends_one() {
+    let hub = start().await;
+    let (b, csrf) = console_login(&hub).await;
+    let client_id = register(&hub).await;
+    // alice signs in at the authorization pages in a browser of her own.
+    let alice = browser();
+    let login = authorize_calendar(&alice, &hub, &client_id, None).await;
+    let request = login.split("request=").nth(1).unwrap().to_owned();
+    let signed_in = alice
+        .post(format!("{}/login", hub.issuer))
+        .form(&[
+            ("request", request.as_str()),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert!(
+        authorize_calendar(&alice, &hub, &client_id, None)
+            .await
+            .contains("/consent?"),
+        "signed in"
+    );
+
+    let (status, list) = page(&b, &hub, "/console/users").await;
+    assert_eq!(status, 200);
+    let users = section_of_table(&list, "users");
+    assert!(
+        users.contains("mona") && users.contains("a password here"),
+        "{users}"
+    );
+    let (status, alice_page) = page(&b, &hub, "/console/users/user-alice").await;
+    assert_eq!(status, 200);
+    let sessions = section(&alice_page, "sessions-heading");
+    assert!(sessions.contains("<code>pwd</code>"), "{sessions}");
+    let end = sessions
+        .split("href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an End session link")
+        .to_owned();
+    let (status, confirm) = page(&b, &hub, &end).await;
+    assert_eq!(status, 200);
+    assert!(confirm.contains("End this sign-in session?"), "{confirm}");
+    let ended = post_form(&b, &hub, &end, &csrf, &[("confirm", "yes")]).await;
+    assert_eq!(ended.status(), 303);
+    // The browser is signed out: its next authorization asks again.
+    assert!(
+        authorize_calendar(&alice, &hub, &client_id, None)
+            .await
+            .contains("/login?"),
+        "signed out"
+    );
+    let (_, after) = page(&b, &hub, "/console/users/user-alice").await;
+    assert!(
+        after.contains("No browser is signed in as this user."),
+        "{after}"
+    );
+    let trail = audit(&hub, "user.session.ended").await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0]["actor"]["id"], "admin");
+    // Ending it twice changes nothing.
+    let again = post_form(&b, &hub, &end, &csrf, &[("confirm", "yes")]).await;
+    assert_eq!(again.status(), 404);
+    hub.stop().await;
+}
+
+/// The table with `id` on a page.
+fn section_of_table(html: &str, id: &str) -> String {
+    let start = html
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id} in {html}"));
+    let end = html[start..]
+        .find("</table>")
+        .map_or(html.len(), |e| e + start);
+    html[start..end].to_owned()
+}

@@ -12,23 +12,7 @@ use crate::support::*;
 
 /// An authorization request for the calendar from `browser`; where it goes.
 async fn authorize(browser: &reqwest::Client, hub: &RunningHub, client_id: &str) -> String {
-    let resource = format!("{}/mcp/calendar", hub.base_url);
-    let response = browser
-        .get(format!("{}/authorize", hub.issuer))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-            ("resource", &resource),
-            ("scope", "calendar.read"),
-            ("state", "s1"),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    location(&response)
+    authorize_calendar(browser, hub, client_id, Some("calendar.read")).await
 }
 
 fn request_of(url: &str) -> String {

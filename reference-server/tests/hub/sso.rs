@@ -29,23 +29,13 @@ async fn hub_with_idp() -> (RunningHub, String) {
 
 /// The authorization request; the login page it leads to.
 async fn login_page(browser: &reqwest::Client, hub: &RunningHub, client_id: &str) -> String {
-    let resource = format!("{}/mcp/calendar", hub.base_url);
-    let response = browser
-        .get(format!("{}/authorize", hub.issuer))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-            ("resource", &resource),
-            ("scope", "calendar.read calendar.write"),
-            ("state", "s1"),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    let login = location(&response);
+    let login = authorize_calendar(
+        browser,
+        hub,
+        client_id,
+        Some("calendar.read calendar.write"),
+    )
+    .await;
     assert!(login.contains("/login?"), "{login}");
     login
 }
@@ -185,7 +175,7 @@ async fn an_sso_user_is_made_just_in_time_and_a_policy_reads_the_mapped_role() {
 
 #[tokio::test]
 async fn a_redirect_back_that_is_not_this_browsers_starts_no_session() {
-    let (hub, _issuer) = hub_with_idp().await;
+    let (hub, issuer) = hub_with_idp().await;
     let client_id = register(&hub).await;
     let browser = browser();
     let login = login_page(&browser, &hub, &client_id).await;
@@ -209,9 +199,22 @@ async fn a_redirect_back_that_is_not_this_browsers_starts_no_session() {
         "no session cookie is mentioned or set"
     );
 
-    // The provider's own error, in a fresh sign-in.
+    // The provider's own error, in a fresh sign-in started by the login
+    // page's "Continue with Initech sign-in" button.
     let login = login_page(&browser, &hub, &client_id).await;
-    let to_provider = location(&work_email(&browser, &hub, &login, "erin@initech.example").await);
+    let (_, page) =
+        crate::support::page(&browser, &hub, login.trim_start_matches(&hub.base_url)).await;
+    assert!(page.contains("Continue with Initech sign-in"), "{page}");
+    let request = login.split("request=").nth(1).unwrap();
+    let to_provider = location(
+        &browser
+            .post(format!("{}/login", hub.issuer))
+            .form(&[("request", request), ("sso", "initech")])
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(to_provider.starts_with(&issuer), "{to_provider}");
     let state = url::Url::parse(&to_provider)
         .unwrap()
         .query_pairs()
@@ -405,4 +408,66 @@ async fn an_id_token_that_does_not_validate_signs_no_one_in() {
         "{reasons:?}"
     );
     hub.stop().await;
+}
+
+/// A tenant that moves to another provider keeps its people: an account its
+/// single sign-on made is linked to the new provider's identity by the
+/// verified e-mail, within the tenant; the console lists both identities.
+#[tokio::test]
+async fn a_tenant_that_moves_providers_keeps_its_users() {
+    let (first, _) = demo::idp::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        demo::idp::IdpConfig::default(),
+    )
+    .await
+    .unwrap();
+    let (second, _) = demo::idp::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        demo::idp::IdpConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = config(Database::Memory);
+    config.demo_idp_issuer = Some(first.clone());
+    config.admin_token = Some(ADMIN.into());
+    let hub = reference_server::spawn(config).await.expect("hub starts");
+    let client_id = register(&hub).await;
+    sign_in_erin(&hub, &client_id).await;
+    let moved = client()
+        .put(format!("{}/admin/tenants/initech/sso", hub.base_url))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({
+            "issuer": second, "client_id": "hub-sso", "client_secret": "hub-sso-demo-secret",
+            "email_domains": ["initech.example"],
+            "role_mappings": [{"group": "engineering", "roles": ["calendar-writer"]}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    sign_in_erin(&hub, &client_id).await;
+    let linked = audit(&hub, "user.sso.linked").await;
+    assert_eq!(linked.len(), 2, "{linked:?}");
+    assert_eq!(linked[0]["user"], linked[1]["user"], "one user, made once");
+    let second_reason = linked[1]["reason"].as_str().unwrap();
+    assert!(
+        second_reason.starts_with("linked to the account"),
+        "{second_reason}"
+    );
+    let logins = audit(&hub, "user.login").await;
+    assert_eq!(logins.len(), 2);
+    assert_eq!(logins[0]["user"], logins[1]["user"], "the same user");
+    assert_eq!(audit(&hub, "tenant.sso.configured").await.len(), 1);
+    hub.stop().await;
+}
+
+/// Erin signs in through the tenant's provider in a fresh browser, as far as
+/// the consent page.
+async fn sign_in_erin(hub: &RunningHub, client_id: &str) {
+    let browser = crate::support::browser();
+    let login = authorize_calendar(&browser, hub, client_id, None).await;
+    let to_provider = location(&work_email(&browser, hub, &login, "erin@initech.example").await);
+    let back = at_the_provider(&browser, &to_provider, "erin").await;
+    let callback = browser.get(&back).send().await.unwrap();
+    assert!(location(&callback).contains("/consent?"), "signed in");
 }

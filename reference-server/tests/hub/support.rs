@@ -345,3 +345,34 @@ pub fn jwt_claims(jwt: &str) -> Value {
     )
     .expect("JSON")
 }
+
+/// An authorization request for the calendar from `browser`, with PKCE
+/// ([`CHALLENGE`]) and the redirect URI the test clients register; where the
+/// hub sends the browser (the login page, consent, or back).
+pub async fn authorize_calendar(
+    browser: &reqwest::Client,
+    hub: &RunningHub,
+    client_id: &str,
+    scope: Option<&str>,
+) -> String {
+    let resource = format!("{}/mcp/calendar", hub.base_url);
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("resource", &resource),
+        ("state", "s1"),
+    ];
+    if let Some(scope) = scope {
+        query.push(("scope", scope));
+    }
+    let response = browser
+        .get(format!("{}/authorize", hub.issuer))
+        .query(&query)
+        .send()
+        .await
+        .expect("authorize");
+    location(&response)
+}
