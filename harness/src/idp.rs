@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
@@ -150,23 +150,7 @@ struct Token(Arc<Mutex<State>>);
 impl Token {
     /// The client's id and secret, by HTTP Basic or in the form.
     fn client(request: &Request, form: &BTreeMap<String, String>) -> Option<(String, String)> {
-        let basic = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| STANDARD.decode(b).ok())
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|pair| {
-                let (id, secret) = pair.split_once(':')?;
-                let decode = |s: &str| {
-                    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                };
-                Some((decode(id)?, decode(secret)?))
-            });
-        basic.or_else(|| {
+        crate::provider::basic_credentials(request).or_else(|| {
             Some((
                 form.get("client_id")?.clone(),
                 form.get("client_secret")?.clone(),
@@ -177,9 +161,7 @@ impl Token {
 
 impl Respond for Token {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let form = crate::provider::form(&request.body);
         let mut state = lock(&self.0);
         match Token::client(request, &form) {
             Some((id, secret)) if id == state.client_id && secret == state.client_secret => {}

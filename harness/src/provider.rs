@@ -183,7 +183,8 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Answer {
     )
 }
 
-fn form(body: &[u8]) -> BTreeMap<String, String> {
+/// A form body's fields (the last of a repeated one wins).
+pub(crate) fn form(body: &[u8]) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
@@ -191,15 +192,19 @@ fn split_scopes(scope: &str) -> Vec<String> {
     scope.split_ascii_whitespace().map(str::to_owned).collect()
 }
 
-/// The client_id of HTTP Basic client authentication (RFC 6749 §2.3.1), form-decoded.
-fn basic_client_id(request: &Request) -> Option<String> {
+/// The client_id and secret of HTTP Basic client authentication (RFC 6749
+/// §2.3.1), each form-decoded; the secret empty when there is no `:`.
+pub(crate) fn basic_credentials(request: &Request) -> Option<(String, String)> {
     let header = request.headers.get("authorization")?.to_str().ok()?;
     let encoded = header.strip_prefix("Basic ")?;
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let id = decoded.split(':').next()?;
-    url::form_urlencoded::parse(format!("id={id}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+    let (id, secret) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+    let decode = |part: &str| {
+        url::form_urlencoded::parse(format!("x={part}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((decode(id)?, decode(secret)?))
 }
 
 struct TokenEndpoint(Arc<Mutex<State>>);
@@ -215,7 +220,9 @@ impl Respond for TokenEndpoint {
                 .get("refresh_token")
                 .map(|rt| state.refresh_label(rt)),
             scope: params.get("scope").cloned(),
-            client_id: basic_client_id(request).or_else(|| params.get("client_id").cloned()),
+            client_id: basic_credentials(request)
+                .map(|(id, _)| id)
+                .or_else(|| params.get("client_id").cloned()),
             status: 200,
             verifier_matched: None,
             code: None,

@@ -142,6 +142,35 @@ impl Act for Authorize {
     }
 }
 
+/// What the user's browser was shown on the way through the pages, for the
+/// step's facts.
+#[derive(Debug, Default)]
+struct Seen {
+    /// A sign-in page.
+    login: bool,
+    /// A second-factor page, after the password.
+    second_factor: bool,
+    /// The tenant's identity provider (single sign-on).
+    sso: bool,
+    /// A consent page that asked for anything.
+    consent: bool,
+    /// The scopes each consent page asked for (none shown: empty).
+    offered: Vec<String>,
+    /// The scopes a consent page showed with no box to untick.
+    mandatory: Vec<String>,
+}
+
+impl Seen {
+    fn record(&self, facts: &mut Value) {
+        facts["consent_offered"] = json!(self.offered);
+        facts["consent_shown"] = json!(self.consent);
+        facts["login_shown"] = json!(self.login);
+        facts["second_factor_shown"] = json!(self.second_factor);
+        facts["sso_shown"] = json!(self.sso);
+        facts["consent_mandatory"] = json!(self.mandatory);
+    }
+}
+
 impl Run<'_> {
     async fn authorize(
         &mut self,
@@ -262,7 +291,7 @@ impl Run<'_> {
         let hub_origin = Url::parse(&endpoint)
             .map_err(|e| precondition(e.to_string()))?
             .origin();
-        let vars = self.vars_as(login_as)?;
+        let mut vars = self.vars_as(login_as)?;
         let guessing = request.wrong_passwords > 0;
         // Each person has a browser of their own: a sign-in of one user's
         // must not carry over to another's authorization.
@@ -275,16 +304,7 @@ impl Run<'_> {
         let mut guess_statuses: Vec<u16> = Vec::new();
         let mut current = url.to_string();
         let mut response = browser.send(browser.get(&current)).await?;
-        // The scopes each consent page asked for (none shown: empty).
-        let mut offered: Vec<String> = Vec::new();
-        let mut consent_shown = false;
-        // Whether the user was asked to sign in (a login page was shown).
-        let mut login_shown = false;
-        // Whether a second factor was asked for after the password.
-        let mut second_factor_shown = false;
-        let mut vars = vars;
-        // The scopes a consent page showed with no box to untick.
-        let mut mandatory: Vec<String> = Vec::new();
+        let mut seen = Seen::default();
         // A `${…}` naming a list of scopes reads as them, space-separated.
         let mut withhold: Vec<String> = Vec::new();
         for scopes in &request.withhold {
@@ -303,20 +323,14 @@ impl Run<'_> {
             (target.origin() != hub_origin && Some(target.origin()) != idp_origin)
                 || without_query(target) == presented_redirect
         };
-        let mut sso_shown = false;
         for _ in 0..12 {
             if let Some(location) = redirect_location(&response, &current) {
                 let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
-                sso_shown |= Some(target.origin()) == idp_origin;
+                seen.sso |= Some(target.origin()) == idp_origin;
                 if leaves(&target) {
                     let mut facts =
                         self.left_hub(&target, &presented_redirect, &verifier, &response);
-                    facts["consent_offered"] = json!(offered);
-                    facts["consent_shown"] = json!(consent_shown);
-                    facts["login_shown"] = json!(login_shown);
-                    facts["second_factor_shown"] = json!(second_factor_shown);
-                    facts["sso_shown"] = json!(sso_shown);
-                    facts["consent_mandatory"] = json!(mandatory);
+                    seen.record(&mut facts);
                     if guessing {
                         facts["right_password_accepted"] = json!(true);
                         facts["guess_statuses"] = json!(guess_statuses);
@@ -351,7 +365,7 @@ impl Run<'_> {
                         "outcome": "second_factor_refused",
                         "status": response.status,
                         "page": current,
-                        "login_shown": login_shown,
+                        "login_shown": seen.login,
                         "second_factor_shown": true,
                     }));
                 }
@@ -371,14 +385,14 @@ impl Run<'_> {
                 (200..300).contains(&response.status) && user::is_error_page(self.profile, &page);
             if (!(200..300).contains(&response.status) && rule.is_none()) || error_page {
                 let mut facts = not_redirected(&response, &current);
-                facts["login_shown"] = json!(login_shown);
-                facts["sso_shown"] = json!(sso_shown);
+                facts["login_shown"] = json!(seen.login);
+                facts["sso_shown"] = json!(seen.sso);
                 return Ok(facts);
             }
             let login_page = rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::Login);
-            login_shown |= login_page;
+            seen.login |= login_page;
             if rule.is_some_and(|r| r.page_kind() == crate::profile::PageKind::SecondFactor) {
-                second_factor_shown = true;
+                seen.second_factor = true;
                 let (code, recovery) =
                     self.authenticator(login_as)?.entry(request.second_factor)?;
                 vars["user"]["one_time_code"] = json!(code);
@@ -454,16 +468,11 @@ impl Run<'_> {
             {
                 Move::GoTo(location) => {
                     let target = Url::parse(&location).map_err(|e| precondition(e.to_string()))?;
-                    sso_shown |= Some(target.origin()) == idp_origin;
+                    seen.sso |= Some(target.origin()) == idp_origin;
                     if leaves(&target) {
                         let mut facts =
                             self.left_hub(&target, &presented_redirect, &verifier, &response);
-                        facts["consent_offered"] = json!(offered);
-                        facts["consent_shown"] = json!(consent_shown);
-                        facts["login_shown"] = json!(login_shown);
-                        facts["second_factor_shown"] = json!(second_factor_shown);
-                        facts["sso_shown"] = json!(sso_shown);
-                        facts["consent_mandatory"] = json!(mandatory);
+                        seen.record(&mut facts);
                         return Ok(facts);
                     }
                     current = location;
@@ -476,10 +485,10 @@ impl Run<'_> {
                 } => {
                     last_submitted = rule;
                     if !asked.is_empty() {
-                        consent_shown = true;
-                        offered.extend(asked);
+                        seen.consent = true;
+                        seen.offered.extend(asked);
                     }
-                    mandatory.extend(required);
+                    seen.mandatory.extend(required);
                     response = next;
                 }
             }

@@ -231,17 +231,12 @@ async fn authorize_inner(
             let reusable = match crate::oauth::signin::reusable(hub, headers, &prompt).await? {
                 // A sign-in by the password alone does not do for a user
                 // who now owes a second factor: they sign in again.
-                Some((hash, session)) if !session.authentication.is_multi_factor() => {
-                    match hub.store.user_by_id(&session.user_id).await? {
-                        Some(user)
-                            if crate::oauth::second_factor::required_for(hub, &user).await? =>
-                        {
-                            None
-                        }
-                        _ => Some((hash, session)),
-                    }
+                Some((hash, session))
+                    if crate::oauth::second_factor::session_suffices(hub, &session).await? =>
+                {
+                    Some((hash, session))
                 }
-                other => other,
+                _ => None,
             };
             let Some((session_hash, session)) = reusable else {
                 if prompt.none && !hub.faults.on(Fault::PromptNoneShowsLogin) {
@@ -293,12 +288,7 @@ async fn authorize_inner(
             if prompt.none {
                 return consent_step(hub, &request, &client, &session.user_id, peer, true).await;
             }
-            Ok(Redirect::to(&format!(
-                "{}?request={}",
-                hub.endpoint("/consent"),
-                request.id
-            ))
-            .into_response())
+            Ok(Redirect::to(&crate::oauth::signin::consent_url(hub, &request)).into_response())
         }
         Err(err) => {
             hub.audit(refuse(Some(&client), err.to_string())).await?;

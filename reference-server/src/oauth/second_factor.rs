@@ -34,7 +34,7 @@ use crate::hub::Hub;
 use crate::model::{Authentication, User};
 use crate::pages::{error_page, render};
 use crate::params::Params;
-use crate::store::authorizations::AuthorizationRequest;
+use crate::store::authorizations::{AuthorizationRequest, SigninSession};
 use crate::store::second_factor::PendingSecondFactor;
 use crate::vault::sealing::Sealed;
 use crate::web_guard::read_cookie;
@@ -130,8 +130,15 @@ fn normalize_recovery_code(typed: &str) -> String {
 }
 
 /// A new factor for `user_id`: the secret stored sealed, with fresh
-/// recovery codes replacing any earlier ones. The codes, to show once.
-pub async fn enrol(hub: &Hub, user_id: &str, secret: &[u8]) -> Result<Vec<String>, HubError> {
+/// recovery codes replacing any earlier ones, and `accepted_step` recorded
+/// as the last step a code was accepted for (the confirming code's, or -1).
+/// The codes, to show once.
+async fn enrol(
+    hub: &Hub,
+    user_id: &str,
+    secret: &[u8],
+    accepted_step: i64,
+) -> Result<Vec<String>, HubError> {
     let codes = new_recovery_codes();
     let hashes: Vec<String> = codes
         .iter()
@@ -139,7 +146,7 @@ pub async fn enrol(hub: &Hub, user_id: &str, secret: &[u8]) -> Result<Vec<String
         .collect();
     let sealed = hub.vault.seal(secret, &aad(user_id));
     hub.store
-        .enrol_totp(user_id, &sealed, &hashes, hub.clock.now())
+        .enrol_totp(user_id, &sealed, &hashes, hub.clock.now(), accepted_step)
         .await?;
     Ok(codes)
 }
@@ -155,7 +162,7 @@ pub struct Provisioned {
 /// Enrols a fresh factor for `user` on an administrator's behalf.
 pub async fn provision(hub: &Hub, user: &User) -> Result<Provisioned, HubError> {
     let secret = new_secret();
-    let recovery_codes = enrol(hub, &user.id, &secret).await?;
+    let recovery_codes = enrol(hub, &user.id, &secret, -1).await?;
     Ok(Provisioned {
         secret: base32(&secret),
         otpauth_uri: otpauth_uri(&secret, &user.username),
@@ -178,6 +185,19 @@ enum Verdict {
     },
 }
 
+/// The time step, among those just before, at and after `now`, whose code
+/// `code` is (compared in constant time); RFC 6238 §5.2 recommends at most
+/// one step of delay.
+fn matching_step(secret: Vec<u8>, code: &str, now: i64) -> Option<i64> {
+    use subtle::ConstantTimeEq;
+    let totp = totp(secret);
+    let current = now.max(0) / STEP;
+    (current - 1..=current + 1).find(|step| {
+        let expected = totp.generate((step * STEP) as u64);
+        bool::from(expected.as_bytes().ct_eq(code.as_bytes()))
+    })
+}
+
 /// Checks a TOTP code: one of the steps around the hub's clock, and later
 /// than the last accepted.
 async fn check_totp(hub: &Hub, user_id: &str, code: &str) -> Result<Verdict, HubError> {
@@ -185,18 +205,11 @@ async fn check_totp(hub: &Hub, user_id: &str, code: &str) -> Result<Verdict, Hub
         return Ok(Verdict::Wrong);
     };
     let secret = hub.vault.open(&factor.secret, &aad(user_id))?;
-    let totp = totp(secret);
     let now = hub.clock.now().max(0);
-    let current = now / STEP;
     let well_formed = code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit());
-    let matched = (current - 1..=current + 1).find(|step| {
-        use subtle::ConstantTimeEq;
-        let expected = totp.generate((step * STEP) as u64);
-        bool::from(expected.as_bytes().ct_eq(code.as_bytes()))
-    });
-    let matched = match matched {
+    let matched = match matching_step(secret, code, now) {
         Some(step) => Some(step),
-        None if well_formed && hub.faults.on(Fault::TotpAnyCodeAccepted) => Some(current),
+        None if well_formed && hub.faults.on(Fault::TotpAnyCodeAccepted) => Some(now / STEP),
         None => None,
     };
     let Some(step) = matched else {
@@ -240,6 +253,19 @@ async fn check_recovery_code(hub: &Hub, user_id: &str, typed: &str) -> Result<Ve
         });
     }
     Ok(Verdict::Wrong)
+}
+
+/// Whether a live sign-in session still does for its user: one proven by
+/// the password alone does not, once the user owes a second factor (their
+/// tenant's rule or their roles changed since).
+pub async fn session_suffices(hub: &Hub, session: &SigninSession) -> Result<bool, HubError> {
+    if session.authentication.is_multi_factor() {
+        return Ok(true);
+    }
+    Ok(match hub.store.user_by_id(&session.user_id).await? {
+        Some(user) => !required_for(hub, &user).await?,
+        None => true,
+    })
 }
 
 /// After the right password of a user who owes a second factor: the request
@@ -321,6 +347,20 @@ async fn pending_for_browser(
     Ok((request, pending, user))
 }
 
+/// During enrolment, the secret offered to `user` (opened from the request).
+fn offered_secret(
+    hub: &Hub,
+    pending: &PendingSecondFactor,
+    user: &User,
+) -> Result<Option<Vec<u8>>, HubError> {
+    let Some(sealed) = &pending.offered_secret else {
+        return Ok(None);
+    };
+    let sealed = Sealed::from_text(sealed)
+        .ok_or_else(|| HubError::Key("a pending TOTP secret is unreadable".into()))?;
+    Ok(Some(hub.vault.open(&sealed, &aad(&user.id))?))
+}
+
 /// The page: a code field, or during enrolment the secret to add to an
 /// authenticator app first.
 fn page(
@@ -330,18 +370,8 @@ fn page(
     user: &User,
     error: Option<(StatusCode, &str)>,
 ) -> Result<Response, OAuthError> {
-    let enrolment = match &pending.offered_secret {
-        Some(sealed) => {
-            let sealed = Sealed::from_text(sealed)
-                .ok_or_else(|| HubError::Key("a pending TOTP secret is unreadable".into()))?;
-            let secret = hub
-                .vault
-                .open(&sealed, &aad(&user.id))
-                .map_err(HubError::from)?;
-            Some((base32(&secret), otpauth_uri(&secret, &user.username)))
-        }
-        None => None,
-    };
+    let enrolment = offered_secret(hub, pending, user)?
+        .map(|secret| (base32(&secret), otpauth_uri(&secret, &user.username)));
     let (status, error) = match error {
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
@@ -403,26 +433,12 @@ pub async fn submit(
             hub.second_factor_guard.gate(&user.id, source, now)
         {
             Verdict::Throttled { retry_after }
-        } else if let Some(sealed) = &pending.offered_secret {
+        } else if let Some(secret) = offered_secret(&hub, &pending, &user)? {
             // Enrolment: the code must come from the secret just offered.
-            let sealed = Sealed::from_text(sealed)
-                .ok_or_else(|| HubError::Key("a pending TOTP secret is unreadable".into()))?;
-            let secret = hub.vault.open(&sealed, &aad(&user.id)).map_err(HubError::from)?;
             let code = params.get("code")?.unwrap_or_default().trim();
-            let current = now.max(0) / STEP;
-            let totp = totp(secret.clone());
-            let matched = (current - 1..=current + 1).find(|step| {
-                use subtle::ConstantTimeEq;
-                bool::from(
-                    totp.generate((step * STEP) as u64)
-                        .as_bytes()
-                        .ct_eq(code.as_bytes()),
-                )
-            });
-            match matched {
+            match matching_step(secret.clone(), code, now) {
                 Some(step) => {
-                    let codes = enrol(&hub, &user.id, &secret).await?;
-                    hub.store.accept_totp_step(&user.id, step).await?;
+                    let codes = enrol(&hub, &user.id, &secret, step).await?;
                     hub.audit(
                         event("user.second_factor.enrolled", Outcome::Success)
                             .reason("a TOTP authenticator, confirmed by its first code; recovery codes issued"),

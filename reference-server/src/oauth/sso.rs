@@ -89,41 +89,17 @@ pub async fn point_demo_tenant(hub: &Hub, issuer: &str) -> Result<(), HubError> 
     Ok(())
 }
 
-/// The tenant whose provider signs in `username` (an e-mail address whose
-/// domain the tenant claims), if any: home-realm discovery.
-pub async fn provider_for(hub: &Hub, username: &str) -> Result<Option<TenantProvider>, HubError> {
-    let Some((_, domain)) = username.trim().rsplit_once('@') else {
-        return Ok(None);
-    };
-    let domain = domain.to_ascii_lowercase();
-    for (tenant, config, sealed) in hub.store.sso_tenants().await? {
-        if config
-            .email_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(&domain))
-        {
-            let secret = open_secret(hub, &tenant, &sealed)?;
-            return Ok(Some(TenantProvider {
-                tenant,
-                config,
-                secret,
-            }));
-        }
-    }
-    Ok(None)
-}
-
-/// The provider of `tenant`, if it has one.
-pub async fn provider_of_tenant(
+/// The first tenant with a provider that `matches`, its secret opened.
+async fn find_provider(
     hub: &Hub,
-    tenant: &str,
+    matches: impl Fn(&str, &SsoConfig) -> bool,
 ) -> Result<Option<TenantProvider>, HubError> {
     let Some((tenant, config, sealed)) = hub
         .store
         .sso_tenants()
         .await?
         .into_iter()
-        .find(|(id, _, _)| id == tenant)
+        .find(|(tenant, config, _)| matches(tenant, config))
     else {
         return Ok(None);
     };
@@ -133,6 +109,29 @@ pub async fn provider_of_tenant(
         config,
         secret,
     }))
+}
+
+/// The tenant whose provider signs in `username` (an e-mail address whose
+/// domain the tenant claims), if any: home-realm discovery.
+pub async fn provider_for(hub: &Hub, username: &str) -> Result<Option<TenantProvider>, HubError> {
+    let Some((_, domain)) = username.trim().rsplit_once('@') else {
+        return Ok(None);
+    };
+    find_provider(hub, |_, config| {
+        config
+            .email_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    })
+    .await
+}
+
+/// The provider of `tenant`, if it has one.
+pub async fn provider_of_tenant(
+    hub: &Hub,
+    tenant: &str,
+) -> Result<Option<TenantProvider>, HubError> {
+    find_provider(hub, |id, _| id == tenant).await
 }
 
 /// Why a sign-in through a provider did not complete: the user sees

@@ -68,26 +68,30 @@ impl Store {
     }
 
     /// Enrols a TOTP factor for `user_id` with fresh recovery codes (their
-    /// digests), replacing any earlier factor and codes, in one transaction.
+    /// digests), replacing any earlier factor and codes, in one transaction;
+    /// `last_step` is the step of the code that confirmed it (-1: none).
     pub async fn enrol_totp(
         &self,
         user_id: &str,
         secret: &Sealed,
         recovery_code_hashes: &[String],
         now: i64,
+        last_step: i64,
     ) -> Result<(), HubError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO totp_factors (user_id, key_id, nonce, ciphertext, enrolled_at, last_step)
-             VALUES (?, ?, ?, ?, ?, -1)
+             VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT(user_id) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
-               ciphertext = excluded.ciphertext, enrolled_at = excluded.enrolled_at, last_step = -1",
+               ciphertext = excluded.ciphertext, enrolled_at = excluded.enrolled_at,
+               last_step = excluded.last_step",
         )
         .bind(user_id)
         .bind(&secret.key_id)
         .bind(&secret.nonce)
         .bind(&secret.ciphertext)
         .bind(now)
+        .bind(last_step)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
